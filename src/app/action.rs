@@ -1,0 +1,123 @@
+//! What a key, a click or a command asks the app to do.
+
+use std::fmt;
+use std::str::FromStr;
+
+/// Actions that keys can be bound to. The names are the keys of the `[keymap]` config table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Action {
+    Quit,
+    Back,
+    Help,
+    Command,
+    Filter,
+    NextTab,
+    PrevTab,
+    TabCandidates,
+    TabImports,
+    TabHealth,
+    TabQuery,
+    Up,
+    Down,
+    PageUp,
+    PageDown,
+    Top,
+    Bottom,
+    FocusNext,
+    Refresh,
+}
+
+impl Action {
+    pub const ALL: [Action; 19] = [
+        Action::Quit,
+        Action::Back,
+        Action::Help,
+        Action::Command,
+        Action::Filter,
+        Action::NextTab,
+        Action::PrevTab,
+        Action::TabCandidates,
+        Action::TabImports,
+        Action::TabHealth,
+        Action::TabQuery,
+        Action::Up,
+        Action::Down,
+        Action::PageUp,
+        Action::PageDown,
+        Action::Top,
+        Action::Bottom,
+        Action::FocusNext,
+        Action::Refresh,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Action::Quit => "quit",
+            Action::Back => "back",
+            Action::Help => "help",
+            Action::Command => "command",
+            Action::Filter => "filter",
+            Action::NextTab => "next_tab",
+            Action::PrevTab => "prev_tab",
+            Action::TabCandidates => "tab_candidates",
+            Action::TabImports => "tab_imports",
+            Action::TabHealth => "tab_health",
+            Action::TabQuery => "tab_query",
+            Action::Up => "up",
+            Action::Down => "down",
+            Action::PageUp => "page_up",
+            Action::PageDown => "page_down",
+            Action::Top => "top",
+            Action::Bottom => "bottom",
+            Action::FocusNext => "focus_next",
+            Action::Refresh => "refresh",
+        }
+    }
+
+    /// One line for the help overlay.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Action::Quit => "quit hugflake",
+            Action::Back => "close / clear / go back (quits at the top level)",
+            Action::Help => "show or hide this help",
+            Action::Command => "open the command bar",
+            Action::Filter => "filter the focused table",
+            Action::NextTab => "next tab",
+            Action::PrevTab => "previous tab",
+            Action::TabCandidates => "go to Candidates",
+            Action::TabImports => "go to Imports",
+            Action::TabHealth => "go to Health",
+            Action::TabQuery => "go to Query",
+            Action::Up => "select the row above",
+            Action::Down => "select the row below",
+            Action::PageUp => "one page up",
+            Action::PageDown => "one page down",
+            Action::Top => "first row",
+            Action::Bottom => "last row",
+            Action::FocusNext => "focus the next table of the pane",
+            Action::Refresh => "refresh platform data now",
+        }
+    }
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Action {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Action::ALL
+            .into_iter()
+            .find(|a| a.name() == s)
+            .ok_or_else(|| {
+                let names: Vec<&str> = Action::ALL.iter().map(|a| a.name()).collect();
+                format!(
+                    "unknown action `{s}`, expected one of: {}",
+                    names.join(", ")
+                )
+            })
+    }
+}

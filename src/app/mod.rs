@@ -1,0 +1,199 @@
+//! The TUI: one event loop that turns terminal events into actions, applies worker messages and
+//! redraws when something changed.
+
+pub mod action;
+pub mod command;
+pub mod keymap;
+pub mod state;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use color_eyre::eyre::{Result, WrapErr};
+use crossterm::event::{DisableMouseCapture, EnableMouseCapture, EventStream};
+use futures::StreamExt;
+use ratatui::DefaultTerminal;
+use ratatui::layout::Rect;
+use tokio::sync::mpsc;
+
+use crate::headless::Context;
+use crate::platform::local::lifecycle::{self, Connection};
+use crate::platform::{self, Platform};
+use state::{App, Effect, Link, Msg};
+
+/// Opens the TUI and restores the terminal on every way out, panics included.
+pub async fn run(ctx: Context) -> Result<()> {
+    let mouse = ctx.config.ui.mouse;
+    let terminal = ratatui::init();
+    if mouse {
+        let _ = crossterm::execute!(std::io::stdout(), EnableMouseCapture);
+        // ratatui::init's hook restores the screen; mouse capture must be released too.
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let _ = crossterm::execute!(std::io::stdout(), DisableMouseCapture);
+            previous(info);
+        }));
+    }
+    let result = event_loop(terminal, &ctx).await;
+    if mouse {
+        let _ = crossterm::execute!(std::io::stdout(), DisableMouseCapture);
+    }
+    ratatui::restore();
+    result
+}
+
+/// Background work the loop starts; each sends one message when done.
+struct Workers {
+    tx: mpsc::UnboundedSender<Msg>,
+    platform: Option<Arc<dyn Platform>>,
+    connecting: bool,
+    fetching: bool,
+}
+
+impl Workers {
+    fn connect(&mut self, ctx: &Context, platform_tx: mpsc::UnboundedSender<Arc<dyn Platform>>) {
+        if self.connecting {
+            return;
+        }
+        self.connecting = true;
+        let opts = ctx.start_options();
+        let tx = self.tx.clone();
+        tokio::spawn(async move {
+            let msg = match lifecycle::connect_or_start(&opts).await {
+                Ok((client, connection)) => {
+                    let _ = platform_tx.send(Arc::new(client));
+                    Link::Connected {
+                        kind: crate::domain::PlatformKind::Local,
+                        description: match &connection {
+                            Connection::Started(i) => format!(
+                                "started the local daemon (pid {}) on 127.0.0.1:{}",
+                                i.pid, i.port
+                            ),
+                            Connection::Existing(i) => {
+                                format!("connected to the local daemon (pid {})", i.pid)
+                            }
+                        },
+                    }
+                }
+                Err(e) => Link::Failed(e.to_string()),
+            };
+            let _ = tx.send(Msg::Link(msg));
+        });
+    }
+
+    /// Fetches a snapshot unless one is already on its way (pollers never stack requests).
+    fn refresh(&mut self) {
+        let Some(platform) = self.platform.clone() else {
+            return;
+        };
+        if self.fetching {
+            return;
+        }
+        self.fetching = true;
+        let tx = self.tx.clone();
+        tokio::spawn(async move {
+            let result = platform::snapshot(platform.as_ref())
+                .await
+                .map_err(|e| e.to_string());
+            let _ = tx.send(Msg::Snapshot(result));
+        });
+    }
+
+    fn load_candidates(&self, ctx: &Context) {
+        let tx = self.tx.clone();
+        let cache = ctx.paths.hf_cache.path.clone();
+        tokio::task::spawn_blocking(move || {
+            let result = crate::hub::offline_candidates(&cache).map_err(|e| e.to_string());
+            let _ = tx.send(Msg::Candidates(result));
+        });
+    }
+}
+
+async fn event_loop(mut terminal: DefaultTerminal, ctx: &Context) -> Result<()> {
+    let size = terminal.size().wrap_err("cannot read the terminal size")?;
+    let mut app = App::new(
+        &ctx.config,
+        Utc::now(),
+        Rect::new(0, 0, size.width, size.height),
+    );
+    if let Some(problem) = &ctx.log_problem {
+        app.set_flash(format!("logging off: {problem}"), true);
+    }
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let (platform_tx, mut platform_rx) = mpsc::unbounded_channel::<Arc<dyn Platform>>();
+    let mut workers = Workers {
+        tx,
+        platform: None,
+        connecting: false,
+        fetching: false,
+    };
+    workers.connect(ctx, platform_tx.clone());
+    workers.load_candidates(ctx);
+
+    let mut events = EventStream::new();
+    let mut render =
+        tokio::time::interval(Duration::from_secs_f64(1.0 / f64::from(ctx.config.ui.fps)));
+    let mut refresh = tokio::time::interval(Duration::from_secs_f64(ctx.config.ui.refresh_secs));
+    let mut clock = tokio::time::interval(Duration::from_secs(1));
+    for i in [&mut render, &mut refresh, &mut clock] {
+        i.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    }
+
+    loop {
+        let mut effects = Vec::new();
+        tokio::select! {
+            event = events.next() => match event {
+                Some(Ok(event)) => effects = app.handle_event(&event),
+                Some(Err(e)) => return Err(e).wrap_err("cannot read terminal events"),
+                None => break,
+            },
+            Some(platform) = platform_rx.recv() => {
+                workers.platform = Some(platform);
+                workers.refresh();
+            }
+            Some(msg) = rx.recv() => {
+                let mut next = Some(msg);
+                // Drain everything pending, then draw the latest state once.
+                while let Some(msg) = next {
+                    match &msg {
+                        Msg::Snapshot(_) => workers.fetching = false,
+                        Msg::Link(_) => workers.connecting = false,
+                        Msg::Candidates(_) => {}
+                    }
+                    app.apply(msg);
+                    next = rx.try_recv().ok();
+                }
+            }
+            _ = refresh.tick() => {
+                if workers.platform.is_some() {
+                    workers.refresh();
+                }
+            }
+            _ = clock.tick() => app.tick(Utc::now()),
+            _ = render.tick() => {
+                if app.dirty {
+                    terminal.draw(|frame| crate::ui::draw(frame, &app)).wrap_err("cannot draw")?;
+                    app.dirty = false;
+                }
+            }
+        }
+        for effect in effects {
+            match effect {
+                Effect::Quit => return Ok(()),
+                Effect::Refresh => {
+                    if workers.platform.is_some() {
+                        workers.refresh();
+                    } else {
+                        workers.connect(ctx, platform_tx.clone());
+                    }
+                    workers.load_candidates(ctx);
+                }
+            }
+        }
+        if app.quit {
+            break;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,662 @@
+//! The app's state and how actions, terminal events and worker messages change it. No I/O here:
+//! `update` returns effects for the event loop to carry out, so flows are testable without a
+//! terminal or a daemon.
+
+use chrono::{DateTime, Utc};
+use crossterm::event::{
+    Event, KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseButton, MouseEvent, MouseEventKind,
+};
+use ratatui::layout::{Position, Rect};
+
+use super::action::Action;
+use super::command::{self, Command};
+use super::keymap::{KeyChord, Keymap};
+use crate::config::{Config, ThemeName};
+use crate::domain::{Candidate, ComputePool, JobSummary, PlatformKind, Service, ServiceStatus};
+use crate::platform::Snapshot;
+use crate::ui;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tab {
+    Candidates,
+    Imports,
+    Health,
+    Query,
+}
+
+impl Tab {
+    pub const ALL: [Tab; 4] = [Tab::Candidates, Tab::Imports, Tab::Health, Tab::Query];
+
+    pub fn title(self) -> &'static str {
+        match self {
+            Tab::Candidates => "Candidates",
+            Tab::Imports => "Imports",
+            Tab::Health => "Health",
+            Tab::Query => "Query",
+        }
+    }
+
+    fn index(self) -> usize {
+        Tab::ALL.iter().position(|t| *t == self).unwrap_or(0)
+    }
+
+    fn offset(self, by: isize) -> Tab {
+        let n = Tab::ALL.len() as isize;
+        Tab::ALL[((self.index() as isize + by).rem_euclid(n)) as usize]
+    }
+}
+
+/// The tables the user can focus, select in and filter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TableId {
+    Candidates,
+    Jobs,
+    Pools,
+    Services,
+    QueryServices,
+}
+
+/// Data from a worker: what arrived last, the last error, and whether a fetch is under way.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Remote<T> {
+    pub data: Option<T>,
+    pub error: Option<String>,
+    pub loading: bool,
+    pub fetched_at: Option<DateTime<Utc>>,
+}
+
+impl<T> Default for Remote<T> {
+    fn default() -> Self {
+        Remote {
+            data: None,
+            error: None,
+            loading: true,
+            fetched_at: None,
+        }
+    }
+}
+
+impl<T> Remote<T> {
+    /// Applies a fetch result: new data replaces old; an error keeps the old data (shown stale).
+    pub fn set(&mut self, result: Result<T, String>, at: DateTime<Utc>) {
+        self.loading = false;
+        match result {
+            Ok(d) => {
+                self.data = Some(d);
+                self.error = None;
+                self.fetched_at = Some(at);
+            }
+            Err(e) => self.error = Some(e),
+        }
+    }
+}
+
+/// Selection and scroll position of a table.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Cursor {
+    pub selected: usize,
+    pub offset: usize,
+}
+
+impl Cursor {
+    /// Moves to `target` (clamped) and scrolls so it stays within `height` visible rows.
+    pub fn select(&mut self, target: isize, len: usize, height: usize) {
+        let height = height.max(1);
+        self.selected = if len == 0 {
+            0
+        } else {
+            target.clamp(0, len as isize - 1) as usize
+        };
+        if self.selected < self.offset {
+            self.offset = self.selected;
+        } else if self.selected >= self.offset + height {
+            self.offset = self.selected + 1 - height;
+        }
+        self.offset = self.offset.min(len.saturating_sub(height));
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TableView {
+    pub cursor: Cursor,
+    pub filter: String,
+}
+
+/// How the app reaches its platform.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Link {
+    Connecting,
+    Connected {
+        kind: PlatformKind,
+        description: String,
+    },
+    Failed(String),
+}
+
+/// What covers the panes, if anything.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Overlay {
+    None,
+    Help {
+        scroll: u16,
+    },
+    Command {
+        input: String,
+        error: Option<String>,
+    },
+    Filter {
+        input: String,
+    },
+}
+
+/// A short message in the status line.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Flash {
+    pub text: String,
+    pub error: bool,
+    pub at: DateTime<Utc>,
+}
+
+/// What the event loop must do after an update.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Effect {
+    Refresh,
+    Quit,
+}
+
+/// Messages from workers.
+#[derive(Debug, Clone)]
+pub enum Msg {
+    Link(Link),
+    Snapshot(Result<Snapshot, String>),
+    Candidates(Result<Vec<Candidate>, String>),
+}
+
+pub struct App {
+    pub tab: Tab,
+    pub overlay: Overlay,
+    pub link: Link,
+    pub candidates: Remote<Vec<Candidate>>,
+    pub snapshot: Remote<Snapshot>,
+    pub views: std::collections::HashMap<TableId, TableView>,
+    /// The focused table of the Health pane.
+    pub health_focus: TableId,
+    pub keymap: Keymap,
+    pub theme: ui::theme::Theme,
+    pub mouse: bool,
+    pub now: DateTime<Utc>,
+    /// Terminal size, for layout-dependent scrolling and clicks.
+    pub size: Rect,
+    pub flash: Option<Flash>,
+    pub dirty: bool,
+    pub quit: bool,
+}
+
+impl App {
+    pub fn new(config: &Config, now: DateTime<Utc>, size: Rect) -> App {
+        App {
+            tab: Tab::Candidates,
+            overlay: Overlay::None,
+            link: Link::Connecting,
+            candidates: Remote::default(),
+            snapshot: Remote::default(),
+            views: Default::default(),
+            health_focus: TableId::Pools,
+            keymap: config.keymap.clone(),
+            theme: ui::theme::Theme::named(config.ui.theme),
+            mouse: config.ui.mouse,
+            now,
+            size,
+            flash: None,
+            dirty: true,
+            quit: false,
+        }
+    }
+
+    pub fn view(&self, id: TableId) -> TableView {
+        self.views.get(&id).cloned().unwrap_or_default()
+    }
+
+    fn view_mut(&mut self, id: TableId) -> &mut TableView {
+        self.views.entry(id).or_default()
+    }
+
+    /// The table that keys move in.
+    pub fn focused_table(&self) -> TableId {
+        match self.tab {
+            Tab::Candidates => TableId::Candidates,
+            Tab::Imports => TableId::Jobs,
+            Tab::Health => self.health_focus,
+            Tab::Query => TableId::QueryServices,
+        }
+    }
+
+    // ----- rows as shown (filtered, sorted) -----
+
+    fn matches(filter: &str, haystack: &str) -> bool {
+        filter.is_empty() || haystack.to_lowercase().contains(&filter.to_lowercase())
+    }
+
+    pub fn visible_candidates(&self) -> Vec<&Candidate> {
+        let f = self.view(TableId::Candidates).filter;
+        self.candidates
+            .data
+            .iter()
+            .flatten()
+            .filter(|c| Self::matches(&f, &c.haystack()))
+            .collect()
+    }
+
+    /// Pools, faults first, then by name.
+    pub fn visible_pools(&self) -> Vec<&ComputePool> {
+        let f = self.view(TableId::Pools).filter;
+        let mut rows: Vec<&ComputePool> = self
+            .snapshot
+            .data
+            .iter()
+            .flat_map(|s| &s.pools)
+            .filter(|p| Self::matches(&f, &format!("{} {} {}", p.name, p.state, p.instance_family)))
+            .collect();
+        rows.sort_by(|a, b| a.health().cmp(&b.health()).then(a.name.cmp(&b.name)));
+        rows
+    }
+
+    /// Services, faults first, then by name.
+    pub fn visible_services(&self) -> Vec<&Service> {
+        let f = self.view(TableId::Services).filter;
+        let mut rows: Vec<&Service> = self
+            .snapshot
+            .data
+            .iter()
+            .flat_map(|s| &s.services)
+            .filter(|s| Self::matches(&f, &service_haystack(s)))
+            .collect();
+        rows.sort_by(|a, b| a.health().cmp(&b.health()).then(a.name.cmp(&b.name)));
+        rows
+    }
+
+    pub fn visible_jobs(&self) -> Vec<&JobSummary> {
+        let f = self.view(TableId::Jobs).filter;
+        self.snapshot
+            .data
+            .iter()
+            .flat_map(|s| &s.jobs)
+            .filter(|j| {
+                Self::matches(
+                    &f,
+                    &format!("{} {} {} {}", j.handle, j.model, j.state, j.target),
+                )
+            })
+            .collect()
+    }
+
+    /// Services that can answer a query (RUNNING model services).
+    pub fn visible_query_services(&self) -> Vec<&Service> {
+        let f = self.view(TableId::QueryServices).filter;
+        self.snapshot
+            .data
+            .iter()
+            .flat_map(|s| &s.services)
+            .filter(|s| s.status == ServiceStatus::Running && s.model.is_some() && !s.is_job)
+            .filter(|s| Self::matches(&f, &service_haystack(s)))
+            .collect()
+    }
+
+    fn row_count(&self, id: TableId) -> usize {
+        match id {
+            TableId::Candidates => self.visible_candidates().len(),
+            TableId::Jobs => self.visible_jobs().len(),
+            TableId::Pools => self.visible_pools().len(),
+            TableId::Services => self.visible_services().len(),
+            TableId::QueryServices => self.visible_query_services().len(),
+        }
+    }
+
+    /// Rows visible at once in a table, from the layout of the current terminal size.
+    fn page(&self, id: TableId) -> usize {
+        ui::table_rows_area(self, id).map_or(10, |r| r.height as usize)
+    }
+
+    fn move_cursor(&mut self, id: TableId, to: impl FnOnce(isize, isize) -> isize) {
+        let len = self.row_count(id);
+        let page = self.page(id);
+        let view = self.view_mut(id);
+        let target = to(view.cursor.selected as isize, page as isize);
+        view.cursor.select(target, len, page);
+    }
+
+    /// Keeps every cursor within its (possibly shrunk) table.
+    fn clamp_cursors(&mut self) {
+        for id in [
+            TableId::Candidates,
+            TableId::Jobs,
+            TableId::Pools,
+            TableId::Services,
+            TableId::QueryServices,
+        ] {
+            let len = self.row_count(id);
+            let page = self.page(id);
+            let view = self.view_mut(id);
+            let sel = view.cursor.selected as isize;
+            view.cursor.select(sel, len, page);
+        }
+    }
+
+    // ----- updates -----
+
+    pub fn set_flash(&mut self, text: impl Into<String>, error: bool) {
+        self.flash = Some(Flash {
+            text: text.into(),
+            error,
+            at: self.now,
+        });
+    }
+
+    /// Applies a worker message.
+    pub fn apply(&mut self, msg: Msg) {
+        self.dirty = true;
+        match msg {
+            Msg::Link(link) => {
+                if let Link::Connected { description, .. } = &link {
+                    self.set_flash(description.clone(), false);
+                }
+                if let Link::Failed(e) = &link {
+                    self.snapshot.loading = false;
+                    self.snapshot.error = Some(e.clone());
+                }
+                self.link = link;
+            }
+            Msg::Snapshot(result) => self.snapshot.set(result, self.now),
+            Msg::Candidates(result) => self.candidates.set(result, self.now),
+        }
+        self.clamp_cursors();
+    }
+
+    /// Advances the clock (data ages and flashes expire).
+    pub fn tick(&mut self, now: DateTime<Utc>) {
+        self.now = now;
+        if self
+            .flash
+            .as_ref()
+            .is_some_and(|f| (now - f.at).num_seconds() >= 8)
+        {
+            self.flash = None;
+        }
+        self.dirty = true;
+    }
+
+    pub fn resize(&mut self, width: u16, height: u16) {
+        self.size = Rect::new(0, 0, width, height);
+        self.clamp_cursors();
+        self.dirty = true;
+    }
+
+    /// Turns a terminal event into state changes and effects.
+    pub fn handle_event(&mut self, event: &Event) -> Vec<Effect> {
+        match event {
+            Event::Key(key) if key.kind != KeyEventKind::Release => self.handle_key(key),
+            Event::Mouse(m) if self.mouse => self.handle_mouse(m),
+            Event::Resize(w, h) => {
+                self.resize(*w, *h);
+                Vec::new()
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    pub fn handle_key(&mut self, key: &KeyEvent) -> Vec<Effect> {
+        self.dirty = true;
+        // Ctrl-C always quits, whatever is open and however keys are bound.
+        if key.code == KeyCode::Char('c') && key.modifiers.contains(KeyModifiers::CONTROL) {
+            self.quit = true;
+            return vec![Effect::Quit];
+        }
+        let focused = self.focused_table();
+        match &mut self.overlay {
+            Overlay::Command { input, error } => {
+                match key.code {
+                    KeyCode::Esc => self.overlay = Overlay::None,
+                    KeyCode::Enter => {
+                        let line = input.clone();
+                        self.overlay = Overlay::None;
+                        return self.run_command(&line);
+                    }
+                    KeyCode::Tab => {
+                        if let Some(done) = command::complete(input) {
+                            *input = done;
+                        }
+                        *error = None;
+                    }
+                    KeyCode::Backspace => {
+                        if input.pop().is_none() {
+                            self.overlay = Overlay::None;
+                        } else {
+                            *error = None;
+                        }
+                    }
+                    KeyCode::Char(c) => {
+                        input.push(c);
+                        *error = None;
+                    }
+                    _ => {}
+                }
+                return Vec::new();
+            }
+            Overlay::Filter { input } => {
+                let id = focused;
+                match key.code {
+                    KeyCode::Esc => {
+                        self.overlay = Overlay::None;
+                        self.view_mut(id).filter.clear();
+                    }
+                    KeyCode::Enter => self.overlay = Overlay::None,
+                    KeyCode::Backspace => {
+                        input.pop();
+                        let text = input.clone();
+                        self.view_mut(id).filter = text;
+                    }
+                    KeyCode::Char(c) => {
+                        input.push(c);
+                        let text = input.clone();
+                        self.view_mut(id).filter = text;
+                    }
+                    KeyCode::Up | KeyCode::Down => {
+                        let d = if key.code == KeyCode::Up { -1 } else { 1 };
+                        self.move_cursor(id, |s, _| s + d);
+                    }
+                    _ => {}
+                }
+                self.move_cursor(id, |s, _| s);
+                return Vec::new();
+            }
+            Overlay::Help { .. } | Overlay::None => {}
+        }
+        match self.keymap.action(&KeyChord::from_event(key)) {
+            Some(action) => self.update(action),
+            None => Vec::new(),
+        }
+    }
+
+    /// Carries out an action.
+    pub fn update(&mut self, action: Action) -> Vec<Effect> {
+        self.dirty = true;
+        if let Overlay::Help { scroll } = &mut self.overlay {
+            match action {
+                Action::Up => *scroll = scroll.saturating_sub(1),
+                Action::Down => *scroll = scroll.saturating_add(1),
+                Action::PageUp => *scroll = scroll.saturating_sub(10),
+                Action::PageDown => *scroll = scroll.saturating_add(10),
+                Action::Top => *scroll = 0,
+                Action::Quit => {
+                    self.quit = true;
+                    return vec![Effect::Quit];
+                }
+                _ => self.overlay = Overlay::None,
+            }
+            return Vec::new();
+        }
+        let id = self.focused_table();
+        match action {
+            Action::Quit => {
+                self.quit = true;
+                return vec![Effect::Quit];
+            }
+            Action::Back => {
+                if !self.view(id).filter.is_empty() {
+                    self.view_mut(id).filter.clear();
+                    self.move_cursor(id, |s, _| s);
+                } else {
+                    self.quit = true;
+                    return vec![Effect::Quit];
+                }
+            }
+            Action::Help => self.overlay = Overlay::Help { scroll: 0 },
+            Action::Command => {
+                self.overlay = Overlay::Command {
+                    input: String::new(),
+                    error: None,
+                }
+            }
+            Action::Filter => {
+                self.overlay = Overlay::Filter {
+                    input: self.view(id).filter,
+                }
+            }
+            Action::NextTab => self.tab = self.tab.offset(1),
+            Action::PrevTab => self.tab = self.tab.offset(-1),
+            Action::TabCandidates => self.tab = Tab::Candidates,
+            Action::TabImports => self.tab = Tab::Imports,
+            Action::TabHealth => self.tab = Tab::Health,
+            Action::TabQuery => self.tab = Tab::Query,
+            Action::Up => self.move_cursor(id, |s, _| s - 1),
+            Action::Down => self.move_cursor(id, |s, _| s + 1),
+            Action::PageUp => self.move_cursor(id, |s, p| s - p),
+            Action::PageDown => self.move_cursor(id, |s, p| s + p),
+            Action::Top => self.move_cursor(id, |_, _| 0),
+            Action::Bottom => self.move_cursor(id, |_, _| isize::MAX / 2),
+            Action::FocusNext => {
+                if self.tab == Tab::Health {
+                    self.health_focus = match self.health_focus {
+                        TableId::Pools => TableId::Services,
+                        _ => TableId::Pools,
+                    };
+                }
+            }
+            Action::Refresh => {
+                self.set_flash("refreshing…", false);
+                return vec![Effect::Refresh];
+            }
+        }
+        Vec::new()
+    }
+
+    fn run_command(&mut self, line: &str) -> Vec<Effect> {
+        match command::parse(line) {
+            Ok(Command::Go(tab)) => self.tab = tab,
+            Ok(Command::Help) => self.overlay = Overlay::Help { scroll: 0 },
+            Ok(Command::Refresh) => return self.update(Action::Refresh),
+            Ok(Command::Theme(name)) => {
+                self.theme = ui::theme::Theme::named(name);
+                self.set_flash(
+                    format!(
+                        "theme {name}{}",
+                        if name == ThemeName::Colorblind {
+                            " (Okabe-Ito palette)"
+                        } else {
+                            ""
+                        }
+                    ),
+                    false,
+                );
+            }
+            Ok(Command::Quit) => {
+                self.quit = true;
+                return vec![Effect::Quit];
+            }
+            Err(e) => {
+                self.overlay = Overlay::Command {
+                    input: line.to_string(),
+                    error: Some(e),
+                }
+            }
+        }
+        Vec::new()
+    }
+
+    fn handle_mouse(&mut self, m: &MouseEvent) -> Vec<Effect> {
+        let at = Position::new(m.column, m.row);
+        match m.kind {
+            MouseEventKind::Down(MouseButton::Left) => {
+                if !matches!(self.overlay, Overlay::None) {
+                    self.overlay = Overlay::None;
+                    self.dirty = true;
+                    return Vec::new();
+                }
+                if let Some(tab) = ui::tab_at(self.size, at) {
+                    self.tab = tab;
+                    self.dirty = true;
+                    return Vec::new();
+                }
+                for id in ui::tables_of(self.tab) {
+                    let Some(area) = ui::table_rows_area(self, id) else {
+                        continue;
+                    };
+                    if area.contains(at) {
+                        if self.tab == Tab::Health {
+                            self.health_focus = id;
+                        }
+                        let row = self.view(id).cursor.offset + (at.y - area.y) as usize;
+                        if row < self.row_count(id) {
+                            self.move_cursor(id, |_, _| row as isize);
+                        }
+                        self.dirty = true;
+                    }
+                }
+            }
+            MouseEventKind::ScrollDown | MouseEventKind::ScrollUp => {
+                let d = if m.kind == MouseEventKind::ScrollDown {
+                    1
+                } else {
+                    -1
+                };
+                let id = ui::tables_of(self.tab)
+                    .into_iter()
+                    .find(|id| ui::table_rows_area(self, *id).is_some_and(|a| a.contains(at)))
+                    .unwrap_or(self.focused_table());
+                self.move_cursor(id, |s, _| s + d);
+                self.dirty = true;
+            }
+            _ => {}
+        }
+        Vec::new()
+    }
+}
+
+fn service_haystack(s: &Service) -> String {
+    format!(
+        "{} {} {} {} {}",
+        s.name,
+        s.status,
+        s.compute_pool,
+        s.model.as_deref().unwrap_or(""),
+        s.endpoint.as_deref().unwrap_or("")
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursor_scrolls_to_keep_the_selection_visible() {
+        let mut c = Cursor::default();
+        c.select(7, 20, 5);
+        assert_eq!((c.selected, c.offset), (7, 3));
+        c.select(2, 20, 5);
+        assert_eq!((c.selected, c.offset), (2, 2));
+        c.select(100, 20, 5);
+        assert_eq!((c.selected, c.offset), (19, 15));
+        c.select(0, 0, 5);
+        assert_eq!((c.selected, c.offset), (0, 0));
+    }
+}

@@ -1,0 +1,249 @@
+//! Candidates: models a user may import, from the curated catalog, the local Hugging Face cache
+//! and (later) the Hub, with the verdicts the tool says out loud.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// Where a candidate row came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CandidateSource {
+    Catalog,
+    Cache,
+    CatalogAndCache,
+}
+
+impl CandidateSource {
+    pub fn label(self) -> &'static str {
+        match self {
+            CandidateSource::Catalog => "catalog",
+            CandidateSource::Cache => "cache",
+            CandidateSource::CatalogAndCache => "catalog+cache",
+        }
+    }
+}
+
+/// Can Snowflake's "Import model from Hugging Face" serve this model, and how.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnowflakeVerdict {
+    /// `Some(true)` supported, `Some(false)` not, `None` not known yet.
+    pub supported: Option<bool>,
+    /// The task Snowflake would import it as.
+    pub task: Option<String>,
+    /// The methods the version would get (`ENCODE`, `__CALL__`).
+    pub methods: Vec<String>,
+    /// One sentence a user can act on.
+    pub reason: String,
+}
+
+impl SnowflakeVerdict {
+    pub fn summary(&self) -> String {
+        match self.supported {
+            Some(true) => format!(
+                "supported as {} ({})",
+                self.task.as_deref().unwrap_or("?"),
+                self.methods.join(", ")
+            ),
+            Some(false) => "not supported".into(),
+            None => "unknown".into(),
+        }
+    }
+}
+
+/// The verdict for a library, task and (for token classification) whether a fine-tuned head exists.
+/// Sources: SNOWFLAKE.md §1-2 and DESIGN.md "Verdicts".
+pub fn snowflake_verdict(library: &str, task: &str, has_head: Option<bool>) -> SnowflakeVerdict {
+    let yes = |task: &str, methods: &[&str], reason: &str| SnowflakeVerdict {
+        supported: Some(true),
+        task: Some(task.into()),
+        methods: methods.iter().map(|m| (*m).to_string()).collect(),
+        reason: reason.into(),
+    };
+    let no = |reason: String| SnowflakeVerdict {
+        supported: Some(false),
+        task: None,
+        methods: Vec::new(),
+        reason,
+    };
+    match (library, task) {
+        ("open_clip", _) => no(
+            "an open_clip model is not a transformers pipeline, so Snowflake's Hugging Face import cannot \
+             serve it; serve it on the local platform, or log it yourself as a snowflake-ml-python custom model"
+                .into(),
+        ),
+        ("sentence-transformers", _) => yes(
+            "sentence-transformers",
+            &["ENCODE", "ENCODE_QUERY", "ENCODE_DOCUMENT"],
+            "imported through the sentence-transformers route: input `sentence`, output `output` (the embedding)",
+        ),
+        (_, "token-classification" | "ner") if has_head == Some(false) => SnowflakeVerdict {
+            supported: Some(true),
+            task: Some("token-classification".into()),
+            methods: vec!["__CALL__".into()],
+            reason: "this checkpoint has no fine-tuned classification head: imported as token-classification \
+                     its head is randomly initialised and the labels are noise; pick a fine-tuned NER checkpoint"
+                .into(),
+        },
+        (_, "token-classification" | "ner") => yes(
+            "token-classification",
+            &["__CALL__"],
+            "one row per token: entity, score, index, word, start, end",
+        ),
+        (_, "feature-extraction") => no(
+            "feature-extraction has no automatic signature in Snowflake's import, so logging fails; \
+             import a sentence-transformers model for embeddings, or a fine-tuned checkpoint for its task"
+                .into(),
+        ),
+        (_, t @ ("zero-shot-classification" | "text-classification" | "fill-mask")) => {
+            yes(t, &["__CALL__"], "a transformers pipeline with an automatic signature")
+        }
+        (_, t) => SnowflakeVerdict {
+            supported: None,
+            task: None,
+            methods: Vec::new(),
+            reason: format!(
+                "task `{t}` with library `{library}`: not among the tasks hugflake knows Snowflake's import serves"
+            ),
+        },
+    }
+}
+
+/// One cached revision (a directory under `snapshots/`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CachedRevision {
+    pub commit: String,
+    /// Refs pointing at it (`main`, a tag...).
+    pub refs: Vec<String>,
+    pub files: usize,
+    /// Bytes of the blobs its files point at.
+    pub size_bytes: u64,
+}
+
+/// A model repo in the local Hugging Face cache.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CachedRepo {
+    pub repo_id: String,
+    pub path: std::path::PathBuf,
+    /// Bytes of all blobs (each blob once), as `hf cache scan` counts them.
+    pub size_on_disk: u64,
+    pub revisions: Vec<CachedRevision>,
+    pub last_modified: Option<DateTime<Utc>>,
+    /// Library and task read from the cached files, when they say.
+    pub library: Option<String>,
+    pub task: Option<String>,
+    pub has_head: Option<bool>,
+    /// Files downloaded but not finished (`.incomplete` blobs).
+    pub incomplete_files: usize,
+}
+
+/// A row of the Candidates pane.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Candidate {
+    pub handle: String,
+    pub task: Option<String>,
+    pub library: Option<String>,
+    pub license: Option<String>,
+    pub parameters: Option<u64>,
+    /// True when the parameter count is estimated (a `.bin`-only repo), not read from metadata.
+    pub parameters_estimated: bool,
+    pub weight_bytes: Option<u64>,
+    /// True when the weight size is approximate rather than a byte count from the Hub's tree.
+    pub weight_bytes_approx: bool,
+    pub purpose: Option<String>,
+    pub snowflake: SnowflakeVerdict,
+    /// Plain warnings a user must see (no head, research use only...).
+    pub notes: Vec<String>,
+    /// Other Hub repos this model needs (BiomedCLIP's text tower).
+    pub requires: Vec<String>,
+    pub source: CandidateSource,
+    pub cache: Option<CachedRepo>,
+}
+
+impl Candidate {
+    /// A cache-only row: what the cached files say, nothing invented.
+    pub fn from_cache(repo: CachedRepo) -> Candidate {
+        let library = repo.library.clone();
+        let task = repo.task.clone();
+        let snowflake = match (&library, &task) {
+            (Some(l), Some(t)) => snowflake_verdict(l, t, repo.has_head),
+            (Some(l), None) if l == "open_clip" || l == "sentence-transformers" => {
+                snowflake_verdict(l, "", repo.has_head)
+            }
+            _ => SnowflakeVerdict {
+                supported: None,
+                task: None,
+                methods: Vec::new(),
+                reason: "library and task not known from the cached files".into(),
+            },
+        };
+        Candidate {
+            handle: repo.repo_id.clone(),
+            task,
+            library,
+            license: None,
+            parameters: None,
+            parameters_estimated: false,
+            weight_bytes: None,
+            weight_bytes_approx: false,
+            purpose: None,
+            snowflake,
+            notes: Vec::new(),
+            requires: Vec::new(),
+            source: CandidateSource::Cache,
+            cache: Some(repo),
+        }
+    }
+
+    /// Text the `/` filter matches against.
+    pub fn haystack(&self) -> String {
+        [
+            self.handle.as_str(),
+            self.task.as_deref().unwrap_or(""),
+            self.library.as_deref().unwrap_or(""),
+            self.purpose.as_deref().unwrap_or(""),
+            self.source.label(),
+        ]
+        .join(" ")
+    }
+}
+
+/// Joins catalog rows with the cache: a cached catalog model becomes one row with both.
+pub fn merge(catalog: Vec<Candidate>, cached: Vec<CachedRepo>) -> Vec<Candidate> {
+    let mut rows = catalog;
+    for repo in cached {
+        match rows.iter_mut().find(|c| c.handle == repo.repo_id) {
+            Some(row) => {
+                row.source = CandidateSource::CatalogAndCache;
+                row.cache = Some(repo);
+            }
+            None => rows.push(Candidate::from_cache(repo)),
+        }
+    }
+    rows
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn verdicts_for_the_reference_models() {
+        let minilm = snowflake_verdict("sentence-transformers", "sentence-similarity", None);
+        assert_eq!(minilm.supported, Some(true));
+        assert_eq!(
+            minilm.methods,
+            ["ENCODE", "ENCODE_QUERY", "ENCODE_DOCUMENT"]
+        );
+        let clip = snowflake_verdict("open_clip", "zero-shot-image-classification", None);
+        assert_eq!(clip.supported, Some(false));
+        assert!(clip.reason.contains("open_clip"));
+        let biobert = snowflake_verdict("transformers", "feature-extraction", Some(false));
+        assert_eq!(biobert.supported, Some(false));
+        let biobert_ner = snowflake_verdict("transformers", "token-classification", Some(false));
+        assert!(biobert_ner.reason.contains("noise"));
+        assert_eq!(
+            snowflake_verdict("diffusers", "text-to-image", None).supported,
+            None
+        );
+    }
+}

@@ -1,0 +1,227 @@
+//! What a platform hosts, in Snowflake's vocabulary (SNOWFLAKE.md §4): compute pools, services and
+//! registered models. The local platform uses the same states and column meanings, so a user who
+//! learns one knows the other.
+
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// Which platform the app talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PlatformKind {
+    Local,
+    Snowflake,
+}
+
+impl fmt::Display for PlatformKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            PlatformKind::Local => "local",
+            PlatformKind::Snowflake => "snowflake",
+        })
+    }
+}
+
+/// The platform endpoint itself: who answers, since when, which version.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlatformStatus {
+    pub kind: PlatformKind,
+    /// Where it is: `127.0.0.1:47811` for the local daemon, the account for Snowflake.
+    pub location: String,
+    pub version: String,
+    pub pid: Option<u32>,
+    pub started_at: Option<DateTime<Utc>>,
+    /// Extra facts worth showing (data dir, role, warehouse...).
+    #[serde(default)]
+    pub details: Vec<(String, String)>,
+}
+
+/// How a row reads at a glance; ordering puts faults first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Health {
+    Fault,
+    Pending,
+    Suspended,
+    Ok,
+    Idle,
+}
+
+macro_rules! state_enum {
+    ($(#[$meta:meta])* $name:ident { $($variant:ident => $text:literal : $health:ident),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+        pub enum $name { $($variant),+ }
+
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $text),+ }
+            }
+            pub fn health(self) -> Health {
+                match self { $($name::$variant => Health::$health),+ }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = String;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                $name::ALL
+                    .iter()
+                    .copied()
+                    .find(|v| v.as_str().eq_ignore_ascii_case(s))
+                    .ok_or_else(|| format!("unknown {} `{s}`", stringify!($name)))
+            }
+        }
+    };
+}
+
+state_enum! {
+    /// `SHOW COMPUTE POOLS` column `state`.
+    PoolState {
+        Unknown => "UNKNOWN": Pending,
+        Starting => "STARTING": Pending,
+        Idle => "IDLE": Idle,
+        Active => "ACTIVE": Ok,
+        Stopping => "STOPPING": Pending,
+        Suspended => "SUSPENDED": Suspended,
+        Resizing => "RESIZING": Pending,
+    }
+}
+
+state_enum! {
+    /// `SHOW SERVICES` column `status`.
+    ServiceStatus {
+        Pending => "PENDING": Pending,
+        Running => "RUNNING": Ok,
+        Failed => "FAILED": Fault,
+        Done => "DONE": Idle,
+        Suspending => "SUSPENDING": Pending,
+        Suspended => "SUSPENDED": Suspended,
+        Deleting => "DELETING": Pending,
+        Deleted => "DELETED": Idle,
+        InternalError => "INTERNAL_ERROR": Fault,
+    }
+}
+
+/// A compute pool (`SHOW COMPUTE POOLS`, plus the instance family's size).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ComputePool {
+    pub name: String,
+    pub state: PoolState,
+    pub min_nodes: u32,
+    pub max_nodes: u32,
+    pub instance_family: String,
+    /// vCPUs of one node.
+    pub vcpu: f64,
+    /// Memory of one node in GiB.
+    pub memory_gib: f64,
+    #[serde(default)]
+    pub gpu: u32,
+    pub active_nodes: u32,
+    pub idle_nodes: u32,
+    pub num_services: u32,
+    pub num_jobs: u32,
+    pub auto_suspend_secs: Option<u64>,
+    pub auto_resume: bool,
+    pub created_on: DateTime<Utc>,
+    pub resumed_on: Option<DateTime<Utc>>,
+    pub updated_on: Option<DateTime<Utc>>,
+    pub comment: Option<String>,
+    pub error_code: Option<String>,
+    pub status_message: Option<String>,
+}
+
+impl ComputePool {
+    pub fn health(&self) -> Health {
+        if self.error_code.is_some() {
+            Health::Fault
+        } else {
+            self.state.health()
+        }
+    }
+}
+
+/// A service (`SHOW SERVICES`), with the model it serves when it is a model service.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Service {
+    pub name: String,
+    pub database: Option<String>,
+    pub schema: Option<String>,
+    pub status: ServiceStatus,
+    pub compute_pool: String,
+    pub current_instances: u32,
+    pub target_instances: u32,
+    pub min_instances: u32,
+    pub max_instances: u32,
+    /// Instances whose containers are all READY.
+    pub ready_instances: u32,
+    pub model: Option<String>,
+    pub model_version: Option<String>,
+    /// The inference endpoint (`ingress_url` on Snowflake, `http://127.0.0.1:port` locally).
+    pub endpoint: Option<String>,
+    pub is_job: bool,
+    pub created_on: DateTime<Utc>,
+    pub resumed_on: Option<DateTime<Utc>>,
+    pub suspended_on: Option<DateTime<Utc>>,
+    /// Why it is not RUNNING, when the platform says.
+    pub message: Option<String>,
+}
+
+impl Service {
+    pub fn health(&self) -> Health {
+        match self.status {
+            ServiceStatus::Running if self.ready_instances < self.target_instances.max(1) => {
+                Health::Pending
+            }
+            s => s.health(),
+        }
+    }
+
+    pub fn qualified_name(&self) -> String {
+        match (&self.database, &self.schema) {
+            (Some(d), Some(s)) => format!("{d}.{s}.{}", self.name),
+            _ => self.name.clone(),
+        }
+    }
+}
+
+/// A model in the registry (`SHOW MODELS`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RegisteredModel {
+    pub name: String,
+    pub database: Option<String>,
+    pub schema: Option<String>,
+    pub default_version: Option<String>,
+    pub versions: Vec<String>,
+    /// The Hugging Face repo it came from, when known.
+    pub source: Option<String>,
+    pub comment: Option<String>,
+    pub created_on: DateTime<Utc>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn states_round_trip_in_snowflake_spelling() {
+        for s in ServiceStatus::ALL {
+            assert_eq!(s.as_str().parse::<ServiceStatus>(), Ok(*s));
+            let json = serde_json::to_string(s).unwrap_or_default();
+            assert_eq!(json, format!("\"{}\"", s.as_str()));
+        }
+        assert_eq!("idle".parse::<PoolState>(), Ok(PoolState::Idle));
+        assert!("BROKEN".parse::<PoolState>().is_err());
+        assert!(Health::Fault < Health::Ok);
+    }
+}

@@ -1,0 +1,75 @@
+//! Human-readable sizes, counts and durations.
+
+/// Bytes in SI units as the Hub shows them (`90.9 MB`, `784 MB`, `1.2 GB`).
+pub fn bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["kB", "MB", "GB", "TB", "PB"];
+    if n < 1000 {
+        return format!("{n} B");
+    }
+    let mut v = n as f64;
+    let mut unit = "B";
+    for u in UNITS {
+        if v < 1000.0 {
+            break;
+        }
+        v /= 1000.0;
+        unit = u;
+    }
+    if v < 10.0 {
+        format!("{v:.2} {unit}")
+    } else if v < 100.0 {
+        format!("{v:.1} {unit}")
+    } else {
+        format!("{v:.0} {unit}")
+    }
+}
+
+/// Parameter counts as model cards write them (`22.7M`, `109M`, `1.3B`).
+pub fn count(n: u64) -> String {
+    let v = n as f64;
+    let (v, unit) = if n >= 1_000_000_000 {
+        (v / 1e9, "B")
+    } else if n >= 1_000_000 {
+        (v / 1e6, "M")
+    } else if n >= 1_000 {
+        (v / 1e3, "k")
+    } else {
+        return n.to_string();
+    };
+    if v < 100.0 {
+        format!("{v:.1}{unit}")
+    } else {
+        format!("{v:.0}{unit}")
+    }
+}
+
+/// A duration in its two largest units (`42s`, `3m 05s`, `2h 10m`, `3d 4h`).
+pub fn duration(secs: i64) -> String {
+    let s = secs.max(0);
+    match s {
+        0..=59 => format!("{s}s"),
+        60..=3599 => format!("{}m {:02}s", s / 60, s % 60),
+        3600..=86_399 => format!("{}h {:02}m", s / 3600, (s % 3600) / 60),
+        _ => format!("{}d {}h", s / 86_400, (s % 86_400) / 3600),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_counts_durations() {
+        assert_eq!(bytes(999), "999 B");
+        assert_eq!(bytes(90_868_376), "90.9 MB");
+        assert_eq!(bytes(783_771_000), "784 MB");
+        assert_eq!(bytes(1_234_000_000), "1.23 GB");
+        assert_eq!(count(22_713_216), "22.7M");
+        assert_eq!(count(195_902_721), "196M");
+        assert_eq!(count(950), "950");
+        assert_eq!(duration(5), "5s");
+        assert_eq!(duration(185), "3m 05s");
+        assert_eq!(duration(7_800), "2h 10m");
+        assert_eq!(duration(-3), "0s");
+    }
+}

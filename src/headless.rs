@@ -1,0 +1,423 @@
+//! The headless face: the same engine as the TUI, for scripts and CI. JSON on stdout, messages on
+//! stderr.
+
+use std::io::Write;
+use std::time::Duration;
+
+use color_eyre::eyre::{Result, WrapErr, eyre};
+use serde::Serialize;
+
+use crate::cli::{Cli, Command};
+use crate::config::{Config, DEFAULT_CONFIG, Setting};
+use crate::domain::units;
+use crate::paths::{Paths, ProcessEnv};
+use crate::platform::local::lifecycle::{self, StartOptions, StopOutcome};
+use crate::platform::local::{DaemonFiles, daemon};
+use crate::platform::{self, Snapshot};
+
+/// Everything a command needs to start.
+pub struct Context {
+    pub cli_config: Option<std::path::PathBuf>,
+    pub paths: Paths,
+    pub config: Config,
+    pub verbose: bool,
+    /// Why logging is off, if it is.
+    pub log_problem: Option<String>,
+}
+
+impl Context {
+    pub fn start_options(&self) -> StartOptions {
+        StartOptions {
+            data_dir: self.paths.data_dir.path.clone(),
+            exe: None,
+            config_flag: self.cli_config.clone(),
+            timeout: Duration::from_secs(self.config.daemon.start_timeout_secs),
+        }
+    }
+}
+
+pub fn run(cli: Cli) -> Result<()> {
+    let paths = Paths::resolve(&ProcessEnv, cli.config.as_deref());
+    let config = Config::load(&paths.config_file)?;
+    let daemon_mode = matches!(cli.command, Some(Command::Serve { stop: false, .. }));
+    let level = if cli.verbose {
+        "debug"
+    } else {
+        config.log_level.as_str()
+    };
+    let log_problem = crate::logging::init(&paths.log_file(daemon_mode), level).err();
+    let ctx = Context {
+        cli_config: cli.config.clone(),
+        paths,
+        config,
+        verbose: cli.verbose,
+        log_problem,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .wrap_err("cannot start the async runtime")?;
+    match cli.command.unwrap_or(Command::Tui) {
+        Command::Tui => runtime.block_on(crate::app::run(ctx)),
+        Command::Serve { port, stop: false } => runtime.block_on(serve(&ctx, port)),
+        Command::Serve { stop: true, .. } => runtime.block_on(stop(&ctx)),
+        Command::Status { json } => runtime.block_on(status(&ctx, json)),
+        Command::Catalog { json } => catalog(&ctx, json),
+        Command::Config { print_default } => config_cmd(&ctx, print_default),
+        Command::Doctor { json } => runtime.block_on(doctor(&ctx, json)),
+    }
+}
+
+async fn serve(ctx: &Context, port: Option<u16>) -> Result<()> {
+    let data_dir = ctx.paths.data_dir.path.clone();
+    let log = ctx.paths.log_file(true);
+    let opts = daemon::ServeOptions {
+        data_dir,
+        port: port.unwrap_or(ctx.config.daemon.port),
+        on_ready: Some(Box::new(move |info| {
+            eprintln!(
+                "hugflake daemon {} listening on 127.0.0.1:{} (pid {}, data {}, log {})",
+                info.version,
+                info.port,
+                info.pid,
+                info.data_dir.display(),
+                log.display()
+            );
+        })),
+    };
+    daemon::serve(opts).await?;
+    eprintln!("hugflake daemon stopped");
+    Ok(())
+}
+
+async fn stop(ctx: &Context) -> Result<()> {
+    match lifecycle::stop(&ctx.paths.data_dir.path, Duration::from_secs(10)).await? {
+        StopOutcome::Stopped { pid } => eprintln!("stopped the local daemon (pid {pid})"),
+        StopOutcome::NotRunning => eprintln!(
+            "no local daemon runs for {}",
+            ctx.paths.data_dir.path.display()
+        ),
+    }
+    Ok(())
+}
+
+async fn status(ctx: &Context, json: bool) -> Result<()> {
+    let (client, connection) = lifecycle::connect_or_start(&ctx.start_options()).await?;
+    if matches!(connection, lifecycle::Connection::Started(_)) || !json {
+        eprintln!("{}", connection.describe());
+    }
+    let snap = platform::snapshot(&client).await?;
+    if json {
+        print_json(&snap)
+    } else {
+        print!("{}", status_text(&snap));
+        Ok(())
+    }
+}
+
+/// `hugflake status` as text.
+pub fn status_text(snap: &Snapshot) -> String {
+    let mut out = String::new();
+    out.push_str(&format!(
+        "platform  {} at {} (version {})\n\n",
+        snap.status.kind, snap.status.location, snap.status.version
+    ));
+    out.push_str("COMPUTE POOLS\n");
+    let rows: Vec<Vec<String>> = snap
+        .pools
+        .iter()
+        .map(|p| {
+            vec![
+                p.name.clone(),
+                p.state.to_string(),
+                format!("{}/{}", p.active_nodes, p.max_nodes),
+                p.num_services.to_string(),
+                format!("{} vCPU, {:.1} GiB", p.vcpu, p.memory_gib),
+                p.instance_family.clone(),
+            ]
+        })
+        .collect();
+    out.push_str(&text_table(
+        &["NAME", "STATE", "NODES", "SERVICES", "BUDGET", "FAMILY"],
+        &rows,
+    ));
+    out.push_str("\nSERVICES\n");
+    if snap.services.is_empty() {
+        out.push_str("  none yet: import a model and deploy it to get one\n");
+    } else {
+        let rows: Vec<Vec<String>> = snap
+            .services
+            .iter()
+            .map(|s| {
+                vec![
+                    s.name.clone(),
+                    s.status.to_string(),
+                    format!("{}/{}", s.ready_instances, s.target_instances),
+                    s.compute_pool.clone(),
+                    s.endpoint.clone().unwrap_or_else(|| "-".into()),
+                ]
+            })
+            .collect();
+        out.push_str(&text_table(
+            &["NAME", "STATUS", "READY", "POOL", "ENDPOINT"],
+            &rows,
+        ));
+    }
+    out
+}
+
+fn catalog(ctx: &Context, json: bool) -> Result<()> {
+    let rows = crate::hub::offline_candidates(&ctx.paths.hf_cache.path)?;
+    if json {
+        return print_json(&rows);
+    }
+    let table: Vec<Vec<String>> = rows
+        .iter()
+        .map(|c| {
+            vec![
+                c.handle.clone(),
+                c.task.clone().unwrap_or_else(|| "?".into()),
+                c.library.clone().unwrap_or_else(|| "?".into()),
+                c.weight_bytes
+                    .map(|b| {
+                        format!(
+                            "{}{}",
+                            if c.weight_bytes_approx { "~" } else { "" },
+                            units::bytes(b)
+                        )
+                    })
+                    .or_else(|| c.cache.as_ref().map(|r| units::bytes(r.size_on_disk)))
+                    .unwrap_or_else(|| "?".into()),
+                c.source.label().into(),
+                c.snowflake.summary(),
+            ]
+        })
+        .collect();
+    print!(
+        "{}",
+        text_table(
+            &[
+                "HANDLE",
+                "TASK",
+                "LIBRARY",
+                "SIZE",
+                "SOURCE",
+                "SNOWFLAKE IMPORT"
+            ],
+            &table
+        )
+    );
+    eprintln!(
+        "{} models ({} from the cache at {})",
+        rows.len(),
+        rows.iter().filter(|c| c.cache.is_some()).count(),
+        ctx.paths.hf_cache.path.display()
+    );
+    Ok(())
+}
+
+fn config_cmd(ctx: &Context, print_default: bool) -> Result<()> {
+    if print_default {
+        print!("{DEFAULT_CONFIG}");
+        return Ok(());
+    }
+    print!("{}", settings_text(&ctx.config.settings));
+    Ok(())
+}
+
+fn settings_text(settings: &[Setting]) -> String {
+    let rows: Vec<Vec<String>> = settings
+        .iter()
+        .map(|s| vec![s.key.clone(), s.value.clone(), s.source.clone()])
+        .collect();
+    text_table(&["SETTING", "VALUE", "FROM"], &rows)
+}
+
+#[derive(Serialize)]
+struct Doctor<'a> {
+    version: &'static str,
+    paths: &'a Paths,
+    config_file_exists: bool,
+    log_file: std::path::PathBuf,
+    daemon_log_file: std::path::PathBuf,
+    log_problem: Option<&'a str>,
+    daemon: DaemonState,
+    settings: &'a [Setting],
+    environment: Vec<(String, String)>,
+}
+
+#[derive(Serialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+enum DaemonState {
+    Running {
+        pid: u32,
+        port: u16,
+        version: String,
+    },
+    NotAnswering {
+        detail: String,
+    },
+    NotRunning,
+}
+
+/// Environment variables that change what hugflake does; secret ones are shown masked.
+const ENV_VARS: &[(&str, bool)] = &[
+    ("HUGFLAKE_CONFIG", false),
+    ("HUGFLAKE_DATA_DIR", false),
+    ("HUGFLAKE_STATE_DIR", false),
+    ("HUGFLAKE_LOG", false),
+    ("XDG_CONFIG_HOME", false),
+    ("XDG_DATA_HOME", false),
+    ("XDG_STATE_HOME", false),
+    ("XDG_CACHE_HOME", false),
+    ("HF_HOME", false),
+    ("HF_HUB_CACHE", false),
+    ("HUGGINGFACE_HUB_CACHE", false),
+    ("HF_ENDPOINT", false),
+    ("HF_HUB_OFFLINE", false),
+    ("HF_TOKEN", true),
+    ("HF_TOKEN_PATH", false),
+];
+
+async fn doctor(ctx: &Context, json: bool) -> Result<()> {
+    let files = DaemonFiles::new(&ctx.paths.data_dir.path);
+    let daemon = match lifecycle::connect(&files.dir).await {
+        Ok((_, info)) => DaemonState::Running {
+            pid: info.pid,
+            port: info.port,
+            version: info.version,
+        },
+        Err(e) if files.lock_held() => DaemonState::NotAnswering {
+            detail: e.to_string(),
+        },
+        Err(_) => DaemonState::NotRunning,
+    };
+    let environment = ENV_VARS
+        .iter()
+        .filter_map(|(k, secret)| {
+            std::env::var(k).ok().map(|v| {
+                (
+                    (*k).to_string(),
+                    if *secret { "set (********)".into() } else { v },
+                )
+            })
+        })
+        .collect();
+    let report = Doctor {
+        version: crate::VERSION,
+        paths: &ctx.paths,
+        config_file_exists: ctx.paths.config_file.path.exists(),
+        log_file: ctx.paths.log_file(false),
+        daemon_log_file: ctx.paths.log_file(true),
+        log_problem: ctx.log_problem.as_deref(),
+        daemon,
+        settings: &ctx.config.settings,
+        environment,
+    };
+    if json {
+        return print_json(&report);
+    }
+    let p = &ctx.paths;
+    let mut out = format!("hugflake {}\n\nPATHS\n", crate::VERSION);
+    let rows = vec![
+        vec![
+            "config file".into(),
+            format!(
+                "{}{}",
+                p.config_file.path.display(),
+                if report.config_file_exists {
+                    ""
+                } else {
+                    " (absent: built-in defaults)"
+                }
+            ),
+            p.config_file.source.clone(),
+        ],
+        vec![
+            "data dir".into(),
+            p.data_dir.path.display().to_string(),
+            p.data_dir.source.clone(),
+        ],
+        vec![
+            "state dir".into(),
+            p.state_dir.path.display().to_string(),
+            p.state_dir.source.clone(),
+        ],
+        vec![
+            "log file".into(),
+            report.log_file.display().to_string(),
+            report
+                .log_problem
+                .map_or("state dir".into(), |e| format!("logging off: {e}")),
+        ],
+        vec![
+            "daemon log".into(),
+            report.daemon_log_file.display().to_string(),
+            "state dir".into(),
+        ],
+        vec![
+            "HF cache".into(),
+            p.hf_cache.path.display().to_string(),
+            p.hf_cache.source.clone(),
+        ],
+    ];
+    out.push_str(&text_table(&["WHAT", "PATH", "FROM"], &rows));
+    out.push_str("\nDAEMON\n  ");
+    out.push_str(&match &report.daemon {
+        DaemonState::Running { pid, port, version } => {
+            format!("running: pid {pid}, 127.0.0.1:{port}, version {version}")
+        }
+        DaemonState::NotAnswering { detail } => {
+            format!("holds its lock but does not answer: {detail}")
+        }
+        DaemonState::NotRunning => "not running (the TUI and `hugflake status` start it)".into(),
+    });
+    out.push_str("\n\nSETTINGS\n");
+    out.push_str(&settings_text(&ctx.config.settings));
+    out.push_str("\nENVIRONMENT\n");
+    if report.environment.is_empty() {
+        out.push_str("  none of hugflake's variables is set\n");
+    }
+    for (k, v) in &report.environment {
+        out.push_str(&format!("  {k}={v}\n"));
+    }
+    print!("{out}");
+    Ok(())
+}
+
+fn print_json<T: Serialize>(value: &T) -> Result<()> {
+    let text = serde_json::to_string_pretty(value).map_err(|e| eyre!("cannot encode JSON: {e}"))?;
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "{text}").wrap_err("cannot write to stdout")?;
+    Ok(())
+}
+
+/// Left-aligned columns, two spaces apart, with a header row.
+pub fn text_table(headers: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (i, cell) in row.iter().enumerate() {
+            if let Some(w) = widths.get_mut(i) {
+                *w = (*w).max(cell.chars().count());
+            }
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let mut s = String::from(" ");
+        for (i, c) in cells.iter().enumerate() {
+            let pad = widths[i].saturating_sub(c.chars().count());
+            s.push(' ');
+            s.push_str(c);
+            if i + 1 < cells.len() {
+                s.push_str(&" ".repeat(pad + 1));
+            }
+        }
+        s.push('\n');
+        s
+    };
+    let mut out = line(headers.to_vec());
+    for row in rows {
+        out.push_str(&line(row.iter().map(String::as_str).collect()));
+    }
+    out
+}

@@ -1,0 +1,23 @@
+//! Hugging Face: the local cache now; search, model info and downloads through the Hub API later.
+
+pub mod cache;
+
+use std::path::Path;
+
+use crate::domain::{Candidate, candidate, catalog};
+
+#[derive(Debug, thiserror::Error)]
+pub enum HubError {
+    #[error(transparent)]
+    Cache(#[from] cache::CacheError),
+    #[error(transparent)]
+    Catalog(#[from] catalog::CatalogError),
+}
+
+/// The Candidates pane's rows without the network: the curated catalog joined with the cache.
+pub fn offline_candidates(cache_root: &Path) -> Result<Vec<Candidate>, HubError> {
+    Ok(candidate::merge(
+        catalog::builtin()?,
+        cache::scan(cache_root)?,
+    ))
+}

@@ -1,0 +1,44 @@
+//! hugflake: a terminal dashboard that takes Hugging Face models into a model registry, serves
+//! them, watches their health and lets people try them.
+//!
+//! Layers: `domain` (plain types), `hub` (Hugging Face), `platform` (the Platform trait, the local
+//! daemon and its client) know nothing of terminals; `app` and `ui` are the TUI; `headless` is the
+//! same engine for scripts.
+
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod domain;
+pub mod headless;
+pub mod hub;
+pub mod logging;
+pub mod paths;
+pub mod platform;
+pub mod secret;
+pub mod ui;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// The binary's entry point: parse, run, map the outcome to an exit code (0 ok, 1 failure, 2 usage).
+pub fn main() -> ExitCode {
+    let cli = match cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() { 2 } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    let _ = color_eyre::install();
+    match headless::run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("hugflake: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}

@@ -1,0 +1,210 @@
+//! The local platform as the panes see it: a client of the daemon's HTTP API.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::de::DeserializeOwned;
+
+use super::{DaemonInfo, ErrorBody};
+use crate::domain::{
+    ComputePool, JobSummary, PlatformKind, PlatformStatus, RegisteredModel, Service,
+};
+use crate::platform::{Platform, PlatformError, Result};
+use crate::secret::Secret;
+
+#[derive(Clone)]
+pub struct LocalPlatform {
+    base: String,
+    token: Secret,
+    http: reqwest::Client,
+}
+
+impl std::fmt::Debug for LocalPlatform {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalPlatform")
+            .field("base", &self.base)
+            .field("token", &self.token)
+            .finish()
+    }
+}
+
+fn what(base: &str) -> String {
+    format!("the local daemon at {}", base.trim_start_matches("http://"))
+}
+
+impl LocalPlatform {
+    pub fn new(port: u16, token: Secret) -> LocalPlatform {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(2))
+            .timeout(Duration::from_secs(10))
+            .user_agent(concat!("hugflake/", env!("CARGO_PKG_VERSION")))
+            .no_proxy()
+            .build()
+            .unwrap_or_default();
+        LocalPlatform {
+            base: format!("http://127.0.0.1:{port}"),
+            token,
+            http,
+        }
+    }
+
+    pub fn address(&self) -> &str {
+        self.base.trim_start_matches("http://")
+    }
+
+    async fn call<T: DeserializeOwned>(&self, method: reqwest::Method, path: &str) -> Result<T> {
+        let what = what(&self.base);
+        let resp = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(self.token.expose())
+            .send()
+            .await
+            .map_err(|e| PlatformError::Unreachable {
+                what: what.clone(),
+                detail: describe(&e),
+            })?;
+        let status = resp.status();
+        let bytes = resp.bytes().await.map_err(|e| PlatformError::Unreachable {
+            what: what.clone(),
+            detail: describe(&e),
+        })?;
+        if status.is_success() {
+            return serde_json::from_slice(&bytes).map_err(|e| PlatformError::Protocol {
+                what,
+                detail: e.to_string(),
+            });
+        }
+        let message = serde_json::from_slice::<ErrorBody>(&bytes)
+            .map(|b| b.error.message)
+            .unwrap_or_else(|_| String::from_utf8_lossy(&bytes).chars().take(200).collect());
+        Err(match status.as_u16() {
+            401 | 403 => PlatformError::Unauthorized {
+                what,
+                detail: message,
+            },
+            404 => PlatformError::NotFound(message),
+            409 => PlatformError::Conflict(message),
+            code => PlatformError::Api {
+                what,
+                status: code,
+                message,
+            },
+        })
+    }
+
+    /// `GET /v1/health`: who answers.
+    pub async fn info(&self) -> Result<DaemonInfo> {
+        self.call(reqwest::Method::GET, "/v1/health").await
+    }
+
+    /// Asks the daemon to stop.
+    pub async fn shutdown(&self) -> Result<()> {
+        let what = what(&self.base);
+        let resp = self
+            .http
+            .post(format!("{}/v1/shutdown", self.base))
+            .bearer_auth(self.token.expose())
+            .send()
+            .await
+            .map_err(|e| PlatformError::Unreachable {
+                what: what.clone(),
+                detail: describe(&e),
+            })?;
+        match resp.status().as_u16() {
+            200..=299 => Ok(()),
+            401 | 403 => Err(PlatformError::Unauthorized {
+                what,
+                detail: "the token file does not match the running daemon".into(),
+            }),
+            code => Err(PlatformError::Api {
+                what,
+                status: code,
+                message: "shutdown refused".into(),
+            }),
+        }
+    }
+}
+
+/// reqwest's errors print their URL but not the cause; the cause is what a user needs.
+fn describe(e: &reqwest::Error) -> String {
+    let mut text = if e.is_timeout() {
+        "timed out".to_string()
+    } else if e.is_connect() {
+        "connection refused".to_string()
+    } else {
+        e.to_string()
+    };
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        let s_text = s.to_string();
+        if !text.contains(&s_text) {
+            text = format!("{text}: {s_text}");
+        }
+        source = s.source();
+    }
+    text
+}
+
+#[async_trait]
+impl Platform for LocalPlatform {
+    fn kind(&self) -> PlatformKind {
+        PlatformKind::Local
+    }
+
+    async fn status(&self) -> Result<PlatformStatus> {
+        let info = self.info().await?;
+        Ok(PlatformStatus {
+            kind: PlatformKind::Local,
+            location: self.address().to_string(),
+            version: info.version,
+            pid: Some(info.pid),
+            started_at: Some(info.started_at),
+            details: vec![("data dir".into(), info.data_dir.display().to_string())],
+        })
+    }
+
+    async fn pools(&self) -> Result<Vec<ComputePool>> {
+        self.call(reqwest::Method::GET, "/v1/pools").await
+    }
+
+    async fn services(&self) -> Result<Vec<Service>> {
+        self.call(reqwest::Method::GET, "/v1/services").await
+    }
+
+    async fn models(&self) -> Result<Vec<RegisteredModel>> {
+        self.call(reqwest::Method::GET, "/v1/models").await
+    }
+
+    async fn jobs(&self) -> Result<Vec<JobSummary>> {
+        self.call(reqwest::Method::GET, "/v1/jobs").await
+    }
+
+    async fn suspend_pool(&self, name: &str) -> Result<ComputePool> {
+        self.call(
+            reqwest::Method::POST,
+            &format!("/v1/pools/{}/suspend", segment(name)),
+        )
+        .await
+    }
+
+    async fn resume_pool(&self, name: &str) -> Result<ComputePool> {
+        self.call(
+            reqwest::Method::POST,
+            &format!("/v1/pools/{}/resume", segment(name)),
+        )
+        .await
+    }
+}
+
+/// Percent-encodes a path segment (pool names are identifiers, but quoted ones may hold anything).
+fn segment(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'_' | b'-' | b'.' | b'$' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}

@@ -1,0 +1,114 @@
+//! The local platform: a daemon (`hugflake serve`) on 127.0.0.1 that owns the registry, and the
+//! client the TUI and headless commands use to talk to it.
+//!
+//! Files in the data dir:
+//! - `daemon.lock`: held (an OS file lock) for the daemon's whole life; a stale file after `kill -9`
+//!   holds no lock, so it never blocks a restart.
+//! - `daemon.json`: pid, port, version and start time of the running daemon.
+//! - `token`: the bearer token of this run (mode 0600), new at every start.
+//! - `registry.sqlite`: the registry.
+
+pub mod client;
+pub mod daemon;
+pub mod lifecycle;
+pub mod registry;
+
+use std::fs::{self, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+pub use client::LocalPlatform;
+
+/// The daemon's HTTP API version; bumped on incompatible changes.
+pub const API_VERSION: u32 = 1;
+
+/// What `daemon.json` and `GET /v1/health` say about a running daemon.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DaemonInfo {
+    pub pid: u32,
+    pub port: u16,
+    pub version: String,
+    pub api: u32,
+    pub started_at: DateTime<Utc>,
+    pub data_dir: PathBuf,
+}
+
+/// The error body every failed API call answers with.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ErrorDetail {
+    pub code: String,
+    pub message: String,
+}
+
+/// Paths of the daemon's files in a data dir.
+#[derive(Debug, Clone)]
+pub struct DaemonFiles {
+    pub dir: PathBuf,
+}
+
+impl DaemonFiles {
+    pub fn new(dir: &Path) -> DaemonFiles {
+        DaemonFiles {
+            dir: dir.to_path_buf(),
+        }
+    }
+    pub fn lock(&self) -> PathBuf {
+        self.dir.join("daemon.lock")
+    }
+    pub fn info(&self) -> PathBuf {
+        self.dir.join("daemon.json")
+    }
+    pub fn token(&self) -> PathBuf {
+        self.dir.join("token")
+    }
+    pub fn registry(&self) -> PathBuf {
+        self.dir.join("registry.sqlite")
+    }
+
+    /// Creates the data dir, readable by its owner only.
+    pub fn ensure_dir(&self) -> std::io::Result<()> {
+        fs::create_dir_all(&self.dir)?;
+        fs::set_permissions(&self.dir, fs::Permissions::from_mode(0o700))
+    }
+
+    pub fn read_info(&self) -> Option<DaemonInfo> {
+        let text = fs::read_to_string(self.info()).ok()?;
+        serde_json::from_str(&text).ok()
+    }
+
+    /// True while some process holds the daemon lock.
+    pub fn lock_held(&self) -> bool {
+        let Ok(file) = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(self.lock())
+        else {
+            return false;
+        };
+        matches!(file.try_lock(), Err(fs::TryLockError::WouldBlock))
+    }
+}
+
+/// Writes a file readable and writable by its owner only, replacing it atomically.
+pub fn write_private(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    let _ = fs::remove_file(&tmp);
+    let mut file = OpenOptions::new()
+        .create_new(true)
+        .write(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    file.write_all(contents)?;
+    file.sync_all()?;
+    fs::rename(&tmp, path)
+}

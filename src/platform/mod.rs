@@ -1,0 +1,103 @@
+//! The Platform trait: everything a pane shows or does goes through it, and panes never know which
+//! platform answers.
+//!
+//! Two platforms implement it: the local platform (a client of the `hugflake serve` daemon on
+//! 127.0.0.1) and, later, Snowflake (SQL API v2 + SPCS ingress). The shape follows what Snowflake
+//! exposes: compute pools with Snowflake's states, services (model services and job services),
+//! registry models with versions, import jobs with stages. Operations arrive with the issues that
+//! build them; each one is added here with both platforms in mind.
+
+pub mod local;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::domain::{
+    ComputePool, JobSummary, PlatformKind, PlatformStatus, RegisteredModel, Service,
+};
+
+/// Why a platform call failed, in words a user can act on.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum PlatformError {
+    #[error("cannot reach {what}: {detail}")]
+    Unreachable { what: String, detail: String },
+    #[error("{what} refused the credentials: {detail}")]
+    Unauthorized { what: String, detail: String },
+    #[error("{0} not found")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error(
+        "the running daemon is version {daemon}, this hugflake is {client}: stop it with `hugflake serve --stop` and try again"
+    )]
+    VersionMismatch { daemon: String, client: String },
+    #[error("{what} answered {status}: {message}")]
+    Api {
+        what: String,
+        status: u16,
+        message: String,
+    },
+    #[error("unexpected answer from {what}: {detail}")]
+    Protocol { what: String, detail: String },
+    #[error("{0}")]
+    Other(String),
+}
+
+pub type Result<T> = std::result::Result<T, PlatformError>;
+
+/// Everything the Health pane and `hugflake status` show, fetched together.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Snapshot {
+    pub status: PlatformStatus,
+    pub pools: Vec<ComputePool>,
+    pub services: Vec<Service>,
+    pub models: Vec<RegisteredModel>,
+    pub jobs: Vec<JobSummary>,
+    pub fetched_at: DateTime<Utc>,
+}
+
+#[async_trait]
+pub trait Platform: Send + Sync {
+    fn kind(&self) -> PlatformKind;
+
+    /// Who answers, and since when.
+    async fn status(&self) -> Result<PlatformStatus>;
+
+    /// `SHOW COMPUTE POOLS`.
+    async fn pools(&self) -> Result<Vec<ComputePool>>;
+
+    /// `SHOW SERVICES` (model services and job services).
+    async fn services(&self) -> Result<Vec<Service>>;
+
+    /// `SHOW MODELS` with their versions.
+    async fn models(&self) -> Result<Vec<RegisteredModel>>;
+
+    /// Import jobs, newest first.
+    async fn jobs(&self) -> Result<Vec<JobSummary>>;
+
+    /// `ALTER COMPUTE POOL .. SUSPEND`: its services are suspended with it.
+    async fn suspend_pool(&self, name: &str) -> Result<ComputePool>;
+
+    /// `ALTER COMPUTE POOL .. RESUME`.
+    async fn resume_pool(&self, name: &str) -> Result<ComputePool>;
+}
+
+/// Fetches a whole snapshot, the calls running concurrently.
+pub async fn snapshot(platform: &dyn Platform) -> Result<Snapshot> {
+    let (status, pools, services, models, jobs) = tokio::try_join!(
+        platform.status(),
+        platform.pools(),
+        platform.services(),
+        platform.models(),
+        platform.jobs()
+    )?;
+    Ok(Snapshot {
+        status,
+        pools,
+        services,
+        models,
+        jobs,
+        fetched_at: Utc::now(),
+    })
+}

@@ -1,0 +1,303 @@
+//! Drawing. Pure functions of the app state: `draw(frame, &app)`.
+//!
+//! ```text
+//! ┌ hugflake │ 1 Candidates │ 2 Imports │ 3 Health │ 4 Query ───────────────┐  tabs (1 line)
+//! │                                                                         │
+//! │  the current pane                                                       │  body
+//! │                                                                         │
+//! │ local │ daemon pid 4242 on 127.0.0.1:47811 │ data 2s ago        flash   │  status line
+//! │ j/k move  / filter  r refresh  : command  ? help  q quit                │  key bar / input
+//! └─────────────────────────────────────────────────────────────────────────┘
+//! ```
+//! The layout functions are shared with mouse handling, so a click lands where it was drawn.
+
+pub mod candidates;
+pub mod health;
+pub mod help;
+pub mod imports;
+pub mod query;
+pub mod theme;
+pub mod widgets;
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Position, Rect};
+use ratatui::style::{Modifier, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Clear, Paragraph, Wrap};
+
+use crate::app::action::Action;
+use crate::app::command;
+use crate::app::state::{App, Link, Overlay, Tab, TableId};
+use crate::domain::units;
+
+pub const MIN_WIDTH: u16 = 60;
+pub const MIN_HEIGHT: u16 = 15;
+const BRAND: &str = " hugflake ";
+
+/// The four bands of the screen.
+pub struct Regions {
+    pub tabs: Rect,
+    pub body: Rect,
+    pub status: Rect,
+    pub keys: Rect,
+}
+
+pub fn regions(size: Rect) -> Regions {
+    let [tabs, body, status, keys] = Layout::vertical([
+        Constraint::Length(1),
+        Constraint::Min(1),
+        Constraint::Length(1),
+        Constraint::Length(1),
+    ])
+    .areas(size);
+    Regions {
+        tabs,
+        body,
+        status,
+        keys,
+    }
+}
+
+/// Where each tab title is drawn on the tab line: (tab, first column, column after the last).
+pub fn tab_ranges(area: Rect) -> Vec<(Tab, u16, u16)> {
+    let mut x = area.x + BRAND.len() as u16 + 1;
+    Tab::ALL
+        .iter()
+        .enumerate()
+        .map(|(i, tab)| {
+            let w = format!(" {} {} ", i + 1, tab.title()).chars().count() as u16;
+            let range = (*tab, x, x + w);
+            x += w + 1;
+            range
+        })
+        .collect()
+}
+
+/// The tab under a click, if any.
+pub fn tab_at(size: Rect, at: Position) -> Option<Tab> {
+    let r = regions(size);
+    if at.y != r.tabs.y {
+        return None;
+    }
+    tab_ranges(r.tabs)
+        .into_iter()
+        .find(|(_, a, b)| at.x >= *a && at.x < *b)
+        .map(|(t, _, _)| t)
+}
+
+/// The tables a pane shows, in focus order.
+pub fn tables_of(tab: Tab) -> Vec<TableId> {
+    match tab {
+        Tab::Candidates => vec![TableId::Candidates],
+        Tab::Imports => vec![TableId::Jobs],
+        Tab::Health => vec![TableId::Pools, TableId::Services],
+        Tab::Query => vec![TableId::QueryServices],
+    }
+}
+
+/// The bordered area a table is drawn in.
+pub fn table_area(app: &App, id: TableId) -> Option<Rect> {
+    if app.size.width < MIN_WIDTH || app.size.height < MIN_HEIGHT {
+        return None;
+    }
+    let body = regions(app.size).body;
+    Some(match id {
+        TableId::Candidates => candidates::split(body).0,
+        TableId::Jobs => imports::split(body).0,
+        TableId::Pools => health::split(body, app.visible_pools().len()).0,
+        TableId::Services => health::split(body, app.visible_pools().len()).1,
+        TableId::QueryServices => query::split(body).0,
+    })
+}
+
+/// The rows of a table: inside the border, below the header line.
+pub fn table_rows_area(app: &App, id: TableId) -> Option<Rect> {
+    let a = table_area(app, id)?;
+    (a.width > 2 && a.height > 3).then(|| Rect::new(a.x + 1, a.y + 2, a.width - 2, a.height - 3))
+}
+
+pub fn draw(frame: &mut Frame<'_>, app: &App) {
+    let size = frame.area();
+    if size.width < MIN_WIDTH || size.height < MIN_HEIGHT {
+        let text = format!(
+            "The terminal is {}x{}; hugflake needs at least {MIN_WIDTH}x{MIN_HEIGHT}. Make it larger, or press q to quit.",
+            size.width, size.height
+        );
+        frame.render_widget(Paragraph::new(text).wrap(Wrap { trim: true }), size);
+        return;
+    }
+    let r = regions(size);
+    draw_tabs(frame, r.tabs, app);
+    match app.tab {
+        Tab::Candidates => candidates::render(frame, r.body, app),
+        Tab::Imports => imports::render(frame, r.body, app),
+        Tab::Health => health::render(frame, r.body, app),
+        Tab::Query => query::render(frame, r.body, app),
+    }
+    draw_status(frame, r.status, app);
+    draw_keys(frame, r.keys, app);
+    match &app.overlay {
+        Overlay::Help { scroll } => help::render(frame, r.body, app, *scroll),
+        Overlay::Command { input, .. } => draw_completions(frame, r.body, app, input),
+        Overlay::None | Overlay::Filter { .. } => {}
+    }
+}
+
+fn draw_tabs(frame: &mut Frame<'_>, area: Rect, app: &App) {
+    let t = &app.theme;
+    let mut spans = vec![
+        Span::styled(BRAND, t.accent().add_modifier(Modifier::BOLD)),
+        Span::styled("│", t.dim()),
+    ];
+    for (i, tab) in Tab::ALL.iter().enumerate() {
+        let label = format!(" {} {} ", i + 1, tab.title());
+        let style = if *tab == app.tab {
+            t.selected().fg(t.accent)
+        } else {
+            Style::new()
+        };
+        spans.push(Span::styled(label, style));
+        spans.push(Span::styled("│", t.dim()));
+    }
+    frame.render_widget(Line::from(spans), area);
+}
+
+fn draw_status(frame: &mut Frame<'_>, area: Rect, app: &App) {
+    let t = &app.theme;
+    let mut spans = Vec::new();
+    match &app.link {
+        Link::Connecting => {
+            spans.push(Span::styled(" local ", t.accent()));
+            spans.push(Span::styled("│", t.dim()));
+            spans.push(Span::styled(
+                " connecting to the local daemon (starting it if needed)… ",
+                Style::new().fg(t.pending),
+            ));
+        }
+        Link::Failed(e) => {
+            spans.push(Span::styled(" local ", t.accent()));
+            spans.push(Span::styled("│", t.dim()));
+            spans.push(Span::styled(" ✖ daemon: ", t.error()));
+            spans.push(Span::styled(e.clone(), t.error()));
+        }
+        Link::Connected { kind, .. } => {
+            spans.push(Span::styled(format!(" {kind} "), t.accent()));
+            spans.push(Span::styled("│", t.dim()));
+            if let Some(s) = &app.snapshot.data {
+                let pid = s
+                    .status
+                    .pid
+                    .map(|p| format!("pid {p} "))
+                    .unwrap_or_default();
+                spans.push(Span::raw(format!(" daemon {pid}on {} ", s.status.location)));
+            } else {
+                spans.push(Span::raw(" daemon connected "));
+            }
+            spans.push(Span::styled("│", t.dim()));
+            match app.snapshot.fetched_at {
+                Some(at) => spans.push(Span::raw(format!(
+                    " data {} ago ",
+                    units::duration((app.now - at).num_seconds())
+                ))),
+                None => spans.push(Span::styled(" loading… ", t.dim())),
+            }
+            if let Some(e) = &app.snapshot.error {
+                spans.push(Span::styled(
+                    " STALE ",
+                    Style::new().bg(t.fault).add_modifier(Modifier::BOLD),
+                ));
+                spans.push(Span::styled(format!(" {e}"), t.error()));
+            }
+        }
+    }
+    let left = Line::from(spans);
+    frame.render_widget(left, area);
+    if let Some(flash) = &app.flash {
+        let text = format!(" {} ", flash.text);
+        let w = (text.chars().count() as u16).min(area.width / 2);
+        let rect = Rect::new(area.right().saturating_sub(w), area.y, w, 1);
+        let style = if flash.error { t.error() } else { t.dim() };
+        frame.render_widget(Clear, rect);
+        frame.render_widget(Span::styled(text, style), rect);
+    }
+}
+
+/// The keys of the current pane, most useful first.
+pub fn pane_keys(app: &App) -> Vec<(String, &'static str)> {
+    let k = |a: Action| app.keymap.short(a);
+    let mut keys = vec![(format!("{}/{}", k(Action::Down), k(Action::Up)), "move")];
+    keys.push((k(Action::Filter), "filter"));
+    if app.tab == Tab::Health {
+        keys.push((k(Action::FocusNext), "next table"));
+    }
+    keys.push((k(Action::NextTab), "next tab"));
+    keys.push((k(Action::Refresh), "refresh"));
+    keys.push((k(Action::Command), "command"));
+    keys.push((k(Action::Help), "help"));
+    keys.push((k(Action::Back), "back/quit"));
+    keys
+}
+
+fn draw_keys(frame: &mut Frame<'_>, area: Rect, app: &App) {
+    let t = &app.theme;
+    let line = match &app.overlay {
+        Overlay::Command { input, error } => {
+            let mut spans = vec![
+                Span::styled(":", t.accent()),
+                Span::raw(input.clone()),
+                Span::styled("▏", t.accent()),
+            ];
+            match error {
+                Some(e) => spans.push(Span::styled(format!("  {e}"), t.error())),
+                None => spans.push(Span::styled(
+                    "  tab complete · enter run · esc cancel",
+                    t.dim(),
+                )),
+            }
+            Line::from(spans)
+        }
+        Overlay::Filter { input } => Line::from(vec![
+            Span::styled("/", t.accent()),
+            Span::raw(input.clone()),
+            Span::styled("▏", t.accent()),
+            Span::styled("  enter keep · esc clear · ↑/↓ move", t.dim()),
+        ]),
+        Overlay::Help { .. } => Line::from(Span::styled(
+            " ↑/↓ scroll · any other key closes the help",
+            t.dim(),
+        )),
+        Overlay::None => {
+            let mut spans = vec![Span::raw(" ")];
+            for (key, what) in pane_keys(app) {
+                spans.push(Span::styled(key, t.accent().add_modifier(Modifier::BOLD)));
+                spans.push(Span::styled(format!(" {what}  "), t.dim()));
+            }
+            Line::from(spans)
+        }
+    };
+    frame.render_widget(line, area);
+}
+
+fn draw_completions(frame: &mut Frame<'_>, body: Rect, app: &App, input: &str) {
+    let found = command::matches(input);
+    if found.is_empty() {
+        return;
+    }
+    let h = (found.len() as u16 + 2).min(body.height);
+    let w = 44.min(body.width);
+    let area = Rect::new(body.x, body.bottom().saturating_sub(h), w, h);
+    let lines: Vec<Line<'_>> = found
+        .iter()
+        .map(|(name, what)| {
+            Line::from(vec![
+                Span::styled(format!(" :{name:<18}"), app.theme.accent()),
+                Span::styled(*what, app.theme.dim()),
+            ])
+        })
+        .collect();
+    frame.render_widget(Clear, area);
+    frame.render_widget(
+        Paragraph::new(lines).block(widgets::block("commands", true, &app.theme)),
+        area,
+    );
+}
