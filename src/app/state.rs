@@ -487,11 +487,12 @@ impl App {
                 Action::PageUp => *scroll = scroll.saturating_sub(10),
                 Action::PageDown => *scroll = scroll.saturating_add(10),
                 Action::Top => *scroll = 0,
-                Action::Quit => {
-                    self.quit = true;
-                    return vec![Effect::Quit];
+                Action::Back | Action::Help => self.overlay = Overlay::None,
+                // Any other action closes the help and is carried out.
+                _ => {
+                    self.overlay = Overlay::None;
+                    return self.update(action);
                 }
-                _ => self.overlay = Overlay::None,
             }
             return Vec::new();
         }

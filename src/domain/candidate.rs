@@ -147,6 +147,8 @@ pub struct Candidate {
     /// True when the parameter count is estimated (a `.bin`-only repo), not read from metadata.
     pub parameters_estimated: bool,
     pub weight_bytes: Option<u64>,
+    /// The main weights file (`model.safetensors`, `pytorch_model.bin`...).
+    pub weight_file: Option<String>,
     /// True when the weight size is approximate rather than a byte count from the Hub's tree.
     pub weight_bytes_approx: bool,
     pub purpose: Option<String>,
@@ -184,6 +186,7 @@ impl Candidate {
             parameters: None,
             parameters_estimated: false,
             weight_bytes: None,
+            weight_file: None,
             weight_bytes_approx: false,
             purpose: None,
             snowflake,

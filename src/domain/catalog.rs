@@ -44,25 +44,22 @@ pub fn parse(text: &str) -> Result<Vec<Candidate>, CatalogError> {
     Ok(file
         .model
         .into_iter()
-        .map(|e| {
-            let mut notes = e.notes;
-            notes.push(format!("Weights: {}.", e.weight_file));
-            Candidate {
-                snowflake: snowflake_verdict(&e.library, &e.task, e.has_classification_head),
-                handle: e.handle,
-                task: Some(e.task),
-                library: Some(e.library),
-                license: Some(e.license),
-                parameters: Some(e.parameters),
-                parameters_estimated: e.parameters_estimated,
-                weight_bytes: Some(e.weight_bytes),
-                weight_bytes_approx: e.weight_bytes_approx,
-                purpose: Some(e.purpose),
-                notes,
-                requires: e.requires,
-                source: CandidateSource::Catalog,
-                cache: None,
-            }
+        .map(|e| Candidate {
+            snowflake: snowflake_verdict(&e.library, &e.task, e.has_classification_head),
+            handle: e.handle,
+            task: Some(e.task),
+            library: Some(e.library),
+            license: Some(e.license),
+            parameters: Some(e.parameters),
+            parameters_estimated: e.parameters_estimated,
+            weight_bytes: Some(e.weight_bytes),
+            weight_file: Some(e.weight_file),
+            weight_bytes_approx: e.weight_bytes_approx,
+            purpose: Some(e.purpose),
+            notes: e.notes,
+            requires: e.requires,
+            source: CandidateSource::Catalog,
+            cache: None,
         })
         .collect())
 }

@@ -15,7 +15,7 @@ use ratatui::style::{Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Cell, Paragraph, Row, Wrap};
 
-use super::widgets::{self, kv};
+use super::widgets::{self, kv, kv_wrapped};
 use crate::app::state::{App, TableId};
 use crate::domain::{Candidate, units};
 
@@ -71,17 +71,28 @@ pub fn render(frame: &mut Frame<'_>, body: Rect, app: &App) {
         render_details(frame, details_area, app, None);
         return;
     }
+    // Fixed columns; the handle takes what is left and is cut with an ellipsis.
+    const TASK: u16 = 20;
+    const SIZE: u16 = 8;
+    const SOURCE: u16 = 13;
+    const SF: u16 = 9;
+    let handle_w = table_area
+        .width
+        .saturating_sub(2 + 1 + TASK + SIZE + SOURCE + SF + 5) as usize;
     let table_rows: Vec<Row<'_>> = rows
         .iter()
         .map(|c| {
             let (sf, sf_style) = match c.snowflake.supported {
-                Some(true) => ("yes", Style::new().fg(theme.ok)),
-                Some(false) => ("no", Style::new().fg(theme.fault)),
-                None => ("?", theme.dim()),
+                Some(true) => ("✔ yes", Style::new().fg(theme.ok)),
+                Some(false) => ("✖ no", Style::new().fg(theme.fault)),
+                None => ("? unknown", theme.dim()),
             };
             Row::new(vec![
-                Cell::from(c.handle.clone()),
-                Cell::from(c.task.clone().unwrap_or_else(|| "?".into())),
+                Cell::from(widgets::fit(&c.handle, handle_w)),
+                Cell::from(widgets::fit(
+                    c.task.as_deref().unwrap_or("?"),
+                    TASK as usize,
+                )),
                 Cell::from(size_text(c)),
                 Cell::from(Span::styled(c.source.label(), theme.dim())),
                 Cell::from(Span::styled(sf, sf_style)),
@@ -95,11 +106,11 @@ pub fn render(frame: &mut Frame<'_>, body: Rect, app: &App) {
         &["HANDLE", "TASK", "SIZE", "SOURCE", "SNOWFLAKE"],
         table_rows,
         &[
-            Constraint::Fill(3),
-            Constraint::Fill(2),
-            Constraint::Length(9),
-            Constraint::Length(13),
-            Constraint::Length(9),
+            Constraint::Fill(1),
+            Constraint::Length(TASK),
+            Constraint::Length(SIZE),
+            Constraint::Length(SOURCE),
+            Constraint::Length(SF),
         ],
         app,
         TableId::Candidates,
@@ -123,6 +134,8 @@ fn render_details(frame: &mut Frame<'_>, area: Rect, app: &App, c: Option<&Candi
         );
         return;
     };
+    let width = area.width.saturating_sub(2);
+    let plain = Style::new();
     let mut lines = vec![
         Line::from(Span::styled(
             c.handle.clone(),
@@ -143,87 +156,91 @@ fn render_details(frame: &mut Frame<'_>, area: Rect, app: &App, c: Option<&Candi
             c.license.clone().unwrap_or_else(|| "unknown".into()),
             theme,
         ),
-        kv(
-            "parameters",
-            c.parameters
-                .map(|p| {
-                    if c.parameters_estimated {
-                        format!(
-                            "~{} (estimated: the repo ships only a .bin)",
-                            units::count(p)
-                        )
-                    } else {
-                        units::count(p)
-                    }
-                })
-                .unwrap_or_else(|| "unknown".into()),
-            theme,
-        ),
-        kv("weights", size_text(c), theme),
-        kv("source", c.source.label(), theme),
     ];
+    let params = c
+        .parameters
+        .map(|p| {
+            if c.parameters_estimated {
+                format!(
+                    "~{} (estimated: the repo ships only a .bin)",
+                    units::count(p)
+                )
+            } else {
+                units::count(p)
+            }
+        })
+        .unwrap_or_else(|| "unknown".into());
+    lines.extend(kv_wrapped("parameters", &params, plain, width, theme));
+    let weights = match &c.weight_file {
+        Some(f) => format!("{} ({f})", size_text(c)),
+        None => size_text(c),
+    };
+    lines.extend(kv_wrapped("weights", &weights, plain, width, theme));
+    lines.push(kv("source", c.source.label(), theme));
     if let Some(p) = &c.purpose {
-        lines.push(kv("for", p.clone(), theme));
+        lines.extend(kv_wrapped("for", p, plain, width, theme));
     }
     let (sf_symbol, sf_style) = match c.snowflake.supported {
-        Some(true) => ("✔ ", Style::new().fg(theme.ok)),
-        Some(false) => ("✖ ", Style::new().fg(theme.fault)),
-        None => ("? ", theme.dim()),
+        Some(true) => ("✔", Style::new().fg(theme.ok)),
+        Some(false) => ("✖", Style::new().fg(theme.fault)),
+        None => ("?", theme.dim()),
     };
-    lines.push(Line::from(vec![
-        Span::styled(format!("{:<12} ", "Snowflake"), theme.dim()),
-        Span::styled(sf_symbol, sf_style),
-        Span::styled(c.snowflake.summary(), sf_style),
-    ]));
-    lines.push(Line::from(Span::styled(
-        format!("{:13}{}", "", c.snowflake.reason),
+    lines.extend(kv_wrapped(
+        "Snowflake",
+        &format!("{sf_symbol} {}", c.snowflake.summary()),
+        sf_style,
+        width,
+        theme,
+    ));
+    lines.extend(kv_wrapped(
+        "",
+        &c.snowflake.reason,
         theme.dim(),
-    )));
+        width,
+        theme,
+    ));
     for r in &c.requires {
-        lines.push(kv("needs", r.clone(), theme));
+        lines.extend(kv_wrapped("needs", r, plain, width, theme));
     }
     match &c.cache {
         None => lines.push(kv("cache", "not downloaded", theme)),
         Some(repo) => {
-            lines.push(kv(
-                "cache",
-                format!(
-                    "{} on disk, {} revision{}{}",
-                    units::bytes(repo.size_on_disk),
-                    repo.revisions.len(),
-                    if repo.revisions.len() == 1 { "" } else { "s" },
-                    if repo.incomplete_files > 0 {
-                        format!(", {} unfinished download(s)", repo.incomplete_files)
-                    } else {
-                        String::new()
-                    }
-                ),
-                theme,
-            ));
+            let summary = format!(
+                "{} on disk, {} revision{}{}",
+                units::bytes(repo.size_on_disk),
+                repo.revisions.len(),
+                if repo.revisions.len() == 1 { "" } else { "s" },
+                if repo.incomplete_files > 0 {
+                    format!(", {} unfinished download(s)", repo.incomplete_files)
+                } else {
+                    String::new()
+                }
+            );
+            lines.extend(kv_wrapped("cache", &summary, plain, width, theme));
             for rev in &repo.revisions {
                 let refs = if rev.refs.is_empty() {
                     String::new()
                 } else {
                     format!(" ({})", rev.refs.join(", "))
                 };
-                lines.push(Line::from(Span::styled(
-                    format!(
-                        "{:13}{}{refs}: {} files, {}",
-                        "",
-                        &rev.commit[..rev.commit.len().min(12)],
-                        rev.files,
-                        units::bytes(rev.size_bytes)
-                    ),
-                    theme.dim(),
-                )));
+                let text = format!(
+                    "{}{refs}: {} files, {}",
+                    &rev.commit[..rev.commit.len().min(12)],
+                    rev.files,
+                    units::bytes(rev.size_bytes)
+                );
+                lines.extend(kv_wrapped("", &text, theme.dim(), width, theme));
             }
         }
     }
     for note in &c.notes {
-        lines.push(Line::from(vec![
-            Span::styled("• ", Style::new().fg(theme.pending)),
-            Span::raw(note.clone()),
-        ]));
+        lines.extend(kv_wrapped(
+            "note",
+            note,
+            Style::new().fg(theme.pending),
+            width,
+            theme,
+        ));
     }
     frame.render_widget(
         Paragraph::new(lines)

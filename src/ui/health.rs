@@ -12,12 +12,12 @@
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
-use ratatui::text::Span;
+use ratatui::text::{Line, Span};
 use ratatui::widgets::{Cell, Row};
 
 use super::widgets;
 use crate::app::state::{App, TableId};
-use crate::domain::units;
+use crate::domain::{Health, units};
 
 /// (pools, services): the pools table is as tall as its rows, up to half the body.
 pub fn split(body: Rect, pools: usize) -> (Rect, Rect) {
@@ -87,7 +87,7 @@ fn render_pools(frame: &mut Frame<'_>, area: Rect, app: &App) {
         table_rows,
         &[
             Constraint::Length(12),
-            Constraint::Fill(2),
+            Constraint::Fill(1),
             Constraint::Length(5),
             Constraint::Length(8),
             Constraint::Length(18),
@@ -106,11 +106,25 @@ fn render_services(frame: &mut Frame<'_>, area: Rect, app: &App) {
     let total = app.snapshot.data.as_ref().map_or(0, |s| s.services.len());
     let view = app.view(TableId::Services);
     let focused = app.health_focus == TableId::Services;
-    let block = widgets::block(
+    let mut block = widgets::block(
         widgets::title("Services", rows.len(), total, &view.filter, theme),
         focused,
         theme,
     );
+    // The first fault's cause, where it cannot be missed (faults sort first).
+    if let Some(s) = rows
+        .iter()
+        .find(|s| s.health() == Health::Fault && s.message.is_some())
+    {
+        block = block.title_bottom(Line::from(Span::styled(
+            format!(
+                " ✖ {}: {} ",
+                s.name,
+                s.message.as_deref().unwrap_or_default()
+            ),
+            theme.error(),
+        )));
+    }
     if let Some(p) = widgets::remote_placeholder(
         &app.snapshot,
         rows.len(),

@@ -166,10 +166,97 @@ pub fn table(
     frame.render_stateful_widget(table, area, &mut state);
 }
 
-/// `key  value` lines for a details panel; long values wrap in the paragraph.
+/// Width of the key column of details panels.
+pub const KEY_WIDTH: usize = 13;
+
+/// A `key  value` line for a details panel.
 pub fn kv<'a>(key: &str, value: impl Into<String>, theme: &Theme) -> Line<'a> {
     Line::from(vec![
-        Span::styled(format!("{key:<12} "), theme.dim()),
+        Span::styled(format!("{key:<w$}", w = KEY_WIDTH), theme.dim()),
         Span::raw(value.into()),
     ])
+}
+
+/// A `key  value` entry whose value wraps under itself (a hanging indent), for `width` columns.
+pub fn kv_wrapped<'a>(
+    key: &str,
+    value: &str,
+    style: Style,
+    width: u16,
+    theme: &Theme,
+) -> Vec<Line<'a>> {
+    let room = (width as usize).saturating_sub(KEY_WIDTH).max(10);
+    wrap(value, room)
+        .into_iter()
+        .enumerate()
+        .map(|(i, part)| {
+            let k = if i == 0 { key } else { "" };
+            Line::from(vec![
+                Span::styled(format!("{k:<w$}", w = KEY_WIDTH), theme.dim()),
+                Span::styled(part, style),
+            ])
+        })
+        .collect()
+}
+
+/// Greedy word wrap by characters; words longer than the width are split.
+pub fn wrap(text: &str, width: usize) -> Vec<String> {
+    let width = width.max(1);
+    let mut lines = Vec::new();
+    let mut line = String::new();
+    for word in text.split_whitespace() {
+        let mut word = word.to_string();
+        loop {
+            let used = line.chars().count();
+            let need = word.chars().count() + usize::from(used > 0);
+            if used + need <= width {
+                if used > 0 {
+                    line.push(' ');
+                }
+                line.push_str(&word);
+                break;
+            }
+            if used > 0 {
+                lines.push(std::mem::take(&mut line));
+                continue;
+            }
+            let head: String = word.chars().take(width).collect();
+            word = word.chars().skip(width).collect();
+            lines.push(head);
+            if word.is_empty() {
+                break;
+            }
+        }
+    }
+    if !line.is_empty() || lines.is_empty() {
+        lines.push(line);
+    }
+    lines
+}
+
+/// Cuts text to `width` characters, marking the cut with `…`.
+pub fn fit(text: &str, width: usize) -> String {
+    if text.chars().count() <= width {
+        text.to_string()
+    } else if width == 0 {
+        String::new()
+    } else {
+        let mut s: String = text.chars().take(width - 1).collect();
+        s.push('…');
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wraps_and_fits() {
+        assert_eq!(wrap("a bb ccc dddd", 6), ["a bb", "ccc", "dddd"]);
+        assert_eq!(wrap("abcdefgh", 3), ["abc", "def", "gh"]);
+        assert_eq!(wrap("", 5), [""]);
+        assert_eq!(fit("microsoft/BiomedCLIP", 10), "microsoft…");
+        assert_eq!(fit("short", 10), "short");
+    }
 }

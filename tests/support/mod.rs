@@ -1,0 +1,150 @@
+//! Shared test helpers: fixed data, rendering to text, and a daemon under test.
+#![allow(dead_code)]
+
+use chrono::{DateTime, TimeZone, Utc};
+use hugflake::app::state::{App, Msg};
+use hugflake::config::Config;
+use hugflake::domain::*;
+use hugflake::platform::Snapshot;
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+use ratatui::layout::Rect;
+
+pub fn now() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 26, 12, 0, 0)
+        .single()
+        .unwrap_or_default()
+}
+
+pub fn ago(secs: i64) -> DateTime<Utc> {
+    now() - chrono::Duration::seconds(secs)
+}
+
+pub fn app(width: u16, height: u16) -> App {
+    let config = Config::defaults().unwrap_or_else(|e| panic!("{e}"));
+    App::new(&config, now(), Rect::new(0, 0, width, height))
+}
+
+pub fn pool(name: &str, state: PoolState) -> ComputePool {
+    ComputePool {
+        name: name.into(),
+        state,
+        min_nodes: 1,
+        max_nodes: 1,
+        instance_family: "LOCAL_HOST".into(),
+        vcpu: 2.0,
+        memory_gib: 17.6,
+        gpu: 0,
+        active_nodes: u32::from(state != PoolState::Suspended),
+        idle_nodes: u32::from(state == PoolState::Idle),
+        num_services: 0,
+        num_jobs: 0,
+        auto_suspend_secs: None,
+        auto_resume: true,
+        created_on: ago(185),
+        resumed_on: None,
+        updated_on: None,
+        comment: None,
+        error_code: None,
+        status_message: None,
+    }
+}
+
+pub fn service(name: &str, status: ServiceStatus, ready: u32) -> Service {
+    Service {
+        name: name.into(),
+        database: None,
+        schema: None,
+        status,
+        compute_pool: "LOCAL_CPU".into(),
+        current_instances: 1,
+        target_instances: 1,
+        min_instances: 1,
+        max_instances: 1,
+        ready_instances: ready,
+        model: Some("ALL_MINILM_L6_V2".into()),
+        model_version: Some("V1".into()),
+        endpoint: Some("http://127.0.0.1:47900".into()),
+        is_job: false,
+        created_on: ago(3_700),
+        resumed_on: None,
+        suspended_on: None,
+        message: None,
+    }
+}
+
+pub fn job(model: &str, state: JobState, stage: Stage, error: Option<&str>) -> JobSummary {
+    JobSummary {
+        id: format!("job-{}", model.to_lowercase()),
+        handle: "sentence-transformers/all-MiniLM-L6-v2".into(),
+        model: model.into(),
+        version: "V1".into(),
+        target: "LOCAL_CPU".into(),
+        state,
+        stage: Some(stage),
+        created_on: ago(95),
+        updated_on: ago(5),
+        finished_on: None,
+        error: error.map(String::from),
+    }
+}
+
+pub fn snapshot(
+    pools: Vec<ComputePool>,
+    services: Vec<Service>,
+    jobs: Vec<JobSummary>,
+) -> Snapshot {
+    Snapshot {
+        status: PlatformStatus {
+            kind: PlatformKind::Local,
+            location: "127.0.0.1:47811".into(),
+            version: "0.1.0".into(),
+            pid: Some(4242),
+            started_at: Some(ago(600)),
+            details: vec![],
+        },
+        pools,
+        services,
+        models: vec![],
+        jobs,
+        fetched_at: ago(5),
+    }
+}
+
+/// An app connected to a local platform whose data arrived 5 s ago.
+pub fn connected(app: &mut App, snap: Snapshot) {
+    app.apply(Msg::Link(hugflake::app::state::Link::Connected {
+        kind: PlatformKind::Local,
+        description: "connected to the local daemon (pid 4242)".into(),
+    }));
+    app.flash = None;
+    app.now = ago(5);
+    app.apply(Msg::Snapshot(Ok(snap)));
+    app.now = now();
+}
+
+pub fn catalog(app: &mut App) {
+    let rows = hugflake::domain::catalog::builtin().unwrap_or_else(|e| panic!("{e}"));
+    app.apply(Msg::Candidates(Ok(rows)));
+}
+
+/// Draws the app on a test terminal and returns the screen as text, one line per row.
+pub fn render(app: &App) -> String {
+    let size = app.size;
+    let mut terminal =
+        Terminal::new(TestBackend::new(size.width, size.height)).unwrap_or_else(|e| panic!("{e}"));
+    terminal
+        .draw(|f| hugflake::ui::draw(f, app))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let buf = terminal.backend().buffer();
+    let mut out = String::new();
+    for y in 0..buf.area.height {
+        let mut line = String::new();
+        for x in 0..buf.area.width {
+            line.push_str(buf[(x, y)].symbol());
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
