@@ -109,13 +109,16 @@ fn location(line: Option<usize>, column: Option<usize>) -> String {
     }
 }
 
+/// `[keymap]`: action name → keys, each with its place in the file.
+type KeymapTable = BTreeMap<Spanned<String>, Spanned<Vec<Spanned<String>>>>;
+
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Layer {
     daemon: Option<DaemonLayer>,
     ui: Option<UiLayer>,
     log: Option<LogLayer>,
-    keymap: Option<BTreeMap<Spanned<String>, Spanned<Vec<Spanned<String>>>>>,
+    keymap: Option<KeymapTable>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -21,6 +21,14 @@ impl CandidateSource {
             CandidateSource::CatalogAndCache => "catalog+cache",
         }
     }
+
+    /// The same in at most 9 columns.
+    pub fn short_label(self) -> &'static str {
+        match self {
+            CandidateSource::CatalogAndCache => "cat+cache",
+            other => other.label(),
+        }
+    }
 }
 
 /// Can Snowflake's "Import model from Hugging Face" serve this model, and how.

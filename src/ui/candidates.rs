@@ -7,7 +7,7 @@
 //! ┃  …                                          ┃│ verdicts, cache, notes      │
 //! ┗━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━┛╰─────────────────────────────╯
 //! ```
-//! Side by side from 110 columns, stacked below that.
+//! Side by side from 130 columns, stacked below that.
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -21,8 +21,8 @@ use crate::domain::{Candidate, units};
 
 /// (table, details)
 pub fn split(body: Rect) -> (Rect, Rect) {
-    if body.width >= 110 {
-        let [a, b] = Layout::horizontal([Constraint::Percentage(58), Constraint::Percentage(42)])
+    if body.width >= 130 {
+        let [a, b] = Layout::horizontal([Constraint::Percentage(62), Constraint::Percentage(38)])
             .areas(body);
         (a, b)
     } else {
@@ -72,9 +72,9 @@ pub fn render(frame: &mut Frame<'_>, body: Rect, app: &App) {
         return;
     }
     // Fixed columns; the handle takes what is left and is cut with an ellipsis.
-    const TASK: u16 = 20;
+    const TASK: u16 = 19;
     const SIZE: u16 = 8;
-    const SOURCE: u16 = 13;
+    const SOURCE: u16 = 9;
     const SF: u16 = 9;
     let handle_w = table_area
         .width
@@ -94,7 +94,7 @@ pub fn render(frame: &mut Frame<'_>, body: Rect, app: &App) {
                     TASK as usize,
                 )),
                 Cell::from(size_text(c)),
-                Cell::from(Span::styled(c.source.label(), theme.dim())),
+                Cell::from(Span::styled(c.source.short_label(), theme.dim())),
                 Cell::from(Span::styled(sf, sf_style)),
             ])
         })

@@ -43,11 +43,14 @@ fn pid_note(pid: Option<u32>) -> String {
     pid.map(|p| format!(" (pid {p})")).unwrap_or_default()
 }
 
+/// Called once with the running daemon's facts.
+pub type OnReady = Box<dyn FnOnce(&DaemonInfo) + Send>;
+
 pub struct ServeOptions {
     pub data_dir: PathBuf,
     pub port: u16,
     /// Called once the daemon listens, with what `daemon.json` says.
-    pub on_ready: Option<Box<dyn FnOnce(&DaemonInfo) + Send>>,
+    pub on_ready: Option<OnReady>,
 }
 
 struct AppState {

@@ -149,12 +149,12 @@ async fn wait_for(
             Err(e @ PlatformError::VersionMismatch { .. }) => return Err(e),
             Err(e) => last = e.to_string(),
         }
-        if let Some(c) = child.as_mut() {
-            if let Ok(Some(status)) = c.try_wait() {
-                return Err(unreachable(format!(
-                    "the daemon exited at start ({status}); its log says why: `hugflake doctor` shows where it is"
-                )));
-            }
+        if let Some(c) = child.as_mut()
+            && let Ok(Some(status)) = c.try_wait()
+        {
+            return Err(unreachable(format!(
+                "the daemon exited at start ({status}); its log says why: `hugflake doctor` shows where it is"
+            )));
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -193,16 +193,14 @@ pub async fn stop(dir: &Path, timeout: Duration) -> Result<StopOutcome, Platform
         }
         Err(_) => false,
     };
-    if !asked {
-        if let Some(i) = &info {
-            tracing::warn!(pid = i.pid, "daemon did not answer; sending SIGTERM");
-            let _ = Command::new("kill")
-                .arg("-TERM")
-                .arg(i.pid.to_string())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status();
-        }
+    if !asked && let Some(i) = &info {
+        tracing::warn!(pid = i.pid, "daemon did not answer; sending SIGTERM");
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(i.pid.to_string())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
     }
     let start = Instant::now();
     while start.elapsed() < timeout {

@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Opens the TUI in tmux as a person would, on a fresh data dir, and checks what the screen shows:
+# the four tabs, the catalog's three models, LOCAL_CPU in Health, help, and that q leaves cleanly.
+set -euo pipefail
+BIN=$(realpath "${1:-target/release/hugflake}")
+tmp=$(mktemp -d)
+sock="hugflake-smoke-$$"
+printf '[daemon]\nport = 0\n' >"$tmp/config.toml"
+envs=(HUGFLAKE_CONFIG="$tmp/config.toml" HUGFLAKE_DATA_DIR="$tmp/data" HUGFLAKE_STATE_DIR="$tmp/state" HF_HUB_CACHE="$tmp/hf")
+
+cleanup() {
+  tmux -L "$sock" kill-server 2>/dev/null || true
+  env "${envs[@]}" "$BIN" serve --stop >/dev/null 2>&1 || true
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+passed=0
+screen() { tmux -L "$sock" capture-pane -p -t smoke; }
+expect() { # expect TEXT...: waits up to 10 s for every text to be on screen
+  local deadline=$((SECONDS + 10))
+  while :; do
+    local s ok=1
+    s=$(screen)
+    for t in "$@"; do grep -qF -- "$t" <<<"$s" || ok=0; done
+    if [ $ok = 1 ]; then passed=$((passed + 1)); return 0; fi
+    if [ $SECONDS -ge $deadline ]; then
+      echo "FAILED: expected on screen: $*" >&2
+      echo "---- screen ----" >&2; echo "$s" >&2
+      echo "---- log ----" >&2; cat "$tmp/state/"*.log >&2 2>/dev/null || true
+      exit 1
+    fi
+    sleep 0.2
+  done
+}
+
+tmux -L "$sock" new-session -d -s smoke -x 140 -y 40 \
+  "env ${envs[*]} $BIN; echo \"EXIT=\$?\" > $tmp/exit; sleep 60"
+expect "1 Candidates" "2 Imports" "3 Health" "4 Query"
+expect "sentence-transformers/all-MiniLM-L6-v2" "dmis-lab/biobert-v1.1" "microsoft/BiomedCLIP"
+expect "daemon pid" "data "
+tmux -L "$sock" send-keys -t smoke 3
+expect "LOCAL_CPU" "IDLE" "No services yet."
+tmux -L "$sock" send-keys -t smoke '?'
+expect "Keys (remap them"
+tmux -L "$sock" send-keys -t smoke q
+sleep 0.3
+tmux -L "$sock" send-keys -t smoke q
+deadline=$((SECONDS + 10))
+until [ -s "$tmp/exit" ]; do
+  [ $SECONDS -lt $deadline ] || { echo "FAILED: q did not leave the TUI" >&2; screen >&2; exit 1; }
+  sleep 0.1
+done
+grep -q "EXIT=0" "$tmp/exit" || { echo "FAILED: $(cat "$tmp/exit")" >&2; exit 1; }
+passed=$((passed + 1))
+# Back on the normal screen: the alternate screen and its tabs are gone.
+if screen | grep -qF "1 Candidates"; then echo "FAILED: the TUI is still on screen after exit" >&2; exit 1; fi
+passed=$((passed + 1))
+echo "tui smoke: $passed passed, 0 failed"
