@@ -1,6 +1,9 @@
 //! Hugging Face: the local cache now; search, model info and downloads through the Hub API later.
 
+pub mod api;
 pub mod cache;
+pub mod download;
+pub mod settings;
 
 use std::path::Path;
 

@@ -1,6 +1,8 @@
 //! Shared test helpers: fixed data, rendering to text, and a daemon under test.
 #![allow(dead_code)]
 
+pub mod hub_server;
+
 use chrono::{DateTime, TimeZone, Utc};
 use hugflake::app::state::{App, Msg};
 use hugflake::config::Config;

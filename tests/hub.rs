@@ -1,0 +1,521 @@
+//! The Hub client and the download engine against the Hub test server on 127.0.0.1.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use hugflake::hub::api::{HubApiError, HubClient, SearchQuery};
+use hugflake::hub::download::{
+    DownloadError, DownloadRequest, Downloader, ProgressEvent, ProgressTotals, Retry, repo_folder,
+};
+use hugflake::hub::settings::HubSettings;
+use hugflake::secret::Secret;
+use support::hub_server::{HubServer, Repo, TOKEN};
+
+const TINY: &str = "hugflake-test/tiny-bert";
+const TINY_COMMIT: &str = "0123456789abcdef0123456789abcdef01234567";
+
+fn fixture(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(rel)
+}
+
+fn repos() -> Vec<Repo> {
+    let mut tiny = Repo::from_dir(TINY, TINY_COMMIT, &fixture("tiny-bert"));
+    tiny.pipeline_tag = Some("sentence-similarity".into());
+    tiny.library = Some("sentence-transformers".into());
+    tiny.downloads = 50;
+    let mut gated = Repo::new(
+        "hugflake-test/gated",
+        "1111111111111111111111111111111111111111",
+    )
+    .file("config.json", "{}")
+    .file("model.safetensors", vec![7u8; 20_000]);
+    gated.gated = true;
+    let mut rows = vec![tiny, gated];
+    for i in 1..=5 {
+        let mut r = Repo::new(&format!("org-a/model-{i}"), &format!("{i:040}"))
+            .file("config.json", format!("{{\"i\": {i}}}"));
+        r.downloads = i * 10;
+        r.pipeline_tag = Some(
+            if i % 2 == 0 {
+                "fill-mask"
+            } else {
+                "feature-extraction"
+            }
+            .into(),
+        );
+        rows.push(r);
+    }
+    rows
+}
+
+struct Env {
+    server: HubServer,
+    cache: tempfile::TempDir,
+}
+
+impl Env {
+    async fn new() -> Env {
+        Env {
+            server: HubServer::start(repos()).await,
+            cache: tempfile::tempdir().unwrap_or_else(|e| panic!("{e}")),
+        }
+    }
+
+    fn settings(&self, token: Option<&str>) -> HubSettings {
+        HubSettings {
+            endpoint: self.server.endpoint(),
+            token: token.map(Secret::new),
+            token_source: None,
+            offline: false,
+            cache_dir: self.cache.path().to_path_buf(),
+        }
+    }
+
+    fn client(&self) -> HubClient {
+        HubClient::new(self.settings(None))
+    }
+
+    fn downloader(&self) -> Downloader {
+        let mut d = Downloader::new(self.client());
+        d.retry = Retry {
+            attempts: 4,
+            base: Duration::from_millis(20),
+            cap: Duration::from_millis(200),
+        };
+        d
+    }
+
+    fn repo_dir(&self, repo: &str) -> PathBuf {
+        self.cache.path().join(repo_folder(repo))
+    }
+}
+
+fn tiny_req() -> DownloadRequest {
+    DownloadRequest {
+        repo: TINY.into(),
+        revision: "main".into(),
+        include: None,
+    }
+}
+
+fn fixture_total() -> u64 {
+    repos()[0].files.iter().map(|f| f.size()).sum()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn search_follows_pagination_and_filters() {
+    let env = Env::new().await;
+    let client = env.client();
+    let q = SearchQuery {
+        search: Some("model-".into()),
+        sort: Some("downloads".into()),
+        ..Default::default()
+    };
+    let mut page = client.search(&q).await.unwrap_or_else(|e| panic!("{e}"));
+    let mut ids: Vec<String> = page.models.iter().map(|m| m.id.clone()).collect();
+    assert_eq!(ids, ["org-a/model-5", "org-a/model-4"]);
+    while let Some(next) = page.next.clone() {
+        page = client
+            .search_page(&next)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        ids.extend(page.models.iter().map(|m| m.id.clone()));
+    }
+    assert_eq!(ids.len(), 5);
+    assert_eq!(ids.last().map(String::as_str), Some("org-a/model-1"));
+
+    let q = SearchQuery {
+        author: Some("hugflake-test".into()),
+        pipeline_tag: Some("sentence-similarity".into()),
+        ..Default::default()
+    };
+    let page = client.search(&q).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(page.models.len(), 1);
+    assert_eq!(
+        page.models[0].library_name.as_deref(),
+        Some("sentence-transformers")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn model_info_and_tree() {
+    let env = Env::new().await;
+    let client = env.client();
+    let info = client
+        .model_info(TINY, "main")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(info.sha.as_deref(), Some(TINY_COMMIT));
+    assert!(!info.is_gated());
+    assert_eq!(info.license().as_deref(), Some("apache-2.0"));
+    let gated = client
+        .model_info("hugflake-test/gated", "main")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(gated.is_gated());
+    // 11 files over pages of 4.
+    let tree = client
+        .tree(TINY, TINY_COMMIT)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(tree.len(), 11);
+    let weights = tree.iter().find(|e| e.path == "model.safetensors");
+    assert!(weights.is_some_and(|w| w.lfs.is_some() && w.content_size() == 207_816));
+    let err = client.model_info("nobody/nothing", "main").await.err();
+    assert!(matches!(err, Some(HubApiError::NotFound { .. })), "{err:?}");
+    let err = client.model_info(TINY, "v9").await.err();
+    assert!(matches!(err, Some(HubApiError::NotFound { .. })), "{err:?}");
+
+    let offline = HubClient::new(HubSettings {
+        offline: true,
+        ..env.settings(None)
+    });
+    assert_eq!(
+        offline.search(&SearchQuery::default()).await.err(),
+        Some(HubApiError::Offline)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn downloads_a_repo_into_the_huggingface_cache_layout() {
+    let env = Env::new().await;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let done = env
+        .downloader()
+        .with_progress(tx)
+        .snapshot(&tiny_req())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(done.commit, TINY_COMMIT);
+    assert_eq!(done.files.len(), 11);
+    assert_eq!(done.fetched_bytes(), fixture_total());
+    let dir = env.repo_dir(TINY);
+    assert_eq!(
+        std::fs::read_to_string(dir.join("refs/main")).unwrap_or_default(),
+        TINY_COMMIT
+    );
+    // Every file reads back identical through its snapshot symlink, which points into blobs/.
+    for f in &repos()[0].files {
+        let link = dir.join("snapshots").join(TINY_COMMIT).join(&f.path);
+        assert!(std::fs::symlink_metadata(&link).is_ok_and(|m| m.file_type().is_symlink()));
+        let target = std::fs::read_link(&link).unwrap_or_default();
+        assert!(target.to_string_lossy().contains("blobs/"), "{target:?}");
+        assert_eq!(
+            std::fs::read(&link).unwrap_or_default(),
+            *f.bytes,
+            "{}",
+            f.path
+        );
+        let blob = f.lfs.clone().unwrap_or_else(|| f.git_oid.clone());
+        assert!(dir.join("blobs").join(&blob).exists(), "blob named {blob}");
+    }
+    // Sizes and names came from the tree: no HEAD requests at all.
+    assert!(env.server.requests().iter().all(|r| !r.starts_with("HEAD")));
+    assert_eq!(env.server.bytes_served(), fixture_total());
+
+    let mut totals = ProgressTotals::default();
+    while let Ok(e) = rx.try_recv() {
+        totals.apply(&e);
+    }
+    assert_eq!(totals.total, fixture_total());
+    assert_eq!(totals.done(), fixture_total());
+    assert_eq!(totals.files_done, 11);
+
+    // Our scanner sees what we wrote.
+    let cached = hugflake::hub::cache::scan(env.cache.path()).unwrap_or_default();
+    assert_eq!(cached[0].repo_id, TINY);
+    assert_eq!(cached[0].revisions[0].refs, ["main"]);
+    assert_eq!(cached[0].library.as_deref(), Some("sentence-transformers"));
+
+    // A second run fetches nothing.
+    let again = env
+        .downloader()
+        .snapshot(&tiny_req())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(again.files.iter().all(|f| f.reused));
+    assert_eq!(env.server.bytes_served(), fixture_total());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_dropped_connection_resumes_without_refetching() {
+    let env = Env::new().await;
+    env.server
+        .faults()
+        .drop_after
+        .insert("model.safetensors".into(), 100_000);
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let done = env
+        .downloader()
+        .with_progress(tx)
+        .snapshot(&tiny_req())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(done.files.len(), 11);
+    // Each byte crossed the wire once: the second request asked for the rest only.
+    assert_eq!(env.server.bytes_served(), fixture_total());
+    let mut resumed = None;
+    while let Ok(e) = rx.try_recv() {
+        if let ProgressEvent::FileStarted {
+            path, resumed_from, ..
+        } = e
+            && path == "model.safetensors"
+            && resumed_from > 0
+        {
+            resumed = Some(resumed_from);
+        }
+    }
+    assert!(
+        resumed.is_some_and(|r| r > 0 && r <= 100_000),
+        "{resumed:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn unavailable_and_throttled_are_retried() {
+    let env = Env::new().await;
+    env.server
+        .faults()
+        .unavailable
+        .insert("config.json".into(), 2);
+    env.server.faults().throttled.insert("vocab.txt".into(), 1);
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let start = Instant::now();
+    env.downloader()
+        .with_progress(tx)
+        .snapshot(&tiny_req())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        start.elapsed() >= Duration::from_secs(1),
+        "Retry-After: 1 was honoured"
+    );
+    let mut retries = Vec::new();
+    while let Ok(e) = rx.try_recv() {
+        if let ProgressEvent::Retrying {
+            path,
+            reason,
+            wait_ms,
+            ..
+        } = e
+        {
+            retries.push((path, reason, wait_ms));
+        }
+    }
+    assert_eq!(retries.iter().filter(|r| r.0 == "config.json").count(), 2);
+    assert!(
+        retries
+            .iter()
+            .any(|r| r.0 == "vocab.txt" && r.1.contains("429") && r.2 == 1000)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn corrupted_bytes_are_rejected_and_fetched_again() {
+    let env = Env::new().await;
+    env.server
+        .faults()
+        .corrupt
+        .insert("model.safetensors".into(), 1);
+    env.server.faults().corrupt.insert("vocab.txt".into(), 1);
+    let done = env
+        .downloader()
+        .snapshot(&tiny_req())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let snap = done.snapshot.clone();
+    assert_eq!(
+        std::fs::read(snap.join("model.safetensors")).unwrap_or_default(),
+        std::fs::read(fixture("tiny-bert/model.safetensors")).unwrap_or_default()
+    );
+    assert_eq!(
+        std::fs::read(snap.join("vocab.txt")).unwrap_or_default(),
+        std::fs::read(fixture("tiny-bert/vocab.txt")).unwrap_or_default()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn always_corrupt_gives_up_and_leaves_nothing_in_the_snapshot() {
+    let env = Env::new().await;
+    env.server
+        .faults()
+        .corrupt
+        .insert("model.safetensors".into(), 100);
+    let err = env.downloader().snapshot(&tiny_req()).await.err();
+    let msg = err.as_ref().map(ToString::to_string).unwrap_or_default();
+    assert!(matches!(err, Some(DownloadError::GaveUp { .. })), "{err:?}");
+    assert!(msg.contains("sha256"), "{msg}");
+    let dir = env.repo_dir(TINY);
+    assert!(
+        !dir.join("snapshots")
+            .join(TINY_COMMIT)
+            .join("model.safetensors")
+            .exists()
+    );
+    let blobs: Vec<String> = std::fs::read_dir(dir.join("blobs"))
+        .map(|r| {
+            r.flatten()
+                .map(|e| e.file_name().to_string_lossy().to_string())
+                .collect()
+        })
+        .unwrap_or_default();
+    let sha = repos()[0]
+        .files
+        .iter()
+        .find(|f| f.path == "model.safetensors")
+        .and_then(|f| f.lfs.clone())
+        .unwrap_or_default();
+    assert!(!blobs.contains(&sha), "a corrupt blob was kept: {blobs:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_error_body_is_never_stored_as_a_model_file() {
+    let env = Env::new().await;
+    env.server.faults().get_forbidden.push("config.json".into());
+    let err = env.downloader().snapshot(&tiny_req()).await.err();
+    assert!(matches!(err, Some(DownloadError::Api(_))), "{err:?}");
+    let snap = env.repo_dir(TINY).join("snapshots").join(TINY_COMMIT);
+    assert!(!snap.join("config.json").exists());
+    let names: Vec<String> = std::fs::read_dir(env.repo_dir(TINY).join("blobs"))
+        .map(|r| {
+            r.flatten()
+                .map(|e| e.file_name().to_string_lossy().to_string())
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(
+        names
+            .iter()
+            .all(|n| !n.contains(&repos()[0].files[1].git_oid) || n.ends_with(".lock"))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_gated_repo_needs_the_token_and_says_how() {
+    let env = Env::new().await;
+    let req = DownloadRequest {
+        repo: "hugflake-test/gated".into(),
+        revision: "main".into(),
+        include: None,
+    };
+    let err = env.downloader().snapshot(&req).await.err();
+    let msg = err.map(|e| e.to_string()).unwrap_or_default();
+    assert!(
+        msg.contains("gated") && msg.contains("accept the licence") && msg.contains("HF_TOKEN"),
+        "{msg}"
+    );
+
+    let mut d = Downloader::new(HubClient::new(env.settings(Some(TOKEN))));
+    d.retry.base = Duration::from_millis(10);
+    let done = d.snapshot(&req).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(done.files.len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_concurrent_downloads_of_one_repo_fetch_each_file_once() {
+    let env = Env::new().await;
+    env.server
+        .faults()
+        .trickle
+        .insert("model.safetensors".into(), Duration::from_millis(20));
+    let a = env.downloader();
+    let b = env.downloader();
+    let req = tiny_req();
+    let (ra, rb) = tokio::join!(a.snapshot(&req), b.snapshot(&req));
+    let ra = ra.unwrap_or_else(|e| panic!("{e}"));
+    let rb = rb.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(ra.commit, rb.commit);
+    assert_eq!(env.server.bytes_served(), fixture_total());
+    assert_eq!(ra.fetched_bytes() + rb.fetched_bytes(), fixture_total());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cancel_keeps_no_half_file_in_the_snapshot_and_the_next_run_resumes() {
+    let env = Env::new().await;
+    env.server
+        .faults()
+        .trickle
+        .insert("model.safetensors".into(), Duration::from_millis(150));
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let d = env.downloader().with_cancel(cancel.clone());
+    let canceller = tokio::spawn({
+        let cancel = cancel.clone();
+        async move {
+            tokio::time::sleep(Duration::from_millis(450)).await;
+            cancel.cancel();
+        }
+    });
+    let err = d.snapshot(&tiny_req()).await.err();
+    let _ = canceller.await;
+    assert!(matches!(err, Some(DownloadError::Cancelled)), "{err:?}");
+    let snap = env.repo_dir(TINY).join("snapshots").join(TINY_COMMIT);
+    assert!(!snap.join("model.safetensors").exists());
+    let partial_exists = std::fs::read_dir(env.repo_dir(TINY).join("blobs"))
+        .map(|r| {
+            r.flatten()
+                .any(|e| e.file_name().to_string_lossy().ends_with(".incomplete"))
+        })
+        .unwrap_or(false);
+    assert!(partial_exists, "the partial download is kept for resuming");
+    let served_before = env.server.bytes_served();
+
+    env.server.faults().trickle.clear();
+    let done = env
+        .downloader()
+        .snapshot(&tiny_req())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let weights = done.files.iter().find(|f| f.path == "model.safetensors");
+    assert!(
+        weights.is_some_and(|w| w.fetched_bytes < w.size),
+        "{weights:?}"
+    );
+    // Bytes in flight at the moment of the cancel may be counted but lost; nothing else twice.
+    assert!(served_before < fixture_total());
+    assert!(env.server.bytes_served() <= fixture_total() + 128 * 1024);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_server_that_ignores_range_still_ends_right() {
+    let env = Env::new().await;
+    {
+        let mut f = env.server.faults();
+        f.ignore_range = true;
+        f.drop_after.insert("model.safetensors".into(), 70_000);
+    }
+    let done = env
+        .downloader()
+        .snapshot(&tiny_req())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        std::fs::read(done.snapshot.join("model.safetensors")).unwrap_or_default(),
+        std::fs::read(fixture("tiny-bert/model.safetensors")).unwrap_or_default()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn selected_files_only_and_unknown_files_refused() {
+    let env = Env::new().await;
+    let req = DownloadRequest {
+        include: Some(vec!["config.json".into(), "1_Pooling/config.json".into()]),
+        ..tiny_req()
+    };
+    let done = env
+        .downloader()
+        .snapshot(&req)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(done.files.len(), 2);
+    assert!(done.snapshot.join("1_Pooling/config.json").exists());
+    let req = DownloadRequest {
+        include: Some(vec!["nope.bin".into()]),
+        ..tiny_req()
+    };
+    let err = env.downloader().snapshot(&req).await.err();
+    assert!(err.is_some_and(|e| e.to_string().contains("nope.bin")));
+}
