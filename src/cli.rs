@@ -47,6 +47,54 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Search the Hugging Face Hub
+    Search {
+        /// Words to search for in model names
+        query: Option<String>,
+        /// Only this pipeline tag (task), e.g. token-classification
+        #[arg(long)]
+        task: Option<String>,
+        /// Only this author or organisation
+        #[arg(long)]
+        author: Option<String>,
+        /// Only this library, e.g. sentence-transformers
+        #[arg(long)]
+        library: Option<String>,
+        /// Sort order, most first
+        #[arg(long, value_enum, default_value_t = SortKey::Downloads)]
+        sort: SortKey,
+        /// How many models to list
+        #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=1000))]
+        limit: u32,
+        /// Print JSON on stdout
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a Hub model: metadata, files and sizes, model card, and the import verdicts
+    Show {
+        /// The model's repo id, e.g. sentence-transformers/all-MiniLM-L6-v2
+        handle: String,
+        /// Branch, tag or commit
+        #[arg(long, default_value = "main")]
+        revision: String,
+        /// Print JSON on stdout
+        #[arg(long)]
+        json: bool,
+    },
+    /// Download a model revision into the shared Hugging Face cache (verified, resumable)
+    Download {
+        /// The model's repo id
+        handle: String,
+        /// Branch, tag or commit (pinned to its commit before anything is fetched)
+        #[arg(long, default_value = "main")]
+        revision: String,
+        /// Only this file (repeat for more)
+        #[arg(long = "include", value_name = "PATH")]
+        include: Vec<String>,
+        /// Print JSON on stdout
+        #[arg(long)]
+        json: bool,
+    },
     /// List the curated catalog and the models in the local Hugging Face cache
     Catalog {
         /// Print JSON on stdout
@@ -65,4 +113,27 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// Hub search orders.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SortKey {
+    Downloads,
+    Likes,
+    Trending,
+    Modified,
+    Created,
+}
+
+impl SortKey {
+    /// The Hub API's name for it.
+    pub fn api_name(self) -> &'static str {
+        match self {
+            SortKey::Downloads => "downloads",
+            SortKey::Likes => "likes",
+            SortKey::Trending => "trendingScore",
+            SortKey::Modified => "lastModified",
+            SortKey::Created => "createdAt",
+        }
+    }
 }

@@ -219,6 +219,24 @@ pub fn next_link(headers: &HeaderMap) -> Option<String> {
     })
 }
 
+/// Checks a repo id (`org/name`) before it goes into a URL or a cache path.
+pub fn validate_repo_id(id: &str) -> Result<(), String> {
+    let ok_part = |p: &str| {
+        !p.is_empty()
+            && p.len() <= 96
+            && !p.starts_with(['.', '-'])
+            && !p.contains("..")
+            && p.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    };
+    match id.split_once('/') {
+        Some((org, name)) if ok_part(org) && ok_part(name) => Ok(()),
+        _ => Err(format!(
+            "`{id}` is not a Hub repo id: expected `org/name` with letters, digits, `-`, `_` or `.` (e.g. sentence-transformers/all-MiniLM-L6-v2)"
+        )),
+    }
+}
+
 /// Percent-encodes a URL path segment.
 pub fn encode_segment(s: &str) -> String {
     s.bytes()
@@ -439,6 +457,17 @@ mod tests {
             Some("https://hub/api/models?cursor=abc&limit=2")
         );
         assert_eq!(next_link(&HeaderMap::new()), None);
+    }
+
+    #[test]
+    fn repo_ids_are_checked() {
+        assert!(validate_repo_id("sentence-transformers/all-MiniLM-L6-v2").is_ok());
+        assert!(
+            validate_repo_id("microsoft/BiomedCLIP-PubMedBERT_256-vit_base_patch16_224").is_ok()
+        );
+        for bad in ["nope", "a/b/c", "../x", "a/..", "a/b c", "/x", "a/"] {
+            assert!(validate_repo_id(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -271,6 +271,24 @@ impl Downloader {
         &self.client.settings.cache_dir
     }
 
+    /// `<cache>/.locks/<repo folder>/<blob>.lock` for `<cache>/<repo folder>/blobs/<blob>`.
+    fn lock_path(&self, blob: &Path) -> PathBuf {
+        let name = blob
+            .file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_default();
+        let repo = blob
+            .parent()
+            .and_then(Path::parent)
+            .and_then(Path::file_name)
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_default();
+        self.cache_dir()
+            .join(".locks")
+            .join(repo)
+            .join(format!("{name}.lock"))
+    }
+
     /// Downloads a revision (or some of its files) into the cache and returns its snapshot.
     pub async fn snapshot(&self, req: &DownloadRequest) -> Result<Downloaded, DownloadError> {
         let info = self.client.model_info(&req.repo, &req.revision).await?;
@@ -367,8 +385,13 @@ impl Downloader {
             map.entry(blob.to_path_buf()).or_default().clone()
         };
         let guard = local.lock_owned().await;
-        // Across processes: an OS lock on `<blob>.lock`, polled so that cancel still works.
-        let lock_path = blob.with_extension("lock");
+        // Across processes: an OS lock where huggingface_hub keeps its own
+        // (`<cache>/.locks/models--org--name/<blob>.lock`, flock as its filelock uses), so that
+        // hugflake and Python tools never write the same blob at once. Polled so cancel still works.
+        let lock_path = self.lock_path(blob);
+        if let Some(parent) = lock_path.parent() {
+            fs::create_dir_all(parent).map_err(io(parent))?;
+        }
         let file = OpenOptions::new()
             .create(true)
             .truncate(false)

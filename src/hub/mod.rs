@@ -2,6 +2,7 @@
 
 pub mod api;
 pub mod cache;
+pub mod details;
 pub mod download;
 pub mod settings;
 

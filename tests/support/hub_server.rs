@@ -158,7 +158,11 @@ pub struct HubServer {
 
 impl HubServer {
     pub async fn start(repos: Vec<Repo>) -> HubServer {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        HubServer::start_on(repos, 0).await
+    }
+
+    pub async fn start_on(repos: Vec<Repo>, port: u16) -> HubServer {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
             .await
             .unwrap_or_else(|e| panic!("{e}"));
         let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));

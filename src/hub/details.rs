@@ -1,0 +1,254 @@
+//! Everything the details panel and `hugflake show` say about one Hub model: metadata, files and
+//! sizes from the tree, the model card, and the two verdicts (Snowflake import, fits the pool).
+
+use serde::{Deserialize, Serialize};
+
+use super::api::{HubApiError, HubClient, ModelInfo, TreeEntry};
+use crate::domain::candidate::{SnowflakeVerdict, snowflake_verdict};
+
+/// File extensions that hold weights.
+const WEIGHT_EXTENSIONS: &[&str] = &[
+    ".safetensors",
+    ".bin",
+    ".pt",
+    ".pth",
+    ".onnx",
+    ".h5",
+    ".msgpack",
+    ".gguf",
+];
+
+const GIB: f64 = 1024.0 * 1024.0 * 1024.0;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FileInfo {
+    pub path: String,
+    pub size: u64,
+    pub lfs: bool,
+}
+
+/// Does the model fit a pool's memory?
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FitVerdict {
+    pub pool: String,
+    pub needs_gib: f64,
+    pub budget_gib: f64,
+    pub fits: bool,
+}
+
+impl FitVerdict {
+    /// Memory to serve a model: the fp32 weights loaded once, plus activations and the runtime
+    /// (a quarter more, and 0.25 GiB).
+    pub fn estimate(weight_bytes: u64, pool: &str, budget_gib: f64) -> FitVerdict {
+        let needs_gib = weight_bytes as f64 * 1.25 / GIB + 0.25;
+        FitVerdict {
+            pool: pool.into(),
+            needs_gib,
+            budget_gib,
+            fits: needs_gib <= budget_gib,
+        }
+    }
+
+    pub fn summary(&self) -> String {
+        format!(
+            "{} {}: needs ~{:.1} GiB of {:.1} GiB",
+            if self.fits { "fits" } else { "does not fit" },
+            self.pool,
+            self.needs_gib,
+            self.budget_gib
+        )
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelDetails {
+    pub id: String,
+    pub commit: String,
+    pub pipeline_tag: Option<String>,
+    pub library: Option<String>,
+    pub license: Option<String>,
+    pub gated: bool,
+    pub private: bool,
+    pub downloads: Option<u64>,
+    pub likes: Option<u64>,
+    pub last_modified: Option<String>,
+    pub parameters: Option<u64>,
+    /// True when the count is estimated from `.bin` sizes (no safetensors metadata).
+    pub parameters_estimated: bool,
+    pub files: Vec<FileInfo>,
+    pub total_bytes: u64,
+    pub weight_bytes: u64,
+    pub custom_code: bool,
+    /// The model card (README.md) without its YAML header.
+    pub card: Option<String>,
+    pub snowflake: SnowflakeVerdict,
+    pub fit: Option<FitVerdict>,
+}
+
+/// The library as Snowflake's import sees it: sentence-transformers repos are tagged so even when
+/// `library_name` says otherwise.
+fn library_of(info: &ModelInfo, files: &[TreeEntry]) -> Option<String> {
+    if info.library_name.as_deref() == Some("open_clip")
+        || files.iter().any(|f| f.path == "open_clip_config.json")
+    {
+        return Some("open_clip".into());
+    }
+    if info.library_name.as_deref() == Some("sentence-transformers")
+        || info.tags.iter().any(|t| t == "sentence-transformers")
+        || files.iter().any(|f| f.path == "modules.json")
+    {
+        return Some("sentence-transformers".into());
+    }
+    info.library_name.clone()
+}
+
+/// Whether `config.json`'s architectures carry a task head.
+fn has_head(info: &ModelInfo) -> Option<bool> {
+    let archs = info.config.as_ref()?.get("architectures")?.as_array()?;
+    Some(archs.iter().filter_map(|a| a.as_str()).any(|a| {
+        a.ends_with("ForTokenClassification")
+            || a.ends_with("ForSequenceClassification")
+            || a.ends_with("ForQuestionAnswering")
+    }))
+}
+
+/// Strips a leading `---` YAML block.
+pub fn strip_front_matter(text: &str) -> &str {
+    let Some(rest) = text.strip_prefix("---") else {
+        return text;
+    };
+    match rest.find("\n---") {
+        Some(end) => rest[end + 4..].trim_start_matches(['\r', '\n']),
+        None => text,
+    }
+}
+
+impl ModelDetails {
+    pub fn build(
+        info: &ModelInfo,
+        tree: &[TreeEntry],
+        card: Option<String>,
+        pool: Option<(&str, f64)>,
+    ) -> ModelDetails {
+        let files: Vec<FileInfo> = tree
+            .iter()
+            .map(|e| FileInfo {
+                path: e.path.clone(),
+                size: e.content_size(),
+                lfs: e.lfs.is_some(),
+            })
+            .collect();
+        let is_weight = |p: &str| WEIGHT_EXTENSIONS.iter().any(|x| p.ends_with(x));
+        let safetensors_bytes: u64 = files
+            .iter()
+            .filter(|f| f.path.ends_with(".safetensors"))
+            .map(|f| f.size)
+            .sum();
+        // Repos often ship the same weights in several formats: count one format.
+        let weight_bytes = if safetensors_bytes > 0 {
+            safetensors_bytes
+        } else {
+            files
+                .iter()
+                .filter(|f| is_weight(&f.path))
+                .map(|f| f.size)
+                .max()
+                .unwrap_or(0)
+        };
+        let (parameters, parameters_estimated) =
+            match info.safetensors.as_ref().and_then(|s| s.total) {
+                Some(n) => (Some(n), false),
+                None if weight_bytes > 0 => (Some(weight_bytes / 4), true),
+                None => (None, false),
+            };
+        let library = library_of(info, tree);
+        let task = info.pipeline_tag.clone().unwrap_or_default();
+        let snowflake = match &library {
+            Some(l) => snowflake_verdict(l, &task, has_head(info)),
+            None => snowflake_verdict("", &task, has_head(info)),
+        };
+        ModelDetails {
+            id: info.id.clone(),
+            commit: info.sha.clone().unwrap_or_default(),
+            pipeline_tag: info.pipeline_tag.clone(),
+            library,
+            license: info.license(),
+            gated: info.is_gated(),
+            private: info.private,
+            downloads: info.downloads,
+            likes: info.likes,
+            last_modified: info.last_modified.clone(),
+            parameters,
+            parameters_estimated,
+            total_bytes: files.iter().map(|f| f.size).sum(),
+            files,
+            weight_bytes,
+            custom_code: info.needs_custom_code(),
+            card,
+            snowflake,
+            fit: pool.map(|(name, budget)| FitVerdict::estimate(weight_bytes, name, budget)),
+        }
+    }
+}
+
+/// Fetches info, tree and card of a model at a revision.
+pub async fn fetch(
+    client: &HubClient,
+    repo: &str,
+    revision: &str,
+    pool: Option<(&str, f64)>,
+) -> Result<ModelDetails, HubApiError> {
+    let info = client.model_info(repo, revision).await?;
+    let commit = info.sha.clone().unwrap_or_else(|| revision.to_string());
+    let tree = client.tree(repo, &commit).await?;
+    let card = if tree.iter().any(|e| e.path == "README.md") {
+        fetch_card(client, repo, &commit).await.ok()
+    } else {
+        None
+    };
+    Ok(ModelDetails::build(&info, &tree, card, pool))
+}
+
+async fn fetch_card(client: &HubClient, repo: &str, commit: &str) -> Result<String, HubApiError> {
+    let url = client.resolve_url(repo, commit, "README.md");
+    let resp = client
+        .get(&url)
+        .timeout(std::time::Duration::from_secs(20))
+        .send()
+        .await
+        .map_err(|e| HubApiError::Unreachable {
+            endpoint: client.settings.endpoint.clone(),
+            detail: e.to_string(),
+        })?;
+    let status = resp.status();
+    let text = resp.text().await.unwrap_or_default();
+    if !status.is_success() {
+        return Err(client.status_error(status, repo, "README.md", &text));
+    }
+    let body = strip_front_matter(&text);
+    Ok(body.chars().take(20_000).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fit_and_front_matter() {
+        let f = FitVerdict::estimate(90_868_376, "LOCAL_CPU", 17.6);
+        assert!(f.fits);
+        assert!(
+            f.summary()
+                .starts_with("fits LOCAL_CPU: needs ~0.4 GiB of 17.6 GiB"),
+            "{}",
+            f.summary()
+        );
+        let big = FitVerdict::estimate(30_000_000_000, "LOCAL_CPU", 17.6);
+        assert!(!big.fits);
+        assert_eq!(
+            strip_front_matter("---\nlicense: mit\n---\n# Title\n"),
+            "# Title\n"
+        );
+        assert_eq!(strip_front_matter("# No header"), "# No header");
+    }
+}
