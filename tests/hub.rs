@@ -521,3 +521,112 @@ async fn selected_files_only_and_unknown_files_refused() {
     let err = env.downloader().snapshot(&req).await.err();
     assert!(err.is_some_and(|e| e.to_string().contains("nope.bin")));
 }
+
+/// Runs the real binary against the test server.
+async fn cli(env: &Env, args: &[&str]) -> std::process::Output {
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_hugflake"));
+    cmd.args(args)
+        .env("HF_ENDPOINT", env.server.endpoint())
+        .env("HF_HUB_CACHE", env.cache.path())
+        .env("HOME", env.cache.path())
+        .env("HUGFLAKE_DATA_DIR", env.cache.path().join("hugflake-data"))
+        .env(
+            "HUGFLAKE_STATE_DIR",
+            env.cache.path().join("hugflake-state"),
+        )
+        .env_remove("HF_TOKEN")
+        .env_remove("HUGFLAKE_CONFIG")
+        .stdin(std::process::Stdio::null());
+    tokio::time::timeout(Duration::from_secs(60), cmd.output())
+        .await
+        .unwrap_or_else(|_| panic!("hugflake {args:?} hung"))
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn headless_search_show_and_download() {
+    let env = Env::new().await;
+    let out = cli(&env, &["search", "model-", "--limit", "3", "--json"]).await;
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    let ids: Vec<&str> = v
+        .as_array()
+        .map(|a| a.iter().filter_map(|m| m["id"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(
+        ids,
+        ["org-a/model-5", "org-a/model-4", "org-a/model-3"],
+        "3 across two pages"
+    );
+
+    let out = cli(&env, &["show", TINY, "--json"]).await;
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    assert_eq!(v["commit"], TINY_COMMIT);
+    assert_eq!(v["parameters"], 50_944, "read from the safetensors header");
+    assert_eq!(v["parameters_estimated"], false);
+    assert_eq!(v["weight_bytes"], 207_816);
+    assert_eq!(v["snowflake"]["supported"], true);
+    assert_eq!(v["fit"]["pool"], "LOCAL_CPU");
+    assert_eq!(v["fit"]["fits"], true);
+    let out = cli(&env, &["show", TINY]).await;
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(text.contains("fits LOCAL_CPU: needs ~"), "{text}");
+    assert!(
+        text.contains("model.safetensors") && text.contains("lfs"),
+        "{text}"
+    );
+
+    let out = cli(&env, &["download", TINY, "--json"]).await;
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    assert_eq!(v["files"].as_array().map(Vec::len), Some(11));
+    assert!(
+        env.repo_dir(TINY)
+            .join("snapshots")
+            .join(TINY_COMMIT)
+            .join("model.safetensors")
+            .exists()
+    );
+
+    // The catalog now lists the downloaded model from the cache.
+    let out = cli(&env, &["catalog", "--json"]).await;
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    assert!(v.as_array().is_some_and(|rows| {
+        rows.iter()
+            .any(|r| r["handle"] == TINY && r["source"] == "cache")
+    }));
+
+    for (args, needle) in [
+        (
+            &["download", "hugflake-test/gated"][..],
+            "accept the licence",
+        ),
+        (&["show", "nobody/nothing"], "not found"),
+        (&["download", "not-a-repo-id"], "is not a Hub repo id"),
+        (
+            &["download", TINY, "--include", "missing.bin"],
+            "missing.bin",
+        ),
+    ] {
+        let out = cli(&env, args).await;
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr).to_string();
+        assert!(err.contains(needle), "{args:?}: {err}");
+    }
+}

@@ -191,14 +191,15 @@ impl ModelDetails {
     }
 }
 
-/// Fetches info, tree and card of a model at a revision.
+/// Fetches info, tree and card of a model at a revision. Without the Hub's safetensors metadata,
+/// the parameter count is read from the `.safetensors` headers with two small Range requests per file.
 pub async fn fetch(
     client: &HubClient,
     repo: &str,
     revision: &str,
     pool: Option<(&str, f64)>,
 ) -> Result<ModelDetails, HubApiError> {
-    let info = client.model_info(repo, revision).await?;
+    let mut info = client.model_info(repo, revision).await?;
     let commit = info.sha.clone().unwrap_or_else(|| revision.to_string());
     let tree = client.tree(repo, &commit).await?;
     let card = if tree.iter().any(|e| e.path == "README.md") {
@@ -206,7 +207,73 @@ pub async fn fetch(
     } else {
         None
     };
+    if info.safetensors.as_ref().and_then(|s| s.total).is_none() {
+        let mut total = 0u64;
+        let mut any = false;
+        for e in tree.iter().filter(|e| e.path.ends_with(".safetensors")) {
+            match safetensors_parameters(client, repo, &commit, &e.path).await {
+                Ok(n) => {
+                    total += n;
+                    any = true;
+                }
+                Err(err) => tracing::debug!(path = %e.path, error = %err, "no safetensors header"),
+            }
+        }
+        if any {
+            info.safetensors = Some(super::api::SafetensorsInfo { total: Some(total) });
+        }
+    }
     Ok(ModelDetails::build(&info, &tree, card, pool))
+}
+
+async fn range(client: &HubClient, url: &str, from: u64, to: u64) -> Result<Vec<u8>, String> {
+    let resp = client
+        .get(url)
+        .header(reqwest::header::RANGE, format!("bytes={from}-{to}"))
+        .timeout(std::time::Duration::from_secs(20))
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    if resp.status() != reqwest::StatusCode::PARTIAL_CONTENT {
+        return Err(format!("expected 206, got {}", resp.status()));
+    }
+    Ok(resp.bytes().await.map_err(|e| e.to_string())?.to_vec())
+}
+
+/// Parameters in one safetensors file, from its header (8-byte length, then JSON).
+pub async fn safetensors_parameters(
+    client: &HubClient,
+    repo: &str,
+    commit: &str,
+    path: &str,
+) -> Result<u64, String> {
+    let url = client.resolve_url(repo, commit, path);
+    let head = range(client, &url, 0, 7).await?;
+    let bytes: [u8; 8] = head
+        .get(..8)
+        .and_then(|b| b.try_into().ok())
+        .ok_or("short header")?;
+    let len = u64::from_le_bytes(bytes);
+    if len == 0 || len > 100_000_000 {
+        return Err(format!("implausible header length {len}"));
+    }
+    let header = range(client, &url, 8, 8 + len - 1).await?;
+    parameters_from_header(&header)
+}
+
+/// Sums the element counts of every tensor in a safetensors header.
+pub fn parameters_from_header(header: &[u8]) -> Result<u64, String> {
+    let v: serde_json::Value = serde_json::from_slice(header).map_err(|e| e.to_string())?;
+    let tensors = v.as_object().ok_or("header is not an object")?;
+    Ok(tensors
+        .iter()
+        .filter(|(k, _)| *k != "__metadata__")
+        .filter_map(|(_, t)| {
+            t.get("shape")?
+                .as_array()
+                .map(|s| s.iter().filter_map(|d| d.as_u64()).product::<u64>())
+        })
+        .sum())
 }
 
 async fn fetch_card(client: &HubClient, repo: &str, commit: &str) -> Result<String, HubApiError> {
@@ -232,6 +299,13 @@ async fn fetch_card(client: &HubClient, repo: &str, commit: &str) -> Result<Stri
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parameters_from_a_safetensors_header() {
+        let h = br#"{"__metadata__":{"format":"pt"},"a":{"dtype":"F32","shape":[384,768],"data_offsets":[0,1]},"b":{"dtype":"F32","shape":[384],"data_offsets":[1,2]}}"#;
+        assert_eq!(parameters_from_header(h), Ok(384 * 768 + 384));
+        assert!(parameters_from_header(b"not json").is_err());
+    }
 
     #[test]
     fn fit_and_front_matter() {

@@ -482,14 +482,23 @@ fn serve_bytes(
             return resp;
         }
     }
-    let range_start = (!faults.ignore_range)
+    // `bytes=a-` or `bytes=a-b` (inclusive).
+    let range = (!faults.ignore_range)
         .then(|| {
-            headers
-                .get(header::RANGE)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.strip_prefix("bytes="))
-                .and_then(|v| v.strip_suffix('-'))
-                .and_then(|v| v.parse::<u64>().ok())
+            let spec = headers
+                .get(header::RANGE)?
+                .to_str()
+                .ok()?
+                .strip_prefix("bytes=")?
+                .to_string();
+            let (a, b) = spec.split_once('-')?;
+            let a = a.parse::<u64>().ok()?;
+            let b = if b.is_empty() {
+                None
+            } else {
+                b.parse::<u64>().ok()
+            };
+            Some((a, b))
         })
         .flatten();
     let etag = f.lfs.clone().unwrap_or_else(|| f.git_oid.clone());
@@ -497,31 +506,32 @@ fn serve_bytes(
         .header(header::ETAG, format!("\"{etag}\""))
         .header("X-Repo-Commit", &r.commit)
         .header(header::ACCEPT_RANGES, "bytes");
-    let start = match range_start {
-        Some(start) if start >= size => {
+    let (start, end) = match range {
+        Some((start, _)) if start >= size => {
             return Response::builder()
                 .status(StatusCode::RANGE_NOT_SATISFIABLE)
                 .header(header::CONTENT_RANGE, format!("bytes */{size}"))
                 .body(Body::empty())
                 .unwrap_or_default();
         }
-        Some(start) => {
+        Some((start, last)) => {
+            let end = last.map_or(size, |l| (l + 1).min(size));
             builder = builder.status(StatusCode::PARTIAL_CONTENT).header(
                 header::CONTENT_RANGE,
-                format!("bytes {start}-{}/{size}", size - 1),
+                format!("bytes {start}-{}/{size}", end - 1),
             );
-            start
+            (start, end)
         }
         None => {
             builder = builder.status(StatusCode::OK);
-            0
+            (0, size)
         }
     };
-    builder = builder.header(header::CONTENT_LENGTH, (size - start).to_string());
+    builder = builder.header(header::CONTENT_LENGTH, (end - start).to_string());
     if *method == Method::HEAD {
         return builder.body(Body::empty()).unwrap_or_default();
     }
-    let mut bytes = f.bytes[start as usize..].to_vec();
+    let mut bytes = f.bytes[start as usize..end as usize].to_vec();
     if take(&mut faults.corrupt, &f.path) {
         for b in bytes.iter_mut().step_by(97) {
             *b = b.wrapping_add(1);
