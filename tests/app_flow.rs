@@ -6,7 +6,7 @@ use crossterm::event::{
     Event, KeyCode, KeyEvent, KeyModifiers, MouseButton, MouseEvent, MouseEventKind,
 };
 use hugflake::app::action::Action;
-use hugflake::app::state::{Effect, Overlay, Tab, TableId};
+use hugflake::app::state::{Effect, Msg, Overlay, Tab, TableId};
 use hugflake::domain::{PoolState, ServiceStatus};
 use support::*;
 
@@ -88,8 +88,12 @@ fn filter_narrows_rows_and_back_clears_it_before_quitting() {
     key(&mut app, KeyCode::Enter);
     assert_eq!(app.view(TableId::Candidates).filter, "clip");
     assert!(render(&app).contains("Candidates (1/3) /clip"));
-    // q first clears the filter, then quits.
-    assert!(key(&mut app, KeyCode::Char('q')).is_empty());
+    // q first clears the filter (and the Hub search follows it), then quits.
+    let effects = key(&mut app, KeyCode::Char('q'));
+    assert!(
+        matches!(effects.as_slice(), [Effect::HubSearch(r)] if r.query.search.is_none()),
+        "{effects:?}"
+    );
     assert_eq!(app.visible_candidates().len(), 3);
     assert_eq!(key(&mut app, KeyCode::Char('q')), vec![Effect::Quit]);
     assert!(app.quit);
@@ -197,7 +201,9 @@ fn help_opens_closes_and_passes_other_keys_on() {
 #[test]
 fn refresh_and_ctrl_c() {
     let mut app = app(120, 30);
-    assert_eq!(app.update(Action::Refresh), vec![Effect::Refresh]);
+    let effects = app.update(Action::Refresh);
+    assert_eq!(effects[0], Effect::Refresh);
+    assert!(matches!(effects[1], Effect::HubSearch(_)), "{effects:?}");
     key(&mut app, KeyCode::Char(':'));
     let effects = app.handle_event(&Event::Key(KeyEvent::new(
         KeyCode::Char('c'),
@@ -235,4 +241,178 @@ fn resize_below_minimum_shows_a_message_and_back_is_safe() {
     click(&mut app, 3, 3);
     app.handle_event(&Event::Resize(120, 30));
     assert!(render(&app).contains("Candidates (3)"));
+}
+
+fn page(ids: &[&str], next: Option<&str>) -> hugflake::hub::api::SearchPage {
+    hugflake::hub::api::SearchPage {
+        models: ids
+            .iter()
+            .map(|id| hugflake::hub::api::ModelSummary {
+                id: (*id).into(),
+                pipeline_tag: Some("token-classification".into()),
+                library_name: Some("transformers".into()),
+                downloads: Some(1000),
+                likes: Some(3),
+                last_modified: None,
+                tags: vec![],
+            })
+            .collect(),
+        next: next.map(String::from),
+    }
+}
+
+fn searches(effects: &[Effect]) -> Vec<hugflake::app::search::SearchRequest> {
+    effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::HubSearch(r) => Some(r.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn typing_a_filter_searches_the_hub_and_stale_answers_are_dropped() {
+    let mut app = app(140, 32);
+    catalog(&mut app);
+    key(&mut app, KeyCode::Char('/'));
+    let mut requests = Vec::new();
+    for c in "ner".chars() {
+        requests.extend(searches(&key(&mut app, KeyCode::Char(c))));
+    }
+    assert_eq!(requests.len(), 3, "one (debounced) request per change");
+    assert_eq!(requests[2].query.search.as_deref(), Some("ner"));
+    assert!(requests[0].generation < requests[2].generation);
+    // An answer to "n" arrives late: dropped.
+    app.apply(Msg::HubPage {
+        generation: requests[0].generation,
+        append: false,
+        result: Ok(page(&["old/n-model"], None)),
+    });
+    assert!(app.hub.results.is_empty());
+    app.apply(Msg::HubPage {
+        generation: requests[2].generation,
+        append: false,
+        result: Ok(page(
+            &["d4data/biomedical-ner-all", "dmis-lab/biobert-v1.1"],
+            None,
+        )),
+    });
+    let handles: Vec<&str> = app
+        .visible_candidates()
+        .iter()
+        .map(|c| c.handle.as_str())
+        .collect();
+    // Local rows matching "ner" (BioBERT's purpose mentions NER), then the Hub's, without
+    // repeating the catalog model the Hub also found.
+    assert_eq!(
+        handles,
+        ["dmis-lab/biobert-v1.1", "d4data/biomedical-ner-all"]
+    );
+}
+
+#[test]
+fn scrolling_to_the_end_loads_the_next_page_once() {
+    let mut app = app(140, 32);
+    catalog(&mut app);
+    let first = app.start();
+    let generation = searches(&first)[0].generation;
+    app.apply(Msg::HubPage {
+        generation,
+        append: false,
+        result: Ok(page(&["a/1", "a/2", "a/3", "a/4"], Some("http://hub/next"))),
+    });
+    let mut more = Vec::new();
+    for _ in 0..4 {
+        more.extend(searches(&key(&mut app, KeyCode::Char('j'))));
+    }
+    assert_eq!(more.len(), 1, "{more:?}");
+    assert_eq!(more[0].page.as_deref(), Some("http://hub/next"));
+    app.apply(Msg::HubPage {
+        generation,
+        append: true,
+        result: Ok(page(&["a/5"], None)),
+    });
+    assert_eq!(app.visible_candidates().len(), 8);
+    let effects = key(&mut app, KeyCode::Char('G'));
+    assert!(searches(&effects).is_empty(), "no next page left");
+}
+
+#[test]
+fn details_are_fetched_for_the_selected_row_with_the_pool() {
+    let mut app = app(140, 32);
+    connected(
+        &mut app,
+        snapshot(vec![pool("LOCAL_CPU", PoolState::Idle)], vec![], vec![]),
+    );
+    let effects = app.apply(hugflake::app::state::Msg::Candidates(Ok(
+        hugflake::domain::catalog::builtin().unwrap_or_default(),
+    )));
+    assert!(
+        effects.iter().any(
+            |e| matches!(e, Effect::HubDetails { handle, pool: Some((p, _)) }
+            if handle == "sentence-transformers/all-MiniLM-L6-v2" && p == "LOCAL_CPU")
+        ),
+        "{effects:?}"
+    );
+    let effects = key(&mut app, KeyCode::Char('j'));
+    assert!(effects.iter().any(
+        |e| matches!(e, Effect::HubDetails { handle, .. } if handle == "dmis-lab/biobert-v1.1")
+    ));
+    // Back up: MiniLM's request is in flight, not asked again.
+    let effects = key(&mut app, KeyCode::Char('k'));
+    assert!(
+        !effects
+            .iter()
+            .any(|e| matches!(e, Effect::HubDetails { .. }))
+    );
+    // A skipped request can be asked again.
+    app.apply(Msg::HubDetailsSkipped("dmis-lab/biobert-v1.1".into()));
+    let effects = key(&mut app, KeyCode::Char('j'));
+    assert!(effects.iter().any(
+        |e| matches!(e, Effect::HubDetails { handle, .. } if handle == "dmis-lab/biobert-v1.1")
+    ));
+}
+
+#[test]
+fn sort_and_filters_restart_the_search() {
+    let mut app = app(140, 32);
+    let effects = key(&mut app, KeyCode::Char('o'));
+    assert_eq!(searches(&effects)[0].query.sort.as_deref(), Some("likes"));
+    key(&mut app, KeyCode::Char(':'));
+    typed(&mut app, "task token-classification");
+    let effects = key(&mut app, KeyCode::Enter);
+    let q = &searches(&effects)[0].query;
+    assert_eq!(q.pipeline_tag.as_deref(), Some("token-classification"));
+    assert_eq!(q.sort.as_deref(), Some("likes"));
+    key(&mut app, KeyCode::Char(':'));
+    typed(&mut app, "task none");
+    let effects = key(&mut app, KeyCode::Enter);
+    assert_eq!(searches(&effects)[0].query.pipeline_tag, None);
+    key(&mut app, KeyCode::Char(':'));
+    typed(&mut app, "sort trending");
+    let effects = key(&mut app, KeyCode::Enter);
+    assert_eq!(
+        searches(&effects)[0].query.sort.as_deref(),
+        Some("trendingScore")
+    );
+    assert!(render(&app).contains("sort trending"));
+}
+
+#[test]
+fn offline_asks_nothing_and_says_so() {
+    let mut app = app(140, 32);
+    app.hub = hugflake::app::search::HubSearch::new(Some("HF_HUB_OFFLINE is set".into()));
+    assert!(app.start().is_empty());
+    let effects = app.apply(Msg::Candidates(Ok(
+        hugflake::domain::catalog::builtin().unwrap_or_default()
+    )));
+    assert!(effects.is_empty(), "{effects:?}");
+    key(&mut app, KeyCode::Char('/'));
+    assert!(key(&mut app, KeyCode::Char('x')).is_empty());
+    let screen = render(&app);
+    assert!(
+        screen.contains("Hub offline (HF_HUB_OFFLINE is set)"),
+        "{screen}"
+    );
 }

@@ -256,3 +256,112 @@ fn colorblind_theme_colours_states_with_okabe_ito() {
     }
     assert!(found, "no fault symbol drawn");
 }
+
+fn hub_page(ids: &[(&str, &str, &str)]) -> hugflake::hub::api::SearchPage {
+    hugflake::hub::api::SearchPage {
+        models: ids
+            .iter()
+            .map(|(id, task, lib)| hugflake::hub::api::ModelSummary {
+                id: (*id).into(),
+                pipeline_tag: Some((*task).into()),
+                library_name: Some((*lib).into()),
+                downloads: Some(1000),
+                likes: Some(3),
+                last_modified: None,
+                tags: vec![],
+            })
+            .collect(),
+        next: Some("http://hub/next".into()),
+    }
+}
+
+fn ner_details() -> hugflake::hub::details::ModelDetails {
+    let info: hugflake::hub::api::ModelInfo = serde_json::from_value(serde_json::json!({
+        "id": "d4data/biomedical-ner-all",
+        "sha": "0123456789abcdef0123456789abcdef01234567",
+        "pipeline_tag": "token-classification",
+        "library_name": "transformers",
+        "gated": false,
+        "downloads": 123456,
+        "likes": 140,
+        "lastModified": "2024-06-01T10:00:00.000Z",
+        "tags": ["transformers", "license:apache-2.0"],
+        "config": {"architectures": ["DistilBertForTokenClassification"]},
+        "safetensors": {"total": 66_403_584u64}
+    }))
+    .unwrap_or_else(|e| panic!("{e}"));
+    let tree: Vec<hugflake::hub::api::TreeEntry> = serde_json::from_value(serde_json::json!([
+        {"type": "file", "oid": "a", "size": 850, "path": "config.json"},
+        {"type": "file", "oid": "b", "size": 134, "path": "model.safetensors",
+         "lfs": {"oid": "c", "size": 265_667_456u64}},
+        {"type": "file", "oid": "d", "size": 134, "path": "pytorch_model.bin",
+         "lfs": {"oid": "e", "size": 265_700_000u64}},
+        {"type": "file", "oid": "f", "size": 2100, "path": "README.md"}
+    ]))
+    .unwrap_or_else(|e| panic!("{e}"));
+    hugflake::hub::details::ModelDetails::build(
+        &info,
+        &tree,
+        Some("# biomedical-ner-all\nRecognises 107 biomedical entities.\n".into()),
+        Some(("LOCAL_CPU", 17.6)),
+    )
+}
+
+#[test]
+fn candidates_with_hub_results_and_details() {
+    let mut app = started(150, 36);
+    connected(
+        &mut app,
+        snapshot(vec![pool("LOCAL_CPU", PoolState::Idle)], vec![], vec![]),
+    );
+    catalog(&mut app);
+    let generation = app.hub.generation;
+    app.apply(Msg::HubPage {
+        generation,
+        append: false,
+        result: Ok(hub_page(&[
+            (
+                "d4data/biomedical-ner-all",
+                "token-classification",
+                "transformers",
+            ),
+            (
+                "openai/clip-vit-base-patch32",
+                "zero-shot-image-classification",
+                "transformers",
+            ),
+        ])),
+    });
+    app.update(Action::Bottom);
+    app.update(Action::Up);
+    app.apply(Msg::HubDetails {
+        handle: "d4data/biomedical-ner-all".into(),
+        result: Ok(Box::new(ner_details())),
+    });
+    assert_snapshot!(render(&app));
+}
+
+#[test]
+fn candidates_when_the_hub_is_unreachable() {
+    let mut app = started(120, 20);
+    catalog(&mut app);
+    let generation = app.hub.generation;
+    app.apply(Msg::HubPage {
+        generation,
+        append: false,
+        result: Err("cannot reach the Hub at https://huggingface.co: connection failed".into()),
+    });
+    app.apply(Msg::HubDetails {
+        handle: "sentence-transformers/all-MiniLM-L6-v2".into(),
+        result: Err("cannot reach the Hub at https://huggingface.co: connection failed".into()),
+    });
+    assert_snapshot!(render(&app));
+}
+
+#[test]
+fn candidates_offline() {
+    let mut app = app(120, 20);
+    app.hub = hugflake::app::search::HubSearch::new(Some("HF_HUB_OFFLINE is set".into()));
+    catalog(&mut app);
+    assert_snapshot!(render(&app));
+}

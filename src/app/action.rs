@@ -25,10 +25,11 @@ pub enum Action {
     Bottom,
     FocusNext,
     Refresh,
+    CycleSort,
 }
 
 impl Action {
-    pub const ALL: [Action; 19] = [
+    pub const ALL: [Action; 20] = [
         Action::Quit,
         Action::Back,
         Action::Help,
@@ -48,6 +49,7 @@ impl Action {
         Action::Bottom,
         Action::FocusNext,
         Action::Refresh,
+        Action::CycleSort,
     ];
 
     pub fn name(self) -> &'static str {
@@ -71,6 +73,7 @@ impl Action {
             Action::Bottom => "bottom",
             Action::FocusNext => "focus_next",
             Action::Refresh => "refresh",
+            Action::CycleSort => "cycle_sort",
         }
     }
 
@@ -81,7 +84,7 @@ impl Action {
             Action::Back => "close / clear / go back (quits at the top level)",
             Action::Help => "show or hide this help",
             Action::Command => "open the command bar",
-            Action::Filter => "filter the focused table",
+            Action::Filter => "filter the table; on Candidates also search the Hub",
             Action::NextTab => "next tab",
             Action::PrevTab => "previous tab",
             Action::TabCandidates => "go to Candidates",
@@ -95,7 +98,8 @@ impl Action {
             Action::Top => "first row",
             Action::Bottom => "last row",
             Action::FocusNext => "focus the next table of the pane",
-            Action::Refresh => "refresh platform data now",
+            Action::Refresh => "refresh platform data and the Hub search now",
+            Action::CycleSort => "Candidates: next Hub sort order",
         }
     }
 }

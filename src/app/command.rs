@@ -5,13 +5,25 @@ use crate::config::ThemeName;
 use super::state::Tab;
 
 /// A command typed after `:`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
     Go(Tab),
     Help,
     Refresh,
     Theme(ThemeName),
     Quit,
+    /// Hub sort order (API name).
+    Sort(&'static str),
+    /// Set or clear (None) a Hub search filter.
+    HubFilter(HubField, Option<String>),
+}
+
+/// The Hub search filters the command bar sets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HubField {
+    Task,
+    Author,
+    Library,
 }
 
 /// Every command with its arguments and a description, for completion and help.
@@ -24,6 +36,23 @@ pub const COMMANDS: &[(&str, &str)] = &[
     ("refresh", "refresh platform data now"),
     ("theme default", "the default colours"),
     ("theme colorblind", "the colour-blind-safe palette"),
+    ("sort downloads", "Hub results by downloads"),
+    ("sort likes", "Hub results by likes"),
+    ("sort trending", "Hub results by trending score"),
+    ("sort modified", "Hub results by last modified"),
+    ("sort created", "Hub results by creation date"),
+    (
+        "task ",
+        "Hub: only this task (e.g. token-classification); none clears",
+    ),
+    (
+        "author ",
+        "Hub: only this author or organisation; none clears",
+    ),
+    (
+        "library ",
+        "Hub: only this library (e.g. sentence-transformers); none clears",
+    ),
     ("quit", "leave hugflake (also :q)"),
 ];
 
@@ -43,6 +72,26 @@ pub fn parse(line: &str) -> Result<Command, String> {
         )),
         ["theme"] => Err("`:theme` needs a name: default or colorblind".into()),
         ["quit" | "q" | "q!" | "qa"] => Ok(Command::Quit),
+        ["sort", key] => super::search::sort_api(key)
+            .map(Command::Sort)
+            .ok_or_else(|| {
+                format!("unknown sort `{key}`: try downloads, likes, trending, modified or created")
+            }),
+        ["sort"] => {
+            Err("`:sort` needs an order: downloads, likes, trending, modified, created".into())
+        }
+        [field @ ("task" | "author" | "library"), rest @ ..] => {
+            let field = match *field {
+                "task" => HubField::Task,
+                "author" => HubField::Author,
+                _ => HubField::Library,
+            };
+            let value = rest.join(" ");
+            Ok(Command::HubFilter(
+                field,
+                (!value.is_empty() && value != "none").then_some(value),
+            ))
+        }
         [] => Err("empty command: try :help".into()),
         _ => Err(format!(
             "unknown command `{}`: Tab completes, :help lists the keys",

@@ -4,6 +4,7 @@
 pub mod action;
 pub mod command;
 pub mod keymap;
+pub mod search;
 pub mod state;
 
 use std::sync::Arc;
@@ -18,8 +19,12 @@ use ratatui::layout::Rect;
 use tokio::sync::mpsc;
 
 use crate::headless::Context;
+use crate::hub::api::HubClient;
+use crate::hub::settings::HubSettings;
+use crate::paths::ProcessEnv;
 use crate::platform::local::lifecycle::{self, Connection};
 use crate::platform::{self, Platform};
+use search as state_search;
 use state::{App, Effect, Link, Msg};
 
 /// Opens the TUI and restores the terminal on every way out, panics included.
@@ -49,7 +54,15 @@ struct Workers {
     platform: Option<Arc<dyn Platform>>,
     connecting: bool,
     fetching: bool,
+    hub: HubClient,
+    /// The newest search generation and details handle: older debounced requests are not sent.
+    latest_search: Arc<std::sync::atomic::AtomicU64>,
+    latest_details: Arc<std::sync::Mutex<String>>,
 }
+
+/// How long typing or scrolling must pause before the Hub is asked.
+const SEARCH_DEBOUNCE: Duration = Duration::from_millis(300);
+const DETAILS_DEBOUNCE: Duration = Duration::from_millis(250);
 
 impl Workers {
     fn connect(&mut self, ctx: &Context, platform_tx: mpsc::UnboundedSender<Arc<dyn Platform>>) {
@@ -100,6 +113,55 @@ impl Workers {
         });
     }
 
+    fn search(&self, req: state_search::SearchRequest) {
+        use std::sync::atomic::Ordering;
+        let hub = self.hub.clone();
+        let tx = self.tx.clone();
+        let latest = self.latest_search.clone();
+        if req.page.is_none() {
+            latest.store(req.generation, Ordering::SeqCst);
+        }
+        tokio::spawn(async move {
+            if req.page.is_none() {
+                tokio::time::sleep(SEARCH_DEBOUNCE).await;
+                if latest.load(Ordering::SeqCst) != req.generation {
+                    return;
+                }
+            }
+            let result = match &req.page {
+                Some(url) => hub.search_page(url).await,
+                None => hub.search(&req.query).await,
+            };
+            let _ = tx.send(Msg::HubPage {
+                generation: req.generation,
+                append: req.page.is_some(),
+                result: result.map_err(|e| e.to_string()),
+            });
+        });
+    }
+
+    fn details(&self, handle: String, pool: Option<(String, f64)>) {
+        let hub = self.hub.clone();
+        let tx = self.tx.clone();
+        let latest = self.latest_details.clone();
+        if let Ok(mut l) = latest.lock() {
+            l.clone_from(&handle);
+        }
+        tokio::spawn(async move {
+            tokio::time::sleep(DETAILS_DEBOUNCE).await;
+            if latest.lock().map(|l| *l != handle).unwrap_or(false) {
+                let _ = tx.send(Msg::HubDetailsSkipped(handle));
+                return;
+            }
+            let pool_ref = pool.as_ref().map(|(n, b)| (n.as_str(), *b));
+            let result = crate::hub::details::fetch(&hub, &handle, "main", pool_ref)
+                .await
+                .map(Box::new)
+                .map_err(|e| e.to_string());
+            let _ = tx.send(Msg::HubDetails { handle, result });
+        });
+    }
+
     fn load_candidates(&self, ctx: &Context) {
         let tx = self.tx.clone();
         let cache = ctx.paths.hf_cache.path.clone();
@@ -122,14 +184,24 @@ async fn event_loop(mut terminal: DefaultTerminal, ctx: &Context) -> Result<()> 
     }
     let (tx, mut rx) = mpsc::unbounded_channel();
     let (platform_tx, mut platform_rx) = mpsc::unbounded_channel::<Arc<dyn Platform>>();
+    let hub_settings = HubSettings::from_env(&ProcessEnv);
+    app.hub = state_search::HubSearch::new(
+        hub_settings
+            .offline
+            .then(|| "HF_HUB_OFFLINE is set".to_string()),
+    );
     let mut workers = Workers {
         tx,
         platform: None,
         connecting: false,
         fetching: false,
+        hub: HubClient::new(hub_settings),
+        latest_search: Arc::default(),
+        latest_details: Arc::default(),
     };
     workers.connect(ctx, platform_tx.clone());
     workers.load_candidates(ctx);
+    let mut effects = app.start();
 
     let mut events = EventStream::new();
     let mut render =
@@ -141,10 +213,9 @@ async fn event_loop(mut terminal: DefaultTerminal, ctx: &Context) -> Result<()> 
     }
 
     loop {
-        let mut effects = Vec::new();
         tokio::select! {
             event = events.next() => match event {
-                Some(Ok(event)) => effects = app.handle_event(&event),
+                Some(Ok(event)) => effects.extend(app.handle_event(&event)),
                 Some(Err(e)) => return Err(e).wrap_err("cannot read terminal events"),
                 None => break,
             },
@@ -159,9 +230,9 @@ async fn event_loop(mut terminal: DefaultTerminal, ctx: &Context) -> Result<()> 
                     match &msg {
                         Msg::Snapshot(_) => workers.fetching = false,
                         Msg::Link(_) => workers.connecting = false,
-                        Msg::Candidates(_) => {}
+                        _ => {}
                     }
-                    app.apply(msg);
+                    effects.extend(app.apply(msg));
                     next = rx.try_recv().ok();
                 }
             }
@@ -178,9 +249,11 @@ async fn event_loop(mut terminal: DefaultTerminal, ctx: &Context) -> Result<()> 
                 }
             }
         }
-        for effect in effects {
+        for effect in std::mem::take(&mut effects) {
             match effect {
                 Effect::Quit => return Ok(()),
+                Effect::HubSearch(req) => workers.search(req),
+                Effect::HubDetails { handle, pool } => workers.details(handle, pool),
                 Effect::Refresh => {
                     if workers.platform.is_some() {
                         workers.refresh();

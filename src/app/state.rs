@@ -11,8 +11,11 @@ use ratatui::layout::{Position, Rect};
 use super::action::Action;
 use super::command::{self, Command};
 use super::keymap::{KeyChord, Keymap};
+use super::search::{self, HubSearch, SearchRequest};
 use crate::config::{Config, ThemeName};
 use crate::domain::{Candidate, ComputePool, JobSummary, PlatformKind, Service, ServiceStatus};
+use crate::hub::api::SearchPage;
+use crate::hub::details::ModelDetails;
 use crate::platform::Snapshot;
 use crate::ui;
 
@@ -162,6 +165,13 @@ pub struct Flash {
 pub enum Effect {
     Refresh,
     Quit,
+    /// Search the Hub (debounced by the loop; stale generations are dropped).
+    HubSearch(SearchRequest),
+    /// Fetch a model's details, with the pool to check the fit against.
+    HubDetails {
+        handle: String,
+        pool: Option<(String, f64)>,
+    },
 }
 
 /// Messages from workers.
@@ -170,6 +180,17 @@ pub enum Msg {
     Link(Link),
     Snapshot(Result<Snapshot, String>),
     Candidates(Result<Vec<Candidate>, String>),
+    HubPage {
+        generation: u64,
+        append: bool,
+        result: Result<SearchPage, String>,
+    },
+    HubDetails {
+        handle: String,
+        result: Result<Box<ModelDetails>, String>,
+    },
+    /// A details request superseded before it was sent; it may be asked again later.
+    HubDetailsSkipped(String),
 }
 
 pub struct App {
@@ -177,6 +198,9 @@ pub struct App {
     pub overlay: Overlay,
     pub link: Link,
     pub candidates: Remote<Vec<Candidate>>,
+    pub hub: HubSearch,
+    /// Hub details by handle, fetched for the selected row.
+    pub details: std::collections::HashMap<String, Remote<ModelDetails>>,
     pub snapshot: Remote<Snapshot>,
     pub views: std::collections::HashMap<TableId, TableView>,
     /// The focused table of the Health pane.
@@ -199,6 +223,8 @@ impl App {
             overlay: Overlay::None,
             link: Link::Connecting,
             candidates: Remote::default(),
+            hub: HubSearch::new(None),
+            details: Default::default(),
             snapshot: Remote::default(),
             views: Default::default(),
             health_focus: TableId::Pools,
@@ -237,14 +263,112 @@ impl App {
         filter.is_empty() || haystack.to_lowercase().contains(&filter.to_lowercase())
     }
 
+    /// Catalog and cache rows matching the filter, then the Hub's hits for it (the Hub did the
+    /// matching; a handle already listed is not repeated).
     pub fn visible_candidates(&self) -> Vec<&Candidate> {
         let f = self.view(TableId::Candidates).filter;
-        self.candidates
+        let mut rows: Vec<&Candidate> = self
+            .candidates
             .data
             .iter()
             .flatten()
             .filter(|c| Self::matches(&f, &c.haystack()))
+            .collect();
+        let local: std::collections::HashSet<&str> = self
+            .candidates
+            .data
+            .iter()
+            .flatten()
+            .map(|c| c.handle.as_str())
+            .collect();
+        rows.extend(
+            self.hub
+                .results
+                .iter()
+                .filter(|c| !local.contains(c.handle.as_str())),
+        );
+        rows
+    }
+
+    pub fn selected_candidate(&self) -> Option<&Candidate> {
+        let sel = self.view(TableId::Candidates).cursor.selected;
+        self.visible_candidates().get(sel).copied()
+    }
+
+    /// The registry model imported from a Hub repo, if any.
+    pub fn registered_as(&self, handle: &str) -> Option<String> {
+        self.snapshot
+            .data
+            .as_ref()?
+            .models
+            .iter()
+            .find(|m| m.source.as_deref() == Some(handle))
+            .map(|m| match &m.default_version {
+                Some(v) => format!("{} ({v})", m.name),
+                None => m.name.clone(),
+            })
+    }
+
+    /// The pool a model's fit is checked against: LOCAL_CPU, else the first pool.
+    pub fn fit_pool(&self) -> Option<(String, f64)> {
+        let pools = &self.snapshot.data.as_ref()?.pools;
+        pools
+            .iter()
+            .find(|p| p.name == crate::platform::local::registry::DEFAULT_POOL)
+            .or_else(|| pools.first())
+            .map(|p| (p.name.clone(), p.memory_gib))
+    }
+
+    /// What the app wants next for what is on screen: more Hub results when the selection nears
+    /// the end of the list, details for the selected row.
+    pub fn follow_up(&mut self) -> Vec<Effect> {
+        let mut effects = Vec::new();
+        if self.tab != Tab::Candidates {
+            return effects;
+        }
+        let len = self.visible_candidates().len();
+        let sel = self.view(TableId::Candidates).cursor.selected;
+        if len > 0
+            && sel + 3 >= len
+            && let Some(req) = self.hub.more()
+        {
+            effects.push(Effect::HubSearch(req));
+        }
+        if self.hub.online()
+            && let Some(handle) = self.selected_candidate().map(|c| c.handle.clone())
+            && !self.details.contains_key(&handle)
+        {
+            self.details.insert(handle.clone(), Remote::default());
+            effects.push(Effect::HubDetails {
+                handle,
+                pool: self.fit_pool(),
+            });
+        }
+        effects
+    }
+
+    /// The Hub query follows the Candidates filter.
+    fn candidates_filter_changed(&mut self) -> Vec<Effect> {
+        let text = self.view(TableId::Candidates).filter;
+        let wanted = (!text.trim().is_empty()).then(|| text.trim().to_string());
+        if self.hub.query.search == wanted {
+            return Vec::new();
+        }
+        self.hub.query.search = wanted;
+        self.restart_search()
+    }
+
+    fn restart_search(&mut self) -> Vec<Effect> {
+        self.hub
+            .restart()
+            .map(Effect::HubSearch)
+            .into_iter()
             .collect()
+    }
+
+    /// The first requests of a session.
+    pub fn start(&mut self) -> Vec<Effect> {
+        self.restart_search()
     }
 
     /// Pools, faults first, then by name.
@@ -353,7 +477,7 @@ impl App {
     }
 
     /// Applies a worker message.
-    pub fn apply(&mut self, msg: Msg) {
+    pub fn apply(&mut self, msg: Msg) -> Vec<Effect> {
         self.dirty = true;
         match msg {
             Msg::Link(link) => {
@@ -368,8 +492,25 @@ impl App {
             }
             Msg::Snapshot(result) => self.snapshot.set(result, self.now),
             Msg::Candidates(result) => self.candidates.set(result, self.now),
+            Msg::HubPage {
+                generation,
+                append,
+                result,
+            } => {
+                self.hub.apply(generation, append, result, self.now);
+            }
+            Msg::HubDetails { handle, result } => {
+                self.details
+                    .entry(handle)
+                    .or_default()
+                    .set(result.map(|d| *d), self.now);
+            }
+            Msg::HubDetailsSkipped(handle) => {
+                self.details.remove(&handle);
+            }
         }
         self.clamp_cursors();
+        self.follow_up()
     }
 
     /// Advances the clock (data ages and flashes expire).
@@ -393,7 +534,7 @@ impl App {
 
     /// Turns a terminal event into state changes and effects.
     pub fn handle_event(&mut self, event: &Event) -> Vec<Effect> {
-        match event {
+        let mut effects = match event {
             Event::Key(key) if key.kind != KeyEventKind::Release => self.handle_key(key),
             Event::Mouse(m) if self.mouse => self.handle_mouse(m),
             Event::Resize(w, h) => {
@@ -401,7 +542,11 @@ impl App {
                 Vec::new()
             }
             _ => Vec::new(),
+        };
+        if !self.quit {
+            effects.extend(self.follow_up());
         }
+        effects
     }
 
     pub fn handle_key(&mut self, key: &KeyEvent) -> Vec<Effect> {
@@ -444,6 +589,7 @@ impl App {
             }
             Overlay::Filter { input } => {
                 let id = focused;
+                let mut effects = Vec::new();
                 match key.code {
                     KeyCode::Esc => {
                         self.overlay = Overlay::None;
@@ -467,7 +613,10 @@ impl App {
                     _ => {}
                 }
                 self.move_cursor(id, |s, _| s);
-                return Vec::new();
+                if id == TableId::Candidates {
+                    effects.extend(self.candidates_filter_changed());
+                }
+                return effects;
             }
             Overlay::Help { .. } | Overlay::None => {}
         }
@@ -506,6 +655,9 @@ impl App {
                 if !self.view(id).filter.is_empty() {
                     self.view_mut(id).filter.clear();
                     self.move_cursor(id, |s, _| s);
+                    if id == TableId::Candidates {
+                        return self.candidates_filter_changed();
+                    }
                 } else {
                     self.quit = true;
                     return vec![Effect::Quit];
@@ -545,7 +697,20 @@ impl App {
             }
             Action::Refresh => {
                 self.set_flash("refreshing…", false);
-                return vec![Effect::Refresh];
+                self.details.clear();
+                let mut effects = vec![Effect::Refresh];
+                effects.extend(self.restart_search());
+                return effects;
+            }
+            Action::CycleSort => {
+                let current = self.hub.query.sort.clone().unwrap_or_default();
+                let i = search::SORTS
+                    .iter()
+                    .position(|(a, _)| *a == current)
+                    .map_or(0, |i| (i + 1) % search::SORTS.len());
+                self.hub.query.sort = Some(search::SORTS[i].0.into());
+                self.set_flash(format!("Hub sorted by {}", search::SORTS[i].1), false);
+                return self.restart_search();
             }
         }
         Vec::new()
@@ -573,6 +738,21 @@ impl App {
             Ok(Command::Quit) => {
                 self.quit = true;
                 return vec![Effect::Quit];
+            }
+            Ok(Command::Sort(api)) => {
+                self.hub.query.sort = Some(api.into());
+                self.tab = Tab::Candidates;
+                return self.restart_search();
+            }
+            Ok(Command::HubFilter(field, value)) => {
+                let slot = match field {
+                    command::HubField::Task => &mut self.hub.query.pipeline_tag,
+                    command::HubField::Author => &mut self.hub.query.author,
+                    command::HubField::Library => &mut self.hub.query.library,
+                };
+                *slot = value;
+                self.tab = Tab::Candidates;
+                return self.restart_search();
             }
             Err(e) => {
                 self.overlay = Overlay::Command {

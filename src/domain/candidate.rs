@@ -11,6 +11,8 @@ pub enum CandidateSource {
     Catalog,
     Cache,
     CatalogAndCache,
+    /// A Hub search result.
+    Hub,
 }
 
 impl CandidateSource {
@@ -19,6 +21,7 @@ impl CandidateSource {
             CandidateSource::Catalog => "catalog",
             CandidateSource::Cache => "cache",
             CandidateSource::CatalogAndCache => "catalog+cache",
+            CandidateSource::Hub => "hub",
         }
     }
 
@@ -202,6 +205,31 @@ impl Candidate {
             requires: Vec::new(),
             source: CandidateSource::Cache,
             cache: Some(repo),
+        }
+    }
+
+    /// A Hub search hit: what the search result says, nothing invented.
+    pub fn from_hub(handle: &str, task: Option<&str>, library: Option<&str>) -> Candidate {
+        let snowflake = match library {
+            Some(l) => snowflake_verdict(l, task.unwrap_or(""), None),
+            None => snowflake_verdict("", task.unwrap_or(""), None),
+        };
+        Candidate {
+            handle: handle.into(),
+            task: task.map(String::from),
+            library: library.map(String::from),
+            license: None,
+            parameters: None,
+            parameters_estimated: false,
+            weight_bytes: None,
+            weight_file: None,
+            weight_bytes_approx: false,
+            purpose: None,
+            snowflake,
+            notes: Vec::new(),
+            requires: Vec::new(),
+            source: CandidateSource::Hub,
+            cache: None,
         }
     }
 

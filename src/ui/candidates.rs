@@ -13,7 +13,7 @@ use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Modifier, Style};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Cell, Paragraph, Row, Wrap};
+use ratatui::widgets::{Cell, Paragraph, Row};
 
 use super::widgets::{self, kv, kv_wrapped};
 use crate::app::state::{App, TableId};
@@ -40,7 +40,7 @@ fn size_text(c: &Candidate) -> String {
             units::bytes(b)
         ),
         (None, Some(repo)) => units::bytes(repo.size_on_disk),
-        (None, None) => "?".into(),
+        (None, None) => "-".into(),
     }
 }
 
@@ -50,11 +50,26 @@ pub fn render(frame: &mut Frame<'_>, body: Rect, app: &App) {
     let rows = app.visible_candidates();
     let total = app.candidates.data.as_ref().map_or(0, Vec::len);
     let view = app.view(TableId::Candidates);
+    let hub_style = if app.hub.error.is_some() {
+        theme.error()
+    } else {
+        theme.dim()
+    };
     let block = widgets::block(
-        widgets::title("Candidates", rows.len(), total, &view.filter, theme),
+        widgets::title(
+            "Candidates",
+            rows.len(),
+            total + app.hub.results.len(),
+            &view.filter,
+            theme,
+        ),
         true,
         theme,
-    );
+    )
+    .title_bottom(Line::from(Span::styled(
+        format!(" {} ", app.hub.describe()),
+        hub_style,
+    )));
     if let Some(p) = widgets::remote_placeholder(
         &app.candidates,
         rows.len(),
@@ -93,7 +108,13 @@ pub fn render(frame: &mut Frame<'_>, body: Rect, app: &App) {
                     c.task.as_deref().unwrap_or("?"),
                     TASK as usize,
                 )),
-                Cell::from(size_text(c)),
+                Cell::from(
+                    app.details
+                        .get(&c.handle)
+                        .and_then(|r| r.data.as_ref())
+                        .filter(|d| d.weight_bytes > 0)
+                        .map_or_else(|| size_text(c), |d| units::bytes(d.weight_bytes)),
+                ),
                 Cell::from(Span::styled(c.source.short_label(), theme.dim())),
                 Cell::from(Span::styled(sf, sf_style)),
             ])
@@ -134,73 +155,156 @@ fn render_details(frame: &mut Frame<'_>, area: Rect, app: &App, c: Option<&Candi
         );
         return;
     };
+    let hub = app.details.get(&c.handle);
+    let d = hub.and_then(|r| r.data.as_ref());
     let width = area.width.saturating_sub(2);
     let plain = Style::new();
-    let mut lines = vec![
-        Line::from(Span::styled(
-            c.handle.clone(),
-            theme.accent().add_modifier(Modifier::BOLD),
-        )),
-        kv(
-            "task",
-            c.task.clone().unwrap_or_else(|| "unknown".into()),
-            theme,
-        ),
-        kv(
-            "library",
-            c.library.clone().unwrap_or_else(|| "unknown".into()),
-            theme,
-        ),
-        kv(
-            "licence",
-            c.license.clone().unwrap_or_else(|| "unknown".into()),
-            theme,
-        ),
-    ];
-    let params = c
-        .parameters
-        .map(|p| {
-            if c.parameters_estimated {
-                format!(
-                    "~{} (estimated: the repo ships only a .bin)",
-                    units::count(p)
-                )
-            } else {
-                units::count(p)
-            }
-        })
-        .unwrap_or_else(|| "unknown".into());
-    lines.extend(kv_wrapped("parameters", &params, plain, width, theme));
-    let weights = match &c.weight_file {
-        Some(f) => format!("{} ({f})", size_text(c)),
-        None => size_text(c),
+    let mut lines = vec![Line::from(Span::styled(
+        c.handle.clone(),
+        theme.accent().add_modifier(Modifier::BOLD),
+    ))];
+    let add = |lines: &mut Vec<Line<'_>>, key: &str, value: &str, style: Style| {
+        lines.extend(kv_wrapped(key, value, style, width, theme));
     };
-    lines.extend(kv_wrapped("weights", &weights, plain, width, theme));
-    lines.push(kv("source", c.source.label(), theme));
-    if let Some(p) = &c.purpose {
-        lines.extend(kv_wrapped("for", p, plain, width, theme));
+    // The Hub's facts win over the catalog's, which win over "unknown".
+    let pick = |hub: Option<&Option<String>>, local: &Option<String>| {
+        hub.and_then(|h| h.clone())
+            .or_else(|| local.clone())
+            .unwrap_or_else(|| "unknown".into())
+    };
+    add(
+        &mut lines,
+        "task",
+        &pick(d.map(|d| &d.pipeline_tag), &c.task),
+        plain,
+    );
+    add(
+        &mut lines,
+        "library",
+        &pick(d.map(|d| &d.library), &c.library),
+        plain,
+    );
+    add(
+        &mut lines,
+        "licence",
+        &pick(d.map(|d| &d.license), &c.license),
+        plain,
+    );
+    if let Some(d) = d {
+        let access = if d.gated {
+            "gated: accept the licence on the model page, then set HF_TOKEN"
+        } else if d.private {
+            "private"
+        } else {
+            "public"
+        };
+        add(&mut lines, "access", access, plain);
+        add(
+            &mut lines,
+            "popularity",
+            &format!(
+                "{} downloads, {} likes{}",
+                d.downloads.map_or("?".into(), units::count),
+                d.likes.map_or("?".into(), |l| l.to_string()),
+                d.last_modified
+                    .as_deref()
+                    .map(|m| format!(", modified {}", &m[..m.len().min(10)]))
+                    .unwrap_or_default()
+            ),
+            plain,
+        );
     }
-    let (sf_symbol, sf_style) = match c.snowflake.supported {
+    let (params, estimated) = match d {
+        Some(d) if d.parameters.is_some() => (d.parameters, d.parameters_estimated),
+        _ => (c.parameters, c.parameters_estimated),
+    };
+    let params = params.map_or("unknown".into(), |p| {
+        if estimated {
+            format!("~{} (estimated from the weights' size)", units::count(p))
+        } else {
+            units::count(p)
+        }
+    });
+    add(&mut lines, "parameters", &params, plain);
+    let weights = match d {
+        Some(d) => format!(
+            "{} ({} in {} files)",
+            units::bytes(d.weight_bytes),
+            units::bytes(d.total_bytes),
+            d.files.len()
+        ),
+        None => match &c.weight_file {
+            Some(f) => format!("{} ({f})", size_text(c)),
+            None => size_text(c),
+        },
+    };
+    add(&mut lines, "weights", &weights, plain);
+    if let Some(d) = d {
+        let mut files: Vec<_> = d.files.iter().collect();
+        files.sort_by_key(|f| std::cmp::Reverse(f.size));
+        for (i, f) in files.iter().take(5).enumerate() {
+            let key = if i == 0 { "files" } else { "" };
+            add(
+                &mut lines,
+                key,
+                &format!("{:>9}  {}", units::bytes(f.size), f.path),
+                theme.dim(),
+            );
+        }
+        if files.len() > 5 {
+            add(
+                &mut lines,
+                "",
+                &format!("… and {} more", files.len() - 5),
+                theme.dim(),
+            );
+        }
+    }
+    if d.is_some_and(|d| d.custom_code) {
+        add(
+            &mut lines,
+            "custom code",
+            "yes: needs trust_remote_code",
+            Style::new().fg(theme.pending),
+        );
+    }
+    add(&mut lines, "source", c.source.label(), plain);
+    if let Some(name) = app.registered_as(&c.handle) {
+        add(
+            &mut lines,
+            "registry",
+            &format!("● imported as {name}"),
+            Style::new().fg(theme.ok),
+        );
+    }
+    if let Some(p) = &c.purpose {
+        add(&mut lines, "for", p, plain);
+    }
+    let verdict = d.map_or(&c.snowflake, |d| &d.snowflake);
+    let (sf_symbol, sf_style) = match verdict.supported {
         Some(true) => ("✔", Style::new().fg(theme.ok)),
         Some(false) => ("✖", Style::new().fg(theme.fault)),
         None => ("?", theme.dim()),
     };
-    lines.extend(kv_wrapped(
+    add(
+        &mut lines,
         "Snowflake",
-        &format!("{sf_symbol} {}", c.snowflake.summary()),
+        &format!("{sf_symbol} {}", verdict.summary()),
         sf_style,
-        width,
-        theme,
-    ));
-    lines.extend(kv_wrapped(
-        "",
-        &c.snowflake.reason,
-        theme.dim(),
-        width,
-        theme,
-    ));
+    );
+    add(&mut lines, "", &verdict.reason, theme.dim());
+    if let Some(fit) = d.and_then(|d| d.fit.as_ref()) {
+        let style = Style::new().fg(if fit.fits { theme.ok } else { theme.fault });
+        let symbol = if fit.fits { "✔" } else { "✖" };
+        add(
+            &mut lines,
+            "local",
+            &format!("{symbol} {}", fit.summary()),
+            style,
+        );
+    }
     for r in &c.requires {
-        lines.extend(kv_wrapped("needs", r, plain, width, theme));
+        add(&mut lines, "needs", r, plain);
     }
     match &c.cache {
         None => lines.push(kv("cache", "not downloaded", theme)),
@@ -216,7 +320,7 @@ fn render_details(frame: &mut Frame<'_>, area: Rect, app: &App, c: Option<&Candi
                     String::new()
                 }
             );
-            lines.extend(kv_wrapped("cache", &summary, plain, width, theme));
+            add(&mut lines, "cache", &summary, plain);
             for rev in &repo.revisions {
                 let refs = if rev.refs.is_empty() {
                     String::new()
@@ -229,23 +333,46 @@ fn render_details(frame: &mut Frame<'_>, area: Rect, app: &App, c: Option<&Candi
                     rev.files,
                     units::bytes(rev.size_bytes)
                 );
-                lines.extend(kv_wrapped("", &text, theme.dim(), width, theme));
+                add(&mut lines, "", &text, theme.dim());
             }
         }
     }
     for note in &c.notes {
-        lines.extend(kv_wrapped(
-            "note",
-            note,
-            Style::new().fg(theme.pending),
-            width,
-            theme,
-        ));
+        add(&mut lines, "note", note, Style::new().fg(theme.pending));
     }
-    frame.render_widget(
-        Paragraph::new(lines)
-            .wrap(Wrap { trim: false })
-            .block(block),
-        area,
-    );
+    match hub {
+        Some(r) if r.loading && r.data.is_none() => {
+            add(
+                &mut lines,
+                "Hub",
+                "◐ loading details…",
+                Style::new().fg(theme.pending),
+            );
+        }
+        Some(r) => {
+            if let Some(e) = &r.error {
+                add(&mut lines, "Hub", &format!("✖ {e}"), theme.error());
+            }
+        }
+        None if !app.hub.online() => add(
+            &mut lines,
+            "Hub",
+            "offline: details from the catalog and cache only",
+            theme.dim(),
+        ),
+        None => {}
+    }
+    if let Some(card) = d.and_then(|d| d.card.as_deref()) {
+        lines.push(Line::from(""));
+        lines.push(Line::from(Span::styled(
+            "model card",
+            theme.dim().add_modifier(Modifier::BOLD),
+        )));
+        for l in card.lines().filter(|l| !l.trim().is_empty()).take(40) {
+            for part in widgets::wrap(l, width as usize) {
+                lines.push(Line::from(Span::raw(part)));
+            }
+        }
+    }
+    frame.render_widget(Paragraph::new(lines).block(block), area);
 }

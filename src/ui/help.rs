@@ -43,7 +43,7 @@ pub fn lines(app: &App) -> Vec<Line<'static>> {
 
 pub fn render(frame: &mut Frame<'_>, body: Rect, app: &App, scroll: u16) {
     let lines = lines(app);
-    let w = 78.min(body.width.saturating_sub(2));
+    let w = 90.min(body.width.saturating_sub(2));
     let h = (lines.len() as u16 + 2).min(body.height);
     let area = Rect::new(
         body.x + (body.width.saturating_sub(w)) / 2,

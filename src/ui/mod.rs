@@ -230,6 +230,9 @@ pub fn pane_keys(app: &App) -> Vec<(String, &'static str)> {
     if app.tab == Tab::Health {
         keys.push((k(Action::FocusNext), "next table"));
     }
+    if app.tab == Tab::Candidates {
+        keys.push((k(Action::CycleSort), "Hub sort"));
+    }
     keys.push((k(Action::NextTab), "next tab"));
     keys.push((k(Action::Refresh), "refresh"));
     keys.push((k(Action::Command), "command"));

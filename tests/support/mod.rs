@@ -27,6 +27,13 @@ pub fn app(width: u16, height: u16) -> App {
     App::new(&config, now(), Rect::new(0, 0, width, height))
 }
 
+/// An app whose Hub search has started (as the event loop does at launch).
+pub fn started(width: u16, height: u16) -> App {
+    let mut a = app(width, height);
+    a.start();
+    a
+}
+
 pub fn pool(name: &str, state: PoolState) -> ComputePool {
     ComputePool {
         name: name.into(),
