@@ -28,7 +28,7 @@ cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --release --locked --all-targets -- -D warnings
 echo "== cargo test"
-cargo build --release --locked --bins
+cargo build --release --locked --bins --examples
 cargo test --release --locked -- --include-ignored
 echo "== TUI smoke test (tmux)"
-scripts/tui-smoke.sh target/release/hugflake
+scripts/tui-smoke.sh target/release/hugflake target/release/examples/hub-sim

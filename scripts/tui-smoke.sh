@@ -3,12 +3,20 @@
 # the four tabs, the catalog's three models, LOCAL_CPU in Health, help, and that q leaves cleanly.
 set -euo pipefail
 BIN=$(realpath "${1:-target/release/hugflake}")
+SIM=$(realpath "${2:-target/release/examples/hub-sim}")
+FIXTURE=$(realpath "$(dirname "$0")/../tests/fixtures/tiny-bert")
 tmp=$(mktemp -d)
+export TERM="${TERM:-xterm-256color}"
 sock="hugflake-smoke-$$"
 printf '[daemon]\nport = 0\n' >"$tmp/config.toml"
-envs=(HUGFLAKE_CONFIG="$tmp/config.toml" HUGFLAKE_DATA_DIR="$tmp/data" HUGFLAKE_STATE_DIR="$tmp/state" HF_HUB_CACHE="$tmp/hf")
+# A Hub simulator with one model, so the live search has something to find.
+"$SIM" hugflake-test/tiny-bert="$FIXTURE" >"$tmp/endpoint" 2>/dev/null &
+sim=$!
+for _ in $(seq 50); do [ -s "$tmp/endpoint" ] && break; sleep 0.1; done
+envs=(HUGFLAKE_CONFIG="$tmp/config.toml" HUGFLAKE_DATA_DIR="$tmp/data" HUGFLAKE_STATE_DIR="$tmp/state" HF_HUB_CACHE="$tmp/hf" HF_ENDPOINT="$(cat "$tmp/endpoint")")
 
 cleanup() {
+  kill "$sim" 2>/dev/null || true
   tmux -L "$sock" kill-server 2>/dev/null || true
   env "${envs[@]}" "$BIN" serve --stop >/dev/null 2>&1 || true
   rm -rf "$tmp"
@@ -39,6 +47,11 @@ tmux -L "$sock" new-session -d -s smoke -x 140 -y 40 \
 expect "1 Candidates" "2 Imports" "3 Health" "4 Query"
 expect "sentence-transformers/all-MiniLM-L6-v2" "dmis-lab/biobert-v1.1" "microsoft/BiomedCLIP"
 expect "daemon pid" "data "
+# The live Hub search follows the filter; the details panel fills in from the Hub.
+tmux -L "$sock" send-keys -t smoke / t i n y Enter
+expect "hugflake-test/tiny-bert" "Hub: 1" "parameters   50.9k"
+tmux -L "$sock" send-keys -t smoke Escape
+sleep 0.3
 tmux -L "$sock" send-keys -t smoke 3
 expect "LOCAL_CPU" "IDLE" "No services yet."
 tmux -L "$sock" send-keys -t smoke '?'
