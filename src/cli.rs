@@ -95,6 +95,27 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Run a model straight from a directory (no daemon): embeddings, entities or features
+    Predict {
+        /// The model directory (a Hub snapshot, e.g. from `hugflake download`)
+        #[arg(long, value_name = "DIR")]
+        model_dir: PathBuf,
+        /// What to run; detected from the directory's files when left out
+        #[arg(long, value_parser = crate::inference::parse_task)]
+        task: Option<crate::inference::Task>,
+        /// An input text (repeat for more)
+        #[arg(long = "text", value_name = "TEXT")]
+        text: Vec<String>,
+        /// Read inputs from standard input, one per line
+        #[arg(long)]
+        stdin: bool,
+        /// Texts per forward pass
+        #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=1024))]
+        batch_size: u32,
+        /// Print JSON on stdout
+        #[arg(long)]
+        json: bool,
+    },
     /// List the curated catalog and the models in the local Hugging Face cache
     Catalog {
         /// Print JSON on stdout

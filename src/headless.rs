@@ -14,6 +14,9 @@ use crate::hub::api::{HubClient, SearchQuery, validate_repo_id};
 use crate::hub::details;
 use crate::hub::download::{DownloadRequest, Downloader, ProgressEvent, ProgressTotals};
 use crate::hub::settings::HubSettings;
+use crate::inference::Task;
+use crate::inference::sentence::SentenceEncoder;
+use crate::inference::token_classification::{self, FeatureExtractor, TokenClassifier};
 use crate::paths::{Paths, ProcessEnv};
 use crate::platform::local::lifecycle::{self, StartOptions, StopOutcome};
 use crate::platform::local::registry::{DEFAULT_POOL, Machine};
@@ -68,6 +71,14 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Serve { stop: true, .. } => runtime.block_on(stop(&ctx)),
         Command::Status { json } => runtime.block_on(status(&ctx, json)),
         Command::Catalog { json } => catalog(&ctx, json),
+        Command::Predict {
+            model_dir,
+            task,
+            text,
+            stdin,
+            batch_size,
+            json,
+        } => predict(&model_dir, task, text, stdin, batch_size as usize, json),
         Command::Search {
             query,
             task,
@@ -473,6 +484,136 @@ fn progress_line(t: &ProgressTotals) -> String {
         t.eta_secs()
             .map_or("-".into(), |s| units::duration(s as i64))
     )
+}
+
+fn predict(
+    dir: &std::path::Path,
+    task: Option<Task>,
+    mut texts: Vec<String>,
+    stdin: bool,
+    batch_size: usize,
+    json: bool,
+) -> Result<()> {
+    use std::io::BufRead;
+    if stdin {
+        for line in std::io::stdin().lock().lines() {
+            let line = line.wrap_err("cannot read standard input")?;
+            texts.push(line);
+        }
+    }
+    if texts.is_empty() {
+        return Err(eyre!("no input: give --text TEXT (repeatable) or --stdin"));
+    }
+    let task = match task {
+        Some(t) => t,
+        None => Task::detect(dir)?,
+    };
+    let inputs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    let started = std::time::Instant::now();
+    let rows: Vec<serde_json::Value> = match task {
+        Task::SentenceSimilarity => {
+            let enc = SentenceEncoder::load(dir)?;
+            enc.encode(&inputs, batch_size)?
+                .into_iter()
+                .enumerate()
+                .map(|(i, e)| serde_json::json!({ "index": i, "embedding": e }))
+                .collect()
+        }
+        Task::TokenClassification => {
+            let model = TokenClassifier::load(dir)?;
+            model
+                .tag(&inputs)?
+                .iter()
+                .enumerate()
+                .map(|(i, t)| {
+                    serde_json::json!({
+                        "index": i,
+                        "entities": token_classification::group_simple(t),
+                        "tokens": token_classification::entities(t),
+                    })
+                })
+                .collect()
+        }
+        Task::FeatureExtraction => {
+            let model = FeatureExtractor::load(dir)?;
+            eprintln!(
+                "feature extraction: this checkpoint has no task head, so it gives vectors, not entities \
+                 (entity extraction needs a fine-tuned NER checkpoint)"
+            );
+            model
+                .extract(&inputs)?
+                .into_iter()
+                .enumerate()
+                .map(|(i, f)| serde_json::json!({ "index": i, "cls": f.cls, "mean": f.mean }))
+                .collect()
+        }
+        Task::ZeroShotImageClassification => {
+            return Err(eyre!(
+                "zero-shot image classification (open_clip, BiomedCLIP) is not available in this version of hugflake"
+            ));
+        }
+    };
+    let elapsed = started.elapsed();
+    if json {
+        print_json(&rows)?;
+    } else {
+        for row in &rows {
+            println!("{}", predict_line(row));
+        }
+    }
+    eprintln!(
+        "{} {} input(s) in {:.0} ms (model load included)",
+        task.as_str(),
+        rows.len(),
+        elapsed.as_secs_f64() * 1000.0
+    );
+    Ok(())
+}
+
+/// One readable line per result; inputs are not echoed (they may be clinical text).
+fn predict_line(row: &serde_json::Value) -> String {
+    let i = row["index"].as_u64().unwrap_or(0);
+    let head = |v: &serde_json::Value| {
+        let vals: Vec<String> = v
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .take(6)
+                    .filter_map(|x| x.as_f64())
+                    .map(|x| format!("{x:.4}"))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let n = v.as_array().map_or(0, Vec::len);
+        format!("dim {n} [{}, …]", vals.join(", "))
+    };
+    if let Some(e) = row.get("embedding") {
+        format!("{i}: {}", head(e))
+    } else if let Some(groups) = row.get("entities").and_then(|g| g.as_array()) {
+        if groups.is_empty() {
+            return format!("{i}: no entities");
+        }
+        let parts: Vec<String> = groups
+            .iter()
+            .map(|g| {
+                format!(
+                    "{} \"{}\" {:.2} [{}..{}]",
+                    g["entity_group"].as_str().unwrap_or(""),
+                    g["word"].as_str().unwrap_or(""),
+                    g["score"].as_f64().unwrap_or(0.0),
+                    g["start"],
+                    g["end"]
+                )
+            })
+            .collect();
+        format!("{i}: {}", parts.join("; "))
+    } else {
+        format!(
+            "{i}: cls {}; mean {}",
+            head(&row["cls"]),
+            head(&row["mean"])
+        )
+    }
 }
 
 fn config_cmd(ctx: &Context, print_default: bool) -> Result<()> {

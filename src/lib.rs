@@ -11,6 +11,7 @@ pub mod config;
 pub mod domain;
 pub mod headless;
 pub mod hub;
+pub mod inference;
 pub mod logging;
 pub mod paths;
 pub mod platform;

