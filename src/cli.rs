@@ -109,6 +109,19 @@ pub enum Command {
         /// Read inputs from standard input, one per line
         #[arg(long)]
         stdin: bool,
+        /// Zero-shot image classification: the image (PNG or JPEG)
+        #[arg(long, value_name = "PATH")]
+        image: Vec<PathBuf>,
+        /// Zero-shot image classification: candidate labels, comma-separated
+        #[arg(long, value_name = "A,B,C")]
+        labels: Option<String>,
+        /// Zero-shot image classification: the prompt template for each label
+        #[arg(long, default_value = "this is a photo of {}")]
+        template: String,
+        /// Zero-shot image classification: the text tower's directory (default: beside the model,
+        /// or its Hub repo in the HF cache)
+        #[arg(long, value_name = "DIR")]
+        text_tower: Option<PathBuf>,
         /// Texts per forward pass
         #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=1024))]
         batch_size: u32,

@@ -76,9 +76,39 @@ pub fn run(cli: Cli) -> Result<()> {
             task,
             text,
             stdin,
+            image,
+            labels,
+            template,
+            text_tower,
             batch_size,
             json,
-        } => predict(&model_dir, task, text, stdin, batch_size as usize, json),
+        } => {
+            let task = match task {
+                Some(t) => t,
+                None => Task::detect(&model_dir)?,
+            };
+            if task == Task::ZeroShotImageClassification {
+                let cache = ctx.paths.hf_cache.path.clone();
+                classify_images(
+                    &model_dir,
+                    text_tower.as_deref(),
+                    &cache,
+                    &image,
+                    labels,
+                    &template,
+                    json,
+                )
+            } else {
+                predict(
+                    &model_dir,
+                    Some(task),
+                    text,
+                    stdin,
+                    batch_size as usize,
+                    json,
+                )
+            }
+        }
         Command::Search {
             query,
             task,
@@ -549,7 +579,7 @@ fn predict(
         }
         Task::ZeroShotImageClassification => {
             return Err(eyre!(
-                "zero-shot image classification (open_clip, BiomedCLIP) is not available in this version of hugflake"
+                "zero-shot image classification takes --image PATH and --labels A,B,C"
             ));
         }
     };
@@ -567,6 +597,94 @@ fn predict(
         rows.len(),
         elapsed.as_secs_f64() * 1000.0
     );
+    Ok(())
+}
+
+fn classify_images(
+    dir: &std::path::Path,
+    text_tower: Option<&std::path::Path>,
+    hf_cache: &std::path::Path,
+    images: &[std::path::PathBuf],
+    labels: Option<String>,
+    template: &str,
+    json: bool,
+) -> Result<()> {
+    use crate::inference::clip::{RESEARCH_USE, ZeroShot};
+    use crate::inference::image::Rgb;
+    if images.is_empty() {
+        return Err(eyre!(
+            "zero-shot image classification needs --image PATH (repeatable)"
+        ));
+    }
+    let labels: Vec<String> = labels
+        .unwrap_or_default()
+        .split(',')
+        .map(|l| l.trim().to_string())
+        .filter(|l| !l.is_empty())
+        .collect();
+    if labels.len() < 2 {
+        return Err(eyre!(
+            "give at least two candidate labels: --labels \"chest X-ray,brain MRI\""
+        ));
+    }
+    let label_refs: Vec<&str> = labels.iter().map(String::as_str).collect();
+    let model = ZeroShot::load(dir, text_tower, Some(hf_cache))?;
+    let mut rows = Vec::new();
+    let mut failed = 0;
+    for (i, path) in images.iter().enumerate() {
+        // One unreadable image is reported and the others still run.
+        let result = Rgb::open(path).and_then(|img| model.classify(&img, &label_refs, template));
+        match result {
+            Ok(scores) => rows.push(serde_json::json!({
+                "index": i, "image": path, "labels": scores.iter().map(|s| &s.label).collect::<Vec<_>>(),
+                "scores": scores.iter().map(|s| s.score).collect::<Vec<_>>(), "notice": RESEARCH_USE,
+            })),
+            Err(e) => {
+                failed += 1;
+                rows.push(serde_json::json!({ "index": i, "image": path, "error": e.to_string() }));
+            }
+        }
+    }
+    if json {
+        print_json(&rows)?;
+    } else {
+        println!("({RESEARCH_USE})");
+        for r in &rows {
+            match r.get("error") {
+                Some(e) => println!(
+                    "{}: ✖ {}",
+                    r["image"].as_str().unwrap_or(""),
+                    e.as_str().unwrap_or("")
+                ),
+                None => {
+                    let parts: Vec<String> = r["labels"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .zip(r["scores"].as_array().into_iter().flatten())
+                        .map(|(l, s)| {
+                            format!(
+                                "{} {:.1}%",
+                                l.as_str().unwrap_or(""),
+                                s.as_f64().unwrap_or(0.0) * 100.0
+                            )
+                        })
+                        .collect();
+                    println!(
+                        "{}: {}",
+                        r["image"].as_str().unwrap_or(""),
+                        parts.join(", ")
+                    );
+                }
+            }
+        }
+    }
+    if failed > 0 {
+        return Err(eyre!(
+            "{failed} of {} image(s) could not be classified",
+            images.len()
+        ));
+    }
     Ok(())
 }
 

@@ -345,3 +345,103 @@ fn minilm_matches_sentence_transformers() {
         assert!(d <= 1e-5, "edge case {i}: {d}");
     }
 }
+
+mod biomedclip {
+    use super::*;
+    use hugflake::inference::clip::ZeroShot;
+    use hugflake::inference::image::Rgb;
+
+    fn check(dir: &Path) {
+        let reference = json(&fixture("tiny-biomedclip/reference.json"));
+        let model = ZeroShot::load(dir, None, None).unwrap_or_else(|e| panic!("{e}"));
+        let img = Rgb::open(&fixture("tiny-biomedclip/test_image_320x240.png"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((img.width, img.height), (320, 240));
+        let pixels = model.pixels(&img);
+        assert_eq!(pixels.len(), 3 * 224 * 224);
+        assert!(max_abs_diff(&pixels[..8], &floats(&reference["pixel_values_first8"])) < 1e-4);
+        let sum: f64 = pixels.iter().map(|&p| f64::from(p)).sum();
+        let want = reference["pixel_values_sum"].as_f64().unwrap_or(0.0);
+        assert!((sum - want).abs() < 0.05, "pixel sum {sum} vs {want}");
+
+        let texts = strings(&reference["texts"]);
+        let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+        let ids = model.token_ids(&refs).unwrap_or_default();
+        assert_eq!(ids.len(), 3);
+        assert!(ids.iter().all(|r| r.len() == 256));
+        let first16: Vec<Vec<u32>> = ids.iter().map(|r| r[..16].to_vec()).collect();
+        assert_eq!(first16, super::ids(&reference["text_token_ids_first16"]));
+
+        let image = model
+            .image_features(&[pixels])
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(max_abs_diff(&image[0], &floats(&reference["image_features"][0])) < 1e-4);
+        let text = model.text_features(&refs).unwrap_or_else(|e| panic!("{e}"));
+        for (i, t) in text.iter().enumerate() {
+            assert!(
+                max_abs_diff(t, &floats(&reference["text_features"][i])) < 1e-4,
+                "text {i}"
+            );
+        }
+        let scale = reference["logit_scale"].as_f64().unwrap_or(0.0) as f32;
+        assert!((model.logit_scale - scale).abs() < 1e-6);
+        let logits = model.logits(&image[0], &text);
+        assert!(max_abs_diff(&logits, &floats(&reference["logits_per_image"][0])) < 1e-3);
+
+        let ranked = model
+            .classify(
+                &img,
+                &["chest X-ray", "brain MRI", "bone X-ray"],
+                "this is a photo of {}",
+            )
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(ranked.len(), 3);
+        let total: f32 = ranked.iter().map(|r| r.score).sum();
+        assert!((total - 1.0).abs() < 1e-5);
+        assert!(ranked.windows(2).all(|w| w[0].score >= w[1].score));
+    }
+
+    #[test]
+    fn matches_open_clip_from_safetensors() {
+        let dir = fixture("tiny-biomedclip");
+        assert_eq!(
+            Task::detect(&dir).ok(),
+            Some(Task::ZeroShotImageClassification)
+        );
+        check(&dir);
+    }
+
+    #[test]
+    fn matches_open_clip_from_the_pytorch_pickle() {
+        // Keep the sibling text tower next to the copy, as the real layout has it.
+        let root = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let model = root.path().join("tiny-biomedclip");
+        let copy = copy_without(
+            &fixture("tiny-biomedclip"),
+            &["open_clip_model.safetensors"],
+        );
+        std::fs::rename(copy.path(), &model).unwrap_or_else(|e| panic!("{e}"));
+        let text = copy_without(&fixture("tiny-bert"), &[]);
+        std::fs::rename(text.path(), root.path().join("tiny-bert"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        check(&model);
+    }
+
+    #[test]
+    fn a_missing_text_tower_names_the_repo_to_fetch() {
+        let dir = copy_without(&fixture("tiny-biomedclip"), &[]);
+        let err = ZeroShot::load(dir.path(), None, None)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            err.contains("tiny-bert") && err.contains("hugflake download"),
+            "{err}"
+        );
+        let err = Rgb::open(&fixture("tiny-bert/vocab.txt"))
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("not a readable PNG or JPEG"), "{err}");
+    }
+}

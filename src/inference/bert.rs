@@ -64,48 +64,62 @@ impl Config {
         {
             return Err("only absolute position embeddings are supported".into());
         }
-        if self.num_attention_heads == 0 || !self.hidden_size.is_multiple_of(self.num_attention_heads) {
+        if self.num_attention_heads == 0
+            || !self.hidden_size.is_multiple_of(self.num_attention_heads)
+        {
             return Err("hidden_size must be a multiple of num_attention_heads".into());
         }
         Ok(())
     }
 }
 
-/// `y = x Wᵀ + b` with Wᵀ stored contiguous.
-struct Linear {
+/// `y = x Wᵀ + b` with Wᵀ stored contiguous (no bias when `b` is `None`).
+pub(crate) struct Linear {
     wt: Tensor,
-    b: Tensor,
+    b: Option<Tensor>,
 }
 
 impl Linear {
-    fn load(vb: &VarBuilder, inp: usize, out: usize) -> candle_core::Result<Linear> {
+    pub(crate) fn load(vb: &VarBuilder, inp: usize, out: usize) -> candle_core::Result<Linear> {
         let w = vb.get((out, inp), "weight")?;
         let b = vb.get(out, "bias")?;
         Linear::from(&[w], &[b])
     }
 
-    /// Several linears with one input, fused into one product (Q, K, V).
-    fn from(ws: &[Tensor], bs: &[Tensor]) -> candle_core::Result<Linear> {
-        let w = Tensor::cat(ws, 0)?;
+    pub(crate) fn no_bias(vb: &VarBuilder, inp: usize, out: usize) -> candle_core::Result<Linear> {
+        let w = vb.get((out, inp), "weight")?;
         Ok(Linear {
             wt: w.t()?.contiguous()?,
-            b: Tensor::cat(bs, 0)?,
+            b: None,
         })
     }
 
-    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        x.matmul(&self.wt)?.broadcast_add(&self.b)
+    /// Several linears with one input, fused into one product (Q, K, V).
+    pub(crate) fn from(ws: &[Tensor], bs: &[Tensor]) -> candle_core::Result<Linear> {
+        let w = Tensor::cat(ws, 0)?;
+        Ok(Linear {
+            wt: w.t()?.contiguous()?,
+            b: Some(Tensor::cat(bs, 0)?),
+        })
+    }
+
+    pub(crate) fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        let y = x.matmul(&self.wt)?;
+        match &self.b {
+            Some(b) => y.broadcast_add(b),
+            None => Ok(y),
+        }
     }
 }
 
-struct LayerNorm {
+pub(crate) struct LayerNorm {
     w: Tensor,
     b: Tensor,
     eps: f32,
 }
 
 impl LayerNorm {
-    fn load(vb: &VarBuilder, size: usize, eps: f64) -> candle_core::Result<LayerNorm> {
+    pub(crate) fn load(vb: &VarBuilder, size: usize, eps: f64) -> candle_core::Result<LayerNorm> {
         let (w, b) = match (vb.get(size, "weight"), vb.get(size, "bias")) {
             (Ok(w), Ok(b)) => (w, b),
             _ => (vb.get(size, "gamma")?, vb.get(size, "beta")?),
@@ -117,9 +131,53 @@ impl LayerNorm {
         })
     }
 
-    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+    pub(crate) fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
         candle_nn::ops::layer_norm(x, &self.w, &self.b, self.eps)
     }
+}
+
+/// Multi-head self-attention over `[b * t, h]` rows: fused QKV product, scaled dot products with an
+/// optional additive mask `[b, 1, 1, t]`, fused softmax. Returns `[b * t, h]` before the output
+/// projection.
+pub(crate) fn attention(
+    x: &Tensor,
+    qkv: &Linear,
+    (b, t, heads, d): (usize, usize, usize, usize),
+    mask: Option<&Tensor>,
+) -> candle_core::Result<Tensor> {
+    let scale = 1.0 / (d as f64).sqrt();
+    let qkv = qkv.forward(x)?.reshape((b, t, 3, heads, d))?;
+    let q = (qkv
+        .narrow(2, 0, 1)?
+        .squeeze(2)?
+        .transpose(1, 2)?
+        .contiguous()?
+        * scale)?;
+    let k = qkv
+        .narrow(2, 1, 1)?
+        .squeeze(2)?
+        .transpose(1, 2)?
+        .contiguous()?;
+    let v = qkv
+        .narrow(2, 2, 1)?
+        .squeeze(2)?
+        .transpose(1, 2)?
+        .contiguous()?;
+    let mut scores = q.matmul(&k.t()?)?;
+    if let Some(m) = mask {
+        scores = scores.broadcast_add(m)?;
+    }
+    let probs = candle_nn::ops::softmax_last_dim(&scores)?;
+    probs
+        .matmul(&v)?
+        .transpose(1, 2)?
+        .contiguous()?
+        .reshape((b * t, heads * d))
+}
+
+/// Exact GELU on a tensor.
+pub(crate) fn gelu(x: &Tensor) -> candle_core::Result<Tensor> {
+    x.contiguous()?.apply_op1_no_bwd(&GeluErf)
 }
 
 struct Layer {
@@ -203,34 +261,10 @@ impl BertModel {
         let mut x = self.emb_norm.forward(&x?)?;
         // Additive mask: 0 for tokens, a large negative for padding; [b, 1, 1, t].
         let mask = ((batch.mask.to_dtype(DType::F32)? - 1.0)? * 1e9f64)?.reshape((b, 1, 1, t))?;
-        let scale = 1.0 / (d as f64).sqrt();
         for l in &self.layers {
-            let qkv = l.qkv.forward(&x)?.reshape((b, t, 3, heads, d))?;
-            let q = (qkv
-                .narrow(2, 0, 1)?
-                .squeeze(2)?
-                .transpose(1, 2)?
-                .contiguous()?
-                * scale)?;
-            let k = qkv
-                .narrow(2, 1, 1)?
-                .squeeze(2)?
-                .transpose(1, 2)?
-                .contiguous()?;
-            let v = qkv
-                .narrow(2, 2, 1)?
-                .squeeze(2)?
-                .transpose(1, 2)?
-                .contiguous()?;
-            let scores = q.matmul(&k.t()?)?.broadcast_add(&mask)?;
-            let probs = candle_nn::ops::softmax_last_dim(&scores)?;
-            let ctx = probs
-                .matmul(&v)?
-                .transpose(1, 2)?
-                .contiguous()?
-                .reshape((b * t, h))?;
+            let ctx = attention(&x, &l.qkv, (b, t, heads, d), Some(&mask))?;
             let a = l.attn_norm.forward(&(l.attn_out.forward(&ctx)? + &x)?)?;
-            let inter = l.inter.forward(&a)?.apply_op1_no_bwd(&GeluErf)?;
+            let inter = gelu(&l.inter.forward(&a)?)?;
             x = l.out_norm.forward(&(l.out.forward(&inter)? + &a)?)?;
         }
         x.reshape((b, t, h))

@@ -5,6 +5,8 @@
 //! No terminal crates here; CPU work runs on the caller's thread (the runtime puts it on its own).
 
 pub mod bert;
+pub mod clip;
+pub mod image;
 pub mod sentence;
 pub mod token_classification;
 pub mod tokenizer;

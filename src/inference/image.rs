@@ -1,0 +1,180 @@
+//! open_clip image preprocessing, bit-exact with what torchvision does on a PIL image: shorter side
+//! to `size` with PIL's bicubic resampling (antialiased, two 8-bit fixed-point passes), centre crop,
+//! RGB, /255, normalise with the config's mean and std.
+
+use std::path::Path;
+
+use super::{InferenceError, Result};
+
+/// An 8-bit RGB image, row-major.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rgb {
+    pub width: usize,
+    pub height: usize,
+    pub data: Vec<u8>,
+}
+
+impl Rgb {
+    /// Decodes a PNG or JPEG file (any colour mode is converted to RGB, as PIL's `convert("RGB")`).
+    pub fn open(path: &Path) -> Result<Rgb> {
+        let img = image::open(path).map_err(|e| InferenceError::BadFile {
+            path: path.to_path_buf(),
+            detail: format!("not a readable PNG or JPEG image: {e}"),
+        })?;
+        let rgb = img.to_rgb8();
+        Ok(Rgb {
+            width: rgb.width() as usize,
+            height: rgb.height() as usize,
+            data: rgb.into_raw(),
+        })
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<Rgb> {
+        let img = image::load_from_memory(bytes).map_err(|e| InferenceError::BadFile {
+            path: "<image bytes>".into(),
+            detail: format!("not a readable PNG or JPEG image: {e}"),
+        })?;
+        let rgb = img.to_rgb8();
+        Ok(Rgb {
+            width: rgb.width() as usize,
+            height: rgb.height() as usize,
+            data: rgb.into_raw(),
+        })
+    }
+}
+
+const PRECISION_BITS: u32 = 32 - 8 - 2;
+
+fn bicubic(x: f64) -> f64 {
+    let a = -0.5;
+    let x = x.abs();
+    if x < 1.0 {
+        ((a + 2.0) * x - (a + 3.0)) * x * x + 1.0
+    } else if x < 2.0 {
+        (((x - 5.0) * x + 8.0) * x - 4.0) * a
+    } else {
+        0.0
+    }
+}
+
+/// PIL's `precompute_coeffs` + `normalize_coeffs_8bpc`: per output pixel, the first input index and
+/// fixed-point weights.
+fn coefficients(in_size: usize, out_size: usize) -> Vec<(usize, Vec<i32>)> {
+    let scale = in_size as f64 / out_size as f64;
+    let filterscale = scale.max(1.0);
+    let support = 2.0 * filterscale;
+    (0..out_size)
+        .map(|xx| {
+            let center = (xx as f64 + 0.5) * scale;
+            let ss = 1.0 / filterscale;
+            let xmin = ((center - support + 0.5) as i64).max(0) as usize;
+            let xmax = ((center + support + 0.5) as i64).min(in_size as i64) as usize;
+            let mut w: Vec<f64> = (xmin..xmax)
+                .map(|x| bicubic((x as f64 - center + 0.5) * ss))
+                .collect();
+            let total: f64 = w.iter().sum();
+            if total != 0.0 {
+                w.iter_mut().for_each(|k| *k /= total);
+            }
+            let fixed = w
+                .iter()
+                .map(|k| {
+                    let v = k * f64::from(1u32 << PRECISION_BITS);
+                    if *k < 0.0 {
+                        (v - 0.5) as i32
+                    } else {
+                        (v + 0.5) as i32
+                    }
+                })
+                .collect();
+            (xmin, fixed)
+        })
+        .collect()
+}
+
+fn clip8(v: i64) -> u8 {
+    if v >= (1i64 << PRECISION_BITS << 8) {
+        255
+    } else if v <= 0 {
+        0
+    } else {
+        (v >> PRECISION_BITS) as u8
+    }
+}
+
+/// PIL's `Image.resize((w, h), BICUBIC)` for 8-bit RGB: horizontal pass, then vertical.
+pub fn resize_bicubic(img: &Rgb, width: usize, height: usize) -> Rgb {
+    let mut cur = img.clone();
+    if width != img.width {
+        let coeffs = coefficients(img.width, width);
+        let mut out = vec![0u8; width * img.height * 3];
+        for y in 0..img.height {
+            for (x, (xmin, k)) in coeffs.iter().enumerate() {
+                for c in 0..3 {
+                    let mut ss = 1i64 << (PRECISION_BITS - 1);
+                    for (i, w) in k.iter().enumerate() {
+                        ss +=
+                            i64::from(cur.data[(y * cur.width + xmin + i) * 3 + c]) * i64::from(*w);
+                    }
+                    out[(y * width + x) * 3 + c] = clip8(ss);
+                }
+            }
+        }
+        cur = Rgb {
+            width,
+            height: img.height,
+            data: out,
+        };
+    }
+    if height != img.height {
+        let coeffs = coefficients(img.height, height);
+        let mut out = vec![0u8; cur.width * height * 3];
+        for (y, (ymin, k)) in coeffs.iter().enumerate() {
+            for x in 0..cur.width {
+                for c in 0..3 {
+                    let mut ss = 1i64 << (PRECISION_BITS - 1);
+                    for (i, w) in k.iter().enumerate() {
+                        ss += i64::from(cur.data[((ymin + i) * cur.width + x) * 3 + c])
+                            * i64::from(*w);
+                    }
+                    out[(y * cur.width + x) * 3 + c] = clip8(ss);
+                }
+            }
+        }
+        cur = Rgb {
+            width: cur.width,
+            height,
+            data: out,
+        };
+    }
+    cur
+}
+
+/// Resize (shorter side to `size`, as torchvision computes it), centre crop `size`², normalise:
+/// `[3, size, size]` channel-major floats.
+pub fn preprocess(img: &Rgb, size: usize, mean: [f32; 3], std: [f32; 3]) -> Vec<f32> {
+    let (w, h) = (img.width, img.height);
+    let (nw, nh) = if w <= h {
+        (size, (size as f64 * h as f64 / w as f64) as usize)
+    } else {
+        ((size as f64 * w as f64 / h as f64) as usize, size)
+    };
+    let resized = resize_bicubic(img, nw, nh);
+    let top = ((nh.saturating_sub(size)) as f64 / 2.0).round() as usize;
+    let left = ((nw.saturating_sub(size)) as f64 / 2.0).round() as usize;
+    let mut out = vec![0f32; 3 * size * size];
+    for c in 0..3 {
+        for y in 0..size {
+            for x in 0..size {
+                let (sy, sx) = (y + top, x + left);
+                let v = if sy < nh && sx < nw {
+                    f32::from(resized.data[(sy * nw + sx) * 3 + c]) / 255.0
+                } else {
+                    0.0
+                };
+                out[(c * size + y) * size + x] = (v - mean[c]) / std[c];
+            }
+        }
+    }
+    out
+}
