@@ -445,3 +445,36 @@ mod biomedclip {
         assert!(err.contains("not a readable PNG or JPEG"), "{err}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_runtime_batches_concurrent_embeddings_like_direct_calls() {
+    use hugflake::inference::runtime::{Limits, Runtime};
+    let dir = fixture("tiny-bert");
+    let reference = json(&dir.join("reference.json"));
+    let sentences = strings(&reference["sentences"]);
+    let direct = SentenceEncoder::load(&dir)
+        .and_then(|e| e.encode(&sentences.iter().map(String::as_str).collect::<Vec<_>>(), 8))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let rt = Runtime::start(
+        SentenceEncoder::load(&dir).unwrap_or_else(|e| panic!("{e}")),
+        Limits {
+            max_batch: 4,
+            max_wait: std::time::Duration::from_millis(20),
+        },
+    );
+    let rxs: Vec<_> = sentences
+        .iter()
+        .map(|s| rt.submit(s.clone()).unwrap_or_else(|e| panic!("{e}")))
+        .collect();
+    let mut shared = 0;
+    for (i, rx) in rxs.into_iter().enumerate() {
+        let reply = rx.await.unwrap_or_else(|e| panic!("{e}"));
+        let got = reply.output.unwrap_or_else(|e| panic!("{e}"));
+        assert!(max_abs_diff(&got, &direct[i]) < 1e-6, "sentence {i}");
+        if reply.batch_size > 1 {
+            shared += 1;
+        }
+    }
+    assert!(shared >= 4, "requests were not batched");
+    rt.shutdown();
+}

@@ -7,6 +7,7 @@
 pub mod bert;
 pub mod clip;
 pub mod image;
+pub mod runtime;
 pub mod sentence;
 pub mod token_classification;
 pub mod tokenizer;
