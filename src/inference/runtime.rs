@@ -165,13 +165,12 @@ fn worker<M: BatchModel>(
         }
         let started = Instant::now();
         let n = jobs.len();
-        let (inputs, rest): (
-            Vec<M::Input>,
-            Vec<(oneshot::Sender<Reply<M::Output>>, Instant)>,
-        ) = jobs
-            .into_iter()
-            .map(|j| (j.input, (j.reply, j.enqueued)))
-            .unzip();
+        let mut inputs = Vec::with_capacity(n);
+        let mut rest = Vec::with_capacity(n);
+        for j in jobs {
+            inputs.push(j.input);
+            rest.push((j.reply, j.enqueued));
+        }
         let outputs = model.run(inputs);
         match outputs {
             Ok(outs) if outs.len() == n => {
