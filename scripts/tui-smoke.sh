@@ -69,4 +69,4 @@ passed=$((passed + 1))
 # Back on the normal screen: the alternate screen and its tabs are gone.
 if screen | grep -qF "1 Candidates"; then echo "FAILED: the TUI is still on screen after exit" >&2; exit 1; fi
 passed=$((passed + 1))
-echo "tui smoke: $passed passed, 0 failed"
+echo "smoke: $passed passed, 0 failed"
