@@ -8,7 +8,7 @@
 
 use std::path::Path;
 
-use candle_core::{CpuStorage, CustomOp1, DType, Device, Layout, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp1, Device, Layout, Shape, Tensor};
 use candle_nn::VarBuilder;
 use rayon::prelude::*;
 use serde::Deserialize;
@@ -136,43 +136,100 @@ impl LayerNorm {
     }
 }
 
-/// Multi-head self-attention over `[b * t, h]` rows: fused QKV product, scaled dot products with an
-/// optional additive mask `[b, 1, 1, t]`, fused softmax. Returns `[b * t, h]` before the output
-/// projection.
+/// Multi-head self-attention over `[b * t, h]` rows: one fused QKV product, then a kernel per
+/// (sequence, head) pair, all pairs in parallel: scaled dot products over the sequence's real tokens
+/// only (padding keys would get zero weight anyway), softmax, weighted sum of values. `lengths`
+/// gives each sequence's real length (`None`: all `t`). Rows of padding positions come back zero.
+/// Returns `[b * t, h]` before the output projection.
 pub(crate) fn attention(
     x: &Tensor,
     qkv: &Linear,
     (b, t, heads, d): (usize, usize, usize, usize),
-    mask: Option<&Tensor>,
+    lengths: Option<&[usize]>,
 ) -> candle_core::Result<Tensor> {
-    let scale = 1.0 / (d as f64).sqrt();
-    let qkv = qkv.forward(x)?.reshape((b, t, 3, heads, d))?;
-    let q = (qkv
-        .narrow(2, 0, 1)?
-        .squeeze(2)?
-        .transpose(1, 2)?
-        .contiguous()?
-        * scale)?;
-    let k = qkv
-        .narrow(2, 1, 1)?
-        .squeeze(2)?
-        .transpose(1, 2)?
-        .contiguous()?;
-    let v = qkv
-        .narrow(2, 2, 1)?
-        .squeeze(2)?
-        .transpose(1, 2)?
-        .contiguous()?;
-    let mut scores = q.matmul(&k.t()?)?;
-    if let Some(m) = mask {
-        scores = scores.broadcast_add(m)?;
+    let h = heads * d;
+    let data = qkv.forward(x)?.flatten_all()?.to_vec1::<f32>()?;
+    let scale = 1.0 / (d as f32).sqrt();
+    let pairs: Vec<Vec<f32>> = (0..b * heads)
+        .into_par_iter()
+        .map(|p| {
+            let (bi, hi) = (p / heads, p % heads);
+            let len = lengths.and_then(|l| l.get(bi).copied()).unwrap_or(t).min(t);
+            let row = |i: usize, part: usize| {
+                let o = (bi * t + i) * 3 * h + part * h + hi * d;
+                &data[o..o + d]
+            };
+            let mut ctx = vec![0f32; len * d];
+            let mut scores = vec![0f32; len];
+            for i in 0..len {
+                let q = row(i, 0);
+                let mut max = f32::NEG_INFINITY;
+                for (j, s) in scores.iter_mut().enumerate() {
+                    *s = dot(q, row(j, 1)) * scale;
+                    max = max.max(*s);
+                }
+                let mut sum = 0.0;
+                for s in scores.iter_mut() {
+                    *s = exp(*s - max);
+                    sum += *s;
+                }
+                let out = &mut ctx[i * d..(i + 1) * d];
+                for (j, s) in scores.iter().enumerate() {
+                    let w = s / sum;
+                    for (o, v) in out.iter_mut().zip(row(j, 2)) {
+                        *o += w * v;
+                    }
+                }
+            }
+            ctx
+        })
+        .collect();
+    let mut out = vec![0f32; b * t * h];
+    for (p, ctx) in pairs.iter().enumerate() {
+        let (bi, hi) = (p / heads, p % heads);
+        for (i, c) in ctx.chunks_exact(d).enumerate() {
+            let o = (bi * t + i) * h + hi * d;
+            out[o..o + d].copy_from_slice(c);
+        }
     }
-    let probs = candle_nn::ops::softmax_last_dim(&scores)?;
-    probs
-        .matmul(&v)?
-        .transpose(1, 2)?
-        .contiguous()?
-        .reshape((b * t, heads * d))
+    Tensor::from_vec(out, (b * t, h), &Device::Cpu)
+}
+
+/// Dot product with eight independent sums, so it vectorises.
+#[inline]
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0f32; 8];
+    let ca = a.chunks_exact(8);
+    let cb = b.chunks_exact(8);
+    let tail: f32 = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    for (x, y) in ca.zip(cb) {
+        for l in 0..8 {
+            acc[l] += x[l] * y[l];
+        }
+    }
+    acc.iter().sum::<f32>() + tail
+}
+
+/// exp(x) for f32 (Cephes' range reduction and polynomial, ~1e-7 relative), branch-free.
+#[inline]
+pub fn exp(x: f32) -> f32 {
+    let x = x.clamp(-87.0, 88.0);
+    // Round to nearest without a library call: the 1.5·2²³ trick.
+    let n = (x * std::f32::consts::LOG2_E + 12_582_912.0) - 12_582_912.0;
+    let r = x - n * 0.693_359_4 + n * 2.121_944_4e-4;
+    let mut p = 1.987_569_1e-4;
+    p = p * r + 1.398_199_9e-3;
+    p = p * r + 8.333_452e-3;
+    p = p * r + 4.166_579_6e-2;
+    p = p * r + 1.666_666_5e-1;
+    p = p * r + 5.000_000_1e-1;
+    let y = p * r * r + r + 1.0;
+    y * f32::from_bits(((n as i32 + 127) as u32) << 23)
 }
 
 /// Exact GELU on a tensor.
@@ -259,10 +316,8 @@ impl BertModel {
         let x = (self.word.index_select(&ids, 0)? + self.position.index_select(&positions, 0)?)?
             + self.token_type.index_select(&types, 0)?;
         let mut x = self.emb_norm.forward(&x?)?;
-        // Additive mask: 0 for tokens, a large negative for padding; [b, 1, 1, t].
-        let mask = ((batch.mask.to_dtype(DType::F32)? - 1.0)? * 1e9f64)?.reshape((b, 1, 1, t))?;
         for l in &self.layers {
-            let ctx = attention(&x, &l.qkv, (b, t, heads, d), Some(&mask))?;
+            let ctx = attention(&x, &l.qkv, (b, t, heads, d), Some(&batch.lengths))?;
             let a = l.attn_norm.forward(&(l.attn_out.forward(&ctx)? + &x)?)?;
             let inter = gelu(&l.inter.forward(&a)?)?;
             x = l.out_norm.forward(&(l.out.forward(&inter)? + &a)?)?;
@@ -410,6 +465,20 @@ pub fn batch(encodings: &[Encoding]) -> Result<Batch> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fast_exp_is_within_float_precision() {
+        let mut worst = 0f64;
+        let mut x = -80.0f32;
+        while x <= 80.0 {
+            let exact = f64::from(x).exp();
+            let rel = ((f64::from(exp(x)) - exact) / exact).abs();
+            worst = worst.max(rel);
+            x += 0.0137;
+        }
+        assert!(worst < 5e-7, "max relative error {worst}");
+        assert!(exp(-1e9) < 1e-37);
+    }
 
     #[test]
     fn fast_erf_is_within_float_precision() {

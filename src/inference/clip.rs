@@ -372,13 +372,18 @@ impl ZeroShot {
         let ids = self.token_ids(texts)?;
         let (n, t) = (ids.len(), self.context_length);
         let mask: Vec<u32> = ids.iter().flatten().map(|&i| u32::from(i != 0)).collect();
+        // Padding (id 0) only trails the real tokens, so the mask is a length per row.
+        let lengths: Vec<usize> = ids
+            .iter()
+            .map(|r| r.iter().filter(|&&i| i != 0).count())
+            .collect();
         let flat: Vec<u32> = ids.into_iter().flatten().collect();
         let dev = Device::Cpu;
         let batch = Batch {
             ids: Tensor::from_vec(flat, (n, t), &dev)?,
             type_ids: Tensor::zeros((n, t), candle_core::DType::U32, &dev)?,
             mask: Tensor::from_vec(mask, (n, t), &dev)?,
-            lengths: vec![t; n],
+            lengths,
         };
         let hidden = self.text.forward(&batch)?;
         let cls = hidden.narrow(1, 0, 1)?.squeeze(1)?;
