@@ -383,7 +383,7 @@ async fn show(ctx: &Context, handle: &str, revision: &str, json: bool) -> Result
         "parameters",
         match (d.parameters, d.parameters_estimated) {
             (Some(p), false) => units::count(p),
-            (Some(p), true) => format!("~{} (estimated from the weights' size)", units::count(p)),
+            (Some(p), true) => format!("~{} (estimated: no safetensors metadata)", units::count(p)),
             (None, _) => "unknown".into(),
         },
     );

@@ -220,7 +220,7 @@ fn render_details(frame: &mut Frame<'_>, area: Rect, app: &App, c: Option<&Candi
     };
     let params = params.map_or("unknown".into(), |p| {
         if estimated {
-            format!("~{} (estimated from the weights' size)", units::count(p))
+            format!("~{} (estimated: no safetensors metadata)", units::count(p))
         } else {
             units::count(p)
         }
