@@ -412,3 +412,48 @@ fn catalog_lists_the_reference_models_and_the_cache() {
         "{stdout}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_daemon_of_another_version_is_reported_with_what_to_do() {
+    use axum::routing::get;
+    // A stand-in daemon that answers health with another version.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
+    let app = axum::Router::new().route(
+        "/v1/health",
+        get(|| async {
+            axum::Json(serde_json::json!({
+                "pid": 1, "port": 1, "version": "0.0.1", "api": 1,
+                "started_at": "2026-01-01T00:00:00Z", "data_dir": "/x"
+            }))
+        }),
+    );
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    let sb = Sandbox::new();
+    std::fs::create_dir_all(sb.data()).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(
+        sb.data().join("daemon.json"),
+        serde_json::json!({"pid": 1, "port": port, "version": "0.0.1", "api": 1,
+                           "started_at": "2026-01-01T00:00:00Z", "data_dir": "/x"})
+        .to_string(),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(sb.data().join("token"), "t").unwrap_or_else(|e| panic!("{e}"));
+    let out = tokio::task::spawn_blocking(move || {
+        let out = sb.run(&["status"]);
+        drop(sb);
+        out
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("version 0.0.1") && err.contains("hugflake serve --stop"),
+        "{err}"
+    );
+}
