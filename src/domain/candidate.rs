@@ -190,7 +190,27 @@ impl Candidate {
             },
         };
         Candidate {
-            handle: repo.repo_id.clone(),
+            cache: Some(repo.clone()),
+            ..Candidate::bare(
+                &repo.repo_id,
+                task,
+                library,
+                snowflake,
+                CandidateSource::Cache,
+            )
+        }
+    }
+
+    /// A row with only what a listing says: no sizes, licence or notes yet.
+    fn bare(
+        handle: &str,
+        task: Option<String>,
+        library: Option<String>,
+        snowflake: SnowflakeVerdict,
+        source: CandidateSource,
+    ) -> Candidate {
+        Candidate {
+            handle: handle.into(),
             task,
             library,
             license: None,
@@ -203,34 +223,21 @@ impl Candidate {
             snowflake,
             notes: Vec::new(),
             requires: Vec::new(),
-            source: CandidateSource::Cache,
-            cache: Some(repo),
+            source,
+            cache: None,
         }
     }
 
     /// A Hub search hit: what the search result says, nothing invented.
     pub fn from_hub(handle: &str, task: Option<&str>, library: Option<&str>) -> Candidate {
-        let snowflake = match library {
-            Some(l) => snowflake_verdict(l, task.unwrap_or(""), None),
-            None => snowflake_verdict("", task.unwrap_or(""), None),
-        };
-        Candidate {
-            handle: handle.into(),
-            task: task.map(String::from),
-            library: library.map(String::from),
-            license: None,
-            parameters: None,
-            parameters_estimated: false,
-            weight_bytes: None,
-            weight_file: None,
-            weight_bytes_approx: false,
-            purpose: None,
+        let snowflake = snowflake_verdict(library.unwrap_or(""), task.unwrap_or(""), None);
+        Candidate::bare(
+            handle,
+            task.map(String::from),
+            library.map(String::from),
             snowflake,
-            notes: Vec::new(),
-            requires: Vec::new(),
-            source: CandidateSource::Hub,
-            cache: None,
-        }
+            CandidateSource::Hub,
+        )
     }
 
     /// Text the `/` filter matches against.

@@ -207,10 +207,11 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// sha256 of a file, hex.
-pub fn sha256_file(path: &Path) -> std::io::Result<String> {
+/// Feeds a file through a hasher, after an optional header, in 1 MiB reads.
+fn hash_file<D: Digest>(path: &Path, header: &[u8]) -> std::io::Result<String> {
     let mut f = File::open(path)?;
-    let mut h = Sha256::new();
+    let mut h = D::new();
+    h.update(header);
     let mut buf = vec![0u8; 1 << 20];
     loop {
         let n = f.read(&mut buf)?;
@@ -222,21 +223,15 @@ pub fn sha256_file(path: &Path) -> std::io::Result<String> {
     Ok(hex(&h.finalize()))
 }
 
+/// sha256 of a file, hex.
+pub fn sha256_file(path: &Path) -> std::io::Result<String> {
+    hash_file::<Sha256>(path, b"")
+}
+
 /// The git blob id of a file: sha1 of `blob <len>\0` and the content.
 pub fn git_blob_sha1(path: &Path) -> std::io::Result<String> {
     let len = fs::metadata(path)?.len();
-    let mut f = File::open(path)?;
-    let mut h = Sha1::new();
-    h.update(format!("blob {len}\0").as_bytes());
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = f.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-    }
-    Ok(hex(&h.finalize()))
+    hash_file::<Sha1>(path, format!("blob {len}\0").as_bytes())
 }
 
 impl Downloader {

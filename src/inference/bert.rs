@@ -168,14 +168,8 @@ impl CustomOp1 for LayerNormOp {
         storage: &CpuStorage,
         layout: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let CpuStorage::F32(data) = storage else {
-            candle_core::bail!("layer norm: f32 only");
-        };
-        let Some((start, end)) = layout.contiguous_offsets() else {
-            candle_core::bail!("layer norm: contiguous input only");
-        };
+        let src = contiguous_f32(storage, layout, "layer norm")?;
         let n = self.w.len();
-        let src = &data[start..end];
         if n == 0 || src.len() % n != 0 {
             candle_core::bail!("layer norm: last axis is not {n}");
         }
@@ -404,6 +398,21 @@ pub fn erf(x: f32) -> f32 {
     p / q
 }
 
+/// The f32 values of a contiguous CPU tensor, for the custom kernels.
+fn contiguous_f32<'a>(
+    storage: &'a CpuStorage,
+    layout: &Layout,
+    op: &str,
+) -> candle_core::Result<&'a [f32]> {
+    let CpuStorage::F32(data) = storage else {
+        candle_core::bail!("{op}: f32 only");
+    };
+    let Some((start, end)) = layout.contiguous_offsets() else {
+        candle_core::bail!("{op}: contiguous input only");
+    };
+    Ok(&data[start..end])
+}
+
 /// Exact GELU, `0.5 x (1 + erf(x / √2))`, on all cores.
 struct GeluErf;
 
@@ -417,13 +426,7 @@ impl CustomOp1 for GeluErf {
         storage: &CpuStorage,
         layout: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let CpuStorage::F32(data) = storage else {
-            candle_core::bail!("gelu: f32 only");
-        };
-        let Some((start, end)) = layout.contiguous_offsets() else {
-            candle_core::bail!("gelu: contiguous input only");
-        };
-        let src = &data[start..end];
+        let src = contiguous_f32(storage, layout, "gelu")?;
         let mut out = vec![0f32; src.len()];
         out.par_chunks_mut(16 * 1024)
             .zip(src.par_chunks(16 * 1024))

@@ -17,21 +17,17 @@ pub struct Rgb {
 impl Rgb {
     /// Decodes a PNG or JPEG file (any colour mode is converted to RGB, as PIL's `convert("RGB")`).
     pub fn open(path: &Path) -> Result<Rgb> {
-        let img = image::open(path).map_err(|e| InferenceError::BadFile {
-            path: path.to_path_buf(),
-            detail: format!("not a readable PNG or JPEG image: {e}"),
-        })?;
-        let rgb = img.to_rgb8();
-        Ok(Rgb {
-            width: rgb.width() as usize,
-            height: rgb.height() as usize,
-            data: rgb.into_raw(),
-        })
+        Rgb::from_decoded(image::open(path), path)
     }
 
+    /// Decodes image bytes (a request body's base64-decoded image).
     pub fn decode(bytes: &[u8]) -> Result<Rgb> {
-        let img = image::load_from_memory(bytes).map_err(|e| InferenceError::BadFile {
-            path: "<image bytes>".into(),
+        Rgb::from_decoded(image::load_from_memory(bytes), Path::new("<image bytes>"))
+    }
+
+    fn from_decoded(img: image::ImageResult<image::DynamicImage>, path: &Path) -> Result<Rgb> {
+        let img = img.map_err(|e| InferenceError::BadFile {
+            path: path.to_path_buf(),
             detail: format!("not a readable PNG or JPEG image: {e}"),
         })?;
         let rgb = img.to_rgb8();
