@@ -50,6 +50,9 @@ expect "daemon pid" "data "
 # The live Hub search follows the filter; the details panel fills in from the Hub.
 tmux -L "$sock" send-keys -t smoke / t i n y Enter
 expect "hugflake-test/tiny-bert" "Hub: 1" "parameters   50.9k"
+# d downloads the selected model into the HF cache; the row then comes from the cache.
+tmux -L "$sock" send-keys -t smoke d
+expect "✔ done:" "cache        243 kB on disk"
 tmux -L "$sock" send-keys -t smoke Escape
 sleep 0.3
 tmux -L "$sock" send-keys -t smoke 3

@@ -416,3 +416,61 @@ fn offline_asks_nothing_and_says_so() {
         "{screen}"
     );
 }
+
+#[test]
+fn d_downloads_the_selected_candidate_once_and_shows_progress() {
+    use hugflake::app::state::DownloadState;
+    let mut app = app(150, 36);
+    catalog(&mut app);
+    let effects = key(&mut app, KeyCode::Char('d'));
+    let handle = "sentence-transformers/all-MiniLM-L6-v2".to_string();
+    assert!(
+        effects.contains(&Effect::Download(handle.clone())),
+        "{effects:?}"
+    );
+    let running = DownloadState {
+        done: 45_000_000,
+        total: 91_600_000,
+        files_done: 6,
+        files: 13,
+        rate: 30_000_000.0,
+        eta_secs: Some(2),
+        finished: None,
+    };
+    app.apply(Msg::Download {
+        handle: handle.clone(),
+        state: running.clone(),
+    });
+    let effects = key(&mut app, KeyCode::Char('d'));
+    assert!(
+        !effects.iter().any(|e| matches!(e, Effect::Download(_))),
+        "no second download"
+    );
+    let screen = render(&app);
+    assert!(
+        screen.contains("45.0 MB of 91.6 MB (6/13 files)"),
+        "{screen}"
+    );
+    app.apply(Msg::Download {
+        handle: handle.clone(),
+        state: DownloadState {
+            finished: Some(Err("gated: accept the licence".into())),
+            ..running
+        },
+    });
+    assert!(
+        app.flash
+            .as_ref()
+            .is_some_and(|f| f.error && f.text.contains("failed"))
+    );
+    // Offline: nothing to download from.
+    let mut app = support::app(150, 36);
+    app.hub = hugflake::app::search::HubSearch::new(Some("HF_HUB_OFFLINE is set".into()));
+    catalog(&mut app);
+    assert!(key(&mut app, KeyCode::Char('d')).is_empty());
+    assert!(
+        app.flash
+            .as_ref()
+            .is_some_and(|f| f.text.contains("offline"))
+    );
+}

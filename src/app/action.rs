@@ -26,10 +26,11 @@ pub enum Action {
     FocusNext,
     Refresh,
     CycleSort,
+    Download,
 }
 
 impl Action {
-    pub const ALL: [Action; 20] = [
+    pub const ALL: [Action; 21] = [
         Action::Quit,
         Action::Back,
         Action::Help,
@@ -50,6 +51,7 @@ impl Action {
         Action::FocusNext,
         Action::Refresh,
         Action::CycleSort,
+        Action::Download,
     ];
 
     pub fn name(self) -> &'static str {
@@ -74,6 +76,7 @@ impl Action {
             Action::FocusNext => "focus_next",
             Action::Refresh => "refresh",
             Action::CycleSort => "cycle_sort",
+            Action::Download => "download",
         }
     }
 
@@ -100,6 +103,7 @@ impl Action {
             Action::FocusNext => "focus the next table of the pane",
             Action::Refresh => "refresh platform data and the Hub search now",
             Action::CycleSort => "Candidates: next Hub sort order",
+            Action::Download => "Candidates: download the selected model into the HF cache",
         }
     }
 }

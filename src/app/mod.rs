@@ -162,6 +162,74 @@ impl Workers {
         });
     }
 
+    /// Downloads a model into the cache, reporting progress about five times a second, then
+    /// rescans the cache so the row shows it.
+    fn download(&self, handle: String, ctx: &Context) {
+        use crate::hub::download::{DownloadRequest, Downloader, ProgressTotals};
+        let tx = self.tx.clone();
+        let hub = self.hub.clone();
+        let cache = ctx.paths.hf_cache.path.clone();
+        tokio::spawn(async move {
+            let (ptx, mut prx) = mpsc::unbounded_channel();
+            let downloader = Downloader::new(hub).with_progress(ptx);
+            let req = DownloadRequest {
+                repo: handle.clone(),
+                revision: "main".into(),
+                include: None,
+            };
+            let progress_tx = tx.clone();
+            let progress_handle = handle.clone();
+            let reporter = tokio::spawn(async move {
+                let mut totals = ProgressTotals::default();
+                let mut last = std::time::Instant::now();
+                while let Some(e) = prx.recv().await {
+                    totals.apply(&e);
+                    if last.elapsed() >= Duration::from_millis(200) {
+                        last = std::time::Instant::now();
+                        let _ = progress_tx.send(Msg::Download {
+                            handle: progress_handle.clone(),
+                            state: state::DownloadState {
+                                done: totals.done(),
+                                total: totals.total,
+                                files_done: totals.files_done,
+                                files: totals.files,
+                                rate: totals.rate(),
+                                eta_secs: totals.eta_secs(),
+                                finished: None,
+                            },
+                        });
+                    }
+                }
+                totals
+            });
+            let result = downloader.snapshot(&req).await;
+            drop(downloader);
+            let totals = reporter.await.unwrap_or_default();
+            let finished = match &result {
+                Ok(d) => Ok(d.snapshot.display().to_string()),
+                Err(e) => Err(e.to_string()),
+            };
+            let _ = tx.send(Msg::Download {
+                handle,
+                state: state::DownloadState {
+                    done: totals.done(),
+                    total: totals.total,
+                    files_done: totals.files_done,
+                    files: totals.files,
+                    rate: totals.rate(),
+                    eta_secs: Some(0),
+                    finished: Some(finished),
+                },
+            });
+            let rows = tokio::task::spawn_blocking(move || {
+                crate::hub::offline_candidates(&cache).map_err(|e| e.to_string())
+            })
+            .await
+            .unwrap_or_else(|e| Err(e.to_string()));
+            let _ = tx.send(Msg::Candidates(rows));
+        });
+    }
+
     fn load_candidates(&self, ctx: &Context) {
         let tx = self.tx.clone();
         let cache = ctx.paths.hf_cache.path.clone();
@@ -254,6 +322,7 @@ async fn event_loop(mut terminal: DefaultTerminal, ctx: &Context) -> Result<()> 
                 Effect::Quit => return Ok(()),
                 Effect::HubSearch(req) => workers.search(req),
                 Effect::HubDetails { handle, pool } => workers.details(handle, pool),
+                Effect::Download(handle) => workers.download(handle, ctx),
                 Effect::Refresh => {
                     if workers.platform.is_some() {
                         workers.refresh();

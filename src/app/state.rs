@@ -172,6 +172,22 @@ pub enum Effect {
         handle: String,
         pool: Option<(String, f64)>,
     },
+    /// Download a model's `main` revision into the HF cache.
+    Download(String),
+}
+
+/// A download started from the Candidates pane.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DownloadState {
+    pub done: u64,
+    pub total: u64,
+    pub files_done: usize,
+    pub files: usize,
+    /// Bytes per second.
+    pub rate: f64,
+    pub eta_secs: Option<u64>,
+    /// `None` while running; the outcome when finished.
+    pub finished: Option<Result<String, String>>,
 }
 
 /// Messages from workers.
@@ -191,6 +207,11 @@ pub enum Msg {
     },
     /// A details request superseded before it was sent; it may be asked again later.
     HubDetailsSkipped(String),
+    /// Progress or the end of a download.
+    Download {
+        handle: String,
+        state: DownloadState,
+    },
 }
 
 pub struct App {
@@ -202,6 +223,8 @@ pub struct App {
     /// Hub details by handle, fetched for the selected row.
     pub details: std::collections::HashMap<String, Remote<ModelDetails>>,
     pub snapshot: Remote<Snapshot>,
+    /// Downloads started here, by handle.
+    pub downloads: std::collections::HashMap<String, DownloadState>,
     pub views: std::collections::HashMap<TableId, TableView>,
     /// The focused table of the Health pane.
     pub health_focus: TableId,
@@ -226,6 +249,7 @@ impl App {
             hub: HubSearch::new(None),
             details: Default::default(),
             snapshot: Remote::default(),
+            downloads: Default::default(),
             views: Default::default(),
             health_focus: TableId::Pools,
             keymap: config.keymap.clone(),
@@ -508,6 +532,18 @@ impl App {
             Msg::HubDetailsSkipped(handle) => {
                 self.details.remove(&handle);
             }
+            Msg::Download { handle, state } => {
+                match &state.finished {
+                    Some(Ok(_)) => {
+                        self.set_flash(format!("downloaded {handle} into the HF cache"), false)
+                    }
+                    Some(Err(e)) => {
+                        self.set_flash(format!("download of {handle} failed: {e}"), true)
+                    }
+                    None => {}
+                }
+                self.downloads.insert(handle, state);
+            }
         }
         self.clamp_cursors();
         self.follow_up()
@@ -701,6 +737,28 @@ impl App {
                 let mut effects = vec![Effect::Refresh];
                 effects.extend(self.restart_search());
                 return effects;
+            }
+            Action::Download => {
+                if self.tab != Tab::Candidates {
+                    return Vec::new();
+                }
+                let Some(handle) = self.selected_candidate().map(|c| c.handle.clone()) else {
+                    return Vec::new();
+                };
+                if !self.hub.online() {
+                    self.set_flash("the Hub is offline: nothing can be downloaded", true);
+                    return Vec::new();
+                }
+                if self
+                    .downloads
+                    .get(&handle)
+                    .is_some_and(|d| d.finished.is_none())
+                {
+                    self.set_flash(format!("{handle} is already downloading"), false);
+                    return Vec::new();
+                }
+                self.set_flash(format!("downloading {handle}…"), false);
+                return vec![Effect::Download(handle)];
             }
             Action::CycleSort => {
                 let current = self.hub.query.sort.clone().unwrap_or_default();

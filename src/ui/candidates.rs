@@ -306,6 +306,26 @@ fn render_details(frame: &mut Frame<'_>, area: Rect, app: &App, c: Option<&Candi
     for r in &c.requires {
         add(&mut lines, "needs", r, plain);
     }
+    if let Some(dl) = app.downloads.get(&c.handle) {
+        let (text, style) = match &dl.finished {
+            None => (
+                format!(
+                    "◐ {} of {} ({}/{} files), {}/s, ETA {}",
+                    units::bytes(dl.done),
+                    units::bytes(dl.total),
+                    dl.files_done,
+                    dl.files,
+                    units::bytes(dl.rate as u64),
+                    dl.eta_secs
+                        .map_or("-".into(), |s| units::duration(s as i64))
+                ),
+                Style::new().fg(theme.pending),
+            ),
+            Some(Ok(path)) => (format!("✔ done: {path}"), Style::new().fg(theme.ok)),
+            Some(Err(e)) => (format!("✖ {e}"), theme.error()),
+        };
+        add(&mut lines, "download", &text, style);
+    }
     match &c.cache {
         None => lines.push(kv("cache", "not downloaded", theme)),
         Some(repo) => {

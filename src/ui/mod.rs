@@ -232,6 +232,7 @@ pub fn pane_keys(app: &App) -> Vec<(String, &'static str)> {
     }
     if app.tab == Tab::Candidates {
         keys.push((k(Action::CycleSort), "Hub sort"));
+        keys.push((k(Action::Download), "download"));
     }
     keys.push((k(Action::NextTab), "next tab"));
     keys.push((k(Action::Refresh), "refresh"));
