@@ -474,3 +474,31 @@ fn d_downloads_the_selected_candidate_once_and_shows_progress() {
             .is_some_and(|f| f.text.contains("offline"))
     );
 }
+
+#[test]
+fn the_fit_verdict_appears_once_the_pools_are_known() {
+    let mut app = app(150, 36);
+    catalog(&mut app);
+    let info: hugflake::hub::api::ModelInfo = serde_json::from_value(serde_json::json!({
+        "id": "sentence-transformers/all-MiniLM-L6-v2", "sha": "1110a243fdf4706b3f48f1d95db1a4f5529b4d41",
+        "library_name": "sentence-transformers", "pipeline_tag": "sentence-similarity"
+    }))
+    .unwrap_or_else(|e| panic!("{e}"));
+    let tree: Vec<hugflake::hub::api::TreeEntry> = serde_json::from_value(serde_json::json!([
+        {"type": "file", "oid": "b", "size": 134, "path": "model.safetensors",
+         "lfs": {"oid": "c", "size": 90_868_376u64}}
+    ]))
+    .unwrap_or_else(|e| panic!("{e}"));
+    // Details fetched before the daemon answered: no pool, no fit.
+    let details = hugflake::hub::details::ModelDetails::build(&info, &tree, None, None);
+    app.apply(Msg::HubDetails {
+        handle: "sentence-transformers/all-MiniLM-L6-v2".into(),
+        result: Ok(Box::new(details)),
+    });
+    assert!(!render(&app).contains("fits LOCAL_CPU"));
+    connected(
+        &mut app,
+        snapshot(vec![pool("LOCAL_CPU", PoolState::Idle)], vec![], vec![]),
+    );
+    assert!(render(&app).contains("fits LOCAL_CPU: needs ~0.4 GiB"));
+}
