@@ -254,16 +254,7 @@ fn catalog(ctx: &Context, json: bool) -> Result<()> {
                 c.handle.clone(),
                 c.task.clone().unwrap_or_else(|| "?".into()),
                 c.library.clone().unwrap_or_else(|| "?".into()),
-                c.weight_bytes
-                    .map(|b| {
-                        format!(
-                            "{}{}",
-                            if c.weight_bytes_approx { "~" } else { "" },
-                            units::bytes(b)
-                        )
-                    })
-                    .or_else(|| c.cache.as_ref().map(|r| units::bytes(r.size_on_disk)))
-                    .unwrap_or_else(|| "?".into()),
+                c.size_label(),
                 c.source.label().into(),
                 c.snowflake.summary(),
             ]

@@ -188,15 +188,7 @@ impl Workers {
                         last = std::time::Instant::now();
                         let _ = progress_tx.send(Msg::Download {
                             handle: progress_handle.clone(),
-                            state: state::DownloadState {
-                                done: totals.done(),
-                                total: totals.total,
-                                files_done: totals.files_done,
-                                files: totals.files,
-                                rate: totals.rate(),
-                                eta_secs: totals.eta_secs(),
-                                finished: None,
-                            },
+                            state: state::DownloadState::from_totals(&totals, None),
                         });
                     }
                 }
@@ -211,33 +203,23 @@ impl Workers {
             };
             let _ = tx.send(Msg::Download {
                 handle,
-                state: state::DownloadState {
-                    done: totals.done(),
-                    total: totals.total,
-                    files_done: totals.files_done,
-                    files: totals.files,
-                    rate: totals.rate(),
-                    eta_secs: Some(0),
-                    finished: Some(finished),
-                },
+                state: state::DownloadState::from_totals(&totals, Some(finished)),
             });
-            let rows = tokio::task::spawn_blocking(move || {
-                crate::hub::offline_candidates(&cache).map_err(|e| e.to_string())
-            })
-            .await
-            .unwrap_or_else(|e| Err(e.to_string()));
-            let _ = tx.send(Msg::Candidates(rows));
+            scan_candidates(tx, cache);
         });
     }
 
     fn load_candidates(&self, ctx: &Context) {
-        let tx = self.tx.clone();
-        let cache = ctx.paths.hf_cache.path.clone();
-        tokio::task::spawn_blocking(move || {
-            let result = crate::hub::offline_candidates(&cache).map_err(|e| e.to_string());
-            let _ = tx.send(Msg::Candidates(result));
-        });
+        scan_candidates(self.tx.clone(), ctx.paths.hf_cache.path.clone());
     }
+}
+
+/// Reads catalog + cache off the async workers and sends the rows.
+fn scan_candidates(tx: mpsc::UnboundedSender<Msg>, cache: std::path::PathBuf) {
+    tokio::task::spawn_blocking(move || {
+        let result = crate::hub::offline_candidates(&cache).map_err(|e| e.to_string());
+        let _ = tx.send(Msg::Candidates(result));
+    });
 }
 
 async fn event_loop(mut terminal: DefaultTerminal, ctx: &Context) -> Result<()> {

@@ -190,6 +190,27 @@ pub struct DownloadState {
     pub finished: Option<Result<String, String>>,
 }
 
+impl DownloadState {
+    pub fn from_totals(
+        t: &crate::hub::download::ProgressTotals,
+        finished: Option<Result<String, String>>,
+    ) -> DownloadState {
+        DownloadState {
+            done: t.done(),
+            total: t.total,
+            files_done: t.files_done,
+            files: t.files,
+            rate: t.rate(),
+            eta_secs: if finished.is_some() {
+                Some(0)
+            } else {
+                t.eta_secs()
+            },
+            finished,
+        }
+    }
+}
+
 /// Messages from workers.
 #[derive(Debug, Clone)]
 pub enum Msg {

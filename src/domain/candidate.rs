@@ -240,6 +240,19 @@ impl Candidate {
         )
     }
 
+    /// The weights' size (`~` when approximate), else the size on disk, else `-`.
+    pub fn size_label(&self) -> String {
+        match (self.weight_bytes, &self.cache) {
+            (Some(b), _) => format!(
+                "{}{}",
+                if self.weight_bytes_approx { "~" } else { "" },
+                super::units::bytes(b)
+            ),
+            (None, Some(repo)) => super::units::bytes(repo.size_on_disk),
+            (None, None) => "-".into(),
+        }
+    }
+
     /// Text the `/` filter matches against.
     pub fn haystack(&self) -> String {
         [

@@ -452,7 +452,6 @@ pub struct Bert {
 pub struct Batch {
     pub ids: Tensor,
     pub type_ids: Tensor,
-    pub mask: Tensor,
     /// Real (unpadded) length of each row.
     pub lengths: Vec<usize>,
 }
@@ -498,13 +497,13 @@ impl Bert {
     }
 }
 
-/// Pads encodings to the longest one (pad id 0, mask 0) into `[batch, longest]` tensors.
+/// Pads encodings to the longest one (pad id 0) into `[batch, longest]` tensors; attention uses
+/// the real lengths, so padding needs no mask.
 pub fn batch(encodings: &[Encoding]) -> Result<Batch> {
     let longest = encodings.iter().map(|e| e.len()).max().unwrap_or(0).max(1);
     let n = encodings.len();
     let mut ids = vec![0u32; n * longest];
     let mut type_ids = vec![0u32; n * longest];
-    let mut mask = vec![0u32; n * longest];
     let mut lengths = Vec::with_capacity(n);
     for (row, e) in encodings.iter().enumerate() {
         let len = e.len();
@@ -512,13 +511,11 @@ pub fn batch(encodings: &[Encoding]) -> Result<Batch> {
         let base = row * longest;
         ids[base..base + len].copy_from_slice(e.get_ids());
         type_ids[base..base + len].copy_from_slice(e.get_type_ids());
-        mask[base..base + len].copy_from_slice(e.get_attention_mask());
     }
     let dev = Device::Cpu;
     Ok(Batch {
         ids: Tensor::from_vec(ids, (n, longest), &dev)?,
         type_ids: Tensor::from_vec(type_ids, (n, longest), &dev)?,
-        mask: Tensor::from_vec(mask, (n, longest), &dev)?,
         lengths,
     })
 }

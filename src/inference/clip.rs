@@ -371,7 +371,6 @@ impl ZeroShot {
     pub fn text_features(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
         let ids = self.token_ids(texts)?;
         let (n, t) = (ids.len(), self.context_length);
-        let mask: Vec<u32> = ids.iter().flatten().map(|&i| u32::from(i != 0)).collect();
         // Padding (id 0) only trails the real tokens, so the mask is a length per row.
         let lengths: Vec<usize> = ids
             .iter()
@@ -382,7 +381,6 @@ impl ZeroShot {
         let batch = Batch {
             ids: Tensor::from_vec(flat, (n, t), &dev)?,
             type_ids: Tensor::zeros((n, t), candle_core::DType::U32, &dev)?,
-            mask: Tensor::from_vec(mask, (n, t), &dev)?,
             lengths,
         };
         let hidden = self.text.forward(&batch)?;

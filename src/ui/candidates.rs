@@ -33,18 +33,6 @@ pub fn split(body: Rect) -> (Rect, Rect) {
     }
 }
 
-fn size_text(c: &Candidate) -> String {
-    match (c.weight_bytes, &c.cache) {
-        (Some(b), _) => format!(
-            "{}{}",
-            if c.weight_bytes_approx { "~" } else { "" },
-            units::bytes(b)
-        ),
-        (None, Some(repo)) => units::bytes(repo.size_on_disk),
-        (None, None) => "-".into(),
-    }
-}
-
 pub fn render(frame: &mut Frame<'_>, body: Rect, app: &App) {
     let (table_area, details_area) = split(body);
     let theme = &app.theme;
@@ -114,7 +102,7 @@ pub fn render(frame: &mut Frame<'_>, body: Rect, app: &App) {
                         .get(&c.handle)
                         .and_then(|r| r.data.as_ref())
                         .filter(|d| d.weight_bytes > 0)
-                        .map_or_else(|| size_text(c), |d| units::bytes(d.weight_bytes)),
+                        .map_or_else(|| c.size_label(), |d| units::bytes(d.weight_bytes)),
                 ),
                 Cell::from(Span::styled(c.source.short_label(), theme.dim())),
                 Cell::from(Span::styled(sf, sf_style)),
@@ -235,8 +223,8 @@ fn render_details(frame: &mut Frame<'_>, area: Rect, app: &App, c: Option<&Candi
             d.files.len()
         ),
         None => match &c.weight_file {
-            Some(f) => format!("{} ({f})", size_text(c)),
-            None => size_text(c),
+            Some(f) => format!("{} ({f})", c.size_label()),
+            None => c.size_label(),
         },
     };
     add(&mut lines, "weights", &weights, plain);
