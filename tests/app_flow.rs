@@ -502,3 +502,26 @@ fn the_fit_verdict_appears_once_the_pools_are_known() {
     );
     assert!(render(&app).contains("fits LOCAL_CPU: needs ~0.4 GiB"));
 }
+
+#[test]
+fn an_unreachable_hub_is_not_asked_for_details_on_every_row() {
+    let mut app = started(140, 32);
+    let generation = app.hub.generation;
+    app.apply(Msg::HubPage {
+        generation,
+        append: false,
+        result: Err("cannot reach the Hub: connection failed".into()),
+    });
+    let effects = app.apply(Msg::Candidates(Ok(
+        hugflake::domain::catalog::builtin().unwrap_or_default()
+    )));
+    assert!(
+        !effects
+            .iter()
+            .any(|e| matches!(e, Effect::HubDetails { .. })),
+        "{effects:?}"
+    );
+    // r retries the search (and clears the error when it answers).
+    let effects = key(&mut app, KeyCode::Char('r'));
+    assert!(effects.iter().any(|e| matches!(e, Effect::HubSearch(_))));
+}

@@ -379,7 +379,9 @@ impl App {
         {
             effects.push(Effect::HubSearch(req));
         }
+        // An unreachable Hub (the search said so) is not asked again for every row; `r` retries.
         if self.hub.online()
+            && self.hub.error.is_none()
             && let Some(handle) = self.selected_candidate().map(|c| c.handle.clone())
             && !self.details.contains_key(&handle)
         {
