@@ -95,11 +95,19 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Run a model straight from a directory (no daemon): embeddings, entities or features
+    /// Run a model: through a service's endpoint (`predict SERVICE`), or straight from a
+    /// directory with no daemon (`predict --model-dir DIR`)
     Predict {
+        /// The service to call (its REST endpoint); leave out to use --model-dir
+        #[arg(value_name = "SERVICE", conflicts_with = "model_dir")]
+        service: Option<String>,
+        /// The service method: ENCODE, ENCODE_QUERY, ENCODE_DOCUMENT or __CALL__ (default: the
+        /// service's first)
+        #[arg(long, requires = "service")]
+        method: Option<String>,
         /// The model directory (a Hub snapshot, e.g. from `hugflake download`)
-        #[arg(long, value_name = "DIR")]
-        model_dir: PathBuf,
+        #[arg(long, value_name = "DIR", required_unless_present = "service")]
+        model_dir: Option<PathBuf>,
         /// What to run; detected from the directory's files when left out
         #[arg(long, value_parser = crate::inference::parse_task)]
         task: Option<crate::inference::Task>,
@@ -122,12 +130,113 @@ pub enum Command {
         /// or its Hub repo in the HF cache)
         #[arg(long, value_name = "DIR")]
         text_tower: Option<PathBuf>,
-        /// Texts per forward pass
+        /// Texts per forward pass (per request through a service)
         #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=1024))]
         batch_size: u32,
         /// Print JSON on stdout
         #[arg(long)]
         json: bool,
+    },
+    /// Import a Hugging Face model into the registry and serve it: resolve, download, verify,
+    /// register, build, deploy, first call
+    Import {
+        /// The model's repo id, e.g. sentence-transformers/all-MiniLM-L6-v2
+        handle: String,
+        /// Branch, tag or commit (pinned to its commit)
+        #[arg(long, default_value = "main")]
+        revision: String,
+        /// sentence-similarity, token-classification, feature-extraction or
+        /// zero-shot-image-classification (default: what the repo's files say)
+        #[arg(long)]
+        task: Option<String>,
+        /// Registry model name (default: the repo name upper-cased, e.g. ALL_MINILM_L6_V2)
+        #[arg(long)]
+        model: Option<String>,
+        /// Version name
+        #[arg(long, default_value = "V1")]
+        version: String,
+        /// Compute pool
+        #[arg(long, default_value = "LOCAL_CPU")]
+        pool: String,
+        /// Service name (default: <MODEL>_SVC)
+        #[arg(long)]
+        service: Option<String>,
+        /// Instances kept running (0 starts one, like Snowflake)
+        #[arg(long, default_value_t = 1)]
+        min_instances: u32,
+        #[arg(long, default_value_t = 1)]
+        max_instances: u32,
+        /// Return once the job is queued instead of when the service is RUNNING
+        #[arg(long)]
+        detach: bool,
+        /// Stream job events as JSON lines on stdout
+        #[arg(long)]
+        json: bool,
+    },
+    /// List import jobs, or show one with its stages and log
+    Jobs {
+        /// A job id to show
+        id: Option<String>,
+        /// Print JSON on stdout
+        #[arg(long)]
+        json: bool,
+    },
+    /// Cancel a queued or running import job
+    Cancel { job: String },
+    /// Run a failed or cancelled import job again from its first unfinished stage
+    Retry { job: String },
+    /// Show a service's container logs
+    Logs {
+        service: String,
+        /// Keep printing new lines as they arrive
+        #[arg(long, short)]
+        follow: bool,
+        /// How many of the newest lines to show first
+        #[arg(long, default_value_t = 200)]
+        tail: usize,
+        /// Print JSON lines on stdout
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a service's metrics samples (requests, errors, latency, queue, memory)
+    Metrics {
+        service: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Suspend a compute pool (and its services) or a service
+    Suspend {
+        #[arg(value_enum)]
+        kind: ObjectKind,
+        name: String,
+    },
+    /// Resume a compute pool or a service
+    Resume {
+        #[arg(value_enum)]
+        kind: ObjectKind,
+        name: String,
+    },
+    /// Drop a service, a model, or one version of a model (`drop version MODEL V1`)
+    Drop {
+        #[arg(value_enum)]
+        kind: DropKind,
+        name: String,
+        /// The version, for `drop version`
+        version: Option<String>,
+    },
+    /// Run one service instance (started by the daemon; not for direct use)
+    #[command(hide = true)]
+    Instance {
+        #[arg(long)]
+        model_dir: PathBuf,
+        #[arg(long, value_parser = crate::inference::parse_task)]
+        task: crate::inference::Task,
+        #[arg(long)]
+        text_dir: Option<PathBuf>,
+        #[arg(long)]
+        hf_cache: Option<PathBuf>,
+        #[arg(long, default_value_t = 32)]
+        max_batch: usize,
     },
     /// List the curated catalog and the models in the local Hugging Face cache
     Catalog {
@@ -170,4 +279,19 @@ impl SortKey {
             SortKey::Created => "createdAt",
         }
     }
+}
+
+/// What `suspend` and `resume` act on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ObjectKind {
+    Pool,
+    Service,
+}
+
+/// What `drop` removes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DropKind {
+    Service,
+    Model,
+    Version,
 }

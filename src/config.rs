@@ -61,6 +61,11 @@ impl LogLevel {
 pub struct DaemonConfig {
     pub port: u16,
     pub start_timeout_secs: u64,
+    pub import_concurrency: u32,
+    pub metrics_secs: f64,
+    pub restart_backoff_secs: f64,
+    pub request_timeout_secs: u64,
+    pub max_batch: u32,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -126,6 +131,11 @@ struct Layer {
 struct DaemonLayer {
     port: Option<Spanned<u16>>,
     start_timeout_secs: Option<Spanned<u64>>,
+    import_concurrency: Option<Spanned<u32>>,
+    metrics_secs: Option<Spanned<f64>>,
+    restart_backoff_secs: Option<Spanned<f64>>,
+    request_timeout_secs: Option<Spanned<u64>>,
+    max_batch: Option<Spanned<u32>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -312,6 +322,72 @@ impl Config {
                 |v| match v {
                     1..=600 => Ok(()),
                     _ => Err(format!("{v} is out of range: expected 1 to 600 seconds")),
+                },
+                |v| v.to_string(),
+            )?,
+            import_concurrency: b.take(
+                "daemon.import_concurrency",
+                [
+                    (&defaults, dd.and_then(|x| x.import_concurrency.as_ref())),
+                    (&user, ud.and_then(|x| x.import_concurrency.as_ref())),
+                ],
+                |v| match v {
+                    1..=16 => Ok(()),
+                    _ => Err(format!("{v} is out of range: expected 1 to 16 imports")),
+                },
+                |v| v.to_string(),
+            )?,
+            metrics_secs: b.take(
+                "daemon.metrics_secs",
+                [
+                    (&defaults, dd.and_then(|x| x.metrics_secs.as_ref())),
+                    (&user, ud.and_then(|x| x.metrics_secs.as_ref())),
+                ],
+                |v| {
+                    if (0.1..=300.0).contains(v) {
+                        Ok(())
+                    } else {
+                        Err(format!("{v} is out of range: expected 0.1 to 300 seconds"))
+                    }
+                },
+                |v| v.to_string(),
+            )?,
+            restart_backoff_secs: b.take(
+                "daemon.restart_backoff_secs",
+                [
+                    (&defaults, dd.and_then(|x| x.restart_backoff_secs.as_ref())),
+                    (&user, ud.and_then(|x| x.restart_backoff_secs.as_ref())),
+                ],
+                |v| {
+                    if (0.1..=300.0).contains(v) {
+                        Ok(())
+                    } else {
+                        Err(format!("{v} is out of range: expected 0.1 to 300 seconds"))
+                    }
+                },
+                |v| v.to_string(),
+            )?,
+            request_timeout_secs: b.take(
+                "daemon.request_timeout_secs",
+                [
+                    (&defaults, dd.and_then(|x| x.request_timeout_secs.as_ref())),
+                    (&user, ud.and_then(|x| x.request_timeout_secs.as_ref())),
+                ],
+                |v| match v {
+                    1..=3600 => Ok(()),
+                    _ => Err(format!("{v} is out of range: expected 1 to 3600 seconds")),
+                },
+                |v| v.to_string(),
+            )?,
+            max_batch: b.take(
+                "daemon.max_batch",
+                [
+                    (&defaults, dd.and_then(|x| x.max_batch.as_ref())),
+                    (&user, ud.and_then(|x| x.max_batch.as_ref())),
+                ],
+                |v| match v {
+                    1..=1024 => Ok(()),
+                    _ => Err(format!("{v} is out of range: expected 1 to 1024 rows")),
                 },
                 |v| v.to_string(),
             )?,

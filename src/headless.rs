@@ -45,6 +45,28 @@ impl Context {
 }
 
 pub fn run(cli: Cli) -> Result<()> {
+    // A service instance: no config, no log file (its stderr is its container log).
+    if let Some(Command::Instance {
+        model_dir,
+        task,
+        text_dir,
+        hf_cache,
+        max_batch,
+    }) = cli.command
+    {
+        return crate::headless_platform::instance(
+            crate::platform::local::instance::InstanceOptions {
+                model_dir,
+                task,
+                text_dir,
+                hf_cache,
+                limits: crate::inference::runtime::Limits {
+                    max_batch: max_batch.max(1),
+                    ..Default::default()
+                },
+            },
+        );
+    }
     let paths = Paths::resolve(&ProcessEnv, cli.config.as_deref());
     let config = Config::load(&paths.config_file)?;
     let daemon_mode = matches!(cli.command, Some(Command::Serve { stop: false, .. }));
@@ -72,6 +94,30 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Status { json } => runtime.block_on(status(&ctx, json)),
         Command::Catalog { json } => catalog(&ctx, json),
         Command::Predict {
+            service: Some(service),
+            method,
+            text,
+            stdin,
+            image,
+            labels,
+            batch_size,
+            json,
+            ..
+        } => runtime.block_on(crate::headless_platform::predict_service(
+            &ctx,
+            crate::headless_platform::ServicePredict {
+                service,
+                method,
+                texts: text,
+                stdin,
+                images: image,
+                labels,
+                batch_size: batch_size as usize,
+                json,
+            },
+        )),
+        Command::Predict {
+            service: None,
             model_dir,
             task,
             text,
@@ -82,7 +128,9 @@ pub fn run(cli: Cli) -> Result<()> {
             text_tower,
             batch_size,
             json,
+            ..
         } => {
+            let model_dir = model_dir.ok_or_else(|| eyre!("give a SERVICE or --model-dir DIR"))?;
             let task = match task {
                 Some(t) => t,
                 None => Task::detect(&model_dir)?,
@@ -109,6 +157,71 @@ pub fn run(cli: Cli) -> Result<()> {
                 )
             }
         }
+        Command::Import {
+            handle,
+            revision,
+            task,
+            model,
+            version,
+            pool,
+            service,
+            min_instances,
+            max_instances,
+            detach,
+            json,
+        } => {
+            let mut spec = crate::domain::ImportSpec::with_defaults(&handle, &pool);
+            spec.revision = revision;
+            spec.task = task;
+            if let Some(m) = model {
+                spec.service = format!("{}_SVC", m.to_ascii_uppercase());
+                spec.model = m;
+            }
+            if let Some(s) = service {
+                spec.service = s;
+            }
+            spec.version = version;
+            spec.min_instances = min_instances;
+            spec.max_instances = max_instances.max(min_instances.max(1));
+            runtime.block_on(crate::headless_platform::import(
+                &ctx,
+                crate::headless_platform::ImportArgs { spec, detach, json },
+            ))
+        }
+        Command::Jobs { id, json } => {
+            runtime.block_on(crate::headless_platform::jobs(&ctx, id, json))
+        }
+        Command::Cancel { job } => runtime.block_on(crate::headless_platform::cancel(&ctx, &job)),
+        Command::Retry { job } => runtime.block_on(crate::headless_platform::retry(&ctx, &job)),
+        Command::Logs {
+            service,
+            follow,
+            tail,
+            json,
+        } => runtime.block_on(crate::headless_platform::logs(
+            &ctx,
+            &service.to_ascii_uppercase(),
+            follow,
+            tail,
+            json,
+        )),
+        Command::Metrics { service, json } => runtime.block_on(crate::headless_platform::metrics(
+            &ctx,
+            &service.to_ascii_uppercase(),
+            json,
+        )),
+        Command::Suspend { kind, name } => runtime.block_on(
+            crate::headless_platform::suspend_resume(&ctx, kind, &name, true),
+        ),
+        Command::Resume { kind, name } => runtime.block_on(
+            crate::headless_platform::suspend_resume(&ctx, kind, &name, false),
+        ),
+        Command::Drop {
+            kind,
+            name,
+            version,
+        } => runtime.block_on(crate::headless_platform::drop(&ctx, kind, &name, version)),
+        Command::Instance { .. } => Err(eyre!("instance mode is handled before start-up")),
         Command::Search {
             query,
             task,
@@ -147,9 +260,22 @@ pub fn run(cli: Cli) -> Result<()> {
 async fn serve(ctx: &Context, port: Option<u16>) -> Result<()> {
     let data_dir = ctx.paths.data_dir.path.clone();
     let log = ctx.paths.log_file(true);
+    let d = &ctx.config.daemon;
+    let hub = HubSettings::from_env(&ProcessEnv);
     let opts = daemon::ServeOptions {
         data_dir,
-        port: port.unwrap_or(ctx.config.daemon.port),
+        port: port.unwrap_or(d.port),
+        services: crate::platform::local::services::ServiceSettings {
+            exe: std::env::current_exe().wrap_err("cannot find the hugflake executable")?,
+            hf_cache: hub.cache_dir.clone(),
+            sample_every: Duration::from_secs_f64(d.metrics_secs),
+            first_backoff: Duration::from_secs_f64(d.restart_backoff_secs),
+            max_backoff: Duration::from_secs(60),
+            request_timeout: Duration::from_secs(d.request_timeout_secs),
+            max_batch: d.max_batch as usize,
+        },
+        hub,
+        import_concurrency: d.import_concurrency as usize,
         on_ready: Some(Box::new(move |info| {
             eprintln!(
                 "hugflake daemon {} listening on 127.0.0.1:{} (pid {}, data {}, log {})",
@@ -680,6 +806,44 @@ fn classify_images(
 }
 
 /// One readable line per result; inputs are not echoed (they may be clinical text).
+/// One readable line for a service's output object.
+pub fn output_line(o: &serde_json::Value) -> String {
+    let mut row = o.clone();
+    if let Some(v) = o.get("output") {
+        row = serde_json::json!({ "embedding": v });
+    } else if let Some(t) = o.get("outputs") {
+        let groups: Vec<serde_json::Value> = t
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|t| serde_json::json!({ "entity_group": t["entity"], "word": t["word"], "score": t["score"], "start": t["start"], "end": t["end"] }))
+            .collect();
+        row = serde_json::json!({ "entities": groups });
+    } else if let (Some(l), Some(s)) = (o.get("labels"), o.get("scores")) {
+        let parts: Vec<String> = l
+            .as_array()
+            .into_iter()
+            .flatten()
+            .zip(s.as_array().into_iter().flatten())
+            .map(|(l, s)| {
+                format!(
+                    "{} {:.1}%",
+                    l.as_str().unwrap_or(""),
+                    s.as_f64().unwrap_or(0.0) * 100.0
+                )
+            })
+            .collect();
+        return format!(
+            "{} ({})",
+            parts.join(", "),
+            crate::inference::clip::RESEARCH_USE
+        );
+    }
+    let line = predict_line(&row);
+    line.split_once(": ")
+        .map_or(line.clone(), |(_, rest)| rest.to_string())
+}
+
 fn predict_line(row: &serde_json::Value) -> String {
     let i = row["index"].as_u64().unwrap_or(0);
     let head = |v: &serde_json::Value| {
@@ -894,7 +1058,7 @@ async fn doctor(ctx: &Context, json: bool) -> Result<()> {
     Ok(())
 }
 
-fn print_json<T: Serialize>(value: &T) -> Result<()> {
+pub fn print_json<T: Serialize>(value: &T) -> Result<()> {
     let text = serde_json::to_string_pretty(value).map_err(|e| eyre!("cannot encode JSON: {e}"))?;
     let mut stdout = std::io::stdout().lock();
     writeln!(stdout, "{text}").wrap_err("cannot write to stdout")?;

@@ -10,6 +10,7 @@ pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod headless;
+pub mod headless_platform;
 pub mod hub;
 pub mod inference;
 pub mod logging;

@@ -105,3 +105,149 @@ pub struct JobSummary {
     pub finished_on: Option<DateTime<Utc>>,
     pub error: Option<String>,
 }
+
+/// What an import asks for; every default is filled in (and shown) before the job starts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ImportSpec {
+    /// The Hugging Face repo, e.g. `sentence-transformers/all-MiniLM-L6-v2`.
+    pub handle: String,
+    #[serde(default = "main_revision")]
+    pub revision: String,
+    /// The task to serve; detected from the repo when left out.
+    #[serde(default)]
+    pub task: Option<String>,
+    pub model: String,
+    pub version: String,
+    pub pool: String,
+    pub service: String,
+    pub min_instances: u32,
+    pub max_instances: u32,
+}
+
+fn main_revision() -> String {
+    "main".into()
+}
+
+impl ImportSpec {
+    /// The defaults of DESIGN.md "Names": model = repo name upper-cased with non-alphanumerics as
+    /// `_`, version `V1`, service `<MODEL>_SVC`.
+    pub fn with_defaults(handle: &str, pool: &str) -> ImportSpec {
+        let model = default_model_name(handle);
+        ImportSpec {
+            handle: handle.to_string(),
+            revision: main_revision(),
+            task: None,
+            service: format!("{model}_SVC"),
+            model,
+            version: "V1".into(),
+            pool: pool.to_string(),
+            min_instances: 1,
+            max_instances: 1,
+        }
+    }
+}
+
+/// `sentence-transformers/all-MiniLM-L6-v2` → `ALL_MINILM_L6_V2`.
+pub fn default_model_name(handle: &str) -> String {
+    let name = handle.rsplit('/').next().unwrap_or(handle);
+    let mut out: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if out.starts_with(|c: char| c.is_ascii_digit()) || out.is_empty() {
+        out.insert(0, 'M');
+    }
+    out
+}
+
+/// The state of one stage of a job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StageState {
+    Pending,
+    Running,
+    Done,
+    Failed,
+    Skipped,
+}
+
+impl StageState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StageState::Pending => "pending",
+            StageState::Running => "running",
+            StageState::Done => "done",
+            StageState::Failed => "failed",
+            StageState::Skipped => "skipped",
+        }
+    }
+}
+
+/// One stage of a job: when it ran, how many bytes it moved, how it ended.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StageRecord {
+    pub stage: Stage,
+    pub state: StageState,
+    pub started_on: Option<DateTime<Utc>>,
+    pub finished_on: Option<DateTime<Utc>>,
+    pub bytes_done: u64,
+    pub bytes_total: Option<u64>,
+    pub error: Option<String>,
+}
+
+/// Download progress of one file of a job.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FileProgress {
+    pub path: String,
+    pub size: u64,
+    pub done: u64,
+    pub reused: bool,
+}
+
+/// A line of a job's log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobLogLine {
+    pub seq: u64,
+    pub at: DateTime<Utc>,
+    pub line: String,
+}
+
+/// Everything about one job: the Imports pane's detail view and `hugflake import`'s progress.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobDetail {
+    pub summary: JobSummary,
+    pub spec: ImportSpec,
+    pub stages: Vec<StageRecord>,
+    #[serde(default)]
+    pub files: Vec<FileProgress>,
+    /// Log lines after the `since` asked for (all when none).
+    #[serde(default)]
+    pub log: Vec<JobLogLine>,
+}
+
+impl JobDetail {
+    pub fn stage(&self, stage: Stage) -> Option<&StageRecord> {
+        self.stages.iter().find(|s| s.stage == stage)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_names_follow_the_design() {
+        let s = ImportSpec::with_defaults("sentence-transformers/all-MiniLM-L6-v2", "LOCAL_CPU");
+        assert_eq!(s.model, "ALL_MINILM_L6_V2");
+        assert_eq!(s.service, "ALL_MINILM_L6_V2_SVC");
+        assert_eq!(s.version, "V1");
+        assert_eq!(default_model_name("dmis-lab/biobert-v1.1"), "BIOBERT_V1_1");
+        assert_eq!(default_model_name("org/3d-net"), "M3D_NET");
+    }
+}

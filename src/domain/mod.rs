@@ -8,8 +8,12 @@ pub mod platform;
 pub mod units;
 
 pub use candidate::{CachedRepo, CachedRevision, Candidate, CandidateSource, SnowflakeVerdict};
-pub use job::{JobState, JobSummary, Stage};
+pub use job::{
+    FileProgress, ImportSpec, JobDetail, JobLogLine, JobState, JobSummary, Stage, StageRecord,
+    StageState,
+};
 pub use platform::{
-    ComputePool, Health, PlatformKind, PlatformStatus, PoolState, RegisteredModel, Service,
-    ServiceStatus,
+    Column, ComputePool, Container, Endpoint, Function, Health, InstanceStatus, LogLine,
+    MetricSample, ModelVersion, PlatformKind, PlatformStatus, PoolState, RegisteredModel, Service,
+    ServiceStatus, VersionFile,
 };

@@ -209,6 +209,127 @@ pub struct RegisteredModel {
     pub created_on: DateTime<Utc>,
 }
 
+state_enum! {
+    /// `SHOW SERVICE INSTANCES` / `SHOW SERVICE CONTAINERS` column `status`.
+    InstanceStatus {
+        Pending => "PENDING": Pending,
+        Ready => "READY": Ok,
+        Failed => "FAILED": Fault,
+        Terminating => "TERMINATING": Pending,
+        Succeeded => "SUCCEEDED": Idle,
+    }
+}
+
+/// One container of a service instance (`SHOW SERVICE CONTAINERS IN SERVICE`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Container {
+    pub service: String,
+    pub service_status: ServiceStatus,
+    pub instance_id: u32,
+    pub instance_status: InstanceStatus,
+    pub container_name: String,
+    pub status: InstanceStatus,
+    pub message: Option<String>,
+    pub restart_count: u32,
+    pub start_time: Option<DateTime<Utc>>,
+    pub last_exit_code: Option<i32>,
+    /// Local only: the process id and its resident memory.
+    #[serde(default)]
+    pub pid: Option<u32>,
+    #[serde(default)]
+    pub memory_bytes: Option<u64>,
+}
+
+/// `SHOW ENDPOINTS IN SERVICE`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Endpoint {
+    pub name: String,
+    pub port: u16,
+    pub protocol: String,
+    pub is_public: bool,
+    /// Without a scheme, as Snowflake gives it: `127.0.0.1:41234` locally.
+    pub ingress_url: String,
+}
+
+/// A line of a service container's log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LogLine {
+    pub seq: u64,
+    pub at: DateTime<Utc>,
+    pub instance_id: u32,
+    pub container: String,
+    pub line: String,
+}
+
+/// One metrics sample of a service, over the interval that ends at `at`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MetricSample {
+    pub at: DateTime<Utc>,
+    pub interval_secs: f64,
+    pub requests: u64,
+    pub errors: u64,
+    pub p50_ms: Option<f64>,
+    pub p95_ms: Option<f64>,
+    pub p99_ms: Option<f64>,
+    /// Requests waiting or running at the sample time.
+    pub queue_depth: u64,
+    /// Resident memory of all instances.
+    pub memory_bytes: u64,
+}
+
+/// A model function's signature (`SHOW FUNCTIONS IN MODEL`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Function {
+    /// `ENCODE`, `__CALL__`, ...
+    pub name: String,
+    pub arguments: Vec<Column>,
+    pub returns: Vec<Column>,
+}
+
+impl Function {
+    /// The REST path of a method: `ENCODE` → `/encode`, `__CALL__` → `/--call--`.
+    pub fn rest_path(&self) -> String {
+        rest_path(&self.name)
+    }
+}
+
+pub fn rest_path(method: &str) -> String {
+    format!("/{}", method.to_ascii_lowercase().replace('_', "-"))
+}
+
+/// A named, typed input or output.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Column {
+    pub name: String,
+    /// Snowflake's type name: STRING, ARRAY, BINARY, OBJECT, NUMBER...
+    #[serde(rename = "type")]
+    pub kind: String,
+}
+
+/// A version of a registered model (`SHOW VERSIONS IN MODEL`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelVersion {
+    pub model: String,
+    pub name: String,
+    pub source: String,
+    pub revision: String,
+    pub task: String,
+    pub files: Vec<VersionFile>,
+    pub total_bytes: u64,
+    pub functions: Vec<Function>,
+    pub inference_services: Vec<String>,
+    pub created_on: DateTime<Utc>,
+}
+
+/// A file of a model version, as it was verified.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VersionFile {
+    pub path: String,
+    pub size: u64,
+    /// The blob id: sha256 for LFS files, the git blob sha1 otherwise.
+    pub hash: String,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -73,3 +73,58 @@ mod tests {
         assert_eq!(duration(-3), "0s");
     }
 }
+
+/// Text from outside (logs, model cards, file names) without terminal escape sequences or other
+/// control characters, so it cannot move the cursor or recolour the screen. Tabs become spaces.
+pub fn strip_control(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\u{1b}' => {
+                // CSI: ESC [ params final-byte; OSC: ESC ] ... BEL or ESC \; others: one char.
+                match chars.peek() {
+                    Some('[') => {
+                        chars.next();
+                        for c in chars.by_ref() {
+                            if ('@'..='~').contains(&c) {
+                                break;
+                            }
+                        }
+                    }
+                    Some(']') => {
+                        chars.next();
+                        while let Some(c) = chars.next() {
+                            if c == '\u{7}' || (c == '\u{1b}' && chars.next_if_eq(&'\\').is_some())
+                            {
+                                break;
+                            }
+                        }
+                    }
+                    Some(_) => {
+                        chars.next();
+                    }
+                    None => {}
+                }
+            }
+            '\t' => out.push(' '),
+            c if c.is_control() => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod strip_tests {
+    use super::strip_control;
+
+    #[test]
+    fn escapes_and_controls_are_removed() {
+        assert_eq!(strip_control("a\u{1b}[1;31mred\u{1b}[0m b"), "ared b");
+        assert_eq!(strip_control("t\u{1b}]0;title\u{7}x"), "tx");
+        assert_eq!(strip_control("t\u{1b}]8;;http://x\u{1b}\\y"), "ty");
+        assert_eq!(strip_control("bell\u{7}\rcr\ttab"), "bellcr tab");
+        assert_eq!(strip_control("résumé ✓"), "résumé ✓");
+    }
+}

@@ -8,13 +8,15 @@
 //! build them; each one is added here with both platforms in mind.
 
 pub mod local;
+pub mod protocol;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::domain::{
-    ComputePool, JobSummary, PlatformKind, PlatformStatus, RegisteredModel, Service,
+    ComputePool, Container, Endpoint, ImportSpec, JobDetail, JobSummary, LogLine, MetricSample,
+    ModelVersion, PlatformKind, PlatformStatus, RegisteredModel, Service,
 };
 
 /// Why a platform call failed, in words a user can act on.
@@ -28,6 +30,8 @@ pub enum PlatformError {
     NotFound(String),
     #[error("{0}")]
     Conflict(String),
+    #[error("{0}")]
+    Invalid(String),
     #[error(
         "the running daemon is version {daemon}, this hugflake is {client}: stop it with `hugflake serve --stop` and try again"
     )]
@@ -81,6 +85,72 @@ pub trait Platform: Send + Sync {
 
     /// `ALTER COMPUTE POOL .. RESUME`.
     async fn resume_pool(&self, name: &str) -> Result<ComputePool>;
+
+    /// Starts an import (resolve → ... → ready) and returns the queued job.
+    async fn import(&self, spec: &ImportSpec) -> Result<JobSummary>;
+
+    /// A job with its stages, file progress and the log lines after `since`; with `wait`, holds
+    /// the answer until something new happens or `wait` passes.
+    async fn job(
+        &self,
+        id: &str,
+        since: Option<u64>,
+        wait: Option<std::time::Duration>,
+    ) -> Result<JobDetail>;
+
+    async fn cancel_job(&self, id: &str) -> Result<JobSummary>;
+
+    async fn retry_job(&self, id: &str) -> Result<JobSummary>;
+
+    /// `SHOW VERSIONS IN MODEL` with each version's functions.
+    async fn versions(&self, model: &str) -> Result<Vec<ModelVersion>>;
+
+    /// `ALTER MODEL .. DROP VERSION`, or `DROP MODEL` when `version` is `None`.
+    async fn drop_model(&self, model: &str, version: Option<&str>) -> Result<()>;
+
+    /// `SHOW SERVICE CONTAINERS IN SERVICE`.
+    async fn containers(&self, service: &str) -> Result<Vec<Container>>;
+
+    /// `SHOW ENDPOINTS IN SERVICE`.
+    async fn endpoints(&self, service: &str) -> Result<Vec<Endpoint>>;
+
+    /// Container logs after `since`, at most `limit` of the newest; with `wait`, holds the answer
+    /// until a line arrives or `wait` passes (follow).
+    async fn logs(
+        &self,
+        service: &str,
+        since: Option<u64>,
+        limit: usize,
+        wait: Option<std::time::Duration>,
+    ) -> Result<Vec<LogLine>>;
+
+    /// Metrics samples, oldest first.
+    async fn metrics(&self, service: &str) -> Result<Vec<MetricSample>>;
+
+    /// `ALTER SERVICE .. SUSPEND`.
+    async fn suspend_service(&self, name: &str) -> Result<Service>;
+
+    /// `ALTER SERVICE .. RESUME`.
+    async fn resume_service(&self, name: &str) -> Result<Service>;
+
+    /// `DROP SERVICE`.
+    async fn drop_service(&self, name: &str) -> Result<()>;
+
+    /// Calls a service method over its REST endpoint with rows of inputs (signature order);
+    /// returns one output object per row, in order.
+    async fn predict(
+        &self,
+        service: &str,
+        method: &str,
+        rows: &[Vec<serde_json::Value>],
+    ) -> Result<Prediction>;
+}
+
+/// What a service call returned.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Prediction {
+    pub outputs: Vec<serde_json::Value>,
+    pub latency_ms: f64,
 }
 
 /// Fetches a whole snapshot, the calls running concurrently.

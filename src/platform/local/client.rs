@@ -7,9 +7,10 @@ use serde::de::DeserializeOwned;
 
 use super::{DaemonInfo, ErrorBody};
 use crate::domain::{
-    ComputePool, JobSummary, PlatformKind, PlatformStatus, RegisteredModel, Service,
+    ComputePool, Container, Endpoint, ImportSpec, JobDetail, JobSummary, LogLine, MetricSample,
+    ModelVersion, PlatformKind, PlatformStatus, RegisteredModel, Service,
 };
-use crate::platform::{Platform, PlatformError, Result};
+use crate::platform::{Platform, PlatformError, Prediction, Result, protocol};
 use crate::secret::Secret;
 
 #[derive(Clone)]
@@ -53,24 +54,43 @@ impl LocalPlatform {
     }
 
     async fn call<T: DeserializeOwned>(&self, method: reqwest::Method, path: &str) -> Result<T> {
+        self.call_with(method, path, None, None).await
+    }
+
+    async fn call_with<T: DeserializeOwned>(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+        wait: Option<Duration>,
+    ) -> Result<T> {
         let what = what(&self.base);
-        let resp = self
+        let mut req = self
             .http
             .request(method, format!("{}{path}", self.base))
-            .bearer_auth(self.token.expose())
-            .send()
-            .await
-            .map_err(|e| PlatformError::Unreachable {
-                what: what.clone(),
-                detail: describe(&e),
-            })?;
+            .bearer_auth(self.token.expose());
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        if let Some(w) = wait {
+            req = req.timeout(w + Duration::from_secs(10));
+        }
+        let resp = req.send().await.map_err(|e| PlatformError::Unreachable {
+            what: what.clone(),
+            detail: describe(&e),
+        })?;
         let status = resp.status();
         let bytes = resp.bytes().await.map_err(|e| PlatformError::Unreachable {
             what: what.clone(),
             detail: describe(&e),
         })?;
         if status.is_success() {
-            return serde_json::from_slice(&bytes).map_err(|e| PlatformError::Protocol {
+            let bytes = if bytes.is_empty() {
+                &b"null"[..]
+            } else {
+                &bytes[..]
+            };
+            return serde_json::from_slice(bytes).map_err(|e| PlatformError::Protocol {
                 what,
                 detail: e.to_string(),
             });
@@ -85,6 +105,7 @@ impl LocalPlatform {
             },
             404 => PlatformError::NotFound(message),
             409 => PlatformError::Conflict(message),
+            400 => PlatformError::Invalid(message),
             code => PlatformError::Api {
                 what,
                 status: code,
@@ -194,6 +215,197 @@ impl Platform for LocalPlatform {
             &format!("/v1/pools/{}/resume", segment(name)),
         )
         .await
+    }
+
+    async fn import(&self, spec: &ImportSpec) -> Result<JobSummary> {
+        let body = serde_json::to_value(spec).map_err(|e| PlatformError::Other(e.to_string()))?;
+        self.call_with(reqwest::Method::POST, "/v1/jobs", Some(body), None)
+            .await
+    }
+
+    async fn job(&self, id: &str, since: Option<u64>, wait: Option<Duration>) -> Result<JobDetail> {
+        let mut q = Vec::new();
+        if let Some(s) = since {
+            q.push(format!("since={s}"));
+        }
+        if let Some(w) = wait {
+            q.push(format!("wait_ms={}", w.as_millis()));
+        }
+        let path = format!("/v1/jobs/{}?{}", segment(id), q.join("&"));
+        self.call_with(reqwest::Method::GET, &path, None, wait)
+            .await
+    }
+
+    async fn cancel_job(&self, id: &str) -> Result<JobSummary> {
+        self.call(
+            reqwest::Method::POST,
+            &format!("/v1/jobs/{}/cancel", segment(id)),
+        )
+        .await
+    }
+
+    async fn retry_job(&self, id: &str) -> Result<JobSummary> {
+        self.call(
+            reqwest::Method::POST,
+            &format!("/v1/jobs/{}/retry", segment(id)),
+        )
+        .await
+    }
+
+    async fn versions(&self, model: &str) -> Result<Vec<ModelVersion>> {
+        self.call(
+            reqwest::Method::GET,
+            &format!("/v1/models/{}/versions", segment(model)),
+        )
+        .await
+    }
+
+    async fn drop_model(&self, model: &str, version: Option<&str>) -> Result<()> {
+        let path = match version {
+            Some(v) => format!("/v1/models/{}/versions/{}", segment(model), segment(v)),
+            None => format!("/v1/models/{}", segment(model)),
+        };
+        self.call::<serde_json::Value>(reqwest::Method::DELETE, &path)
+            .await
+            .map(|_| ())
+    }
+
+    async fn containers(&self, service: &str) -> Result<Vec<Container>> {
+        self.call(
+            reqwest::Method::GET,
+            &format!("/v1/services/{}/containers", segment(service)),
+        )
+        .await
+    }
+
+    async fn endpoints(&self, service: &str) -> Result<Vec<Endpoint>> {
+        self.call(
+            reqwest::Method::GET,
+            &format!("/v1/services/{}/endpoints", segment(service)),
+        )
+        .await
+    }
+
+    async fn logs(
+        &self,
+        service: &str,
+        since: Option<u64>,
+        limit: usize,
+        wait: Option<Duration>,
+    ) -> Result<Vec<LogLine>> {
+        let mut q = vec![format!("limit={limit}")];
+        if let Some(s) = since {
+            q.push(format!("since={s}"));
+        }
+        if let Some(w) = wait {
+            q.push(format!("wait_ms={}", w.as_millis()));
+        }
+        let path = format!("/v1/services/{}/logs?{}", segment(service), q.join("&"));
+        self.call_with(reqwest::Method::GET, &path, None, wait)
+            .await
+    }
+
+    async fn metrics(&self, service: &str) -> Result<Vec<MetricSample>> {
+        self.call(
+            reqwest::Method::GET,
+            &format!("/v1/services/{}/metrics", segment(service)),
+        )
+        .await
+    }
+
+    async fn suspend_service(&self, name: &str) -> Result<Service> {
+        self.call(
+            reqwest::Method::POST,
+            &format!("/v1/services/{}/suspend", segment(name)),
+        )
+        .await
+    }
+
+    async fn resume_service(&self, name: &str) -> Result<Service> {
+        self.call(
+            reqwest::Method::POST,
+            &format!("/v1/services/{}/resume", segment(name)),
+        )
+        .await
+    }
+
+    async fn drop_service(&self, name: &str) -> Result<()> {
+        self.call::<serde_json::Value>(
+            reqwest::Method::DELETE,
+            &format!("/v1/services/{}", segment(name)),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    async fn predict(
+        &self,
+        service: &str,
+        method: &str,
+        rows: &[Vec<serde_json::Value>],
+    ) -> Result<Prediction> {
+        let endpoint = self
+            .endpoints(service)
+            .await?
+            .into_iter()
+            .find(|e| e.name == "inference")
+            .ok_or_else(|| {
+                PlatformError::NotFound(format!("an inference endpoint of {service}"))
+            })?;
+        let token: serde_json::Value = self
+            .call(
+                reqwest::Method::GET,
+                &format!("/v1/services/{}/token", segment(service)),
+            )
+            .await?;
+        let token = Secret::new(token["token"].as_str().unwrap_or_default());
+        let what = format!("service {service} at {}", endpoint.ingress_url);
+        let url = format!(
+            "http://{}{}",
+            endpoint.ingress_url,
+            crate::domain::platform::rest_path(method)
+        );
+        let body = protocol::request(rows);
+        let started = std::time::Instant::now();
+        let resp = self
+            .http
+            .post(&url)
+            .header(
+                "Authorization",
+                format!("Snowflake Token=\"{}\"", token.expose()),
+            )
+            .timeout(Duration::from_secs(300))
+            .json(&body)
+            .send()
+            .await
+            .map_err(|e| PlatformError::Unreachable {
+                what: what.clone(),
+                detail: describe(&e),
+            })?;
+        let status = resp.status();
+        let bytes = resp.bytes().await.map_err(|e| PlatformError::Unreachable {
+            what: what.clone(),
+            detail: describe(&e),
+        })?;
+        let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+        let value: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
+        if !status.is_success() {
+            let message = value["error"]["message"]
+                .as_str()
+                .map(str::to_string)
+                .unwrap_or_else(|| String::from_utf8_lossy(&bytes).chars().take(200).collect());
+            return Err(PlatformError::Api {
+                what,
+                status: status.as_u16(),
+                message,
+            });
+        }
+        let outputs = protocol::parse_response(&value, rows.len())
+            .map_err(|detail| PlatformError::Protocol { what, detail })?;
+        Ok(Prediction {
+            outputs,
+            latency_ms,
+        })
     }
 }
 

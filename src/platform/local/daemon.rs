@@ -15,8 +15,12 @@ use axum::{Json, Router};
 use chrono::Utc;
 use tokio_util::sync::CancellationToken;
 
+use super::jobs::{JobRunner, SubmitError};
 use super::registry::{Machine, Registry, RegistryError};
+use super::services::{Db, ServiceError, ServiceManager, ServiceSettings};
 use super::{API_VERSION, DaemonFiles, DaemonInfo, ErrorBody, ErrorDetail, write_private};
+use crate::domain::ImportSpec;
+use crate::hub::settings::HubSettings;
 use crate::secret::Secret;
 
 #[derive(Debug, thiserror::Error)]
@@ -49,12 +53,17 @@ pub type OnReady = Box<dyn FnOnce(&DaemonInfo) + Send>;
 pub struct ServeOptions {
     pub data_dir: PathBuf,
     pub port: u16,
+    pub services: ServiceSettings,
+    pub hub: HubSettings,
+    pub import_concurrency: usize,
     /// Called once the daemon listens, with what `daemon.json` says.
     pub on_ready: Option<OnReady>,
 }
 
 struct AppState {
-    registry: Mutex<Registry>,
+    db: Db,
+    services: Arc<ServiceManager>,
+    jobs: Arc<JobRunner>,
     token: Secret,
     info: DaemonInfo,
     shutdown: CancellationToken,
@@ -127,8 +136,24 @@ pub async fn serve(opts: ServeOptions) -> Result<(), DaemonError> {
     tracing::info!(port, pid = info.pid, dir = %files.dir.display(), "daemon listening");
 
     let shutdown = CancellationToken::new();
+    let db = Db(Arc::new(Mutex::new(registry)));
+    let services = ServiceManager::new(db.clone(), files.clone(), opts.services);
+    let jobs = JobRunner::new(
+        db.clone(),
+        services.clone(),
+        opts.hub,
+        opts.import_concurrency,
+    );
+    if let Err(e) = services.restore().await {
+        tracing::error!(error = %e, "cannot restore services");
+    }
+    if let Err(e) = jobs.resume_unfinished().await {
+        tracing::error!(error = %e, "cannot resume unfinished jobs");
+    }
     let state = Arc::new(AppState {
-        registry: Mutex::new(registry),
+        db,
+        services: services.clone(),
+        jobs,
         token,
         info: info.clone(),
         shutdown: shutdown.clone(),
@@ -146,6 +171,7 @@ pub async fn serve(opts: ServeOptions) -> Result<(), DaemonError> {
     let served = axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown.cancelled_owned())
         .await;
+    services.shutdown();
 
     // Clean up before the lock is released, so a new daemon never sees our files.
     let _ = fs::remove_file(files.info());
@@ -180,8 +206,25 @@ fn router(state: Shared) -> Router {
         .route("/v1/pools/{name}/suspend", post(suspend_pool))
         .route("/v1/pools/{name}/resume", post(resume_pool))
         .route("/v1/services", get(services))
+        .route("/v1/services/{name}", axum::routing::delete(drop_service))
+        .route("/v1/services/{name}/suspend", post(suspend_service))
+        .route("/v1/services/{name}/resume", post(resume_service))
+        .route("/v1/services/{name}/containers", get(containers))
+        .route("/v1/services/{name}/endpoints", get(endpoints))
+        .route("/v1/services/{name}/token", get(service_token))
+        .route("/v1/services/{name}/logs", get(logs))
+        .route("/v1/services/{name}/metrics", get(metrics))
         .route("/v1/models", get(models))
-        .route("/v1/jobs", get(jobs))
+        .route("/v1/models/{name}", axum::routing::delete(drop_model))
+        .route("/v1/models/{name}/versions", get(versions))
+        .route(
+            "/v1/models/{name}/versions/{version}",
+            axum::routing::delete(drop_version),
+        )
+        .route("/v1/jobs", get(jobs).post(submit_job))
+        .route("/v1/jobs/{id}", get(job_detail))
+        .route("/v1/jobs/{id}/cancel", post(cancel_job))
+        .route("/v1/jobs/{id}/retry", post(retry_job))
         .route("/v1/shutdown", post(shutdown))
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(state.clone(), authenticate))
@@ -206,9 +249,10 @@ impl IntoResponse for ApiError {
 impl From<RegistryError> for ApiError {
     fn from(e: RegistryError) -> Self {
         match e {
-            RegistryError::NoSuchPool(_) => {
+            RegistryError::NoSuchPool(_) | RegistryError::NotFound(_) => {
                 ApiError(StatusCode::NOT_FOUND, "NOT_FOUND", e.to_string())
             }
+            RegistryError::Conflict(_) => ApiError(StatusCode::CONFLICT, "CONFLICT", e.to_string()),
             other => {
                 tracing::error!(error = %other, "registry");
                 ApiError(
@@ -258,19 +302,43 @@ async fn with_registry<T: Send + 'static>(
     state: &Shared,
     f: impl FnOnce(&mut Registry) -> Result<T, RegistryError> + Send + 'static,
 ) -> Result<T, ApiError> {
-    let state = state.clone();
-    tokio::task::spawn_blocking(move || {
-        let mut reg = state.registry.lock().map_err(|_| {
-            ApiError(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "POISONED",
-                "the registry lock was poisoned by an earlier panic: restart the daemon".into(),
-            )
-        })?;
-        f(&mut reg).map_err(ApiError::from)
-    })
-    .await
-    .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, "TASK", e.to_string()))?
+    state.db.run(f).await.map_err(ApiError::from)
+}
+
+impl From<ServiceError> for ApiError {
+    fn from(e: ServiceError) -> Self {
+        match e {
+            ServiceError::Registry(r) => r.into(),
+            ServiceError::NotFound(_) => {
+                ApiError(StatusCode::NOT_FOUND, "NOT_FOUND", e.to_string())
+            }
+            ServiceError::Conflict(_) => ApiError(StatusCode::CONFLICT, "CONFLICT", e.to_string()),
+            ServiceError::Io(_) => ApiError(StatusCode::INTERNAL_SERVER_ERROR, "IO", e.to_string()),
+        }
+    }
+}
+
+impl From<SubmitError> for ApiError {
+    fn from(e: SubmitError) -> Self {
+        match e {
+            SubmitError::Invalid(m) => ApiError(StatusCode::BAD_REQUEST, "INVALID", m),
+            SubmitError::NotFound(m) => ApiError(StatusCode::NOT_FOUND, "NOT_FOUND", m),
+            SubmitError::Conflict(m) => ApiError(StatusCode::CONFLICT, "CONFLICT", m),
+            SubmitError::Registry(r) => r.into(),
+        }
+    }
+}
+
+/// Query of the log and job routes: lines after `since`, waiting up to `wait_ms` for new ones.
+#[derive(Debug, Default, serde::Deserialize)]
+struct Since {
+    since: Option<u64>,
+    limit: Option<usize>,
+    wait_ms: Option<u64>,
+}
+
+fn wait_cap(ms: Option<u64>) -> std::time::Duration {
+    std::time::Duration::from_millis(ms.unwrap_or(0).min(30_000))
 }
 
 async fn health(State(state): State<Shared>) -> Json<DaemonInfo> {
@@ -286,6 +354,11 @@ async fn suspend_pool(
     UrlPath(name): UrlPath<String>,
 ) -> Result<impl IntoResponse, ApiError> {
     tracing::info!(pool = %name, "suspend pool");
+    let n = name.clone();
+    if with_registry(&state, move |r| r.pool(&n)).await?.is_none() {
+        return Err(RegistryError::NoSuchPool(name).into());
+    }
+    state.services.suspend_pool(&name).await?;
     Ok(Json(
         with_registry(&state, move |r| r.set_pool_suspended(&name, true)).await?,
     ))
@@ -302,15 +375,172 @@ async fn resume_pool(
 }
 
 async fn services(State(state): State<Shared>) -> Result<impl IntoResponse, ApiError> {
-    Ok(Json(with_registry(&state, |r| r.services()).await?))
+    let mut list = with_registry(&state, |r| r.services()).await?;
+    state.services.overlay(&mut list);
+    Ok(Json(list))
+}
+
+async fn suspend_service(
+    State(state): State<Shared>,
+    UrlPath(name): UrlPath<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    tracing::info!(service = %name, "suspend service");
+    state.services.suspend(&name).await?;
+    service_json(&state, &name).await
+}
+
+async fn resume_service(
+    State(state): State<Shared>,
+    UrlPath(name): UrlPath<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    tracing::info!(service = %name, "resume service");
+    state.services.resume(&name).await?;
+    service_json(&state, &name).await
+}
+
+async fn service_json(
+    state: &Shared,
+    name: &str,
+) -> Result<Json<crate::domain::Service>, ApiError> {
+    let mut list = with_registry(state, |r| r.services()).await?;
+    state.services.overlay(&mut list);
+    list.into_iter()
+        .find(|s| s.name == name)
+        .map(Json)
+        .ok_or_else(|| ServiceError::NotFound(name.to_string()).into())
+}
+
+async fn drop_service(
+    State(state): State<Shared>,
+    UrlPath(name): UrlPath<String>,
+) -> Result<StatusCode, ApiError> {
+    tracing::info!(service = %name, "drop service");
+    state.services.drop_service(&name).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn containers(
+    State(state): State<Shared>,
+    UrlPath(name): UrlPath<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    Ok(Json(state.services.get(&name)?.containers()))
+}
+
+async fn endpoints(
+    State(state): State<Shared>,
+    UrlPath(name): UrlPath<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    Ok(Json(state.services.get(&name)?.endpoints()))
+}
+
+/// The service endpoint's token, for the owner of the admin token (clients such as
+/// `hugflake predict` fetch it instead of reading files).
+async fn service_token(
+    State(state): State<Shared>,
+    UrlPath(name): UrlPath<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    let rt = state.services.get(&name)?;
+    Ok(Json(serde_json::json!({ "token": rt.token().expose() })))
+}
+
+async fn logs(
+    State(state): State<Shared>,
+    UrlPath(name): UrlPath<String>,
+    axum::extract::Query(q): axum::extract::Query<Since>,
+) -> Result<impl IntoResponse, ApiError> {
+    let rt = state.services.get(&name)?;
+    let limit = q.limit.unwrap_or(1000).min(5000);
+    let waiter = rt.logs.changed.notified();
+    let mut lines = rt.logs.since(q.since, limit);
+    if lines.is_empty() && q.wait_ms.is_some() {
+        let _ = tokio::time::timeout(wait_cap(q.wait_ms), waiter).await;
+        lines = rt.logs.since(q.since, limit);
+    }
+    Ok(Json(lines))
+}
+
+async fn metrics(
+    State(state): State<Shared>,
+    UrlPath(name): UrlPath<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    Ok(Json(state.services.get(&name)?.metrics.samples()))
 }
 
 async fn models(State(state): State<Shared>) -> Result<impl IntoResponse, ApiError> {
     Ok(Json(with_registry(&state, |r| r.models()).await?))
 }
 
+async fn versions(
+    State(state): State<Shared>,
+    UrlPath(name): UrlPath<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    Ok(Json(
+        with_registry(&state, move |r| r.versions(&name)).await?,
+    ))
+}
+
+async fn drop_model(
+    State(state): State<Shared>,
+    UrlPath(name): UrlPath<String>,
+) -> Result<StatusCode, ApiError> {
+    tracing::info!(model = %name, "drop model");
+    with_registry(&state, move |r| r.drop_version(&name, None)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn drop_version(
+    State(state): State<Shared>,
+    UrlPath((name, version)): UrlPath<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    tracing::info!(model = %name, version = %version, "drop version");
+    with_registry(&state, move |r| r.drop_version(&name, Some(&version))).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
 async fn jobs(State(state): State<Shared>) -> Result<impl IntoResponse, ApiError> {
     Ok(Json(with_registry(&state, |r| r.jobs()).await?))
+}
+
+async fn submit_job(
+    State(state): State<Shared>,
+    body: Result<Json<ImportSpec>, axum::extract::rejection::JsonRejection>,
+) -> Result<impl IntoResponse, ApiError> {
+    let Json(spec) =
+        body.map_err(|e| ApiError(StatusCode::BAD_REQUEST, "INVALID", e.body_text()))?;
+    let job = state.jobs.submit(spec).await?;
+    Ok((StatusCode::CREATED, Json(job)))
+}
+
+async fn job_detail(
+    State(state): State<Shared>,
+    UrlPath(id): UrlPath<String>,
+    axum::extract::Query(q): axum::extract::Query<Since>,
+) -> Result<impl IntoResponse, ApiError> {
+    let waiter = state.jobs.changed.notified();
+    let detail = state.jobs.detail(&id, q.since).await?;
+    let finished = !matches!(
+        detail.summary.state,
+        crate::domain::JobState::Queued | crate::domain::JobState::Running
+    );
+    if detail.log.is_empty() && !finished && q.wait_ms.is_some() {
+        let _ = tokio::time::timeout(wait_cap(q.wait_ms), waiter).await;
+        return Ok(Json(state.jobs.detail(&id, q.since).await?));
+    }
+    Ok(Json(detail))
+}
+
+async fn cancel_job(
+    State(state): State<Shared>,
+    UrlPath(id): UrlPath<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    Ok(Json(state.jobs.cancel(&id).await?))
+}
+
+async fn retry_job(
+    State(state): State<Shared>,
+    UrlPath(id): UrlPath<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    Ok(Json(state.jobs.retry(&id).await?))
 }
 
 async fn shutdown(State(state): State<Shared>) -> StatusCode {

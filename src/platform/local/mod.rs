@@ -10,8 +10,12 @@
 
 pub mod client;
 pub mod daemon;
+pub mod instance;
+pub mod jobs;
 pub mod lifecycle;
+pub mod records;
 pub mod registry;
+pub mod services;
 
 use std::fs::{self, OpenOptions};
 use std::io::Write;
@@ -111,4 +115,19 @@ pub fn write_private(path: &Path, contents: &[u8]) -> std::io::Result<()> {
     file.write_all(contents)?;
     file.sync_all()?;
     fs::rename(&tmp, path)
+}
+
+/// The token a request presents: `Authorization: Bearer <t>` or Snowflake's
+/// `Authorization: Snowflake Token="<t>"`.
+pub fn presented_token(headers: &axum::http::HeaderMap) -> Option<&str> {
+    let value = headers
+        .get(axum::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
+    if let Some(t) = value.strip_prefix("Bearer ") {
+        return Some(t.trim());
+    }
+    value
+        .strip_prefix("Snowflake Token=")
+        .map(|t| t.trim().trim_matches('"'))
 }

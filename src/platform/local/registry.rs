@@ -11,7 +11,8 @@ use crate::domain::{
 };
 
 /// Migrations in order; `PRAGMA user_version` records how many have run.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE pools (
     name              TEXT PRIMARY KEY,
     state             TEXT NOT NULL,
@@ -98,7 +99,20 @@ CREATE TABLE job_stages (
     error       TEXT,
     PRIMARY KEY (job_id, stage)
 );
-"#];
+"#,
+    r#"
+ALTER TABLE versions ADD COLUMN snapshot TEXT;
+ALTER TABLE versions ADD COLUMN text_dir TEXT;
+ALTER TABLE jobs ADD COLUMN plan_json TEXT;
+CREATE TABLE job_logs (
+    job_id TEXT NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
+    seq    INTEGER NOT NULL,
+    at     TEXT NOT NULL,
+    line   TEXT NOT NULL,
+    PRIMARY KEY (job_id, seq)
+);
+"#,
+];
 
 /// The pool created on first start.
 pub const DEFAULT_POOL: &str = "LOCAL_CPU";
@@ -119,6 +133,10 @@ pub enum RegistryError {
     NoSuchPool(String),
     #[error("registry row has a bad value: {0}")]
     BadValue(String),
+    #[error("{0} not found")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
 }
 
 pub type Result<T> = std::result::Result<T, RegistryError>;
@@ -156,14 +174,14 @@ impl Machine {
 }
 
 pub struct Registry {
-    conn: Connection,
+    pub(super) conn: Connection,
 }
 
-fn ts(t: DateTime<Utc>) -> String {
+pub(super) fn ts(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
-fn parse_ts(s: Option<String>) -> Result<Option<DateTime<Utc>>> {
+pub(super) fn parse_ts(s: Option<String>) -> Result<Option<DateTime<Utc>>> {
     s.map(|s| {
         DateTime::parse_from_rfc3339(&s)
             .map(|t| t.with_timezone(&Utc))
@@ -172,7 +190,7 @@ fn parse_ts(s: Option<String>) -> Result<Option<DateTime<Utc>>> {
     .transpose()
 }
 
-fn req_ts(s: String) -> Result<DateTime<Utc>> {
+pub(super) fn req_ts(s: String) -> Result<DateTime<Utc>> {
     parse_ts(Some(s))?.ok_or_else(|| RegistryError::BadValue("missing timestamp".into()))
 }
 
@@ -385,6 +403,12 @@ fn pool_row(r: &Row<'_>) -> rusqlite::Result<Result<ComputePool>> {
         let state: PoolState = state.parse().map_err(RegistryError::BadValue)?;
         let min_nodes: u32 = r.get(2)?;
         let active_services: u32 = r.get(15)?;
+        // Like Snowflake: a pool with running services is ACTIVE, an unsuspended empty one IDLE.
+        let state = match state {
+            PoolState::Idle | PoolState::Active if active_services > 0 => PoolState::Active,
+            PoolState::Idle | PoolState::Active => PoolState::Idle,
+            other => other,
+        };
         // A local pool is one node (this machine): it is active while a service runs on it.
         let active_nodes = match state {
             PoolState::Suspended | PoolState::Stopping => 0,

@@ -1,0 +1,510 @@
+//! Headless commands that act on a platform: import, jobs, logs, metrics, suspend/resume, drop,
+//! predict through a service, and the hidden `instance` mode the daemon runs. They use the same
+//! Platform trait as the panes.
+
+use std::time::Duration;
+
+use color_eyre::eyre::{Result, WrapErr, eyre};
+
+use crate::cli::{DropKind, ObjectKind};
+use crate::domain::{ImportSpec, JobDetail, JobState, StageState, units};
+use crate::headless::{Context, print_json, text_table};
+use crate::platform::Platform;
+use crate::platform::local::LocalPlatform;
+use crate::platform::local::lifecycle::{self, Connection};
+
+async fn connect(ctx: &Context) -> Result<LocalPlatform> {
+    let (client, connection) = lifecycle::connect_or_start(&ctx.start_options()).await?;
+    if matches!(connection, Connection::Started(_)) {
+        eprintln!("{}", connection.describe());
+    }
+    Ok(client)
+}
+
+pub struct ImportArgs {
+    pub spec: ImportSpec,
+    pub detach: bool,
+    pub json: bool,
+}
+
+/// `hugflake import`: queues the job, then follows it until the service runs (or the job fails).
+pub async fn import(ctx: &Context, args: ImportArgs) -> Result<()> {
+    let client = connect(ctx).await?;
+    let spec = args.spec;
+    if !args.json {
+        eprintln!(
+            "import {}@{} → model {} version {} (task {}), service {} on pool {} ({}..{} instances)",
+            spec.handle,
+            spec.revision,
+            spec.model,
+            spec.version,
+            spec.task.as_deref().unwrap_or("from the repo"),
+            spec.service,
+            spec.pool,
+            spec.min_instances,
+            spec.max_instances
+        );
+    }
+    let job = client.import(&spec).await?;
+    if args.json {
+        println!("{}", serde_json::json!({ "event": "queued", "job": job }));
+    } else {
+        eprintln!("job {} queued", job.id);
+    }
+    if args.detach {
+        if !args.json {
+            eprintln!(
+                "follow it with `hugflake jobs {}`; the daemon keeps working when this exits",
+                job.id
+            );
+        }
+        return Ok(());
+    }
+    follow_job(&client, &job.id, args.json).await
+}
+
+/// Prints a job's log and stage changes until it ends; errors when it did not end done.
+async fn follow_job(client: &LocalPlatform, id: &str, json: bool) -> Result<()> {
+    let mut since: Option<u64> = None;
+    let mut last_bytes = 0u64;
+    let mut last_stage = None;
+    loop {
+        let detail = client.job(id, since, Some(Duration::from_secs(10))).await?;
+        for line in &detail.log {
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({ "event": "log", "job": id, "at": line.at, "line": line.line })
+                );
+            } else {
+                eprintln!("  {}", line.line);
+            }
+            since = Some(line.seq);
+        }
+        if let Some(s) = detail
+            .stages
+            .iter()
+            .find(|s| s.state == StageState::Running)
+        {
+            if last_stage != Some(s.stage) {
+                last_stage = Some(s.stage);
+                // Text mode: every log line already starts with its stage.
+                if json {
+                    println!(
+                        "{}",
+                        serde_json::json!({ "event": "stage", "job": id, "stage": s.stage, "state": s.state })
+                    );
+                }
+            }
+            let done: u64 = detail.files.iter().map(|f| f.done).sum();
+            let total: u64 = detail.files.iter().map(|f| f.size).sum();
+            if done != last_bytes && total > 0 {
+                last_bytes = done;
+                if json {
+                    println!(
+                        "{}",
+                        serde_json::json!({ "event": "progress", "job": id, "done": done, "total": total })
+                    );
+                } else {
+                    eprintln!("  {} / {}", units::bytes(done), units::bytes(total));
+                }
+            }
+        }
+        match detail.summary.state {
+            JobState::Queued | JobState::Running => continue,
+            JobState::Done => {
+                if json {
+                    println!(
+                        "{}",
+                        serde_json::json!({ "event": "done", "job": detail.summary })
+                    );
+                } else {
+                    print_stages(&detail);
+                }
+                return Ok(());
+            }
+            state => {
+                if json {
+                    println!(
+                        "{}",
+                        serde_json::json!({ "event": state.as_str(), "job": detail.summary })
+                    );
+                } else {
+                    print_stages(&detail);
+                }
+                return Err(eyre!(
+                    "job {id} {state}: {}",
+                    detail
+                        .summary
+                        .error
+                        .unwrap_or_else(|| "no reason recorded".into())
+                ));
+            }
+        }
+    }
+}
+
+fn print_stages(d: &JobDetail) {
+    let rows: Vec<Vec<String>> = d
+        .stages
+        .iter()
+        .map(|s| {
+            let took = match (s.started_on, s.finished_on) {
+                (Some(a), Some(b)) => {
+                    format!("{:.1} s", (b - a).num_milliseconds() as f64 / 1000.0)
+                }
+                _ => "-".into(),
+            };
+            vec![
+                s.stage.to_string(),
+                s.state.as_str().to_string(),
+                took,
+                s.bytes_total.map_or("-".into(), units::bytes),
+                s.error.clone().unwrap_or_default(),
+            ]
+        })
+        .collect();
+    eprint!(
+        "{}",
+        text_table(&["STAGE", "STATE", "TOOK", "BYTES", "ERROR"], &rows)
+    );
+}
+
+pub async fn jobs(ctx: &Context, id: Option<String>, json: bool) -> Result<()> {
+    let client = connect(ctx).await?;
+    if let Some(id) = id {
+        let d = client.job(&id, None, None).await?;
+        if json {
+            return print_json(&d);
+        }
+        println!(
+            "job {}  {}  {} → {} {} on {}",
+            d.summary.id,
+            d.summary.state,
+            d.summary.handle,
+            d.summary.model,
+            d.summary.version,
+            d.summary.target
+        );
+        if let Some(e) = &d.summary.error {
+            println!("error: {e}");
+        }
+        print_stages(&d);
+        for l in &d.log {
+            println!("{} {}", l.at.format("%H:%M:%S"), l.line);
+        }
+        return Ok(());
+    }
+    let list = client.jobs().await?;
+    if json {
+        return print_json(&list);
+    }
+    if list.is_empty() {
+        eprintln!(
+            "no import jobs yet: `hugflake import sentence-transformers/all-MiniLM-L6-v2` starts one"
+        );
+        return Ok(());
+    }
+    let rows: Vec<Vec<String>> = list
+        .iter()
+        .map(|j| {
+            vec![
+                j.id.clone(),
+                j.state.to_string(),
+                j.stage.map(|s| s.to_string()).unwrap_or_else(|| "-".into()),
+                j.handle.clone(),
+                format!("{} {}", j.model, j.version),
+                j.target.clone(),
+                j.error.clone().unwrap_or_default(),
+            ]
+        })
+        .collect();
+    print!(
+        "{}",
+        text_table(
+            &["JOB", "STATE", "STAGE", "HANDLE", "MODEL", "POOL", "ERROR"],
+            &rows
+        )
+    );
+    Ok(())
+}
+
+pub async fn cancel(ctx: &Context, id: &str) -> Result<()> {
+    let job = connect(ctx).await?.cancel_job(id).await?;
+    eprintln!("cancelling job {} ({})", job.id, job.handle);
+    Ok(())
+}
+
+pub async fn retry(ctx: &Context, id: &str) -> Result<()> {
+    let client = connect(ctx).await?;
+    let job = client.retry_job(id).await?;
+    eprintln!("job {} queued again", job.id);
+    follow_job(&client, id, false).await
+}
+
+pub async fn logs(
+    ctx: &Context,
+    service: &str,
+    follow: bool,
+    tail: usize,
+    json: bool,
+) -> Result<()> {
+    let client = connect(ctx).await?;
+    let mut since = None;
+    let mut first = true;
+    loop {
+        let wait = (!first).then_some(Duration::from_secs(10));
+        let lines = client
+            .logs(service, since, if first { tail } else { 5000 }, wait)
+            .await?;
+        first = false;
+        for l in &lines {
+            if json {
+                println!("{}", serde_json::to_string(l).unwrap_or_default());
+            } else {
+                println!(
+                    "{} {}/{} {}",
+                    l.at.format("%Y-%m-%dT%H:%M:%S%.3fZ"),
+                    l.instance_id,
+                    l.container,
+                    l.line
+                );
+            }
+            since = Some(l.seq);
+        }
+        if !follow {
+            return Ok(());
+        }
+    }
+}
+
+pub async fn metrics(ctx: &Context, service: &str, json: bool) -> Result<()> {
+    let samples = connect(ctx).await?.metrics(service).await?;
+    if json {
+        return print_json(&samples);
+    }
+    if samples.is_empty() {
+        eprintln!("no samples yet: the first one comes after [daemon] metrics_secs");
+        return Ok(());
+    }
+    let ms = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.1}"));
+    let rows: Vec<Vec<String>> = samples
+        .iter()
+        .rev()
+        .take(30)
+        .map(|s| {
+            vec![
+                s.at.format("%H:%M:%S").to_string(),
+                s.requests.to_string(),
+                s.errors.to_string(),
+                ms(s.p50_ms),
+                ms(s.p95_ms),
+                ms(s.p99_ms),
+                s.queue_depth.to_string(),
+                units::bytes(s.memory_bytes),
+            ]
+        })
+        .collect();
+    print!(
+        "{}",
+        text_table(
+            &[
+                "AT", "REQUESTS", "ERRORS", "P50 MS", "P95 MS", "P99 MS", "QUEUE", "MEMORY"
+            ],
+            &rows
+        )
+    );
+    Ok(())
+}
+
+pub async fn suspend_resume(
+    ctx: &Context,
+    kind: ObjectKind,
+    name: &str,
+    suspend: bool,
+) -> Result<()> {
+    let client = connect(ctx).await?;
+    let name = name.to_ascii_uppercase();
+    match (kind, suspend) {
+        (ObjectKind::Pool, true) => {
+            let p = client.suspend_pool(&name).await?;
+            eprintln!(
+                "compute pool {} is {} (its services are suspended)",
+                p.name, p.state
+            );
+        }
+        (ObjectKind::Pool, false) => {
+            let p = client.resume_pool(&name).await?;
+            eprintln!(
+                "compute pool {} is {}; its services stay suspended until `hugflake resume service NAME`",
+                p.name, p.state
+            );
+        }
+        (ObjectKind::Service, true) => {
+            let s = client.suspend_service(&name).await?;
+            eprintln!("service {} is {}", s.name, s.status);
+        }
+        (ObjectKind::Service, false) => {
+            let s = client.resume_service(&name).await?;
+            eprintln!(
+                "service {} is {} (instances are starting)",
+                s.name, s.status
+            );
+        }
+    }
+    Ok(())
+}
+
+pub async fn drop(
+    ctx: &Context,
+    kind: DropKind,
+    name: &str,
+    version: Option<String>,
+) -> Result<()> {
+    let client = connect(ctx).await?;
+    let name = name.to_ascii_uppercase();
+    match kind {
+        DropKind::Service => {
+            client.drop_service(&name).await?;
+            eprintln!("dropped service {name}; its model versions stay in the registry");
+        }
+        DropKind::Model => {
+            client.drop_model(&name, None).await?;
+            eprintln!("dropped model {name} and its versions (cached files stay in the HF cache)");
+        }
+        DropKind::Version => {
+            let v = version
+                .ok_or_else(|| eyre!("say which version: `hugflake drop version {name} V1`"))?
+                .to_ascii_uppercase();
+            client.drop_model(&name, Some(&v)).await?;
+            eprintln!("dropped version {v} of model {name}");
+        }
+    }
+    Ok(())
+}
+
+pub struct ServicePredict {
+    pub service: String,
+    pub method: Option<String>,
+    pub texts: Vec<String>,
+    pub stdin: bool,
+    pub images: Vec<std::path::PathBuf>,
+    pub labels: Option<String>,
+    pub batch_size: usize,
+    pub json: bool,
+}
+
+/// `hugflake predict SERVICE`: the inputs go through the service's REST endpoint.
+pub async fn predict_service(ctx: &Context, p: ServicePredict) -> Result<()> {
+    use base64::Engine;
+    let client = connect(ctx).await?;
+    let service = p.service.to_ascii_uppercase();
+    let svc = client
+        .services()
+        .await?
+        .into_iter()
+        .find(|s| s.name == service)
+        .ok_or_else(|| eyre!("no service {service}: `hugflake status` lists them"))?;
+    let functions = match (&svc.model, &svc.model_version) {
+        (Some(m), Some(v)) => client
+            .versions(m)
+            .await?
+            .into_iter()
+            .find(|x| &x.name == v)
+            .map(|x| x.functions)
+            .unwrap_or_default(),
+        _ => Vec::new(),
+    };
+    let method = match &p.method {
+        Some(m) => m.to_ascii_uppercase(),
+        None => functions
+            .iter()
+            .map(|f| f.name.clone())
+            .find(|n| n == "ENCODE")
+            .or_else(|| functions.first().map(|f| f.name.clone()))
+            .ok_or_else(|| eyre!("service {service} lists no functions"))?,
+    };
+    if !functions.is_empty() && !functions.iter().any(|f| f.name == method) {
+        let names: Vec<&str> = functions.iter().map(|f| f.name.as_str()).collect();
+        return Err(eyre!(
+            "service {service} has no method {method}: it has {}",
+            names.join(", ")
+        ));
+    }
+    let images = functions
+        .iter()
+        .find(|f| f.name == method)
+        .is_some_and(|f| f.arguments.iter().any(|a| a.kind == "BINARY"));
+    let mut rows: Vec<Vec<serde_json::Value>> = Vec::new();
+    if images {
+        let labels: Vec<String> = p
+            .labels
+            .unwrap_or_default()
+            .split(',')
+            .map(|l| l.trim().to_string())
+            .filter(|l| !l.is_empty())
+            .collect();
+        if p.images.is_empty() || labels.len() < 2 {
+            return Err(eyre!(
+                "service {service} classifies images: give --image PATH and --labels \"a,b\" (two or more)"
+            ));
+        }
+        for path in &p.images {
+            let bytes =
+                std::fs::read(path).wrap_err_with(|| format!("cannot read {}", path.display()))?;
+            rows.push(vec![
+                serde_json::json!(base64::engine::general_purpose::STANDARD.encode(bytes)),
+                serde_json::json!(labels),
+            ]);
+        }
+    } else {
+        let mut texts = p.texts;
+        if p.stdin {
+            use std::io::BufRead;
+            for line in std::io::stdin().lock().lines() {
+                texts.push(line.wrap_err("cannot read standard input")?);
+            }
+        }
+        if texts.is_empty() {
+            return Err(eyre!("no input: give --text TEXT (repeatable) or --stdin"));
+        }
+        rows = texts
+            .into_iter()
+            .map(|t| vec![serde_json::json!(t)])
+            .collect();
+    }
+    let n_rows = rows.len();
+    let mut outputs = Vec::with_capacity(n_rows);
+    let mut total_ms = 0.0;
+    for chunk in rows.chunks(p.batch_size.max(1)) {
+        let r = client.predict(&service, &method, chunk).await?;
+        total_ms += r.latency_ms;
+        outputs.extend(r.outputs);
+    }
+    if p.json {
+        let rows: Vec<serde_json::Value> = outputs
+            .into_iter()
+            .enumerate()
+            .map(|(i, o)| serde_json::json!({ "index": i, "output": o }))
+            .collect();
+        print_json(&rows)?;
+    } else {
+        for (i, o) in outputs.iter().enumerate() {
+            println!("{i}: {}", crate::headless::output_line(o));
+        }
+    }
+    eprintln!("{service} {method}: {n_rows} row(s) in {total_ms:.0} ms");
+    Ok(())
+}
+
+/// `hugflake instance`: one service instance, run by the daemon.
+pub fn instance(opts: crate::platform::local::instance::InstanceOptions) -> Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .wrap_err("cannot start the async runtime")?;
+    runtime
+        .block_on(crate::platform::local::instance::run(opts))
+        .map_err(|e| eyre!(e))
+}

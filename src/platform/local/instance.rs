@@ -1,0 +1,369 @@
+//! A service instance: `hugflake instance`, a child process of the daemon that loads one model and
+//! answers the Snowflake model-service REST protocol on 127.0.0.1 (like the `model-inference`
+//! container of an SPCS service). A crash or an out-of-memory kill takes this process, never the
+//! daemon, which restarts it.
+//!
+//! Contract with the daemon:
+//! - the instance token comes in `HUGFLAKE_INSTANCE_TOKEN` (never on the command line);
+//! - once the model is loaded and warmed up, one JSON line on stdout: `{"event":"ready","port":N}`;
+//! - log lines on stderr (no request or response bodies, ever);
+//! - standard input stays open while the daemon lives: end of input means the daemon is gone, and
+//!   the instance exits rather than linger as an orphan.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use base64::Engine;
+use serde_json::{Value, json};
+use tokio::io::AsyncReadExt;
+
+use super::presented_token;
+use crate::domain::Function;
+use crate::inference::clip::{LabelScore, RESEARCH_USE, ZeroShot};
+use crate::inference::image::Rgb;
+use crate::inference::runtime::{BatchModel, Limits, Runtime};
+use crate::inference::sentence::SentenceEncoder;
+use crate::inference::token_classification::{
+    self, FeatureExtractor, Features, TokenClassifier, TokenPrediction,
+};
+use crate::inference::{InferenceError, Task};
+use crate::platform::protocol;
+use crate::secret::Secret;
+
+/// The environment variable that carries the instance token.
+pub const TOKEN_ENV: &str = "HUGFLAKE_INSTANCE_TOKEN";
+
+/// Largest request body an instance takes.
+pub const MAX_BODY: usize = 32 * 1024 * 1024;
+
+#[derive(Debug, Clone)]
+pub struct InstanceOptions {
+    pub model_dir: PathBuf,
+    pub task: Task,
+    pub text_dir: Option<PathBuf>,
+    pub hf_cache: Option<PathBuf>,
+    pub limits: Limits,
+}
+
+impl BatchModel for TokenClassifier {
+    type Input = String;
+    type Output = Vec<TokenPrediction>;
+    fn run(&mut self, inputs: Vec<String>) -> Result<Vec<Self::Output>, String> {
+        let refs: Vec<&str> = inputs.iter().map(String::as_str).collect();
+        let tagged = self.tag(&refs).map_err(|e| e.to_string())?;
+        Ok(tagged.iter().map(token_classification::entities).collect())
+    }
+}
+
+impl BatchModel for FeatureExtractor {
+    type Input = String;
+    type Output = Features;
+    fn run(&mut self, inputs: Vec<String>) -> Result<Vec<Features>, String> {
+        let refs: Vec<&str> = inputs.iter().map(String::as_str).collect();
+        self.extract(&refs).map_err(|e| e.to_string())
+    }
+}
+
+/// An image and its candidate labels.
+pub struct ImageQuery {
+    pub image: Rgb,
+    pub labels: Vec<String>,
+}
+
+pub struct ZeroShotModel(pub ZeroShot);
+
+impl BatchModel for ZeroShotModel {
+    type Input = ImageQuery;
+    type Output = Vec<LabelScore>;
+    fn run(&mut self, inputs: Vec<ImageQuery>) -> Result<Vec<Vec<LabelScore>>, String> {
+        inputs
+            .iter()
+            .map(|q| {
+                let labels: Vec<&str> = q.labels.iter().map(String::as_str).collect();
+                self.0
+                    .classify(&q.image, &labels, crate::inference::clip::DEFAULT_TEMPLATE)
+                    .map_err(|e| e.to_string())
+            })
+            .collect()
+    }
+}
+
+/// The loaded model behind an instance.
+pub enum Served {
+    Sentence(Runtime<SentenceEncoder>),
+    Tokens(Runtime<TokenClassifier>),
+    Features(Runtime<FeatureExtractor>),
+    Images(Runtime<ZeroShotModel>),
+}
+
+impl Served {
+    /// Loads a model directory for a task (on the calling thread: this is slow).
+    pub fn load(opts: &InstanceOptions) -> Result<Served, InferenceError> {
+        let dir = &opts.model_dir;
+        Ok(match opts.task {
+            Task::SentenceSimilarity => {
+                Served::Sentence(Runtime::start(SentenceEncoder::load(dir)?, opts.limits))
+            }
+            Task::TokenClassification => {
+                Served::Tokens(Runtime::start(TokenClassifier::load(dir)?, opts.limits))
+            }
+            Task::FeatureExtraction => {
+                Served::Features(Runtime::start(FeatureExtractor::load(dir)?, opts.limits))
+            }
+            Task::ZeroShotImageClassification => Served::Images(Runtime::start(
+                ZeroShotModel(ZeroShot::load(
+                    dir,
+                    opts.text_dir.as_deref(),
+                    opts.hf_cache.as_deref(),
+                )?),
+                opts.limits,
+            )),
+        })
+    }
+
+    /// Runs one row (inputs in signature order) and returns its output object.
+    async fn row(&self, inputs: Vec<Value>) -> Result<Value, RowError> {
+        let text = |v: &Value| -> Result<String, RowError> {
+            v.as_str()
+                .map(str::to_string)
+                .ok_or_else(|| RowError::Input("the input must be a string".into()))
+        };
+        let stopped = |_| RowError::Compute("the model runtime has stopped".into());
+        let first = inputs.first().cloned().unwrap_or(Value::Null);
+        match self {
+            Served::Sentence(rt) => {
+                let r = rt.call(text(&first)?).await.map_err(stopped)?;
+                let v = r.output.map_err(RowError::Compute)?;
+                Ok(json!({ "output": v }))
+            }
+            Served::Tokens(rt) => {
+                let r = rt.call(text(&first)?).await.map_err(stopped)?;
+                Ok(json!({ "outputs": r.output.map_err(RowError::Compute)? }))
+            }
+            Served::Features(rt) => {
+                let r = rt.call(text(&first)?).await.map_err(stopped)?;
+                let f = r.output.map_err(RowError::Compute)?;
+                Ok(json!({ "cls": f.cls, "mean": f.mean }))
+            }
+            Served::Images(rt) => {
+                let b64 = first
+                    .as_str()
+                    .ok_or_else(|| RowError::Input("`images` must be base64 text".into()))?;
+                let bytes = base64::engine::general_purpose::STANDARD
+                    .decode(b64.trim())
+                    .map_err(|e| RowError::Input(format!("`images` is not base64: {e}")))?;
+                let image =
+                    Rgb::decode(&bytes).map_err(|e| RowError::Input(format!("`images`: {e}")))?;
+                let labels: Vec<String> = inputs
+                    .get(1)
+                    .and_then(Value::as_array)
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|l| l.as_str().map(str::to_string))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                if labels.len() < 2 {
+                    return Err(RowError::Input(
+                        "`candidate_labels` must be an array of at least two strings".into(),
+                    ));
+                }
+                let r = rt
+                    .call(ImageQuery { image, labels })
+                    .await
+                    .map_err(stopped)?;
+                let scores = r.output.map_err(RowError::Compute)?;
+                Ok(json!({
+                    "labels": scores.iter().map(|s| &s.label).collect::<Vec<_>>(),
+                    "scores": scores.iter().map(|s| s.score).collect::<Vec<_>>(),
+                    "notice": RESEARCH_USE,
+                }))
+            }
+        }
+    }
+
+    /// A small call that proves the model answers (run once before the instance says ready).
+    pub async fn warm_up(&self) -> Result<(), String> {
+        let inputs = match self {
+            Served::Images(_) => vec![json!(tiny_png()), json!(["a photo", "a drawing"])],
+            _ => vec![json!("hugflake warm-up")],
+        };
+        self.row(inputs).await.map(|_| ()).map_err(|e| e.message())
+    }
+}
+
+/// A 32x32 grey PNG, base64: a valid image for warm-up and readiness checks.
+pub fn tiny_png() -> String {
+    let img = image::RgbImage::from_pixel(32, 32, image::Rgb([128, 128, 128]));
+    let mut out = std::io::Cursor::new(Vec::new());
+    let _ = image::DynamicImage::ImageRgb8(img).write_to(&mut out, image::ImageFormat::Png);
+    base64::engine::general_purpose::STANDARD.encode(out.into_inner())
+}
+
+enum RowError {
+    Input(String),
+    Compute(String),
+}
+
+impl RowError {
+    fn message(&self) -> String {
+        match self {
+            RowError::Input(m) | RowError::Compute(m) => m.clone(),
+        }
+    }
+}
+
+struct InstanceState {
+    served: Served,
+    functions: Vec<Function>,
+    token: Secret,
+}
+
+/// Runs an instance until the daemon goes away (standard input closes) or a signal arrives.
+pub async fn run(opts: InstanceOptions) -> Result<(), String> {
+    let token = std::env::var(TOKEN_ENV)
+        .map(Secret::new)
+        .map_err(|_| format!("{TOKEN_ENV} is not set: instances are started by the daemon"))?;
+    let started = Instant::now();
+    eprintln!(
+        "loading {} model from {}",
+        opts.task.as_str(),
+        opts.model_dir.display()
+    );
+    let load_opts = opts.clone();
+    let served = tokio::task::spawn_blocking(move || Served::load(&load_opts))
+        .await
+        .map_err(|e| format!("model loading stopped: {e}"))?
+        .map_err(|e| format!("cannot load the model: {e}"))?;
+    eprintln!("model loaded in {} ms", started.elapsed().as_millis());
+    served
+        .warm_up()
+        .await
+        .map_err(|e| format!("warm-up call failed: {e}"))?;
+    eprintln!(
+        "warm-up call answered; ready after {} ms",
+        started.elapsed().as_millis()
+    );
+
+    let state = Arc::new(InstanceState {
+        served,
+        functions: protocol::functions_for(opts.task.as_str()),
+        token,
+    });
+    let app = Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .fallback(post(call))
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .with_state(state);
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+        .await
+        .map_err(|e| format!("cannot listen on 127.0.0.1: {e}"))?;
+    let port = listener.local_addr().map_err(|e| e.to_string())?.port();
+    println!("{}", json!({ "event": "ready", "port": port }));
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+
+    axum::serve(listener, app)
+        .with_graceful_shutdown(parent_gone())
+        .await
+        .map_err(|e| e.to_string())?;
+    eprintln!("instance stopping");
+    Ok(())
+}
+
+/// Resolves when standard input reaches its end (the daemon died or closed it) or on SIGTERM.
+async fn parent_gone() {
+    let stdin = async {
+        let mut input = tokio::io::stdin();
+        let mut buf = [0u8; 64];
+        while let Ok(n) = input.read(&mut buf).await {
+            if n == 0 {
+                break;
+            }
+        }
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = stdin => eprintln!("the daemon is gone"),
+        _ = term => {}
+    }
+}
+
+fn error(status: StatusCode, message: impl Into<String>) -> Response {
+    (
+        status,
+        axum::Json(json!({ "error": { "message": message.into() } })),
+    )
+        .into_response()
+}
+
+async fn call(
+    State(state): State<Arc<InstanceState>>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let started = Instant::now();
+    if !presented_token(&headers).is_some_and(|t| state.token.matches(t)) {
+        return error(StatusCode::UNAUTHORIZED, "missing or wrong token");
+    }
+    let Some(function) = protocol::function_for_path(&state.functions, uri.path()) else {
+        let paths: Vec<String> = state.functions.iter().map(|f| f.rest_path()).collect();
+        return error(
+            StatusCode::NOT_FOUND,
+            format!(
+                "no method at {}: this service answers {}",
+                uri.path(),
+                paths.join(", ")
+            ),
+        );
+    };
+    let parsed: Value = match serde_json::from_slice(&body) {
+        Ok(v) => v,
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("the body is not JSON: {e}"),
+            );
+        }
+    };
+    let rows = match protocol::parse_request(&parsed, &function.arguments) {
+        Ok(r) => r,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e),
+    };
+    let n = rows.len();
+    let results = futures::future::join_all(
+        rows.into_iter()
+            .map(|r| async { (r.id, state.served.row(r.inputs).await) }),
+    )
+    .await;
+    let mut out = Vec::with_capacity(n);
+    for (i, (id, result)) in results.into_iter().enumerate() {
+        match result {
+            Ok(v) => out.push((id, v)),
+            Err(RowError::Input(m)) => {
+                return error(StatusCode::BAD_REQUEST, format!("data[{i}]: {m}"));
+            }
+            Err(RowError::Compute(m)) => {
+                eprintln!("{} rows={n} failed: {m}", uri.path());
+                return error(StatusCode::INTERNAL_SERVER_ERROR, m);
+            }
+        }
+    }
+    tracing::debug!(path = %uri.path(), rows = n, ms = started.elapsed().as_millis() as u64, "call");
+    axum::Json(protocol::response(out)).into_response()
+}

@@ -1,0 +1,1238 @@
+//! Import jobs on the local platform: resolve → download → verify → register → build → deploy →
+//! ready, each stage recorded in the registry (start, end, bytes, error) with a log. A queue with a
+//! concurrency limit; cancel and retry; after a daemon restart an unfinished job carries on from
+//! its first unfinished stage (downloads resume where the bytes stopped).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use serde::{Deserialize, Serialize};
+use tokio::sync::{Notify, Semaphore};
+use tokio_util::sync::CancellationToken;
+
+use super::records::{ServiceRow, ServiceSpec};
+use super::registry::RegistryError;
+use super::services::{Db, ServiceError, ServiceManager};
+use crate::domain::{
+    FileProgress, ImportSpec, JobDetail, JobState, JobSummary, ModelVersion, ServiceStatus, Stage,
+    StageState, VersionFile,
+};
+use crate::hub::api::{HubClient, TreeEntry, validate_repo_id};
+use crate::hub::details::FitVerdict;
+use crate::hub::download::{
+    DownloadError, DownloadRequest, Downloader, ProgressEvent, git_blob_sha1, sha256_file,
+};
+use crate::hub::settings::HubSettings;
+use crate::inference::Task;
+use crate::platform::protocol;
+
+/// What resolve found, kept with the job so later stages (and a restarted daemon) use it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    pub commit: String,
+    pub task: String,
+    pub files: Vec<PlannedFile>,
+    pub weights_bytes: u64,
+    pub memory_gib: f64,
+    /// BiomedCLIP-style models: the second repo with the text tower's config and tokenizer.
+    pub text_tower: Option<TextTower>,
+    #[serde(default)]
+    pub snapshot: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlannedFile {
+    pub path: String,
+    pub size: u64,
+    pub hash: String,
+    pub lfs: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TextTower {
+    pub repo: String,
+    pub commit: String,
+    pub files: Vec<PlannedFile>,
+    #[serde(default)]
+    pub snapshot: Option<PathBuf>,
+}
+
+/// Why a stage stopped.
+enum StageEnd {
+    Failed(String),
+    Cancelled,
+}
+
+impl From<RegistryError> for StageEnd {
+    fn from(e: RegistryError) -> Self {
+        StageEnd::Failed(e.to_string())
+    }
+}
+
+impl From<ServiceError> for StageEnd {
+    fn from(e: ServiceError) -> Self {
+        StageEnd::Failed(e.to_string())
+    }
+}
+
+impl From<DownloadError> for StageEnd {
+    fn from(e: DownloadError) -> Self {
+        match e {
+            DownloadError::Cancelled => StageEnd::Cancelled,
+            other => StageEnd::Failed(other.to_string()),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SubmitError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+}
+
+struct Live {
+    cancel: CancellationToken,
+    files: Vec<FileProgress>,
+}
+
+pub struct JobRunner {
+    db: Db,
+    services: Arc<ServiceManager>,
+    hub: HubSettings,
+    slots: Arc<Semaphore>,
+    live: Mutex<HashMap<String, Live>>,
+    pub changed: Notify,
+}
+
+/// Identifiers on the local platform follow Snowflake's unquoted form.
+fn check_identifier(what: &str, name: &str) -> Result<(), SubmitError> {
+    let ok = name
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && name.len() <= 255
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '$');
+    if ok {
+        Ok(())
+    } else {
+        Err(SubmitError::Invalid(format!(
+            "{what} `{name}` is not a valid name: letters, digits, `_` and `$`, starting with a letter or `_`"
+        )))
+    }
+}
+
+fn new_job_id() -> String {
+    let mut bytes = [0u8; 6];
+    let _ = getrandom::fill(&mut bytes);
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    format!("job-{}-{hex}", Utc::now().format("%Y%m%d%H%M%S"))
+}
+
+impl JobRunner {
+    pub fn new(
+        db: Db,
+        services: Arc<ServiceManager>,
+        hub: HubSettings,
+        concurrency: usize,
+    ) -> Arc<JobRunner> {
+        Arc::new(JobRunner {
+            db,
+            services,
+            hub,
+            slots: Arc::new(Semaphore::new(concurrency.max(1))),
+            live: Mutex::new(HashMap::new()),
+            changed: Notify::new(),
+        })
+    }
+
+    /// Checks what can be checked at once, records the job and queues it.
+    pub async fn submit(self: &Arc<Self>, mut spec: ImportSpec) -> Result<JobSummary, SubmitError> {
+        validate_repo_id(&spec.handle).map_err(SubmitError::Invalid)?;
+        spec.model = spec.model.to_ascii_uppercase();
+        spec.version = spec.version.to_ascii_uppercase();
+        spec.service = spec.service.to_ascii_uppercase();
+        spec.pool = spec.pool.to_ascii_uppercase();
+        check_identifier("model name", &spec.model)?;
+        check_identifier("version", &spec.version)?;
+        check_identifier("service name", &spec.service)?;
+        check_identifier("pool", &spec.pool)?;
+        if let Some(t) = &spec.task {
+            t.parse::<Task>().map_err(SubmitError::Invalid)?;
+        }
+        if spec.max_instances < spec.min_instances.max(1) {
+            return Err(SubmitError::Invalid(format!(
+                "max instances ({}) is below min instances ({})",
+                spec.max_instances,
+                spec.min_instances.max(1)
+            )));
+        }
+        let s = spec.clone();
+        let id = new_job_id();
+        let job_id = id.clone();
+        let summary = self
+            .db
+            .run(move |r| {
+                if r.pool(&s.pool)?.is_none() {
+                    return Err(RegistryError::NotFound(format!(
+                        "compute pool {} (the local pools: `hugflake status`)",
+                        s.pool
+                    )));
+                }
+                if r.version_exists(&s.model, &s.version)? {
+                    return Err(RegistryError::Conflict(format!(
+                        "model {} already has a version {}: pick another --version, or drop it first",
+                        s.model, s.version
+                    )));
+                }
+                if let Some(other) = r.active_job_for(&s.model, &s.version)? {
+                    return Err(RegistryError::Conflict(format!(
+                        "job {other} is already importing {} {}",
+                        s.model, s.version
+                    )));
+                }
+                if r.service_row(&s.service)?.is_some() {
+                    return Err(RegistryError::Conflict(format!(
+                        "a service named {} already exists: pick another --service, or drop it first",
+                        s.service
+                    )));
+                }
+                r.create_job(&job_id, &s)
+            })
+            .await
+            .map_err(|e| match e {
+                RegistryError::NotFound(m) => SubmitError::NotFound(m),
+                RegistryError::Conflict(m) => SubmitError::Conflict(m),
+                other => SubmitError::Registry(other),
+            })?;
+        tracing::info!(job = %id, handle = %spec.handle, "import queued");
+        self.start(id);
+        Ok(summary)
+    }
+
+    /// Picks up the jobs a previous daemon left unfinished.
+    pub async fn resume_unfinished(self: &Arc<Self>) -> Result<(), RegistryError> {
+        let ids = self.db.run(|r| r.unfinished_jobs()).await?;
+        for id in ids {
+            self.log(
+                &id,
+                "the daemon restarted: carrying on from the first unfinished stage",
+            )
+            .await;
+            self.start(id);
+        }
+        Ok(())
+    }
+
+    fn start(self: &Arc<Self>, id: String) {
+        let cancel = CancellationToken::new();
+        if let Ok(mut live) = self.live.lock() {
+            live.insert(
+                id.clone(),
+                Live {
+                    cancel: cancel.clone(),
+                    files: Vec::new(),
+                },
+            );
+        }
+        let me = self.clone();
+        tokio::spawn(async move {
+            let permit = tokio::select! {
+                p = me.slots.clone().acquire_owned() => p.ok(),
+                _ = cancel.cancelled() => None,
+            };
+            if permit.is_none() {
+                me.finish(&id, JobState::Cancelled, None, "cancelled while queued")
+                    .await;
+                return;
+            }
+            me.run(&id, &cancel).await;
+            if let Ok(mut live) = me.live.lock() {
+                live.remove(&id);
+            }
+            me.changed.notify_waiters();
+        });
+    }
+
+    pub async fn cancel(&self, id: &str) -> Result<JobSummary, SubmitError> {
+        let job_id = id.to_string();
+        let job = self
+            .db
+            .run(move |r| r.job(&job_id))
+            .await
+            .map_err(not_found)?;
+        if !matches!(job.state, JobState::Queued | JobState::Running) {
+            return Err(SubmitError::Conflict(format!(
+                "job {id} is {}: only queued or running jobs can be cancelled",
+                job.state
+            )));
+        }
+        if let Ok(live) = self.live.lock()
+            && let Some(l) = live.get(id)
+        {
+            l.cancel.cancel();
+        }
+        Ok(job)
+    }
+
+    pub async fn retry(self: &Arc<Self>, id: &str) -> Result<JobSummary, SubmitError> {
+        let job_id = id.to_string();
+        let detail = self
+            .db
+            .run(move |r| r.job_detail(&job_id, Some(u64::MAX)))
+            .await
+            .map_err(not_found)?;
+        if !matches!(detail.summary.state, JobState::Failed | JobState::Cancelled) {
+            return Err(SubmitError::Conflict(format!(
+                "job {id} is {}: only failed or cancelled jobs can be retried",
+                detail.summary.state
+            )));
+        }
+        let job_id = id.to_string();
+        let summary = self
+            .db
+            .run(move |r| {
+                for s in &detail.stages {
+                    if !matches!(s.state, StageState::Done | StageState::Skipped) {
+                        r.set_stage(&job_id, s.stage, StageState::Pending, None)?;
+                    }
+                }
+                r.set_job_state(&job_id, JobState::Queued, None, None)?;
+                r.append_job_log(&job_id, "retry requested")?;
+                r.job(&job_id)
+            })
+            .await?;
+        self.start(id.to_string());
+        Ok(summary)
+    }
+
+    /// A job with its stages, live file progress and the log after `since`.
+    pub async fn detail(&self, id: &str, since: Option<u64>) -> Result<JobDetail, SubmitError> {
+        let job_id = id.to_string();
+        let mut d = self
+            .db
+            .run(move |r| r.job_detail(&job_id, since))
+            .await
+            .map_err(not_found)?;
+        if let Ok(live) = self.live.lock()
+            && let Some(l) = live.get(id)
+        {
+            d.files = l.files.clone();
+        }
+        Ok(d)
+    }
+
+    async fn log(&self, id: &str, line: &str) {
+        let (i, l) = (id.to_string(), line.to_string());
+        tracing::info!(job = %id, "{line}");
+        let _ = self.db.run(move |r| r.append_job_log(&i, &l)).await;
+        self.changed.notify_waiters();
+    }
+
+    async fn set_stage(&self, id: &str, stage: Stage, state: StageState, error: Option<String>) {
+        let i = id.to_string();
+        let _ = self
+            .db
+            .run(move |r| r.set_stage(&i, stage, state, error.as_deref()))
+            .await;
+        self.changed.notify_waiters();
+    }
+
+    /// The last log line goes in before the state changes, so whoever sees the end has seen it.
+    async fn finish(&self, id: &str, state: JobState, error: Option<String>, line: &str) {
+        self.log(id, line).await;
+        let i = id.to_string();
+        let _ = self
+            .db
+            .run(move |r| r.set_job_state(&i, state, None, error.as_deref()))
+            .await;
+        self.changed.notify_waiters();
+    }
+
+    async fn run(self: &Arc<Self>, id: &str, cancel: &CancellationToken) {
+        let job_id = id.to_string();
+        let detail = match self
+            .db
+            .run(move |r| r.job_detail(&job_id, Some(u64::MAX)))
+            .await
+        {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::error!(job = %id, error = %e, "cannot read job");
+                return;
+            }
+        };
+        let i = id.to_string();
+        let _ = self
+            .db
+            .run(move |r| r.set_job_state(&i, JobState::Running, None, None))
+            .await;
+        let mut plan: Option<Plan> = {
+            let i = id.to_string();
+            self.db
+                .run(move |r| r.job_plan(&i))
+                .await
+                .ok()
+                .flatten()
+                .and_then(|p| serde_json::from_str(&p).ok())
+        };
+        let spec = detail.spec.clone();
+        for record in &detail.stages {
+            if matches!(record.state, StageState::Done | StageState::Skipped) {
+                continue;
+            }
+            let stage = record.stage;
+            if cancel.is_cancelled() {
+                self.cancelled(id, stage, &spec).await;
+                return;
+            }
+            self.set_stage(id, stage, StageState::Running, None).await;
+            let started = Instant::now();
+            let result = match stage {
+                Stage::Resolve => self.resolve(id, &spec, cancel).await.map(|p| {
+                    plan = Some(p);
+                }),
+                _ => match plan.as_mut() {
+                    None => Err(StageEnd::Failed(
+                        "the job has no resolved plan: retry it to resolve again".into(),
+                    )),
+                    Some(p) => match stage {
+                        Stage::Download => self.download(id, &spec, p, cancel).await,
+                        Stage::Verify => self.verify(id, p).await,
+                        Stage::Register => self.register(id, &spec, p).await,
+                        Stage::Build => self.build(id, &spec, p, cancel).await,
+                        Stage::Deploy => self.deploy(id, &spec, cancel).await,
+                        Stage::Ready => self.ready(id, &spec, p, cancel).await,
+                        Stage::Resolve => Ok(()),
+                    },
+                },
+            };
+            if let Some(p) = &plan {
+                let (i, text) = (id.to_string(), serde_json::to_string(p).unwrap_or_default());
+                let _ = self.db.run(move |r| r.set_job_plan(&i, &text)).await;
+            }
+            match result {
+                Ok(()) => {
+                    self.set_stage(id, stage, StageState::Done, None).await;
+                    self.log(
+                        id,
+                        &format!("{stage}: done in {:.1} s", started.elapsed().as_secs_f64()),
+                    )
+                    .await;
+                }
+                Err(StageEnd::Cancelled) => {
+                    self.cancelled(id, stage, &spec).await;
+                    return;
+                }
+                Err(StageEnd::Failed(msg)) => {
+                    self.set_stage(id, stage, StageState::Failed, Some(msg.clone()))
+                        .await;
+                    self.finish(
+                        id,
+                        JobState::Failed,
+                        Some(msg.clone()),
+                        &format!("{stage}: failed: {msg}"),
+                    )
+                    .await;
+                    return;
+                }
+            }
+        }
+        self.finish(
+            id,
+            JobState::Done,
+            None,
+            &format!(
+                "service {} is RUNNING and answered its first call",
+                spec.service
+            ),
+        )
+        .await;
+    }
+
+    async fn cancelled(&self, id: &str, stage: Stage, spec: &ImportSpec) {
+        self.set_stage(id, stage, StageState::Failed, Some("cancelled".into()))
+            .await;
+        if matches!(stage, Stage::Build | Stage::Deploy | Stage::Ready)
+            && self.services.get(&spec.service).is_ok()
+        {
+            let _ = self.services.drop_service(&spec.service).await;
+            self.log(
+                id,
+                &format!("dropped service {} that this job created", spec.service),
+            )
+            .await;
+        }
+        self.finish(
+            id,
+            JobState::Cancelled,
+            None,
+            &format!("cancelled during {stage}; downloaded files stay in the cache"),
+        )
+        .await;
+    }
+
+    fn downloader(
+        &self,
+        cancel: &CancellationToken,
+    ) -> (
+        Downloader,
+        tokio::sync::mpsc::UnboundedReceiver<ProgressEvent>,
+    ) {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        (
+            Downloader::new(HubClient::new(self.hub.clone()))
+                .with_progress(tx)
+                .with_cancel(cancel.clone()),
+            rx,
+        )
+    }
+
+    /// Small files first, to read the configs.
+    async fn fetch_small(
+        &self,
+        repo: &str,
+        commit: &str,
+        paths: Vec<String>,
+        cancel: &CancellationToken,
+    ) -> Result<PathBuf, StageEnd> {
+        let (dl, _rx) = self.downloader(cancel);
+        let done = dl
+            .snapshot(&DownloadRequest {
+                repo: repo.to_string(),
+                revision: commit.to_string(),
+                include: Some(paths),
+            })
+            .await?;
+        Ok(done.snapshot)
+    }
+
+    async fn resolve(
+        &self,
+        id: &str,
+        spec: &ImportSpec,
+        cancel: &CancellationToken,
+    ) -> Result<Plan, StageEnd> {
+        let hub = HubClient::new(self.hub.clone());
+        let info = hub
+            .model_info(&spec.handle, &spec.revision)
+            .await
+            .map_err(|e| StageEnd::Failed(e.to_string()))?;
+        let commit = info.sha.clone().ok_or_else(|| {
+            StageEnd::Failed(format!(
+                "the Hub did not say which commit {}@{} is",
+                spec.handle, spec.revision
+            ))
+        })?;
+        self.log(
+            id,
+            &format!(
+                "resolve: {}@{} is commit {}; licence {}; {}",
+                spec.handle,
+                spec.revision,
+                &commit[..commit.len().min(12)],
+                info.license().unwrap_or_else(|| "not stated".into()),
+                if info.is_gated() {
+                    "gated (your HF token is used)"
+                } else {
+                    "not gated"
+                }
+            ),
+        )
+        .await;
+        let tree = hub
+            .tree(&spec.handle, &commit)
+            .await
+            .map_err(|e| StageEnd::Failed(e.to_string()))?;
+        let has = |p: &str| tree.iter().any(|e| e.is_file() && e.path == p);
+        let configs: Vec<String> = [
+            "config.json",
+            "modules.json",
+            "open_clip_config.json",
+            "sentence_bert_config.json",
+            "1_Pooling/config.json",
+        ]
+        .iter()
+        .filter(|p| has(p))
+        .map(|p| p.to_string())
+        .collect();
+        if configs.is_empty() {
+            return Err(StageEnd::Failed(format!(
+                "{} has no config.json or open_clip_config.json: it is not a model the local platform can serve",
+                spec.handle
+            )));
+        }
+        let snap = self
+            .fetch_small(&spec.handle, &commit, configs, cancel)
+            .await?;
+        let detected = detect(&snap, &spec.handle, info.needs_custom_code())?;
+        let task = match &spec.task {
+            None => detected,
+            Some(t) => {
+                let wanted: Task = t.parse().map_err(StageEnd::Failed)?;
+                compatible(&spec.handle, wanted, detected)?;
+                wanted
+            }
+        };
+        let files = select_files(&tree, task);
+        let weights_bytes: u64 = files
+            .iter()
+            .filter(|f| is_weights(&f.path))
+            .map(|f| f.size)
+            .sum();
+        if weights_bytes == 0 {
+            return Err(StageEnd::Failed(format!(
+                "{} has no weights the local platform reads (model.safetensors or pytorch_model.bin)",
+                spec.handle
+            )));
+        }
+        let text_tower = if task == Task::ZeroShotImageClassification {
+            Some(self.resolve_text_tower(id, &hub, &snap).await?)
+        } else {
+            None
+        };
+        // Fit: the pool's memory minus what its other services need.
+        let pool_name = spec.pool.clone();
+        let pool = self
+            .db
+            .run(move |r| r.pool(&pool_name))
+            .await?
+            .ok_or_else(|| {
+                StageEnd::Failed(format!("compute pool {} does not exist", spec.pool))
+            })?;
+        let instances = spec.min_instances.max(1);
+        let per = FitVerdict::estimate(weights_bytes, &pool.name, pool.memory_gib).needs_gib;
+        let in_use = self.services.pool_memory_in_use(&pool.name, None);
+        let free = (pool.memory_gib - in_use).max(0.0);
+        let needs = per * f64::from(instances);
+        if needs > free {
+            return Err(StageEnd::Failed(format!(
+                "too big for compute pool {}: {instances} instance(s) need ~{needs:.1} GiB \
+                 ({} of weights), the pool has {:.1} GiB of which {in_use:.1} GiB is used by other services; \
+                 free memory there, or use a pool with at least {needs:.1} GiB",
+                pool.name,
+                crate::domain::units::bytes(weights_bytes),
+                pool.memory_gib
+            )));
+        }
+        self.log(
+            id,
+            &format!(
+                "resolve: task {}; {} files, {} of weights; needs ~{:.2} GiB per instance, {:.1} GiB free on {}",
+                task.as_str(),
+                files.len(),
+                crate::domain::units::bytes(weights_bytes),
+                per,
+                free,
+                pool.name
+            ),
+        )
+        .await;
+        Ok(Plan {
+            commit,
+            task: task.as_str().to_string(),
+            files,
+            weights_bytes,
+            memory_gib: per,
+            text_tower,
+            snapshot: None,
+        })
+    }
+
+    async fn resolve_text_tower(
+        &self,
+        id: &str,
+        hub: &HubClient,
+        snap: &Path,
+    ) -> Result<TextTower, StageEnd> {
+        let repo = crate::inference::clip::text_tower_of(snap).ok_or_else(|| {
+            StageEnd::Failed(
+                "open_clip_config.json names no text tower (text_cfg.hf_model_name)".into(),
+            )
+        })?;
+        validate_repo_id(&repo).map_err(|e| {
+            StageEnd::Failed(format!("the text tower `{repo}` is not a Hub repo id: {e}"))
+        })?;
+        let info = hub
+            .model_info(&repo, "main")
+            .await
+            .map_err(|e| StageEnd::Failed(format!("text tower {repo}: {e}")))?;
+        let commit = info.sha.ok_or_else(|| {
+            StageEnd::Failed(format!("the Hub did not say which commit {repo} is"))
+        })?;
+        let tree = hub
+            .tree(&repo, &commit)
+            .await
+            .map_err(|e| StageEnd::Failed(format!("text tower {repo}: {e}")))?;
+        let files: Vec<PlannedFile> = tree
+            .iter()
+            .filter(|e| e.is_file() && !e.path.contains('/'))
+            .filter(|e| {
+                matches!(
+                    e.path.as_str(),
+                    "config.json"
+                        | "vocab.txt"
+                        | "tokenizer.json"
+                        | "tokenizer_config.json"
+                        | "special_tokens_map.json"
+                )
+            })
+            .map(planned)
+            .collect();
+        if !files.iter().any(|f| f.path == "config.json") {
+            return Err(StageEnd::Failed(format!(
+                "the text tower {repo} has no config.json"
+            )));
+        }
+        self.log(
+            id,
+            &format!(
+                "resolve: the text tower's config and tokenizer come from {repo}@{}",
+                &commit[..commit.len().min(12)]
+            ),
+        )
+        .await;
+        Ok(TextTower {
+            repo,
+            commit,
+            files,
+            snapshot: None,
+        })
+    }
+
+    async fn download(
+        &self,
+        id: &str,
+        spec: &ImportSpec,
+        plan: &mut Plan,
+        cancel: &CancellationToken,
+    ) -> Result<(), StageEnd> {
+        let total: u64 = plan.files.iter().map(|f| f.size).sum::<u64>()
+            + plan
+                .text_tower
+                .as_ref()
+                .map_or(0, |t| t.files.iter().map(|f| f.size).sum());
+        if let Ok(mut live) = self.live.lock()
+            && let Some(l) = live.get_mut(id)
+        {
+            l.files = plan
+                .files
+                .iter()
+                .map(|f| FileProgress {
+                    path: f.path.clone(),
+                    size: f.size,
+                    done: 0,
+                    reused: false,
+                })
+                .collect();
+        }
+        let (dl, mut rx) = self.downloader(cancel);
+        let request = DownloadRequest {
+            repo: spec.handle.clone(),
+            revision: plan.commit.clone(),
+            include: Some(plan.files.iter().map(|f| f.path.clone()).collect()),
+        };
+        let work = dl.snapshot(&request);
+        tokio::pin!(work);
+        let mut last_write = Instant::now();
+        let mut done_bytes: HashMap<String, u64> = HashMap::new();
+        let result = loop {
+            tokio::select! {
+                r = &mut work => break r,
+                Some(ev) = rx.recv() => {
+                    let (path, done, reused) = match &ev {
+                        ProgressEvent::FileStarted { path, resumed_from, .. } => {
+                            if *resumed_from > 0 {
+                                self.log(id, &format!("download: {path}: resuming at {}", crate::domain::units::bytes(*resumed_from))).await;
+                            }
+                            (path.clone(), *resumed_from, false)
+                        }
+                        ProgressEvent::Bytes { path, done, .. } => (path.clone(), *done, false),
+                        ProgressEvent::FileDone { path, size, reused } => {
+                            self.log(id, &format!("download: {path} {} ({})", crate::domain::units::bytes(*size), if *reused { "already in the cache" } else { "verified" })).await;
+                            (path.clone(), *size, *reused)
+                        }
+                        ProgressEvent::Retrying { path, attempt, reason, .. } => {
+                            self.log(id, &format!("download: {path}: retry {attempt}: {reason}")).await;
+                            continue;
+                        }
+                        ProgressEvent::Plan { .. } => continue,
+                    };
+                    done_bytes.insert(path.clone(), done);
+                    if let Ok(mut live) = self.live.lock()
+                        && let Some(l) = live.get_mut(id)
+                        && let Some(f) = l.files.iter_mut().find(|f| f.path == path)
+                    {
+                        f.done = done;
+                        f.reused |= reused;
+                    }
+                    if last_write.elapsed() > Duration::from_millis(500) {
+                        last_write = Instant::now();
+                        let sum: u64 = done_bytes.values().sum();
+                        let i = id.to_string();
+                        let _ = self.db.run(move |r| r.set_stage_bytes(&i, Stage::Download, sum, total)).await;
+                        self.changed.notify_waiters();
+                    }
+                }
+            }
+        };
+        let done = result?;
+        plan.snapshot = Some(done.snapshot.clone());
+        self.log(
+            id,
+            &format!(
+                "download: {} files, {} fetched, {} already in the cache",
+                done.files.len(),
+                crate::domain::units::bytes(done.fetched_bytes()),
+                crate::domain::units::bytes(
+                    done.total_bytes().saturating_sub(done.fetched_bytes())
+                )
+            ),
+        )
+        .await;
+        if let Some(tower) = plan.text_tower.as_mut() {
+            let (dl, _rx) = self.downloader(cancel);
+            let t = dl
+                .snapshot(&DownloadRequest {
+                    repo: tower.repo.clone(),
+                    revision: tower.commit.clone(),
+                    include: Some(tower.files.iter().map(|f| f.path.clone()).collect()),
+                })
+                .await?;
+            tower.snapshot = Some(t.snapshot);
+            self.log(id, &format!("download: text tower {} ready", tower.repo))
+                .await;
+        }
+        let i = id.to_string();
+        let _ = self
+            .db
+            .run(move |r| r.set_stage_bytes(&i, Stage::Download, total, total))
+            .await;
+        Ok(())
+    }
+
+    /// Every file of the snapshot against the tree: size, then sha256 (LFS) or the git blob hash.
+    async fn verify(&self, id: &str, plan: &Plan) -> Result<(), StageEnd> {
+        let snapshot = plan
+            .snapshot
+            .clone()
+            .ok_or_else(|| StageEnd::Failed("no snapshot: retry the job".into()))?;
+        let mut files: Vec<(PathBuf, PlannedFile)> = plan
+            .files
+            .iter()
+            .map(|f| (snapshot.join(&f.path), f.clone()))
+            .collect();
+        if let Some(t) = &plan.text_tower
+            && let Some(s) = &t.snapshot
+        {
+            files.extend(t.files.iter().map(|f| (s.join(&f.path), f.clone())));
+        }
+        let checked = tokio::task::spawn_blocking(move || -> Result<(usize, u64), String> {
+            let mut bytes = 0;
+            for (path, f) in &files {
+                let meta =
+                    std::fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
+                if meta.len() != f.size {
+                    return Err(format!(
+                        "{}: {} bytes on disk, the Hub lists {}",
+                        f.path,
+                        meta.len(),
+                        f.size
+                    ));
+                }
+                let got = if f.lfs {
+                    sha256_file(path)
+                } else {
+                    git_blob_sha1(path)
+                }
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+                if got != f.hash {
+                    return Err(format!(
+                        "{}: {} is {got}, the Hub lists {}",
+                        f.path,
+                        if f.lfs { "sha256" } else { "git blob hash" },
+                        f.hash
+                    ));
+                }
+                bytes += f.size;
+            }
+            Ok((files.len(), bytes))
+        })
+        .await
+        .map_err(|e| StageEnd::Failed(e.to_string()))?
+        .map_err(StageEnd::Failed)?;
+        self.log(
+            id,
+            &format!(
+                "verify: {} files, {} checked against the Hub's hashes",
+                checked.0,
+                crate::domain::units::bytes(checked.1)
+            ),
+        )
+        .await;
+        Ok(())
+    }
+
+    async fn register(&self, id: &str, spec: &ImportSpec, plan: &Plan) -> Result<(), StageEnd> {
+        let snapshot = plan
+            .snapshot
+            .clone()
+            .ok_or_else(|| StageEnd::Failed("no snapshot: retry the job".into()))?;
+        let version = ModelVersion {
+            model: spec.model.clone(),
+            name: spec.version.clone(),
+            source: spec.handle.clone(),
+            revision: plan.commit.clone(),
+            task: plan.task.clone(),
+            files: plan
+                .files
+                .iter()
+                .map(|f| VersionFile {
+                    path: f.path.clone(),
+                    size: f.size,
+                    hash: f.hash.clone(),
+                })
+                .collect(),
+            total_bytes: plan.files.iter().map(|f| f.size).sum(),
+            functions: protocol::functions_for(&plan.task),
+            inference_services: Vec::new(),
+            created_on: Utc::now(),
+        };
+        let names: Vec<String> = version.functions.iter().map(|f| f.name.clone()).collect();
+        let text_dir = plan.text_tower.as_ref().and_then(|t| t.snapshot.clone());
+        let (m, v) = (spec.model.clone(), spec.version.clone());
+        let exists = self.db.run(move |r| r.version_exists(&m, &v)).await?;
+        if !exists {
+            self.db
+                .run(move |r| r.register_version(&version, &snapshot, text_dir.as_deref()))
+                .await?;
+        }
+        self.log(
+            id,
+            &format!(
+                "register: {} version {} with functions {}",
+                spec.model,
+                spec.version,
+                names.join(", ")
+            ),
+        )
+        .await;
+        Ok(())
+    }
+
+    /// Creates the service and waits for the first instance to load the weights and warm up.
+    async fn build(
+        &self,
+        id: &str,
+        spec: &ImportSpec,
+        plan: &Plan,
+        cancel: &CancellationToken,
+    ) -> Result<(), StageEnd> {
+        if self.services.get(&spec.service).is_err() {
+            let (m, v) = (spec.model.clone(), spec.version.clone());
+            let location = self.db.run(move |r| r.version_location(&m, &v)).await?;
+            self.services
+                .create(ServiceRow {
+                    name: spec.service.clone(),
+                    status: ServiceStatus::Pending.as_str().into(),
+                    pool: spec.pool.clone(),
+                    model: Some(spec.model.clone()),
+                    version: Some(spec.version.clone()),
+                    min_instances: spec.min_instances,
+                    max_instances: spec.max_instances,
+                    port: None,
+                    spec: ServiceSpec {
+                        task: location.task,
+                        snapshot: location.snapshot,
+                        text_dir: location.text_dir,
+                        memory_gib: plan.memory_gib,
+                        job: Some(id.to_string()),
+                    },
+                })
+                .await?;
+            self.log(
+                id,
+                &format!(
+                    "build: service {} created; instance processes load the weights",
+                    spec.service
+                ),
+            )
+            .await;
+        }
+        self.wait_service(spec, cancel, |c| {
+            c.iter()
+                .any(|c| c.status == crate::domain::InstanceStatus::Ready)
+        })
+        .await
+    }
+
+    async fn deploy(
+        &self,
+        id: &str,
+        spec: &ImportSpec,
+        cancel: &CancellationToken,
+    ) -> Result<(), StageEnd> {
+        self.wait_service(spec, cancel, |_| false).await?;
+        let rt = self.services.get(&spec.service)?;
+        self.log(
+            id,
+            &format!(
+                "deploy: service {} RUNNING at http://{}",
+                spec.service,
+                rt.endpoints()
+                    .first()
+                    .map(|e| e.ingress_url.clone())
+                    .unwrap_or_default()
+            ),
+        )
+        .await;
+        Ok(())
+    }
+
+    /// Waits until the service is RUNNING (or `enough` says its containers suffice). An instance
+    /// that fails before it was ever ready fails the stage: the model cannot be served.
+    async fn wait_service(
+        &self,
+        spec: &ImportSpec,
+        cancel: &CancellationToken,
+        enough: impl Fn(&[crate::domain::Container]) -> bool,
+    ) -> Result<(), StageEnd> {
+        let rt = self.services.get(&spec.service)?;
+        loop {
+            let changed = rt.changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            let (status, message) = rt.status();
+            let containers = rt.containers();
+            if status == ServiceStatus::Running || enough(&containers) {
+                return Ok(());
+            }
+            let never_ready = containers.iter().all(|c| c.start_time.is_none());
+            if status == ServiceStatus::Failed && never_ready {
+                let msg = message.unwrap_or_else(|| "an instance failed".into());
+                self.services.halt(&spec.service, &msg);
+                return Err(StageEnd::Failed(format!(
+                    "service {} could not start: {msg}",
+                    spec.service
+                )));
+            }
+            if matches!(status, ServiceStatus::Suspended) {
+                return Err(StageEnd::Failed(format!(
+                    "service {} was suspended before it was ready",
+                    spec.service
+                )));
+            }
+            tokio::select! {
+                _ = cancel.cancelled() => return Err(StageEnd::Cancelled),
+                _ = changed => {}
+                _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+            }
+        }
+    }
+
+    /// The first call through the service's endpoint, as a user would make it.
+    async fn ready(
+        &self,
+        id: &str,
+        spec: &ImportSpec,
+        plan: &Plan,
+        cancel: &CancellationToken,
+    ) -> Result<(), StageEnd> {
+        let rt = self.services.get(&spec.service)?;
+        let function = protocol::functions_for(&plan.task)
+            .into_iter()
+            .next()
+            .ok_or_else(|| StageEnd::Failed(format!("task {} has no function", plan.task)))?;
+        let inputs = if plan.task == Task::ZeroShotImageClassification.as_str() {
+            vec![
+                serde_json::json!(super::instance::tiny_png()),
+                serde_json::json!(["an x-ray", "a photograph"]),
+            ]
+        } else {
+            vec![serde_json::json!("hugflake readiness check")]
+        };
+        let body = protocol::request(&[inputs]);
+        let url = format!("http://127.0.0.1:{}{}", rt.port, function.rest_path());
+        let http = reqwest::Client::builder()
+            .no_proxy()
+            .timeout(Duration::from_secs(120))
+            .build()
+            .unwrap_or_default();
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            if cancel.is_cancelled() {
+                return Err(StageEnd::Cancelled);
+            }
+            let started = Instant::now();
+            let resp = http
+                .post(&url)
+                .header(
+                    "Authorization",
+                    format!("Snowflake Token=\"{}\"", rt.token().expose()),
+                )
+                .json(&body)
+                .send()
+                .await;
+            match resp {
+                Ok(r) if r.status().is_success() => {
+                    let ms = started.elapsed().as_secs_f64() * 1000.0;
+                    let answer: serde_json::Value = r
+                        .json()
+                        .await
+                        .map_err(|e| StageEnd::Failed(format!("first call: bad answer: {e}")))?;
+                    protocol::parse_response(&answer, 1).map_err(StageEnd::Failed)?;
+                    self.log(
+                        id,
+                        &format!(
+                            "ready: POST {} answered in {ms:.0} ms",
+                            function.rest_path()
+                        ),
+                    )
+                    .await;
+                    return Ok(());
+                }
+                Ok(r) if r.status().as_u16() == 503 && Instant::now() < deadline => {}
+                Ok(r) => {
+                    let code = r.status();
+                    let text = r.text().await.unwrap_or_default();
+                    return Err(StageEnd::Failed(format!(
+                        "first call answered {code}: {}",
+                        text.chars().take(300).collect::<String>()
+                    )));
+                }
+                Err(e) if Instant::now() < deadline && e.is_connect() => {}
+                Err(e) => return Err(StageEnd::Failed(format!("first call failed: {e}"))),
+            }
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    }
+}
+
+fn not_found(e: RegistryError) -> SubmitError {
+    match e {
+        RegistryError::NotFound(m) => SubmitError::NotFound(m),
+        other => SubmitError::Registry(other),
+    }
+}
+
+fn planned(e: &TreeEntry) -> PlannedFile {
+    PlannedFile {
+        path: e.path.clone(),
+        size: e.content_size(),
+        hash: e.blob_id().to_string(),
+        lfs: e.lfs.is_some(),
+    }
+}
+
+fn is_weights(path: &str) -> bool {
+    matches!(
+        path,
+        "model.safetensors"
+            | "pytorch_model.bin"
+            | "open_clip_model.safetensors"
+            | "open_clip_pytorch_model.bin"
+    )
+}
+
+/// The files a task needs: configs, tokenizer and one weights file (safetensors first); never the
+/// ONNX, OpenVINO, TensorFlow, Flax or Rust exports.
+fn select_files(tree: &[TreeEntry], task: Task) -> Vec<PlannedFile> {
+    let has = |p: &str| tree.iter().any(|e| e.is_file() && e.path == p);
+    let weights = if task == Task::ZeroShotImageClassification {
+        if has("open_clip_model.safetensors") {
+            "open_clip_model.safetensors"
+        } else {
+            "open_clip_pytorch_model.bin"
+        }
+    } else if has("model.safetensors") {
+        "model.safetensors"
+    } else {
+        "pytorch_model.bin"
+    };
+    tree.iter()
+        .filter(|e| e.is_file())
+        .filter(|e| {
+            let p = e.path.as_str();
+            if is_weights(p) {
+                return p == weights;
+            }
+            let small = p.ends_with(".json") || p.ends_with(".txt") || p.ends_with(".model");
+            let top_or_module = !p.contains('/')
+                || p.split('/')
+                    .next()
+                    .is_some_and(|d| d.chars().next().is_some_and(|c| c.is_ascii_digit()));
+            small && top_or_module
+        })
+        .map(planned)
+        .collect()
+}
+
+/// The task a repo's configs say it serves, and whether the local platform can run it.
+fn detect(snap: &Path, handle: &str, custom_code: bool) -> Result<Task, StageEnd> {
+    if snap.join("open_clip_config.json").exists() {
+        let cfg = crate::inference::read_json(&snap.join("open_clip_config.json"))
+            .map_err(|e| StageEnd::Failed(e.to_string()))?;
+        let timm = cfg["model_cfg"]["vision_cfg"]["timm_model_name"]
+            .as_str()
+            .unwrap_or("");
+        if !timm.starts_with("vit_") {
+            return Err(StageEnd::Failed(format!(
+                "{handle}: unsupported architecture: the image tower `{timm}` is not a timm ViT; \
+                 the local platform runs open_clip models with a ViT image tower and a BERT text tower"
+            )));
+        }
+        return Ok(Task::ZeroShotImageClassification);
+    }
+    let cfg = crate::inference::read_json(&snap.join("config.json"))
+        .map_err(|e| StageEnd::Failed(e.to_string()))?;
+    let model_type = cfg["model_type"].as_str().unwrap_or("unknown");
+    if model_type != "bert" {
+        let arch = cfg["architectures"][0].as_str().unwrap_or(model_type);
+        return Err(StageEnd::Failed(format!(
+            "{handle}: unsupported architecture `{model_type}` ({arch}): the local platform serves \
+             BERT-family encoders (sentence embeddings, token classification, features) and open_clip \
+             ViT + BERT zero-shot models{}",
+            if custom_code {
+                "; this repo also asks to run its own code, which hugflake never does"
+            } else {
+                ""
+            }
+        )));
+    }
+    if custom_code {
+        return Err(StageEnd::Failed(format!(
+            "{handle} asks to run code from the repo (trust_remote_code); hugflake never runs repo code"
+        )));
+    }
+    Task::detect(snap).map_err(|e| StageEnd::Failed(e.to_string()))
+}
+
+/// Whether a task the user asked for can run on what the repo holds.
+fn compatible(handle: &str, wanted: Task, detected: Task) -> Result<(), StageEnd> {
+    match (wanted, detected) {
+        (w, d) if w == d => Ok(()),
+        (Task::TokenClassification, Task::FeatureExtraction | Task::SentenceSimilarity) => {
+            Err(StageEnd::Failed(format!(
+                "{handle} has no token-classification head (no id2label with a *ForTokenClassification \
+                 architecture): its labels would be random. Import it as feature-extraction, or pick a \
+                 fine-tuned NER checkpoint"
+            )))
+        }
+        (Task::FeatureExtraction, Task::TokenClassification | Task::SentenceSimilarity) => Ok(()),
+        (w, d) => Err(StageEnd::Failed(format!(
+            "{handle} is a {} model; it cannot be served as {}",
+            d.as_str(),
+            w.as_str()
+        ))),
+    }
+}

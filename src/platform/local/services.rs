@@ -1,0 +1,1062 @@
+//! Services on the local platform: each one an endpoint on 127.0.0.1 (its own port and token, like
+//! an SPCS ingress) in front of instance processes (`hugflake instance`) that the daemon starts,
+//! watches and restarts with back-off. Logs per container (ring buffer plus a file) and metrics
+//! sampled every few seconds.
+//!
+//! ```text
+//!   client ──POST /encode──▶ service endpoint (daemon) ──▶ instance 0 (child process, candle)
+//!          Snowflake Token      auth, suspended?, 413,      instance token, READY only
+//!                               metrics, round robin
+//! ```
+
+use std::collections::{HashMap, VecDeque};
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use chrono::{DateTime, Utc};
+use serde_json::json;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use super::instance::{MAX_BODY, TOKEN_ENV};
+use super::records::ServiceRow;
+use super::registry::{Registry, RegistryError};
+use super::{DaemonFiles, presented_token, write_private};
+use crate::domain::{
+    Container, Endpoint, InstanceStatus, LogLine, MetricSample, Service, ServiceStatus,
+};
+use crate::secret::Secret;
+
+/// The registry, shared; calls run off the async workers.
+#[derive(Clone)]
+pub struct Db(pub Arc<Mutex<Registry>>);
+
+impl Db {
+    pub async fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Registry) -> Result<T, RegistryError> + Send + 'static,
+    ) -> Result<T, RegistryError> {
+        let inner = self.0.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut reg = inner.lock().map_err(|_| {
+                RegistryError::BadValue(
+                    "the registry lock was poisoned by an earlier panic: restart the daemon".into(),
+                )
+            })?;
+            f(&mut reg)
+        })
+        .await
+        .map_err(|e| RegistryError::BadValue(format!("registry task: {e}")))?
+    }
+}
+
+/// How services run: where the binary is, how often to sample, how to back off.
+#[derive(Debug, Clone)]
+pub struct ServiceSettings {
+    pub exe: PathBuf,
+    pub hf_cache: PathBuf,
+    pub sample_every: Duration,
+    pub first_backoff: Duration,
+    pub max_backoff: Duration,
+    pub request_timeout: Duration,
+    pub max_batch: usize,
+}
+
+const LOG_CAPACITY: usize = 5000;
+const SAMPLES_KEPT: usize = 720;
+const READY_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// A service's log: the last lines in memory, every line in a file.
+pub struct LogRing {
+    lines: Mutex<(VecDeque<LogLine>, u64)>,
+    file: Mutex<Option<std::fs::File>>,
+    pub changed: Notify,
+}
+
+impl LogRing {
+    fn new(path: Option<PathBuf>) -> LogRing {
+        let file = path.and_then(|p| {
+            if let Some(dir) = p.parent() {
+                let _ = std::fs::create_dir_all(dir);
+            }
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(p)
+                .ok()
+        });
+        LogRing {
+            lines: Mutex::new((VecDeque::new(), 0)),
+            file: Mutex::new(file),
+            changed: Notify::new(),
+        }
+    }
+
+    pub fn push(&self, instance_id: u32, container: &str, line: &str) {
+        let at = Utc::now();
+        let line = crate::domain::units::strip_control(line);
+        if let Ok(mut g) = self.lines.lock() {
+            let seq = g.1;
+            g.1 += 1;
+            g.0.push_back(LogLine {
+                seq,
+                at,
+                instance_id,
+                container: container.to_string(),
+                line: line.clone(),
+            });
+            while g.0.len() > LOG_CAPACITY {
+                g.0.pop_front();
+            }
+        }
+        if let Ok(mut f) = self.file.lock()
+            && let Some(f) = f.as_mut()
+        {
+            let _ = writeln!(
+                f,
+                "{} {instance_id}/{container} {line}",
+                at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+            );
+        }
+        self.changed.notify_waiters();
+    }
+
+    /// Lines after `since` (all kept lines when `None`), at most `limit` of the newest.
+    pub fn since(&self, since: Option<u64>, limit: usize) -> Vec<LogLine> {
+        let Ok(g) = self.lines.lock() else {
+            return Vec::new();
+        };
+        let lines: Vec<LogLine> =
+            g.0.iter()
+                .filter(|l| since.is_none_or(|s| l.seq > s))
+                .cloned()
+                .collect();
+        let skip = lines.len().saturating_sub(limit);
+        lines.into_iter().skip(skip).collect()
+    }
+}
+
+/// Request counters and latencies since the last sample, and the samples kept.
+#[derive(Default)]
+pub struct Metrics {
+    latencies_ms: Mutex<Vec<f64>>,
+    requests: AtomicU64,
+    errors: AtomicU64,
+    in_flight: AtomicU64,
+    samples: Mutex<VecDeque<MetricSample>>,
+}
+
+fn percentile(sorted: &[f64], p: f64) -> Option<f64> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted.get(rank.clamp(1, sorted.len()) - 1).copied()
+}
+
+impl Metrics {
+    fn record(&self, ms: f64, error: bool) {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        if error {
+            self.errors.fetch_add(1, Ordering::Relaxed);
+        }
+        if let Ok(mut l) = self.latencies_ms.lock() {
+            l.push(ms);
+        }
+    }
+
+    fn sample(&self, interval: Duration, memory_bytes: u64) {
+        let mut lat = self
+            .latencies_ms
+            .lock()
+            .map(|mut l| std::mem::take(&mut *l))
+            .unwrap_or_default();
+        lat.sort_by(f64::total_cmp);
+        let s = MetricSample {
+            at: Utc::now(),
+            interval_secs: interval.as_secs_f64(),
+            requests: self.requests.swap(0, Ordering::Relaxed),
+            errors: self.errors.swap(0, Ordering::Relaxed),
+            p50_ms: percentile(&lat, 50.0),
+            p95_ms: percentile(&lat, 95.0),
+            p99_ms: percentile(&lat, 99.0),
+            queue_depth: self.in_flight.load(Ordering::Relaxed),
+            memory_bytes,
+        };
+        if let Ok(mut samples) = self.samples.lock() {
+            samples.push_back(s);
+            while samples.len() > SAMPLES_KEPT {
+                samples.pop_front();
+            }
+        }
+    }
+
+    pub fn samples(&self) -> Vec<MetricSample> {
+        self.samples
+            .lock()
+            .map(|s| s.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+}
+
+#[derive(Debug, Clone)]
+struct InstanceRt {
+    status: InstanceStatus,
+    port: Option<u16>,
+    pid: Option<u32>,
+    restart_count: u32,
+    last_exit_code: Option<i32>,
+    start_time: Option<DateTime<Utc>>,
+    message: Option<String>,
+    token: Secret,
+}
+
+struct SvcState {
+    status: ServiceStatus,
+    message: Option<String>,
+    instances: Vec<InstanceRt>,
+    /// Stops the instances (suspend, halt, drop) while the endpoint stays.
+    supervisors: Option<CancellationToken>,
+}
+
+/// A running service in the daemon.
+pub struct ServiceRt {
+    pub row: ServiceRow,
+    token: Secret,
+    pub port: u16,
+    state: Mutex<SvcState>,
+    pub logs: LogRing,
+    pub metrics: Metrics,
+    /// Stops the endpoint and everything else.
+    cancel: CancellationToken,
+    next: AtomicUsize,
+    pub changed: Notify,
+    http: reqwest::Client,
+    db: Db,
+    settings: ServiceSettings,
+    pool_vcpu: f64,
+}
+
+impl ServiceRt {
+    fn target(&self) -> u32 {
+        self.row.min_instances.max(1)
+    }
+
+    pub fn status(&self) -> (ServiceStatus, Option<String>) {
+        self.state
+            .lock()
+            .map(|s| (s.status, s.message.clone()))
+            .unwrap_or((ServiceStatus::InternalError, None))
+    }
+
+    /// Recomputes the service status from its instances and writes it when it changed.
+    fn settle(self: &Arc<Self>) {
+        let changed = {
+            let Ok(mut s) = self.state.lock() else {
+                return;
+            };
+            let (status, message) = match s.status {
+                ServiceStatus::Suspended | ServiceStatus::Deleting => (s.status, s.message.clone()),
+                _ if s.supervisors.is_none() => (s.status, s.message.clone()),
+                _ => {
+                    let ready = s
+                        .instances
+                        .iter()
+                        .filter(|i| i.status == InstanceStatus::Ready)
+                        .count();
+                    if let Some(failed) = s
+                        .instances
+                        .iter()
+                        .find(|i| i.status == InstanceStatus::Failed)
+                    {
+                        (ServiceStatus::Failed, failed.message.clone())
+                    } else if ready as u32 >= self.target() {
+                        (ServiceStatus::Running, None)
+                    } else {
+                        (
+                            ServiceStatus::Pending,
+                            s.instances.iter().find_map(|i| i.message.clone()),
+                        )
+                    }
+                }
+            };
+            let changed = s.status != status || s.message != message;
+            s.status = status;
+            s.message = message;
+            changed.then_some((status, s.message.clone()))
+        };
+        if let Some((status, message)) = changed {
+            self.persist(status, message);
+        }
+        self.changed.notify_waiters();
+    }
+
+    fn persist(&self, status: ServiceStatus, message: Option<String>) {
+        let db = self.db.clone();
+        let name = self.row.name.clone();
+        tokio::spawn(async move {
+            if let Err(e) = db
+                .run(move |r| r.set_service_status(&name, status.as_str(), message.as_deref()))
+                .await
+            {
+                tracing::error!(error = %e, "cannot record a service status");
+            }
+        });
+    }
+
+    fn update(self: &Arc<Self>, id: usize, f: impl FnOnce(&mut InstanceRt)) {
+        if let Ok(mut s) = self.state.lock()
+            && let Some(i) = s.instances.get_mut(id)
+        {
+            f(i);
+        }
+        self.settle();
+    }
+
+    /// Starts the instances' supervisors (resume, first start, restart of the daemon).
+    fn start_instances(self: &Arc<Self>) {
+        let token = self.cancel.child_token();
+        let n = self.target() as usize;
+        if let Ok(mut s) = self.state.lock() {
+            if let Some(old) = s.supervisors.take() {
+                old.cancel();
+            }
+            s.supervisors = Some(token.clone());
+            s.status = ServiceStatus::Pending;
+            s.message = None;
+            s.instances = (0..n)
+                .map(|_| InstanceRt {
+                    status: InstanceStatus::Pending,
+                    port: None,
+                    pid: None,
+                    restart_count: 0,
+                    last_exit_code: None,
+                    start_time: None,
+                    message: None,
+                    token: Secret::random().unwrap_or_else(|_| Secret::new(uuid_like())),
+                })
+                .collect();
+        }
+        self.persist(ServiceStatus::Pending, None);
+        for id in 0..n {
+            let me = self.clone();
+            let token = token.clone();
+            tokio::spawn(async move { me.supervise(id, token).await });
+        }
+        self.changed.notify_waiters();
+    }
+
+    /// Stops the instances and leaves the service in `status` with `message`.
+    fn stop_instances(self: &Arc<Self>, status: ServiceStatus, message: Option<String>) {
+        if let Ok(mut s) = self.state.lock() {
+            if let Some(t) = s.supervisors.take() {
+                t.cancel();
+            }
+            s.status = status;
+            s.message = message.clone();
+            for i in &mut s.instances {
+                if i.status != InstanceStatus::Failed {
+                    i.status = InstanceStatus::Terminating;
+                }
+                i.port = None;
+            }
+        }
+        self.persist(status, message);
+        self.changed.notify_waiters();
+    }
+
+    async fn supervise(self: Arc<Self>, id: usize, cancel: CancellationToken) {
+        let mut backoff = self.settings.first_backoff;
+        loop {
+            if cancel.is_cancelled() {
+                break;
+            }
+            let started = Instant::now();
+            let ended = self.run_instance(id, &cancel).await;
+            let Some((code, why)) = ended else {
+                break;
+            };
+            if started.elapsed() > Duration::from_secs(60) {
+                backoff = self.settings.first_backoff;
+            }
+            self.update(id, |i| {
+                i.status = InstanceStatus::Failed;
+                i.port = None;
+                i.pid = None;
+                i.restart_count += 1;
+                i.last_exit_code = code;
+                i.message = Some(why.clone());
+            });
+            self.logs.push(
+                id as u32,
+                "supervisor",
+                &format!(
+                    "{why}; restarting in {:.0} s",
+                    backoff.as_secs_f64().max(1.0)
+                ),
+            );
+            tokio::select! {
+                _ = cancel.cancelled() => break,
+                _ = tokio::time::sleep(backoff) => {}
+            }
+            backoff = (backoff * 2).min(self.settings.max_backoff);
+        }
+    }
+
+    /// Runs one instance process until it exits (`Some((code, why))`) or is cancelled (`None`).
+    async fn run_instance(
+        self: &Arc<Self>,
+        id: usize,
+        cancel: &CancellationToken,
+    ) -> Option<(Option<i32>, String)> {
+        let spec = &self.row.spec;
+        let token = self
+            .state
+            .lock()
+            .ok()
+            .and_then(|s| s.instances.get(id).map(|i| i.token.clone()))
+            .unwrap_or_else(|| Secret::new(uuid_like()));
+        let mut cmd = tokio::process::Command::new(&self.settings.exe);
+        cmd.arg("instance")
+            .arg("--model-dir")
+            .arg(&spec.snapshot)
+            .arg("--task")
+            .arg(&spec.task)
+            .arg("--hf-cache")
+            .arg(&self.settings.hf_cache)
+            .arg("--max-batch")
+            .arg(self.settings.max_batch.to_string());
+        if let Some(t) = &spec.text_dir {
+            cmd.arg("--text-dir").arg(t);
+        }
+        let threads = (self.pool_vcpu.floor() as usize).max(1);
+        cmd.env(TOKEN_ENV, token.expose())
+            .env("RAYON_NUM_THREADS", threads.to_string())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        self.update(id, |i| {
+            i.status = InstanceStatus::Pending;
+            i.message = Some("starting: loading the model".into());
+        });
+        let mut child = match cmd.spawn() {
+            Ok(c) => c,
+            Err(e) => {
+                return Some((None, format!("cannot start an instance: {e}")));
+            }
+        };
+        let pid = child.id();
+        self.update(id, |i| i.pid = pid);
+        self.logs.push(
+            id as u32,
+            "supervisor",
+            &format!("instance {id} started (pid {})", pid.unwrap_or(0)),
+        );
+        // Keep stdin open: the instance exits when it closes (the daemon is gone).
+        let _stdin = child.stdin.take();
+        let (ready_tx, mut ready_rx) = tokio::sync::mpsc::unbounded_channel::<u16>();
+        let last_err = Arc::new(Mutex::new(String::new()));
+        if let Some(out) = child.stdout.take() {
+            let me = self.clone();
+            tokio::spawn(async move {
+                let mut lines = BufReader::new(out).lines();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    let port = serde_json::from_str::<serde_json::Value>(&line)
+                        .ok()
+                        .filter(|v| v["event"] == "ready")
+                        .and_then(|v| v["port"].as_u64())
+                        .and_then(|p| u16::try_from(p).ok());
+                    match port {
+                        Some(p) => {
+                            let _ = ready_tx.send(p);
+                        }
+                        None => me.logs.push(id as u32, "model-inference", &line),
+                    }
+                }
+            });
+        }
+        if let Some(err) = child.stderr.take() {
+            let me = self.clone();
+            let last = last_err.clone();
+            tokio::spawn(async move {
+                let mut lines = BufReader::new(err).lines();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    if let Ok(mut l) = last.lock() {
+                        l.clone_from(&line);
+                    }
+                    me.logs.push(id as u32, "model-inference", &line);
+                }
+            });
+        }
+        let exit_reason = |status: std::io::Result<std::process::ExitStatus>| {
+            use std::os::unix::process::ExitStatusExt;
+            let (code, how) = match status {
+                Ok(s) => match (s.code(), s.signal()) {
+                    (Some(c), _) => (Some(c), format!("exited with code {c}")),
+                    (None, Some(sig)) => (Some(128 + sig), format!("was killed by signal {sig}")),
+                    _ => (None, "ended".to_string()),
+                },
+                Err(e) => (None, format!("could not be waited for: {e}")),
+            };
+            let last = last_err.lock().map(|l| l.clone()).unwrap_or_default();
+            let why = if last.is_empty() {
+                format!("instance {id} {how}")
+            } else {
+                format!("instance {id} {how}: {last}")
+            };
+            (code, why)
+        };
+        tokio::select! {
+            _ = cancel.cancelled() => {
+                let _ = child.kill().await;
+                return None;
+            }
+            status = child.wait() => {
+                return Some(exit_reason(status));
+            }
+            port = tokio::time::timeout(READY_TIMEOUT, ready_rx.recv()) => {
+                match port {
+                    Ok(Some(p)) => {
+                        self.update(id, |i| {
+                            i.status = InstanceStatus::Ready;
+                            i.port = Some(p);
+                            i.start_time = Some(Utc::now());
+                            i.message = None;
+                        });
+                        self.logs.push(id as u32, "supervisor", &format!("instance {id} READY"));
+                    }
+                    _ => {
+                        let _ = child.kill().await;
+                        return Some((None, format!("instance {id} did not become ready in {} s", READY_TIMEOUT.as_secs())));
+                    }
+                }
+            }
+        }
+        tokio::select! {
+            _ = cancel.cancelled() => {
+                let _ = child.kill().await;
+                None
+            }
+            status = child.wait() => Some(exit_reason(status)),
+        }
+    }
+
+    pub fn containers(&self) -> Vec<Container> {
+        let Ok(s) = self.state.lock() else {
+            return Vec::new();
+        };
+        s.instances
+            .iter()
+            .enumerate()
+            .map(|(id, i)| Container {
+                service: self.row.name.clone(),
+                service_status: s.status,
+                instance_id: id as u32,
+                instance_status: i.status,
+                container_name: "model-inference".into(),
+                status: i.status,
+                message: i.message.clone(),
+                restart_count: i.restart_count,
+                start_time: i.start_time,
+                last_exit_code: i.last_exit_code,
+                pid: i.pid,
+                memory_bytes: i.pid.and_then(rss_bytes),
+            })
+            .collect()
+    }
+
+    pub fn endpoints(&self) -> Vec<Endpoint> {
+        vec![Endpoint {
+            name: "inference".into(),
+            port: self.port,
+            protocol: "HTTP".into(),
+            is_public: true,
+            ingress_url: format!("127.0.0.1:{}", self.port),
+        }]
+    }
+
+    pub fn token(&self) -> &Secret {
+        &self.token
+    }
+
+    fn ready_instances(&self) -> Vec<(u16, Secret)> {
+        self.state
+            .lock()
+            .map(|s| {
+                s.instances
+                    .iter()
+                    .filter(|i| i.status == InstanceStatus::Ready)
+                    .filter_map(|i| i.port.map(|p| (p, i.token.clone())))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    fn memory(&self) -> u64 {
+        self.state
+            .lock()
+            .map(|s| {
+                s.instances
+                    .iter()
+                    .filter_map(|i| i.pid.and_then(rss_bytes))
+                    .sum()
+            })
+            .unwrap_or(0)
+    }
+
+    /// Overlays the live state on a service row from the registry.
+    pub fn overlay(&self, svc: &mut Service) {
+        let (status, message) = self.status();
+        svc.status = status;
+        svc.message = message;
+        let containers = self.containers();
+        svc.ready_instances = containers
+            .iter()
+            .filter(|c| c.status == InstanceStatus::Ready)
+            .count() as u32;
+        svc.current_instances = containers
+            .iter()
+            .filter(|c| matches!(c.status, InstanceStatus::Ready | InstanceStatus::Pending))
+            .count() as u32;
+        svc.target_instances = self.target();
+        svc.endpoint = Some(format!("http://127.0.0.1:{}", self.port));
+    }
+}
+
+fn uuid_like() -> String {
+    format!(
+        "{:x}{:x}",
+        std::process::id(),
+        Utc::now().timestamp_nanos_opt().unwrap_or(0)
+    )
+}
+
+/// Resident memory of a process (Linux `/proc/<pid>/status`).
+pub fn rss_bytes(pid: u32) -> Option<u64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kb: u64 = text
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()?;
+    Some(kb * 1024)
+}
+
+/// Every service of the daemon.
+pub struct ServiceManager {
+    db: Db,
+    files: DaemonFiles,
+    settings: ServiceSettings,
+    services: Mutex<HashMap<String, Arc<ServiceRt>>>,
+    http: reqwest::Client,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    #[error("service {0} not found")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    Io(String),
+}
+
+impl ServiceManager {
+    pub fn new(db: Db, files: DaemonFiles, settings: ServiceSettings) -> Arc<ServiceManager> {
+        let http = reqwest::Client::builder()
+            .no_proxy()
+            .timeout(settings.request_timeout)
+            .pool_max_idle_per_host(64)
+            .build()
+            .unwrap_or_default();
+        Arc::new(ServiceManager {
+            db,
+            files,
+            settings,
+            services: Mutex::new(HashMap::new()),
+            http,
+        })
+    }
+
+    pub fn get(&self, name: &str) -> Result<Arc<ServiceRt>, ServiceError> {
+        self.services
+            .lock()
+            .ok()
+            .and_then(|m| m.get(name).cloned())
+            .ok_or_else(|| ServiceError::NotFound(name.to_string()))
+    }
+
+    fn token_path(&self, name: &str) -> PathBuf {
+        self.files
+            .dir
+            .join("services")
+            .join(format!("{name}.token"))
+    }
+
+    /// Starts every service of the registry (after a daemon start): their endpoints, and their
+    /// instances unless suspended.
+    pub async fn restore(self: &Arc<Self>) -> Result<(), ServiceError> {
+        let rows = self.db.run(|r| r.service_rows()).await?;
+        for row in rows {
+            let name = row.name.clone();
+            if let Err(e) = self.launch(row).await {
+                tracing::error!(service = %name, error = %e, "cannot restore a service");
+            }
+        }
+        Ok(())
+    }
+
+    /// Creates a service in the registry and starts it.
+    pub async fn create(self: &Arc<Self>, row: ServiceRow) -> Result<Arc<ServiceRt>, ServiceError> {
+        let r = row.clone();
+        self.db.run(move |reg| reg.create_service(&r)).await?;
+        self.launch(row).await
+    }
+
+    /// Binds the endpoint (the port it had when it is free) and starts the instances.
+    async fn launch(self: &Arc<Self>, row: ServiceRow) -> Result<Arc<ServiceRt>, ServiceError> {
+        let listener = match row.port {
+            Some(p) => match tokio::net::TcpListener::bind(("127.0.0.1", p)).await {
+                Ok(l) => l,
+                Err(_) => tokio::net::TcpListener::bind(("127.0.0.1", 0))
+                    .await
+                    .map_err(|e| ServiceError::Io(format!("cannot listen on 127.0.0.1: {e}")))?,
+            },
+            None => tokio::net::TcpListener::bind(("127.0.0.1", 0))
+                .await
+                .map_err(|e| ServiceError::Io(format!("cannot listen on 127.0.0.1: {e}")))?,
+        };
+        let port = listener
+            .local_addr()
+            .map_err(|e| ServiceError::Io(e.to_string()))?
+            .port();
+        if row.port != Some(port) {
+            let name = row.name.clone();
+            self.db
+                .run(move |r| r.set_service_port(&name, port))
+                .await?;
+        }
+        // The endpoint token survives daemon restarts: clients keep working.
+        let token_path = self.token_path(&row.name);
+        let token = match std::fs::read_to_string(&token_path) {
+            Ok(t) if !t.trim().is_empty() => Secret::new(t.trim()),
+            _ => {
+                let t = Secret::random().map_err(|e| ServiceError::Io(e.to_string()))?;
+                if let Some(dir) = token_path.parent() {
+                    std::fs::create_dir_all(dir).map_err(|e| ServiceError::Io(e.to_string()))?;
+                }
+                write_private(&token_path, t.expose().as_bytes())
+                    .map_err(|e| ServiceError::Io(e.to_string()))?;
+                t
+            }
+        };
+        let pool = row.pool.clone();
+        let pool_vcpu = self
+            .db
+            .run(move |r| r.pool(&pool))
+            .await?
+            .map_or(1.0, |p| p.vcpu);
+        let suspended = row.status == ServiceStatus::Suspended.as_str();
+        let rt = Arc::new(ServiceRt {
+            logs: LogRing::new(Some(
+                self.files
+                    .dir
+                    .join("logs")
+                    .join(format!("{}.log", row.name)),
+            )),
+            token,
+            port,
+            state: Mutex::new(SvcState {
+                status: if suspended {
+                    ServiceStatus::Suspended
+                } else {
+                    ServiceStatus::Pending
+                },
+                message: None,
+                instances: Vec::new(),
+                supervisors: None,
+            }),
+            metrics: Metrics::default(),
+            cancel: CancellationToken::new(),
+            next: AtomicUsize::new(0),
+            changed: Notify::new(),
+            http: self.http.clone(),
+            db: self.db.clone(),
+            settings: self.settings.clone(),
+            pool_vcpu,
+            row,
+        });
+        if let Ok(mut m) = self.services.lock() {
+            m.insert(rt.row.name.clone(), rt.clone());
+        }
+        let app = Router::new()
+            .fallback(post(proxy))
+            .layer(DefaultBodyLimit::max(MAX_BODY))
+            .with_state(rt.clone());
+        let stop = rt.cancel.clone();
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app)
+                .with_graceful_shutdown(stop.cancelled_owned())
+                .await;
+        });
+        let sampler = rt.clone();
+        tokio::spawn(async move {
+            let every = sampler.settings.sample_every;
+            let mut tick = tokio::time::interval(every);
+            tick.tick().await;
+            loop {
+                tokio::select! {
+                    _ = sampler.cancel.cancelled() => break,
+                    _ = tick.tick() => sampler.metrics.sample(every, sampler.memory()),
+                }
+            }
+        });
+        rt.logs.push(
+            0,
+            "supervisor",
+            &format!("endpoint listening on 127.0.0.1:{port}"),
+        );
+        if !suspended {
+            rt.start_instances();
+        }
+        Ok(rt)
+    }
+
+    pub fn overlay(&self, services: &mut [Service]) {
+        for s in services {
+            if let Ok(rt) = self.get(&s.name) {
+                rt.overlay(s);
+            }
+        }
+    }
+
+    pub async fn suspend(&self, name: &str) -> Result<(), ServiceError> {
+        let rt = self.get(name)?;
+        rt.stop_instances(ServiceStatus::Suspended, None);
+        rt.logs.push(0, "supervisor", "service suspended");
+        let name = name.to_string();
+        self.db
+            .run(move |r| r.set_service_status(&name, "SUSPENDED", None))
+            .await?;
+        Ok(())
+    }
+
+    pub async fn resume(&self, name: &str) -> Result<(), ServiceError> {
+        let rt = self.get(name)?;
+        let pool_name = rt.row.pool.clone();
+        let pool = self.db.run(move |r| r.pool(&pool_name)).await?;
+        if pool.is_some_and(|p| p.state == crate::domain::PoolState::Suspended) {
+            return Err(ServiceError::Conflict(format!(
+                "compute pool {} is SUSPENDED: resume it first (`hugflake resume pool {}`)",
+                rt.row.pool, rt.row.pool
+            )));
+        }
+        if rt.status().0 == ServiceStatus::Running {
+            return Ok(());
+        }
+        rt.logs.push(0, "supervisor", "service resumed");
+        rt.start_instances();
+        Ok(())
+    }
+
+    /// Stops a service's instances for good, leaving it FAILED with the reason (a deploy that
+    /// cannot work).
+    pub fn halt(&self, name: &str, message: &str) {
+        if let Ok(rt) = self.get(name) {
+            rt.stop_instances(ServiceStatus::Failed, Some(message.to_string()));
+        }
+    }
+
+    pub async fn drop_service(&self, name: &str) -> Result<(), ServiceError> {
+        let rt = self.get(name)?;
+        rt.stop_instances(ServiceStatus::Deleting, None);
+        rt.cancel.cancel();
+        let n = name.to_string();
+        self.db.run(move |r| r.delete_service(&n)).await?;
+        if let Ok(mut m) = self.services.lock() {
+            m.remove(name);
+        }
+        let _ = std::fs::remove_file(self.token_path(name));
+        Ok(())
+    }
+
+    /// Suspends every service of a pool (the pool is being suspended).
+    pub async fn suspend_pool(&self, pool: &str) -> Result<(), ServiceError> {
+        let names: Vec<String> = self
+            .services
+            .lock()
+            .map(|m| {
+                m.values()
+                    .filter(|s| s.row.pool == pool)
+                    .map(|s| s.row.name.clone())
+                    .collect()
+            })
+            .unwrap_or_default();
+        for n in names {
+            self.suspend(&n).await?;
+        }
+        Ok(())
+    }
+
+    /// Memory the running (or starting) services of a pool need, except `except`.
+    pub fn pool_memory_in_use(&self, pool: &str, except: Option<&str>) -> f64 {
+        self.services
+            .lock()
+            .map(|m| {
+                m.values()
+                    .filter(|s| s.row.pool == pool && Some(s.row.name.as_str()) != except)
+                    .filter(|s| {
+                        matches!(
+                            s.status().0,
+                            ServiceStatus::Pending | ServiceStatus::Running | ServiceStatus::Failed
+                        )
+                    })
+                    .map(|s| s.row.spec.memory_gib * f64::from(s.target()))
+                    .sum()
+            })
+            .unwrap_or(0.0)
+    }
+
+    /// Stops every instance (the daemon is stopping).
+    pub fn shutdown(&self) {
+        if let Ok(m) = self.services.lock() {
+            for s in m.values() {
+                s.cancel.cancel();
+            }
+        }
+    }
+}
+
+fn error(status: StatusCode, message: impl Into<String>) -> Response {
+    (
+        status,
+        axum::Json(json!({ "error": { "message": message.into() } })),
+    )
+        .into_response()
+}
+
+/// The service endpoint: checks the token and the state, then forwards to a READY instance.
+async fn proxy(
+    State(rt): State<Arc<ServiceRt>>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let name = &rt.row.name;
+    if !presented_token(&headers).is_some_and(|t| rt.token.matches(t)) {
+        return error(
+            StatusCode::UNAUTHORIZED,
+            format!(
+                "missing or wrong token for service {name}: send `Authorization: Snowflake Token=\"<token>\"` with the service's token"
+            ),
+        );
+    }
+    let (status, message) = rt.status();
+    if status == ServiceStatus::Suspended {
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("service {name} is SUSPENDED: resume it with `hugflake resume service {name}`"),
+        );
+    }
+    let ready = rt.ready_instances();
+    if ready.is_empty() {
+        let mut resp = error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "no instance of service {name} is ready (status {status}{})",
+                message.map(|m| format!(": {m}")).unwrap_or_default()
+            ),
+        );
+        resp.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        return resp;
+    }
+    let (port, token) = &ready[rt.next.fetch_add(1, Ordering::Relaxed) % ready.len()];
+    let started = Instant::now();
+    rt.metrics.in_flight.fetch_add(1, Ordering::Relaxed);
+    let result = rt
+        .http
+        .post(format!("http://127.0.0.1:{port}{}", uri.path()))
+        .bearer_auth(token.expose())
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(body)
+        .send()
+        .await;
+    let resp = match result {
+        Ok(r) => {
+            let code = r.status();
+            match r.bytes().await {
+                Ok(b) => (
+                    StatusCode::from_u16(code.as_u16()).unwrap_or(StatusCode::BAD_GATEWAY),
+                    [(header::CONTENT_TYPE, "application/json")],
+                    b,
+                )
+                    .into_response(),
+                Err(e) => error(StatusCode::BAD_GATEWAY, format!("instance answer cut: {e}")),
+            }
+        }
+        Err(e) => error(
+            StatusCode::BAD_GATEWAY,
+            format!(
+                "instance of {name} did not answer: {}",
+                if e.is_timeout() {
+                    "timed out".to_string()
+                } else {
+                    e.to_string()
+                }
+            ),
+        ),
+    };
+    rt.metrics.in_flight.fetch_sub(1, Ordering::Relaxed);
+    rt.metrics.record(
+        started.elapsed().as_secs_f64() * 1000.0,
+        resp.status().is_server_error(),
+    );
+    resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_pick_the_nearest_rank() {
+        let v: Vec<f64> = (1..=100).map(f64::from).collect();
+        assert_eq!(percentile(&v, 50.0), Some(50.0));
+        assert_eq!(percentile(&v, 99.0), Some(99.0));
+        assert_eq!(percentile(&[], 50.0), None);
+        assert_eq!(percentile(&[3.0], 99.0), Some(3.0));
+    }
+
+    #[test]
+    fn the_log_ring_keeps_the_newest_lines() {
+        let ring = LogRing::new(None);
+        for i in 0..(LOG_CAPACITY + 10) {
+            ring.push(0, "model-inference", &format!("line {i}"));
+        }
+        let all = ring.since(None, usize::MAX);
+        assert_eq!(all.len(), LOG_CAPACITY);
+        assert_eq!(all[0].line, "line 10");
+        let tail = ring.since(Some(all[all.len() - 3].seq), 100);
+        assert_eq!(tail.len(), 2);
+        assert_eq!(ring.since(None, 5).len(), 5);
+        ring.push(0, "x", "colour \u{1b}[31mred\u{1b}[0m");
+        assert_eq!(ring.since(None, 1)[0].line, "colour red");
+    }
+}

@@ -1,0 +1,933 @@
+//! The local platform end to end: the real binary as daemon, a Hub test server on 127.0.0.1, import
+//! jobs through every stage, services answering Snowflake's REST protocol, crashes, suspend and
+//! resume, and bad input. Tests that need the real MiniLM weights are ignored unless
+//! `scripts/test.sh` (which fetches them) runs them.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use hugflake::domain::{
+    ImportSpec, InstanceStatus, JobDetail, JobState, PoolState, ServiceStatus, Stage, StageState,
+};
+use hugflake::platform::Platform;
+use hugflake::platform::local::LocalPlatform;
+use hugflake::platform::local::lifecycle;
+use serde_json::{Value, json};
+use support::hub_server::{HubServer, Repo};
+
+const BIN: &str = env!("CARGO_BIN_EXE_hugflake");
+const MINILM: &str = "sentence-transformers/all-MiniLM-L6-v2";
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+fn commit(n: u8) -> String {
+    format!("{n:0>40}")
+}
+
+struct Platform0 {
+    dir: tempfile::TempDir,
+    hub: HubServer,
+    daemon: Option<Child>,
+}
+
+impl Platform0 {
+    async fn start(repos: Vec<Repo>) -> Platform0 {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(
+            dir.path().join("config.toml"),
+            "[daemon]\nport = 0\nmetrics_secs = 0.5\nrestart_backoff_secs = 1.5\n",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let hub = HubServer::start(repos).await;
+        Platform0 {
+            dir,
+            hub,
+            daemon: None,
+        }
+    }
+
+    fn data(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(BIN);
+        let p = self.dir.path();
+        c.args(args)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HOME", p)
+            .env("HUGFLAKE_CONFIG", p.join("config.toml"))
+            .env("HUGFLAKE_DATA_DIR", self.data())
+            .env("HUGFLAKE_STATE_DIR", p.join("state"))
+            .env("HF_HUB_CACHE", p.join("hf"))
+            .env("HF_ENDPOINT", self.hub.endpoint())
+            .stdin(Stdio::null());
+        c
+    }
+
+    /// Starts `hugflake serve` as a child and connects to it.
+    async fn serve(&mut self) -> LocalPlatform {
+        let child = self
+            .cmd(&["serve"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{e}"));
+        self.daemon = Some(child);
+        let start = Instant::now();
+        loop {
+            if let Ok((client, _)) = lifecycle::connect(&self.data()).await {
+                return client;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "daemon did not start"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// SIGKILL: no clean-up at all.
+    fn kill_daemon(&mut self) {
+        if let Some(mut c) = self.daemon.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Runs a headless command to completion (at most 120 s).
+    fn run(&self, args: &[&str]) -> (i32, String, String) {
+        let mut child = self
+            .cmd(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{e}"));
+        let start = Instant::now();
+        while child.try_wait().ok().flatten().is_none() {
+            if start.elapsed() > Duration::from_secs(120) {
+                let _ = child.kill();
+                panic!("`hugflake {}` did not finish in 120 s", args.join(" "));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let out = child.wait_with_output().unwrap_or_else(|e| panic!("{e}"));
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    }
+}
+
+impl Drop for Platform0 {
+    fn drop(&mut self) {
+        let _ = self
+            .cmd(&["serve", "--stop"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        self.kill_daemon();
+    }
+}
+
+fn spec(handle: &str, model: &str) -> ImportSpec {
+    let mut s = ImportSpec::with_defaults(handle, "LOCAL_CPU");
+    s.model = model.into();
+    s.service = format!("{model}_SVC");
+    s
+}
+
+/// Polls a job until it ends (or `limit` passes).
+async fn wait_job(client: &LocalPlatform, id: &str, limit: Duration) -> JobDetail {
+    let start = Instant::now();
+    loop {
+        let d = client
+            .job(id, None, Some(Duration::from_millis(500)))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        if !matches!(d.summary.state, JobState::Queued | JobState::Running) {
+            return d;
+        }
+        assert!(
+            start.elapsed() < limit,
+            "job {id} still {} at {:?} after {limit:?}",
+            d.summary.state,
+            d.summary.stage
+        );
+    }
+}
+
+async fn wait_status(client: &LocalPlatform, service: &str, want: ServiceStatus, limit: Duration) {
+    let start = Instant::now();
+    loop {
+        let s = client.services().await.unwrap_or_default();
+        let now = s.iter().find(|s| s.name == service).map(|s| s.status);
+        if now == Some(want) {
+            return;
+        }
+        assert!(
+            start.elapsed() < limit,
+            "service {service} is {now:?}, waited {limit:?} for {want}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A raw call to a service endpoint: (status, body).
+async fn call(
+    client: &LocalPlatform,
+    service: &str,
+    path: &str,
+    auth: Option<&str>,
+    body: &str,
+) -> (u16, Value) {
+    let ep = client
+        .endpoints(service)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let url = format!("http://{}{path}", ep[0].ingress_url);
+    let mut req = reqwest::Client::new().post(url).body(body.to_string());
+    if let Some(a) = auth {
+        req = req.header("Authorization", a);
+    }
+    let resp = req.send().await.unwrap_or_else(|e| panic!("{e}"));
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+fn ner_repo() -> Repo {
+    Repo::from_dir(
+        "fixtures/tiny-bert-ner",
+        &commit(3),
+        &fixture("tiny-bert-ner"),
+    )
+}
+
+fn max_diff(a: &[f64], b: &[f64]) -> f64 {
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f64::max)
+}
+
+fn floats(v: &Value) -> Vec<f64> {
+    v.as_array()
+        .map(|a| a.iter().filter_map(Value::as_f64).collect())
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn token_classification_imports_serves_and_survives_a_crash() {
+    let mut p = Platform0::start(vec![ner_repo()]).await;
+    let client = p.serve().await;
+    let mut s = spec("fixtures/tiny-bert-ner", "TINY_NER");
+    s.task = Some("token-classification".into());
+    let job = client.import(&s).await.unwrap_or_else(|e| panic!("{e}"));
+    let d = wait_job(&client, &job.id, Duration::from_secs(60)).await;
+    assert_eq!(d.summary.state, JobState::Done, "{:?}", d.summary.error);
+    for st in &d.stages {
+        assert_eq!(st.state, StageState::Done, "{:?}", st.stage);
+        assert!(st.started_on.is_some() && st.finished_on.is_some());
+    }
+    assert!(d.log.iter().any(|l| l.line.contains("verify: ")));
+    // Only what the task needs: one weights file, never the .bin twin.
+    let versions = client.versions("TINY_NER").await.unwrap_or_default();
+    assert_eq!(versions.len(), 1);
+    let v = &versions[0];
+    assert_eq!(v.task, "token-classification");
+    assert_eq!(v.revision, commit(3));
+    assert!(v.files.iter().any(|f| f.path == "model.safetensors"));
+    assert!(!v.files.iter().any(|f| f.path == "pytorch_model.bin"));
+    assert_eq!(v.functions.len(), 1);
+    assert_eq!(v.functions[0].name, "__CALL__");
+    assert_eq!(v.inference_services, vec!["TINY_NER_SVC".to_string()]);
+
+    // __CALL__ equals the transformers pipeline (aggregation none) from the reference.
+    let reference: Value = serde_json::from_str(
+        &std::fs::read_to_string(fixture("tiny-bert-ner/reference.json")).unwrap_or_default(),
+    )
+    .unwrap_or_default();
+    let sentences: Vec<Vec<Value>> = reference["sentences"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|s| vec![s.clone()])
+        .collect();
+    let r = client
+        .predict("TINY_NER_SVC", "__CALL__", &sentences)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(r.outputs.len(), sentences.len());
+    for (i, out) in r.outputs.iter().enumerate() {
+        let got = out["outputs"].as_array().cloned().unwrap_or_default();
+        let want = reference["pipeline_none"][i]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        assert_eq!(got.len(), want.len(), "sentence {i}");
+        for (g, w) in got.iter().zip(&want) {
+            assert_eq!(g["entity"], w["entity"]);
+            assert_eq!(g["word"], w["word"]);
+            assert_eq!(g["start"], w["start"]);
+            assert_eq!(g["end"], w["end"]);
+            assert!(
+                (g["score"].as_f64().unwrap_or(9.0) - w["score"].as_f64().unwrap_or(0.0)).abs()
+                    < 1e-4
+            );
+        }
+    }
+
+    // Bad requests: a clear message each, and the service keeps serving.
+    let (code, body) = call(&client, "TINY_NER_SVC", "/--call--", None, "{}").await;
+    assert_eq!(code, 401);
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("token")
+    );
+    let (code, _) = call(
+        &client,
+        "TINY_NER_SVC",
+        "/--call--",
+        Some("Snowflake Token=\"wrong\""),
+        "{}",
+    )
+    .await;
+    assert_eq!(code, 401);
+    let token = hugflake_token(&p, "TINY_NER_SVC").await;
+    let auth = format!("Snowflake Token=\"{token}\"");
+    let (code, body) = call(
+        &client,
+        "TINY_NER_SVC",
+        "/--call--",
+        Some(&auth),
+        "{not json",
+    )
+    .await;
+    assert_eq!(code, 400, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("not JSON")
+    );
+    let (code, body) = call(
+        &client,
+        "TINY_NER_SVC",
+        "/--call--",
+        Some(&auth),
+        r#"{"rows": []}"#,
+    )
+    .await;
+    assert_eq!(code, 400);
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("`data` array")
+    );
+    let (code, body) = call(
+        &client,
+        "TINY_NER_SVC",
+        "/encode",
+        Some(&auth),
+        r#"{"data": [[0, "x"]]}"#,
+    )
+    .await;
+    assert_eq!(code, 404);
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("/--call--")
+    );
+    let (code, body) = call(
+        &client,
+        "TINY_NER_SVC",
+        "/--call--",
+        Some(&auth),
+        r#"{"data": [[0, {"inputs": "Fever."}]]}"#,
+    )
+    .await;
+    assert_eq!(code, 200, "{body}");
+
+    // Kill the instance: FAILED (with the exit), then restarted and RUNNING again.
+    let containers = client.containers("TINY_NER_SVC").await.unwrap_or_default();
+    let pid = containers[0].pid.unwrap_or_else(|| panic!("no pid"));
+    assert!(containers[0].memory_bytes.unwrap_or(0) > 1_000_000);
+    let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+    wait_status(
+        &client,
+        "TINY_NER_SVC",
+        ServiceStatus::Failed,
+        Duration::from_secs(10),
+    )
+    .await;
+    let failed = client.containers("TINY_NER_SVC").await.unwrap_or_default();
+    assert_eq!(failed[0].status, InstanceStatus::Failed);
+    assert_eq!(failed[0].last_exit_code, Some(137));
+    assert!(
+        failed[0]
+            .message
+            .as_deref()
+            .unwrap_or("")
+            .contains("signal 9")
+    );
+    wait_status(
+        &client,
+        "TINY_NER_SVC",
+        ServiceStatus::Running,
+        Duration::from_secs(30),
+    )
+    .await;
+    let back = client.containers("TINY_NER_SVC").await.unwrap_or_default();
+    assert_eq!(back[0].restart_count, 1);
+    assert_ne!(back[0].pid, Some(pid));
+    let r = client
+        .predict("TINY_NER_SVC", "__CALL__", &[vec![json!("Fever.")]])
+        .await;
+    assert!(r.is_ok(), "{r:?}");
+    let logs = client
+        .logs("TINY_NER_SVC", None, 1000, None)
+        .await
+        .unwrap_or_default();
+    assert!(
+        logs.iter()
+            .any(|l| l.line.contains("killed by signal 9") && l.line.contains("restarting in"))
+    );
+    // No request body ever reaches the logs.
+    assert!(!logs.iter().any(|l| l.line.contains("Fever")));
+
+    // Metrics were sampled with the calls above.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let m = client.metrics("TINY_NER_SVC").await.unwrap_or_default();
+    assert!(m.iter().map(|s| s.requests).sum::<u64>() >= 5, "{m:?}");
+    assert!(m.iter().any(|s| s.p50_ms.is_some() && s.memory_bytes > 0));
+
+    // Suspend the service: calls get a clear 503; resume: RUNNING again.
+    client
+        .suspend_service("TINY_NER_SVC")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let (code, body) = call(
+        &client,
+        "TINY_NER_SVC",
+        "/--call--",
+        Some(&auth),
+        r#"{"data": [[0, "x"]]}"#,
+    )
+    .await;
+    assert_eq!(code, 503);
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("SUSPENDED")
+    );
+    client
+        .resume_service("TINY_NER_SVC")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    wait_status(
+        &client,
+        "TINY_NER_SVC",
+        ServiceStatus::Running,
+        Duration::from_secs(30),
+    )
+    .await;
+
+    // Suspend the pool: its services go with it; resuming the service first is refused.
+    let pool = client
+        .suspend_pool("LOCAL_CPU")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(pool.state, PoolState::Suspended);
+    wait_status(
+        &client,
+        "TINY_NER_SVC",
+        ServiceStatus::Suspended,
+        Duration::from_secs(5),
+    )
+    .await;
+    let err = client
+        .resume_service("TINY_NER_SVC")
+        .await
+        .err()
+        .map(|e| e.to_string());
+    assert!(err.unwrap_or_default().contains("resume it first"));
+    let pool = client
+        .resume_pool("LOCAL_CPU")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(pool.state, PoolState::Idle);
+    client
+        .resume_service("TINY_NER_SVC")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    wait_status(
+        &client,
+        "TINY_NER_SVC",
+        ServiceStatus::Running,
+        Duration::from_secs(30),
+    )
+    .await;
+    let pools = client.pools().await.unwrap_or_default();
+    assert_eq!(pools[0].state, PoolState::Active);
+
+    // Dropping the version is refused while the service uses it; then the service, then the model.
+    let err = client
+        .drop_model("TINY_NER", Some("V1"))
+        .await
+        .err()
+        .map(|e| e.to_string());
+    assert!(
+        err.unwrap_or_default()
+            .contains("used by service TINY_NER_SVC")
+    );
+    client
+        .drop_service("TINY_NER_SVC")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    client
+        .drop_model("TINY_NER", Some("V1"))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(client.models().await.unwrap_or_default().is_empty());
+}
+
+/// The service token as the admin API gives it (the same call `hugflake predict` makes).
+async fn hugflake_token(p: &Platform0, service: &str) -> String {
+    let info: Value = serde_json::from_str(
+        &std::fs::read_to_string(p.data().join("daemon.json")).unwrap_or_default(),
+    )
+    .unwrap_or_default();
+    let admin = std::fs::read_to_string(p.data().join("token")).unwrap_or_default();
+    let url = format!(
+        "http://127.0.0.1:{}/v1/services/{service}/token",
+        info["port"].as_u64().unwrap_or(0)
+    );
+    let v: Value = reqwest::Client::new()
+        .get(url)
+        .bearer_auth(admin.trim())
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .json()
+        .await
+        .unwrap_or_default();
+    v["token"].as_str().unwrap_or_default().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn bad_imports_fail_clearly_and_leave_the_registry_intact() {
+    let gpt = Repo::new("fixtures/tiny-gpt", &commit(5))
+        .file(
+            "config.json",
+            r#"{"model_type": "gpt2", "architectures": ["GPT2LMHeadModel"]}"#,
+        )
+        .file("model.safetensors", vec![0u8; 64]);
+    let biobert_like = Repo::from_dir("fixtures/tiny-bert", &commit(6), &fixture("tiny-bert"));
+    let mut p = Platform0::start(vec![ner_repo(), gpt, biobert_like]).await;
+    let client = p.serve().await;
+
+    let failed = |detail: &JobDetail, stage: Stage, needle: &str| {
+        assert_eq!(detail.summary.state, JobState::Failed);
+        let msg = detail.summary.error.clone().unwrap_or_default();
+        assert!(msg.contains(needle), "`{msg}` lacks `{needle}`");
+        assert_eq!(
+            detail.stage(stage).map(|s| s.state),
+            Some(StageState::Failed)
+        );
+    };
+    // Unknown model.
+    let j = client
+        .import(&spec("fixtures/nope", "NOPE"))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    failed(
+        &wait_job(&client, &j.id, Duration::from_secs(30)).await,
+        Stage::Resolve,
+        "not found",
+    );
+    // Unsupported architecture.
+    let j = client
+        .import(&spec("fixtures/tiny-gpt", "GPT"))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    failed(
+        &wait_job(&client, &j.id, Duration::from_secs(30)).await,
+        Stage::Resolve,
+        "unsupported architecture `gpt2`",
+    );
+    // A checkpoint without a head, asked for entities.
+    let mut s = spec("fixtures/tiny-bert", "TINY");
+    s.task = Some("token-classification".into());
+    let j = client.import(&s).await.unwrap_or_else(|e| panic!("{e}"));
+    failed(
+        &wait_job(&client, &j.id, Duration::from_secs(30)).await,
+        Stage::Resolve,
+        "no token-classification head",
+    );
+    // Too big for the pool: more instances than its memory holds.
+    let mut s = spec("fixtures/tiny-bert-ner", "BIG");
+    s.min_instances = 1000;
+    s.max_instances = 1000;
+    let j = client.import(&s).await.unwrap_or_else(|e| panic!("{e}"));
+    failed(
+        &wait_job(&client, &j.id, Duration::from_secs(30)).await,
+        Stage::Resolve,
+        "too big for compute pool LOCAL_CPU",
+    );
+    // Refused before a job exists: bad names, unknown pool, bad task.
+    let mut s = spec("fixtures/tiny-bert-ner", "X");
+    s.pool = "GPU_POOL".into();
+    assert!(
+        client
+            .import(&s)
+            .await
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default()
+            .contains("compute pool GPU_POOL")
+    );
+    let s = spec("not a repo", "X");
+    assert!(
+        client
+            .import(&s)
+            .await
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default()
+            .contains("not a Hub repo id")
+    );
+    let mut s = spec("fixtures/tiny-bert-ner", "X");
+    s.version = "v 1".into();
+    assert!(
+        client
+            .import(&s)
+            .await
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default()
+            .contains("not a valid name")
+    );
+
+    // Nothing of the failures reached the registry.
+    assert!(client.models().await.unwrap_or_default().is_empty());
+    assert!(client.services().await.unwrap_or_default().is_empty());
+
+    // A good import through the headless command, then the same version again is refused.
+    let (code, _out, err) = p.run(&[
+        "import",
+        "fixtures/tiny-bert-ner",
+        "--model",
+        "NER",
+        "--task",
+        "token-classification",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("ready: POST /--call-- answered"), "{err}");
+    let (code, _, err) = p.run(&[
+        "import",
+        "fixtures/tiny-bert-ner",
+        "--model",
+        "NER",
+        "--service",
+        "OTHER",
+    ]);
+    assert_eq!(code, 1);
+    assert!(err.contains("already has a version V1"), "{err}");
+    let (code, out, _) = p.run(&["status", "--json"]);
+    assert_eq!(code, 0);
+    let status: Value = serde_json::from_str(&out).unwrap_or_default();
+    assert_eq!(status["services"][0]["name"], "NER_SVC");
+    assert_eq!(status["services"][0]["status"], "RUNNING");
+    let (code, out, err) = p.run(&[
+        "predict",
+        "ner_svc",
+        "--text",
+        "Fever and Vomiting.",
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let rows: Value = serde_json::from_str(&out).unwrap_or_default();
+    assert!(rows[0]["output"]["outputs"].is_array(), "{out}");
+    let (code, out, _) = p.run(&["logs", "NER_SVC"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("model-inference model loaded in"), "{out}");
+    let (code, out, _) = p.run(&["jobs"]);
+    assert_eq!(code, 0);
+    assert_eq!(out.matches("failed").count(), 4, "{out}");
+    // The models list still has exactly the one good import.
+    let models = client.models().await.unwrap_or_default();
+    assert_eq!(models.len(), 1);
+    assert_eq!(models[0].versions, vec!["V1".to_string()]);
+    p.kill_daemon();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn zero_shot_imports_with_its_text_tower_and_matches_the_library() {
+    // BiomedCLIP's layout: the text tower's config and tokenizer live in a second repo.
+    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let clip_dir = tmp.path().join("clip");
+    std::fs::create_dir_all(&clip_dir).unwrap_or_else(|e| panic!("{e}"));
+    for e in std::fs::read_dir(fixture("tiny-biomedclip")).unwrap_or_else(|e| panic!("{e}")) {
+        let e = e.unwrap_or_else(|e| panic!("{e}"));
+        std::fs::copy(e.path(), clip_dir.join(e.file_name())).unwrap_or_else(|e| panic!("{e}"));
+    }
+    let cfg_path = clip_dir.join("open_clip_config.json");
+    let cfg = std::fs::read_to_string(&cfg_path)
+        .unwrap_or_default()
+        .replace("\"tiny-bert\"", "\"fixtures/tiny-bert\"");
+    std::fs::write(&cfg_path, cfg).unwrap_or_else(|e| panic!("{e}"));
+    let clip = Repo::from_dir("fixtures/tiny-biomedclip", &commit(7), &clip_dir);
+    let tower = Repo::from_dir("fixtures/tiny-bert", &commit(8), &fixture("tiny-bert"));
+    let mut p = Platform0::start(vec![clip, tower]).await;
+    let client = p.serve().await;
+    let job = client
+        .import(&spec("fixtures/tiny-biomedclip", "CLIP"))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let d = wait_job(&client, &job.id, Duration::from_secs(60)).await;
+    assert_eq!(d.summary.state, JobState::Done, "{:?}", d.summary.error);
+    assert!(
+        d.log
+            .iter()
+            .any(|l| l.line.contains("text tower") && l.line.contains("fixtures/tiny-bert"))
+    );
+    let v = client.versions("CLIP").await.unwrap_or_default();
+    assert_eq!(v[0].task, "zero-shot-image-classification");
+    assert_eq!(
+        v[0].functions[0]
+            .arguments
+            .iter()
+            .map(|a| a.name.as_str())
+            .collect::<Vec<_>>(),
+        ["images", "candidate_labels"]
+    );
+
+    use base64::Engine;
+    let png = std::fs::read(fixture("tiny-biomedclip/test_image_320x240.png")).unwrap_or_default();
+    let labels = ["chest x-ray", "brain MRI", "skin histology"];
+    let r = client
+        .predict(
+            "CLIP_SVC",
+            "__CALL__",
+            &[vec![
+                json!(base64::engine::general_purpose::STANDARD.encode(&png)),
+                json!(labels),
+            ]],
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let out = &r.outputs[0];
+    assert_eq!(out["notice"], "research use only, not for diagnosis");
+    // The same model in-process, straight from the fixture, gives the same probabilities.
+    let model = hugflake::inference::clip::ZeroShot::load(
+        &fixture("tiny-biomedclip"),
+        Some(&fixture("tiny-bert")),
+        None,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let img = hugflake::inference::image::Rgb::decode(&png).unwrap_or_else(|e| panic!("{e}"));
+    let want = model
+        .classify(&img, &labels, hugflake::inference::clip::DEFAULT_TEMPLATE)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let got_labels: Vec<&str> = out["labels"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    assert_eq!(
+        got_labels,
+        want.iter().map(|w| w.label.as_str()).collect::<Vec<_>>()
+    );
+    let got = floats(&out["scores"]);
+    let want: Vec<f64> = want.iter().map(|w| f64::from(w.score)).collect();
+    assert!(max_diff(&got, &want) < 1e-6);
+    let sum: f64 = got.iter().sum();
+    assert!((sum - 1.0).abs() < 1e-5);
+    // A broken image is the caller's error, said plainly.
+    let err = client
+        .predict(
+            "CLIP_SVC",
+            "__CALL__",
+            &[vec![json!("bm90IGFuIGltYWdl"), json!(labels)]],
+        )
+        .await
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(err.contains("400") && err.contains("images"), "{err}");
+    p.kill_daemon();
+}
+
+fn minilm_repo() -> Repo {
+    let dir = std::env::var("HUGFLAKE_TEST_MINILM_DIR").map(PathBuf::from).unwrap_or_else(|_| {
+        panic!("HUGFLAKE_TEST_MINILM_DIR is not set: run scripts/test.sh, which fetches the MiniLM wheel")
+    });
+    let mut repo = Repo::from_dir(MINILM, &commit(9), &dir);
+    repo.library = Some("sentence-transformers".into());
+    repo.pipeline_tag = Some("sentence-similarity".into());
+    repo
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs the real MiniLM weights: scripts/test.sh fetches them"]
+async fn minilm_end_to_end_matches_the_reference_and_takes_concurrent_load() {
+    let mut p = Platform0::start(vec![minilm_repo()]).await;
+    let (code, _, err) = p.run(&["import", MINILM]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("ALL_MINILM_L6_V2_SVC is RUNNING"), "{err}");
+    let client = lifecycle::connect(&p.data())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .0;
+    let reference: Value = serde_json::from_str(
+        &std::fs::read_to_string(fixture("minilm_reference.json")).unwrap_or_default(),
+    )
+    .unwrap_or_default();
+    let sentences: Vec<String> = reference["sentences"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|s| s.as_str().map(str::to_string))
+        .collect();
+    let want: Vec<Vec<f64>> = reference["embeddings"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(floats)
+        .collect();
+    assert!(!sentences.is_empty() && sentences.len() == want.len());
+    let rows: Vec<Vec<Value>> = sentences.iter().map(|s| vec![json!(s)]).collect();
+    for method in ["ENCODE", "ENCODE_QUERY", "ENCODE_DOCUMENT"] {
+        let r = client
+            .predict("ALL_MINILM_L6_V2_SVC", method, &rows)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        for (i, out) in r.outputs.iter().enumerate() {
+            let d = max_diff(&floats(&out["output"]), &want[i]);
+            assert!(d <= 1e-5, "{method} row {i}: max abs diff {d}");
+        }
+    }
+
+    // Load: concurrent clients, each its own sentence; nothing lost or mixed up.
+    let clients = 16;
+    let per_client = 20;
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for c in 0..clients {
+        let client = client.clone();
+        let i = c % sentences.len();
+        let row = vec![vec![json!(sentences[i])]];
+        let want = want[i].clone();
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
+            for _ in 0..per_client {
+                let r = client
+                    .predict("ALL_MINILM_L6_V2_SVC", "ENCODE", &row)
+                    .await
+                    .unwrap_or_else(|e| panic!("{e}"));
+                assert!(max_diff(&floats(&r.outputs[0]["output"]), &want) <= 1e-5);
+                lat.push(r.latency_ms);
+            }
+            lat
+        }));
+    }
+    let mut lat = Vec::new();
+    for t in tasks {
+        lat.extend(t.await.unwrap_or_else(|e| panic!("{e}")));
+    }
+    let secs = started.elapsed().as_secs_f64();
+    lat.sort_by(f64::total_cmp);
+    assert_eq!(lat.len(), clients * per_client);
+    let p99 = lat[(lat.len() * 99 / 100).min(lat.len() - 1)];
+    println!(
+        "load: {clients} clients x {per_client} calls: {:.0} calls/s, p50 {:.1} ms, p99 {p99:.1} ms",
+        lat.len() as f64 / secs,
+        lat[lat.len() / 2]
+    );
+    p.kill_daemon();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs the real MiniLM weights: scripts/test.sh fetches them"]
+async fn a_daemon_killed_mid_download_resumes_without_refetching() {
+    let mut p = Platform0::start(vec![minilm_repo()]).await;
+    p.hub
+        .faults()
+        .trickle
+        .insert("model.safetensors".into(), Duration::from_millis(15));
+    let client = p.serve().await;
+    let job = client
+        .import(&spec(MINILM, "MINI"))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    // Wait until part of the weights has arrived, then SIGKILL the daemon.
+    let start = Instant::now();
+    loop {
+        let d = client
+            .job(&job.id, None, None)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let weights = d
+            .files
+            .iter()
+            .find(|f| f.path == "model.safetensors")
+            .map_or(0, |f| f.done);
+        if weights > 8 * 1024 * 1024 {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "download did not progress"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    p.kill_daemon();
+    let served_before = p.hub.bytes_served();
+    p.hub.faults().trickle.clear();
+    let client = p.serve().await;
+    let d = wait_job(&client, &job.id, Duration::from_secs(120)).await;
+    assert_eq!(d.summary.state, JobState::Done, "{:?}", d.summary.error);
+    assert!(d.log.iter().any(|l| l.line.contains("daemon restarted")));
+    assert!(
+        d.log
+            .iter()
+            .any(|l| l.line.contains("model.safetensors: resuming at")),
+        "{:?}",
+        d.log
+    );
+    let total: u64 = d
+        .stage(Stage::Download)
+        .and_then(|s| s.bytes_total)
+        .unwrap_or(0);
+    let served = p.hub.bytes_served();
+    // Bytes that reached the disk before the kill are not fetched again (a little slack for
+    // what was in flight when the process died).
+    assert!(
+        served <= total + 2 * 1024 * 1024,
+        "served {served} bytes for {total} ({served_before} before the kill)"
+    );
+    wait_status(
+        &client,
+        "MINI_SVC",
+        ServiceStatus::Running,
+        Duration::from_secs(30),
+    )
+    .await;
+    p.kill_daemon();
+}
