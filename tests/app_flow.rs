@@ -525,3 +525,141 @@ fn an_unreachable_hub_is_not_asked_for_details_on_every_row() {
     let effects = key(&mut app, KeyCode::Char('r'));
     assert!(effects.iter().any(|e| matches!(e, Effect::HubSearch(_))));
 }
+
+#[test]
+fn an_import_starts_from_the_form_and_is_followed_to_running() {
+    use hugflake::domain::{JobState, Stage};
+    let mut app = app(120, 32);
+    catalog(&mut app);
+    connected(
+        &mut app,
+        snapshot(vec![pool("LOCAL_CPU", PoolState::Idle)], vec![], vec![]),
+    );
+    // i opens the form on the selected candidate (MiniLM); editing the model renames the service.
+    key(&mut app, KeyCode::Char('i'));
+    typed(&mut app, "_X");
+    // A bad field is named and nothing starts.
+    key(&mut app, KeyCode::Down);
+    key(&mut app, KeyCode::Down);
+    key(&mut app, KeyCode::Down);
+    key(&mut app, KeyCode::Down);
+    typed(&mut app, "z");
+    assert!(key(&mut app, KeyCode::Enter).is_empty());
+    assert!(render(&app).contains("min instances must be a whole number"));
+    key(&mut app, KeyCode::Backspace);
+    let effects = key(&mut app, KeyCode::Enter);
+    let spec = effects
+        .iter()
+        .find_map(|e| match e {
+            Effect::Import(s) => Some(s.clone()),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("no import effect in {effects:?}"));
+    assert_eq!(spec.handle, "sentence-transformers/all-MiniLM-L6-v2");
+    assert_eq!(spec.model, "ALL_MINILM_L6_V2_X");
+    assert_eq!(spec.service, "ALL_MINILM_L6_V2_X_SVC");
+    assert_eq!(spec.task.as_deref(), Some("sentence-similarity"));
+    assert_eq!(spec.pool, "LOCAL_CPU");
+
+    // The platform queues it: the app goes to Imports and asks for the job's detail.
+    let mut queued = job("ALL_MINILM_L6_V2_X", JobState::Queued, Stage::Resolve, None);
+    queued.stage = None;
+    let effects = app.apply(Msg::ImportStarted(Ok(queued.clone())));
+    assert_eq!(app.tab, Tab::Imports);
+    assert!(effects.contains(&Effect::Refresh));
+    let mut snap = snapshot(
+        vec![pool("LOCAL_CPU", PoolState::Idle)],
+        vec![],
+        vec![queued.clone()],
+    );
+    let effects = app.apply(Msg::Snapshot(Ok(snap.clone())));
+    assert!(effects.contains(&Effect::JobDetail(queued.id.clone())));
+    // Each newer snapshot of a running job asks again; stages advance to ready and the service runs.
+    for stage in [Stage::Download, Stage::Build, Stage::Ready] {
+        let mut j = queued.clone();
+        j.state = JobState::Running;
+        j.stage = Some(stage);
+        snap.jobs = vec![j.clone()];
+        snap.fetched_at += chrono::Duration::seconds(2);
+        let effects = app.apply(Msg::Snapshot(Ok(snap.clone())));
+        assert!(
+            effects.contains(&Effect::JobDetail(j.id.clone())),
+            "{stage:?}"
+        );
+        app.apply(Msg::JobDetail {
+            id: j.id.clone(),
+            result: Ok(Box::new(job_detail(j, Some(stage), vec![]))),
+        });
+        assert!(render(&app).contains(&format!("▶ {}", stage.as_str())));
+    }
+    let mut done = queued.clone();
+    done.state = JobState::Done;
+    done.stage = Some(Stage::Ready);
+    snap.jobs = vec![done.clone()];
+    snap.services = vec![service("ALL_MINILM_L6_V2_X_SVC", ServiceStatus::Running, 1)];
+    snap.fetched_at += chrono::Duration::seconds(2);
+    let effects = app.apply(Msg::Snapshot(Ok(snap.clone())));
+    assert!(effects.contains(&Effect::JobDetail(done.id.clone())));
+    app.apply(Msg::JobDetail {
+        id: done.id.clone(),
+        result: Ok(Box::new(job_detail(done, None, vec![]))),
+    });
+    let screen = render(&app);
+    assert!(screen.contains("✔ ready"), "{screen}");
+    assert!(screen.contains("done"));
+    // A finished job is not asked again on later snapshots.
+    snap.fetched_at += chrono::Duration::seconds(2);
+    let effects = app.apply(Msg::Snapshot(Ok(snap)));
+    assert!(!effects.iter().any(|e| matches!(e, Effect::JobDetail(_))));
+    key(&mut app, KeyCode::Char('3'));
+    assert!(render(&app).contains("ALL_MINILM_L6_V2_X_SVC"));
+}
+
+#[test]
+fn cancel_and_suspend_ask_first_and_esc_changes_nothing() {
+    use hugflake::app::state::PlatformOp;
+    use hugflake::domain::{JobState, Stage};
+    let mut app = app(120, 30);
+    connected(
+        &mut app,
+        snapshot(
+            vec![pool("LOCAL_CPU", PoolState::Active)],
+            vec![service("MINI_SVC", ServiceStatus::Running, 1)],
+            vec![job("MINI", JobState::Running, Stage::Download, None)],
+        ),
+    );
+    key(&mut app, KeyCode::Char('2'));
+    assert!(key(&mut app, KeyCode::Char('x')).is_empty());
+    assert!(render(&app).contains("cancel job job-mini"));
+    assert!(key(&mut app, KeyCode::Esc).is_empty());
+    assert!(render(&app).contains("nothing changed"));
+    key(&mut app, KeyCode::Char('x'));
+    let effects = key(&mut app, KeyCode::Char('y'));
+    assert!(effects.contains(&Effect::Platform(PlatformOp::CancelJob("job-mini".into()))));
+    // Retry is only for failed or cancelled jobs.
+    assert!(key(&mut app, KeyCode::Char('R')).is_empty());
+    let screen = render(&app);
+    assert!(
+        screen.contains("only failed or cancelled jobs are retried"),
+        "{screen}"
+    );
+    key(&mut app, KeyCode::Char('3'));
+    key(&mut app, KeyCode::Char('s'));
+    let effects = key(&mut app, KeyCode::Enter);
+    assert!(effects.contains(&Effect::Platform(PlatformOp::SuspendPool(
+        "LOCAL_CPU".into()
+    ))));
+    key(&mut app, KeyCode::Char('f'));
+    key(&mut app, KeyCode::Char('u'));
+    let effects = key(&mut app, KeyCode::Enter);
+    assert!(
+        effects.contains(&Effect::Platform(PlatformOp::ResumeService(
+            "MINI_SVC".into()
+        )))
+    );
+    let effects = app.apply(Msg::PlatformDone(Err(
+        "could not resume service MINI_SVC: compute pool LOCAL_CPU is SUSPENDED".into(),
+    )));
+    assert!(effects.contains(&Effect::Refresh));
+    assert!(render(&app).contains("could not resume service MINI_SVC"));
+}

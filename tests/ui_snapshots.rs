@@ -205,7 +205,7 @@ fn query_loading_and_error() {
 
 #[test]
 fn help_overlay_lists_every_binding() {
-    let mut app = app(120, 40);
+    let mut app = app(120, 48);
     catalog(&mut app);
     app.update(Action::Help);
     let screen = render(&app);
@@ -363,5 +363,54 @@ fn candidates_offline() {
     let mut app = app(120, 20);
     app.hub = hugflake::app::search::HubSearch::new(Some("HF_HUB_OFFLINE is set".into()));
     catalog(&mut app);
+    assert_snapshot!(render(&app));
+}
+
+#[test]
+fn imports_detail_shows_stages_file_progress_and_log() {
+    let mut app = app(120, 32);
+    app.tab = Tab::Imports;
+    let running = job("ALL_MINILM_L6_V2", JobState::Running, Stage::Download, None);
+    connected(&mut app, snapshot(vec![], vec![], vec![running.clone()]));
+    let files = vec![
+        hugflake::domain::FileProgress {
+            path: "model.safetensors".into(),
+            size: 90_868_376,
+            done: 40_000_000,
+            reused: false,
+        },
+        hugflake::domain::FileProgress {
+            path: "tokenizer.json".into(),
+            size: 466_247,
+            done: 466_247,
+            reused: true,
+        },
+    ];
+    app.apply(Msg::JobDetail {
+        id: running.id.clone(),
+        result: Ok(Box::new(job_detail(running, Some(Stage::Download), files))),
+    });
+    assert_snapshot!(render(&app));
+}
+
+#[test]
+fn import_form_shows_fields_plan_and_verdicts() {
+    let mut app = app(120, 32);
+    catalog(&mut app);
+    connected(
+        &mut app,
+        snapshot(vec![pool("LOCAL_CPU", PoolState::Idle)], vec![], vec![]),
+    );
+    app.update(Action::Import);
+    assert_snapshot!(render(&app));
+}
+
+#[test]
+fn confirmation_before_suspending_a_service() {
+    let mut app = app(120, 24);
+    app.tab = Tab::Health;
+    connected(&mut app, health_data());
+    app.update(Action::FocusNext);
+    app.update(Action::Suspend);
     assert_snapshot!(render(&app));
 }

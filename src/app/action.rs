@@ -27,10 +27,15 @@ pub enum Action {
     Refresh,
     CycleSort,
     Download,
+    Import,
+    CancelJob,
+    RetryJob,
+    Suspend,
+    Resume,
 }
 
 impl Action {
-    pub const ALL: [Action; 21] = [
+    pub const ALL: [Action; 26] = [
         Action::Quit,
         Action::Back,
         Action::Help,
@@ -52,6 +57,11 @@ impl Action {
         Action::Refresh,
         Action::CycleSort,
         Action::Download,
+        Action::Import,
+        Action::CancelJob,
+        Action::RetryJob,
+        Action::Suspend,
+        Action::Resume,
     ];
 
     pub fn name(self) -> &'static str {
@@ -77,6 +87,11 @@ impl Action {
             Action::Refresh => "refresh",
             Action::CycleSort => "cycle_sort",
             Action::Download => "download",
+            Action::Import => "import",
+            Action::CancelJob => "cancel_job",
+            Action::RetryJob => "retry_job",
+            Action::Suspend => "suspend",
+            Action::Resume => "resume",
         }
     }
 
@@ -104,6 +119,11 @@ impl Action {
             Action::Refresh => "refresh platform data and the Hub search now",
             Action::CycleSort => "Candidates: next Hub sort order",
             Action::Download => "Candidates: download the selected model into the HF cache",
+            Action::Import => "Candidates: import the selected model (form, plan first)",
+            Action::CancelJob => "Imports: cancel the selected job (asks first)",
+            Action::RetryJob => "Imports: retry the selected failed job (asks first)",
+            Action::Suspend => "Health: suspend the pool or service (asks first)",
+            Action::Resume => "Health: resume the pool or service (asks first)",
         }
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod action;
 pub mod command;
+pub mod import_form;
 pub mod keymap;
 pub mod search;
 pub mod state;
@@ -110,6 +111,64 @@ impl Workers {
                 .await
                 .map_err(|e| e.to_string());
             let _ = tx.send(Msg::Snapshot(result));
+        });
+    }
+
+    /// Runs one platform call and sends its message; without a platform, says why.
+    fn call<F, Fut>(&self, f: F)
+    where
+        F: FnOnce(Arc<dyn Platform>) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = Msg> + Send + 'static,
+    {
+        let tx = self.tx.clone();
+        match self.platform.clone() {
+            Some(p) => {
+                tokio::spawn(async move {
+                    let _ = tx.send(f(p).await);
+                });
+            }
+            None => {
+                let _ = tx.send(Msg::PlatformDone(Err(
+                    "not connected to a platform yet: wait for the status line to say so".into(),
+                )));
+            }
+        }
+    }
+
+    fn import(&self, spec: crate::domain::ImportSpec) {
+        self.call(move |p| async move {
+            Msg::ImportStarted(p.import(&spec).await.map_err(|e| e.to_string()))
+        });
+    }
+
+    fn job_detail(&self, id: String) {
+        self.call(move |p| async move {
+            let result = p
+                .job(&id, None, None)
+                .await
+                .map(Box::new)
+                .map_err(|e| e.to_string());
+            Msg::JobDetail { id, result }
+        });
+    }
+
+    fn platform_op(&self, op: state::PlatformOp) {
+        use state::PlatformOp;
+        self.call(move |p| async move {
+            let what = op.describe();
+            let result = match &op {
+                PlatformOp::CancelJob(id) => p.cancel_job(id).await.map(|_| ()),
+                PlatformOp::RetryJob(id) => p.retry_job(id).await.map(|_| ()),
+                PlatformOp::SuspendPool(n) => p.suspend_pool(n).await.map(|_| ()),
+                PlatformOp::ResumePool(n) => p.resume_pool(n).await.map(|_| ()),
+                PlatformOp::SuspendService(n) => p.suspend_service(n).await.map(|_| ()),
+                PlatformOp::ResumeService(n) => p.resume_service(n).await.map(|_| ()),
+            };
+            Msg::PlatformDone(
+                result
+                    .map(|()| format!("done: {what}"))
+                    .map_err(|e| format!("could not {what}: {e}")),
+            )
         });
     }
 
@@ -305,6 +364,9 @@ async fn event_loop(mut terminal: DefaultTerminal, ctx: &Context) -> Result<()> 
                 Effect::HubSearch(req) => workers.search(req),
                 Effect::HubDetails { handle, pool } => workers.details(handle, pool),
                 Effect::Download(handle) => workers.download(handle, ctx),
+                Effect::Import(spec) => workers.import(spec),
+                Effect::JobDetail(id) => workers.job_detail(id),
+                Effect::Platform(op) => workers.platform_op(op),
                 Effect::Refresh => {
                     if workers.platform.is_some() {
                         workers.refresh();

@@ -10,10 +10,14 @@ use ratatui::layout::{Position, Rect};
 
 use super::action::Action;
 use super::command::{self, Command};
+use super::import_form::ImportForm;
 use super::keymap::{KeyChord, Keymap};
 use super::search::{self, HubSearch, SearchRequest};
 use crate::config::{Config, ThemeName};
-use crate::domain::{Candidate, ComputePool, JobSummary, PlatformKind, Service, ServiceStatus};
+use crate::domain::{
+    Candidate, ComputePool, ImportSpec, JobDetail, JobState, JobSummary, PlatformKind, Service,
+    ServiceStatus,
+};
 use crate::hub::api::SearchPage;
 use crate::hub::details::ModelDetails;
 use crate::platform::Snapshot;
@@ -150,6 +154,48 @@ pub enum Overlay {
     Filter {
         input: String,
     },
+    /// The import form, over the Candidates pane.
+    Import(Box<ImportForm>),
+    /// A question before something that changes the platform: y/enter does it, n/esc does not.
+    Confirm {
+        message: String,
+        effect: Box<Effect>,
+    },
+}
+
+/// A change to the platform the user asked for (after confirming).
+#[derive(Debug, Clone, PartialEq)]
+pub enum PlatformOp {
+    CancelJob(String),
+    RetryJob(String),
+    SuspendPool(String),
+    ResumePool(String),
+    SuspendService(String),
+    ResumeService(String),
+}
+
+impl PlatformOp {
+    /// What it will do, in words, for the confirmation and the status line.
+    pub fn describe(&self) -> String {
+        match self {
+            PlatformOp::CancelJob(id) => {
+                format!("cancel job {id} (finished downloads stay in the cache)")
+            }
+            PlatformOp::RetryJob(id) => format!("retry job {id} from its first unfinished stage"),
+            PlatformOp::SuspendPool(p) => {
+                format!("suspend compute pool {p} and every service on it")
+            }
+            PlatformOp::ResumePool(p) => {
+                format!("resume compute pool {p} (its services stay suspended)")
+            }
+            PlatformOp::SuspendService(s) => {
+                format!("suspend service {s}: its instances stop and calls get 503")
+            }
+            PlatformOp::ResumeService(s) => {
+                format!("resume service {s}: its instances start again")
+            }
+        }
+    }
 }
 
 /// A short message in the status line.
@@ -174,6 +220,11 @@ pub enum Effect {
     },
     /// Download a model's `main` revision into the HF cache.
     Download(String),
+    /// Start an import job.
+    Import(ImportSpec),
+    /// Fetch a job's stages, files and log.
+    JobDetail(String),
+    Platform(PlatformOp),
 }
 
 /// A download started from the Candidates pane.
@@ -233,6 +284,13 @@ pub enum Msg {
         handle: String,
         state: DownloadState,
     },
+    ImportStarted(Result<JobSummary, String>),
+    JobDetail {
+        id: String,
+        result: Result<Box<JobDetail>, String>,
+    },
+    /// A platform change finished: what happened, in words.
+    PlatformDone(Result<String, String>),
 }
 
 pub struct App {
@@ -246,6 +304,10 @@ pub struct App {
     pub snapshot: Remote<Snapshot>,
     /// Downloads started here, by handle.
     pub downloads: std::collections::HashMap<String, DownloadState>,
+    /// The selected job's detail, and the job whose detail was asked for last (with the snapshot
+    /// time it was asked at: a newer snapshot asks again while the job runs).
+    pub job_detail: Option<JobDetail>,
+    job_detail_asked: Option<(String, Option<DateTime<Utc>>)>,
     pub views: std::collections::HashMap<TableId, TableView>,
     /// The focused table of the Health pane.
     pub health_focus: TableId,
@@ -271,6 +333,8 @@ impl App {
             details: Default::default(),
             snapshot: Remote::default(),
             downloads: Default::default(),
+            job_detail: None,
+            job_detail_asked: None,
             views: Default::default(),
             health_focus: TableId::Pools,
             keymap: config.keymap.clone(),
@@ -368,6 +432,9 @@ impl App {
     /// the end of the list, details for the selected row.
     pub fn follow_up(&mut self) -> Vec<Effect> {
         let mut effects = Vec::new();
+        if self.tab == Tab::Imports {
+            effects.extend(self.job_detail_wanted());
+        }
         if self.tab != Tab::Candidates {
             return effects;
         }
@@ -392,6 +459,46 @@ impl App {
             });
         }
         effects
+    }
+
+    /// Whether a model fits the local pool. Details fetched before the pools were known have no
+    /// fit yet: the weights and the pool say it.
+    pub fn fit_of(&self, d: &ModelDetails) -> Option<crate::hub::details::FitVerdict> {
+        d.fit.clone().or_else(|| {
+            self.fit_pool().map(|(pool, budget)| {
+                crate::hub::details::FitVerdict::estimate(d.weight_bytes, &pool, budget)
+            })
+        })
+    }
+
+    /// The selected job's detail, when it is not loaded yet or the job moved on.
+    fn job_detail_wanted(&mut self) -> Option<Effect> {
+        let job = self.selected_job()?;
+        let (id, running) = (
+            job.id.clone(),
+            matches!(job.state, JobState::Queued | JobState::Running),
+        );
+        let fetched = self.snapshot.data.as_ref().map(|s| s.fetched_at);
+        let asked = self.job_detail_asked.as_ref();
+        let stale = match asked {
+            Some((a, at)) if *a == id => running && *at != fetched,
+            _ => true,
+        };
+        // A finished job's detail is asked once more after it ends, then kept.
+        let ended_since = self
+            .job_detail
+            .as_ref()
+            .is_some_and(|d| d.summary.id == id && d.summary.state != job.state);
+        if !stale && !ended_since {
+            return None;
+        }
+        self.job_detail_asked = Some((id.clone(), fetched));
+        Some(Effect::JobDetail(id))
+    }
+
+    pub fn selected_job(&self) -> Option<&JobSummary> {
+        let rows = self.visible_jobs();
+        rows.get(self.view(TableId::Jobs).cursor.selected).copied()
     }
 
     /// The Hub query follows the Candidates filter.
@@ -567,6 +674,36 @@ impl App {
                 }
                 self.downloads.insert(handle, state);
             }
+            Msg::ImportStarted(result) => match result {
+                Ok(job) => {
+                    self.set_flash(
+                        format!("import of {} queued as job {}", job.handle, job.id),
+                        false,
+                    );
+                    self.tab = Tab::Imports;
+                    self.view_mut(TableId::Jobs).cursor.selected = 0;
+                    self.view_mut(TableId::Jobs).filter.clear();
+                    self.clamp_cursors();
+                    return vec![Effect::Refresh];
+                }
+                Err(e) => self.set_flash(format!("import refused: {e}"), true),
+            },
+            Msg::JobDetail { id, result } => match result {
+                Ok(d) => self.job_detail = Some(*d),
+                Err(e) => {
+                    if self.job_detail.as_ref().is_none_or(|d| d.summary.id == id) {
+                        self.set_flash(format!("job {id}: {e}"), true);
+                    }
+                }
+            },
+            Msg::PlatformDone(result) => {
+                match result {
+                    Ok(m) => self.set_flash(m, false),
+                    Err(e) => self.set_flash(e, true),
+                }
+                self.clamp_cursors();
+                return vec![Effect::Refresh];
+            }
         }
         self.clamp_cursors();
         self.follow_up()
@@ -677,6 +814,46 @@ impl App {
                 }
                 return effects;
             }
+            Overlay::Import(form) => {
+                match key.code {
+                    KeyCode::Esc => {
+                        self.overlay = Overlay::None;
+                        self.set_flash("import cancelled: nothing ran", false);
+                    }
+                    KeyCode::Enter => match form.spec() {
+                        Ok(spec) => {
+                            self.overlay = Overlay::None;
+                            self.set_flash(
+                                format!("starting the import of {}…", spec.handle),
+                                false,
+                            );
+                            return vec![Effect::Import(spec)];
+                        }
+                        Err(e) => form.error = Some(e),
+                    },
+                    KeyCode::Tab | KeyCode::Down => form.next(),
+                    KeyCode::BackTab | KeyCode::Up => form.prev(),
+                    KeyCode::Backspace => form.backspace(),
+                    KeyCode::Char(c) => form.type_char(c),
+                    _ => {}
+                }
+                return Vec::new();
+            }
+            Overlay::Confirm { effect, .. } => {
+                let effect = (**effect).clone();
+                match key.code {
+                    KeyCode::Char('y') | KeyCode::Char('Y') | KeyCode::Enter => {
+                        self.overlay = Overlay::None;
+                        return vec![effect];
+                    }
+                    KeyCode::Char('n') | KeyCode::Char('N') | KeyCode::Esc | KeyCode::Char('q') => {
+                        self.overlay = Overlay::None;
+                        self.set_flash("nothing changed", false);
+                    }
+                    _ => {}
+                }
+                return Vec::new();
+            }
             Overlay::Help { .. } | Overlay::None => {}
         }
         match self.keymap.action(&KeyChord::from_event(key)) {
@@ -783,6 +960,67 @@ impl App {
                 self.set_flash(format!("downloading {handle}…"), false);
                 return vec![Effect::Download(handle)];
             }
+            Action::Import => return self.open_import_form(),
+            Action::CancelJob | Action::RetryJob => {
+                if self.tab != Tab::Imports {
+                    return Vec::new();
+                }
+                let Some(job) = self.selected_job() else {
+                    return Vec::new();
+                };
+                let running = matches!(job.state, JobState::Queued | JobState::Running);
+                let op = match (action, running) {
+                    (Action::CancelJob, true) => PlatformOp::CancelJob(job.id.clone()),
+                    (Action::RetryJob, false) if job.state != JobState::Done => {
+                        PlatformOp::RetryJob(job.id.clone())
+                    }
+                    (Action::CancelJob, false) => {
+                        let msg = format!("nothing to cancel: job {} is {}", job.id, job.state);
+                        self.set_flash(msg, false);
+                        return Vec::new();
+                    }
+                    _ => {
+                        let msg = format!(
+                            "only failed or cancelled jobs are retried ({} is {})",
+                            job.id, job.state
+                        );
+                        self.set_flash(msg, false);
+                        return Vec::new();
+                    }
+                };
+                self.confirm(op);
+            }
+            Action::Suspend | Action::Resume => {
+                if self.tab != Tab::Health {
+                    return Vec::new();
+                }
+                let suspend = action == Action::Suspend;
+                let op = match self.health_focus {
+                    TableId::Services => {
+                        let rows = self.visible_services();
+                        let Some(s) = rows.get(self.view(TableId::Services).cursor.selected) else {
+                            return Vec::new();
+                        };
+                        if suspend {
+                            PlatformOp::SuspendService(s.name.clone())
+                        } else {
+                            PlatformOp::ResumeService(s.name.clone())
+                        }
+                    }
+                    _ => {
+                        let rows = self.visible_pools();
+                        let Some(p) = rows.get(self.view(TableId::Pools).cursor.selected) else {
+                            return Vec::new();
+                        };
+                        if suspend {
+                            PlatformOp::SuspendPool(p.name.clone())
+                        } else {
+                            PlatformOp::ResumePool(p.name.clone())
+                        }
+                    }
+                };
+                self.confirm(op);
+            }
             Action::CycleSort => {
                 let current = self.hub.query.sort.clone().unwrap_or_default();
                 let i = search::SORTS
@@ -794,6 +1032,65 @@ impl App {
                 return self.restart_search();
             }
         }
+        Vec::new()
+    }
+
+    fn confirm(&mut self, op: PlatformOp) {
+        self.overlay = Overlay::Confirm {
+            message: op.describe(),
+            effect: Box::new(Effect::Platform(op)),
+        };
+    }
+
+    /// The import form for the selected candidate, with what is known about it.
+    fn open_import_form(&mut self) -> Vec<Effect> {
+        if self.tab != Tab::Candidates {
+            return Vec::new();
+        }
+        let Some(c) = self.selected_candidate().cloned() else {
+            self.set_flash("select a model to import", false);
+            return Vec::new();
+        };
+        let mut notes = Vec::new();
+        let pool = self.fit_pool();
+        let details = self.details.get(&c.handle).and_then(|d| d.data.clone());
+        let task = c
+            .task
+            .clone()
+            .or_else(|| details.as_ref().and_then(|d| d.pipeline_tag.clone()));
+        // The local platform's tasks; anything else is left for the repo's files to decide.
+        let task = task.filter(|t| t.parse::<crate::inference::Task>().is_ok());
+        if let Some(d) = &details {
+            notes.push((
+                d.snowflake.supported != Some(false),
+                format!("on Snowflake: {}", d.snowflake.summary()),
+            ));
+            if let Some(fit) = self.fit_of(d) {
+                notes.push((fit.fits, fit.summary()));
+            }
+            if d.gated {
+                notes.push((false, "gated: your HF token is used to download it".into()));
+            }
+        } else {
+            notes.push((
+                c.snowflake.supported != Some(false),
+                format!("on Snowflake: {}", c.snowflake.summary()),
+            ));
+            notes.push((
+                true,
+                "Hub details not loaded yet: resolve checks licence, gating and fit".into(),
+            ));
+        }
+        let pool_name = pool.map_or(
+            crate::platform::local::registry::DEFAULT_POOL.to_string(),
+            |p| p.0,
+        );
+        self.overlay = Overlay::Import(Box::new(ImportForm::new(
+            &c.handle,
+            task.as_deref(),
+            &pool_name,
+            notes,
+        )));
         Vec::new()
     }
 

@@ -18,7 +18,6 @@ use ratatui::widgets::{Cell, Paragraph, Row};
 use super::widgets::{self, kv, kv_wrapped};
 use crate::app::state::{App, TableId};
 use crate::domain::{Candidate, units};
-use crate::hub::details::FitVerdict;
 
 /// (table, details)
 pub fn split(body: Rect) -> (Rect, Rect) {
@@ -283,12 +282,7 @@ fn render_details(frame: &mut Frame<'_>, area: Rect, app: &App, c: Option<&Candi
     );
     add(&mut lines, "", &verdict.reason, theme.dim());
     // Details fetched before the pools were known have no fit yet: the weights and the pool say it.
-    let fit = d.and_then(|d| {
-        d.fit.clone().or_else(|| {
-            app.fit_pool()
-                .map(|(pool, budget)| FitVerdict::estimate(d.weight_bytes, &pool, budget))
-        })
-    });
+    let fit = d.and_then(|d| app.fit_of(d));
     if let Some(fit) = &fit {
         let style = Style::new().fg(if fit.fits { theme.ok } else { theme.fault });
         let symbol = if fit.fits { "✔" } else { "✖" };

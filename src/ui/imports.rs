@@ -16,12 +16,12 @@ use ratatui::widgets::{Cell, Paragraph, Row, Wrap};
 
 use super::widgets::{self, kv};
 use crate::app::state::{App, TableId};
-use crate::domain::{JobSummary, units};
+use crate::domain::{FileProgress, Health, JobDetail, JobSummary, StageState, units};
 
-/// (jobs, details)
-pub fn split(body: Rect) -> (Rect, Rect) {
-    let [a, b] =
-        Layout::vertical([Constraint::Percentage(60), Constraint::Percentage(40)]).areas(body);
+/// (jobs, details): the job list takes what its rows need, up to half; the selected job the rest.
+pub fn split(body: Rect, jobs: usize) -> (Rect, Rect) {
+    let wanted = (jobs.max(3) as u16).saturating_add(3).min(body.height / 2);
+    let [a, b] = Layout::vertical([Constraint::Length(wanted), Constraint::Fill(1)]).areas(body);
     (a, b)
 }
 
@@ -31,9 +31,9 @@ fn elapsed(app: &App, j: &JobSummary) -> String {
 }
 
 pub fn render(frame: &mut Frame<'_>, body: Rect, app: &App) {
-    let (table_area, details_area) = split(body);
     let theme = &app.theme;
     let rows = app.visible_jobs();
+    let (table_area, details_area) = split(body, rows.len());
     let total = app.snapshot.data.as_ref().map_or(0, |s| s.jobs.len());
     let view = app.view(TableId::Jobs);
     let block = widgets::block(
@@ -98,29 +98,25 @@ pub fn render(frame: &mut Frame<'_>, body: Rect, app: &App) {
     let Some(j) = rows.get(view.cursor.selected) else {
         return;
     };
+    let detail = app.job_detail.as_ref().filter(|d| d.summary.id == j.id);
     let mut lines = vec![
-        kv("job", j.id.clone(), theme),
         kv(
             "import",
-            format!("{} → {} {}", j.handle, j.model, j.version),
+            format!("{} → {} {} on {}", j.handle, j.model, j.version, j.target),
             theme,
         ),
-        kv("target", j.target.clone(), theme),
         kv(
             "state",
             format!(
-                "{}{}",
+                "{}{} · started {} · {}",
                 j.state,
-                j.stage.map(|s| format!(" at {s}")).unwrap_or_default()
+                j.stage.map(|s| format!(" at {s}")).unwrap_or_default(),
+                j.created_on.format("%Y-%m-%d %H:%M:%S UTC"),
+                elapsed(app, j)
             ),
             theme,
         ),
-        kv(
-            "started",
-            j.created_on.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
-            theme,
-        ),
-        kv("elapsed", elapsed(app, j), theme),
+        kv("job", j.id.clone(), theme),
     ];
     if let Some(e) = &j.error {
         lines.push(Line::from(vec![
@@ -128,10 +124,113 @@ pub fn render(frame: &mut Frame<'_>, body: Rect, app: &App) {
             Span::styled(e.clone(), theme.error()),
         ]));
     }
-    frame.render_widget(
-        Paragraph::new(lines)
-            .wrap(Wrap { trim: false })
-            .block(details),
-        details_area,
-    );
+    let Some(d) = detail else {
+        lines.push(Line::from(Span::styled("loading stages…", theme.dim())));
+        frame.render_widget(
+            Paragraph::new(lines)
+                .wrap(Wrap { trim: false })
+                .block(details),
+            details_area,
+        );
+        return;
+    };
+    let inner = details.inner(details_area);
+    frame.render_widget(details, details_area);
+    let head = (lines.len() as u16 + 1).min(inner.height);
+    let [head_area, rest] =
+        Layout::vertical([Constraint::Length(head), Constraint::Fill(1)]).areas(inner);
+    frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: true }), head_area);
+    let [stages_area, right] =
+        Layout::horizontal([Constraint::Length(30), Constraint::Fill(1)]).areas(rest);
+    frame.render_widget(Paragraph::new(stage_lines(app, d)), stages_area);
+    let files = file_lines(app, d, right.width as usize);
+    let file_rows = (files.len() as u16).min(right.height / 2);
+    let [files_area, log_area] =
+        Layout::vertical([Constraint::Length(file_rows), Constraint::Fill(1)]).areas(right);
+    frame.render_widget(Paragraph::new(files), files_area);
+    let n = log_area.height as usize;
+    let log: Vec<Line<'_>> = d
+        .log
+        .iter()
+        .rev()
+        .take(n)
+        .rev()
+        .map(|l| {
+            Line::from(vec![
+                Span::styled(format!("{} ", l.at.format("%H:%M:%S")), theme.dim()),
+                Span::raw(l.line.clone()),
+            ])
+        })
+        .collect();
+    frame.render_widget(Paragraph::new(log), log_area);
+}
+
+/// The stage timeline: each stage with its state and how long it took (or has run).
+fn stage_lines<'a>(app: &App, d: &JobDetail) -> Vec<Line<'a>> {
+    let t = &app.theme;
+    d.stages
+        .iter()
+        .map(|s| {
+            let (sym, style) = match s.state {
+                StageState::Done => ("✔", t.health(Health::Ok).1),
+                StageState::Running => ("▶", t.health(Health::Pending).1),
+                StageState::Failed => ("✖", t.error()),
+                StageState::Skipped => ("–", t.dim()),
+                StageState::Pending => ("·", t.dim()),
+            };
+            let took = match (s.started_on, s.finished_on) {
+                (Some(a), Some(b)) => seconds((b - a).num_milliseconds()),
+                (Some(a), None) if s.state == StageState::Running => {
+                    seconds((app.now - a).num_milliseconds())
+                }
+                _ => String::new(),
+            };
+            Line::from(vec![
+                Span::styled(format!("{sym} "), style),
+                Span::styled(format!("{:<9}", s.stage.as_str()), style),
+                Span::styled(format!("{:<8}", s.state.as_str()), t.dim()),
+                Span::raw(format!("{took:>7}")),
+            ])
+        })
+        .collect()
+}
+
+fn seconds(ms: i64) -> String {
+    let ms = ms.max(0);
+    if ms < 60_000 {
+        format!("{:.1} s", ms as f64 / 1000.0)
+    } else {
+        units::duration(ms / 1000)
+    }
+}
+
+/// Per-file progress bars of the download, largest files first.
+fn file_lines<'a>(app: &App, d: &JobDetail, width: usize) -> Vec<Line<'a>> {
+    let t = &app.theme;
+    let mut files: Vec<&FileProgress> = d.files.iter().collect();
+    files.sort_by_key(|f| std::cmp::Reverse(f.size));
+    let bar_w = 16usize;
+    let name_w = width.saturating_sub(bar_w + 26).max(8);
+    files
+        .into_iter()
+        .map(|f| {
+            let frac = if f.size == 0 {
+                1.0
+            } else {
+                (f.done as f64 / f.size as f64).clamp(0.0, 1.0)
+            };
+            let filled = (frac * bar_w as f64).round() as usize;
+            Line::from(vec![
+                Span::raw(format!("{:<name_w$} ", widgets::fit(&f.path, name_w))),
+                Span::styled("█".repeat(filled), t.accent()),
+                Span::styled("░".repeat(bar_w - filled), t.dim()),
+                Span::raw(format!(
+                    " {:>3.0}% {:>9}",
+                    frac * 100.0,
+                    units::bytes(f.size)
+                )),
+                Span::styled(if f.reused { " cached" } else { "" }, t.dim()),
+            ])
+        })
+        .collect()
 }

@@ -15,6 +15,7 @@ pub mod candidates;
 pub mod health;
 pub mod help;
 pub mod imports;
+pub mod popups;
 pub mod query;
 pub mod theme;
 pub mod widgets;
@@ -103,7 +104,7 @@ pub fn table_area(app: &App, id: TableId) -> Option<Rect> {
     let body = regions(app.size).body;
     Some(match id {
         TableId::Candidates => candidates::split(body).0,
-        TableId::Jobs => imports::split(body).0,
+        TableId::Jobs => imports::split(body, app.visible_jobs().len()).0,
         TableId::Pools => health::split(body, app.visible_pools().len()).0,
         TableId::Services => health::split(body, app.visible_pools().len()).1,
         TableId::QueryServices => query::split(body).0,
@@ -139,6 +140,8 @@ pub fn draw(frame: &mut Frame<'_>, app: &App) {
     match &app.overlay {
         Overlay::Help { scroll } => help::render(frame, r.body, app, *scroll),
         Overlay::Command { input, .. } => draw_completions(frame, r.body, app, input),
+        Overlay::Import(form) => popups::import_form(frame, r.body, app, form),
+        Overlay::Confirm { message, .. } => popups::confirm(frame, r.body, app, message),
         Overlay::None | Overlay::Filter { .. } => {}
     }
 }
@@ -229,10 +232,17 @@ pub fn pane_keys(app: &App) -> Vec<(String, &'static str)> {
     keys.push((k(Action::Filter), "filter"));
     if app.tab == Tab::Health {
         keys.push((k(Action::FocusNext), "next table"));
+        keys.push((k(Action::Suspend), "suspend"));
+        keys.push((k(Action::Resume), "resume"));
     }
     if app.tab == Tab::Candidates {
+        keys.push((k(Action::Import), "import"));
         keys.push((k(Action::CycleSort), "Hub sort"));
         keys.push((k(Action::Download), "download"));
+    }
+    if app.tab == Tab::Imports {
+        keys.push((k(Action::CancelJob), "cancel"));
+        keys.push((k(Action::RetryJob), "retry"));
     }
     keys.push((k(Action::NextTab), "next tab"));
     keys.push((k(Action::Refresh), "refresh"));
@@ -270,6 +280,13 @@ fn draw_keys(frame: &mut Frame<'_>, area: Rect, app: &App) {
             " ↑/↓ scroll · any other key closes the help",
             t.dim(),
         )),
+        Overlay::Import(_) => Line::from(Span::styled(
+            " tab/↓ next field · shift-tab/↑ previous · type to edit · enter import · esc cancel",
+            t.dim(),
+        )),
+        Overlay::Confirm { .. } => {
+            Line::from(Span::styled(" y/enter confirm · n/esc cancel", t.dim()))
+        }
         Overlay::None => {
             let mut spans = vec![Span::raw(" ")];
             for (key, what) in pane_keys(app) {

@@ -157,3 +157,52 @@ pub fn render(app: &App) -> String {
     }
     out
 }
+
+/// A job's detail as the platform answers it, with the stages up to `running` done.
+pub fn job_detail(
+    summary: JobSummary,
+    running: Option<Stage>,
+    files: Vec<FileProgress>,
+) -> JobDetail {
+    let spec = ImportSpec::with_defaults(&summary.handle, &summary.target);
+    let stages = Stage::ALL
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let state = match running {
+                Some(r) if *s < r => StageState::Done,
+                Some(r) if *s == r => StageState::Running,
+                None => StageState::Done,
+                _ => StageState::Pending,
+            };
+            StageRecord {
+                stage: *s,
+                state,
+                started_on: (state != StageState::Pending).then(|| ago(90 - i as i64 * 10)),
+                finished_on: (state == StageState::Done).then(|| ago(85 - i as i64 * 10)),
+                bytes_done: 0,
+                bytes_total: None,
+                error: None,
+            }
+        })
+        .collect();
+    let log = vec![
+        JobLogLine {
+            seq: 0,
+            at: ago(90),
+            line: "resolve: sentence-transformers/all-MiniLM-L6-v2@main is commit 1110a243fdf4; licence apache-2.0; not gated".into(),
+        },
+        JobLogLine {
+            seq: 1,
+            at: ago(88),
+            line: "resolve: task sentence-similarity; 11 files, 90.9 MB of weights; needs ~0.36 GiB per instance, 17.6 GiB free on LOCAL_CPU".into(),
+        },
+    ];
+    JobDetail {
+        summary,
+        spec,
+        stages,
+        files,
+        log,
+    }
+}

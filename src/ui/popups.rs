@@ -1,0 +1,130 @@
+//! Popups over the panes: the import form (fields, plan, verdicts) and the confirmation that comes
+//! before any change to the platform.
+//!
+//! ```text
+//! ╭ Import sentence-transformers/all-MiniLM-L6-v2 ───────────────╮
+//! │ handle         sentence-transformers/all-MiniLM-L6-v2        │
+//! │ task           sentence-similarity                           │
+//! │ model        ▸ ALL_MINILM_L6_V2▏                              │
+//! │ ...                                                          │
+//! │ plan: 1. resolve ...                                         │
+//! │ ✔ fits LOCAL_CPU: needs ~0.4 GiB of 17.6 GiB                  │
+//! ╰──────────────────────────────────────────────────────────────╯
+//! ```
+
+use ratatui::Frame;
+use ratatui::layout::Rect;
+use ratatui::style::Modifier;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Clear, Paragraph, Wrap};
+
+use super::widgets;
+use crate::app::import_form::ImportForm;
+use crate::app::state::App;
+
+fn centered(body: Rect, width: u16, height: u16) -> Rect {
+    let w = width.min(body.width);
+    let h = height.min(body.height);
+    Rect::new(
+        body.x + (body.width - w) / 2,
+        body.y + (body.height - h) / 2,
+        w,
+        h,
+    )
+}
+
+pub fn import_form(frame: &mut Frame<'_>, body: Rect, app: &App, form: &ImportForm) {
+    let t = &app.theme;
+    let mut lines: Vec<Line<'_>> = Vec::new();
+    for (i, f) in form.fields.iter().enumerate() {
+        let focused = i == form.focus;
+        let marker = if focused { "▸ " } else { "  " };
+        let mut spans = vec![
+            Span::styled(
+                format!("{marker}{:<14}", f.label),
+                if focused { t.accent() } else { t.dim() },
+            ),
+            Span::styled(
+                f.value.clone(),
+                if focused {
+                    t.selected()
+                } else {
+                    ratatui::style::Style::new()
+                },
+            ),
+        ];
+        if focused {
+            spans.push(Span::styled("▏", t.accent()));
+        }
+        if !f.hint.is_empty() && (focused || f.value.is_empty()) {
+            spans.push(Span::styled(format!("  {}", f.hint), t.dim()));
+        }
+        lines.push(Line::from(spans));
+    }
+    lines.push(Line::raw(""));
+    lines.push(Line::from(Span::styled(
+        "plan",
+        t.accent().add_modifier(Modifier::BOLD),
+    )));
+    for (i, step) in form.plan().iter().enumerate() {
+        lines.push(Line::from(vec![
+            Span::styled(format!(" {}. ", i + 1), t.dim()),
+            Span::raw(step.clone()),
+        ]));
+    }
+    if !form.notes.is_empty() {
+        lines.push(Line::raw(""));
+        for (ok, note) in &form.notes {
+            let (sym, style) = if *ok {
+                ("✔", t.accent())
+            } else {
+                ("✖", t.error())
+            };
+            lines.push(Line::from(vec![
+                Span::styled(format!(" {sym} "), style),
+                Span::raw(note.clone()),
+            ]));
+        }
+    }
+    if let Some(e) = &form.error {
+        lines.push(Line::raw(""));
+        lines.push(Line::from(Span::styled(format!(" ✖ {e}"), t.error())));
+    }
+    let title = format!(
+        " Import {} ",
+        form.fields.first().map_or("", |f| f.value.as_str())
+    );
+    let height = lines.len() as u16 + 4;
+    let area = centered(body, 96, height);
+    frame.render_widget(Clear, area);
+    frame.render_widget(
+        Paragraph::new(lines)
+            .wrap(Wrap { trim: false })
+            .block(widgets::block(title, true, t)),
+        area,
+    );
+}
+
+pub fn confirm(frame: &mut Frame<'_>, body: Rect, app: &App, message: &str) {
+    let t = &app.theme;
+    let lines = vec![
+        Line::raw(""),
+        Line::from(Span::raw(format!(" {message}?"))),
+        Line::raw(""),
+        Line::from(vec![
+            Span::styled(" y", t.accent().add_modifier(Modifier::BOLD)),
+            Span::styled("/enter do it   ", t.dim()),
+            Span::styled("n", t.accent().add_modifier(Modifier::BOLD)),
+            Span::styled("/esc leave it", t.dim()),
+        ]),
+    ];
+    let width = (message.chars().count() as u16 + 6).clamp(40, 100);
+    let area = centered(body, width, 8);
+    frame.render_widget(Clear, area);
+    frame.render_widget(
+        Paragraph::new(lines)
+            .wrap(Wrap { trim: false })
+            .block(widgets::block(" Confirm ", true, t)),
+        area,
+    );
+}
