@@ -9,6 +9,7 @@
 
 pub mod local;
 pub mod protocol;
+pub mod snowflake;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};

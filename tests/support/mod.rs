@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod hub_server;
+pub mod snowflake_server;
 
 use chrono::{DateTime, TimeZone, Utc};
 use hugflake::app::state::{App, Msg};

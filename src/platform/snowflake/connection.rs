@@ -1,0 +1,523 @@
+//! Snowflake connection settings, read the way Snowflake's own tools read them (SNOWFLAKE.md §5):
+//! the directory `$SNOWFLAKE_HOME`, else `~/.snowflake/` when it exists, else
+//! `~/.config/snowflake/`; `connections.toml` (top-level `[name]` tables) and `config.toml`
+//! (`default_connection_name`, and `[connections.name]` tables when there is no connections.toml).
+//! Precedence per key: command-line flags, `SNOWFLAKE_CONNECTIONS_<NAME>_<KEY>`, the file,
+//! `SNOWFLAKE_<KEY>`. Files writable by group or others are refused; readable ones warned about
+//! (`SF_SKIP_TOKEN_FILE_PERMISSIONS_VERIFICATION=true` silences the warning).
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use crate::paths::Env;
+use crate::secret::Secret;
+
+pub const KEYS: &[&str] = &[
+    "account",
+    "user",
+    "password",
+    "authenticator",
+    "private_key_file",
+    "private_key_file_pwd",
+    "token",
+    "token_file_path",
+    "role",
+    "warehouse",
+    "database",
+    "schema",
+    "host",
+    "port",
+    "protocol",
+];
+
+const SECRET_KEYS: &[&str] = &["password", "private_key_file_pwd", "token"];
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ConnectionError {
+    #[error("{path}: {detail}")]
+    File { path: PathBuf, detail: String },
+    #[error(
+        "no Snowflake connection named `{name}` in {dir}: add a `[{name}]` table to connections.toml, or set SNOWFLAKE_CONNECTIONS_{upper}_ACCOUNT and friends"
+    )]
+    NoSuchConnection {
+        name: String,
+        upper: String,
+        dir: String,
+    },
+    #[error("connection `{name}` has no `{key}`")]
+    Missing { name: String, key: &'static str },
+    #[error("{0}")]
+    Unsupported(String),
+}
+
+/// Where a value came from (for `hugflake doctor`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Source {
+    Flag,
+    Env(String),
+    File(PathBuf),
+}
+
+impl std::fmt::Display for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Source::Flag => f.write_str("command line"),
+            Source::Env(v) => write!(f, "${v}"),
+            Source::File(p) => write!(f, "{}", p.display()),
+        }
+    }
+}
+
+/// How the client proves who it is.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Auth {
+    /// Key-pair JWT (`authenticator = SNOWFLAKE_JWT`).
+    KeyPair {
+        private_key_file: PathBuf,
+        passphrase: Option<Secret>,
+    },
+    /// Programmatic access token.
+    Pat(Secret),
+    /// An OAuth access token.
+    OAuth(Secret),
+}
+
+impl Auth {
+    /// `X-Snowflake-Authorization-Token-Type` for the SQL API.
+    pub fn token_type(&self) -> &'static str {
+        match self {
+            Auth::KeyPair { .. } => "KEYPAIR_JWT",
+            Auth::Pat(_) => "PROGRAMMATIC_ACCESS_TOKEN",
+            Auth::OAuth(_) => "OAUTH",
+        }
+    }
+}
+
+/// A resolved connection.
+#[derive(Debug, Clone)]
+pub struct Connection {
+    pub name: String,
+    pub values: BTreeMap<String, (String, Source)>,
+    /// Warnings to show (readable-by-others files).
+    pub warnings: Vec<String>,
+}
+
+impl Connection {
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.values.get(key).map(|(v, _)| v.as_str())
+    }
+
+    fn need(&self, key: &'static str) -> Result<&str, ConnectionError> {
+        self.get(key).ok_or_else(|| ConnectionError::Missing {
+            name: self.name.clone(),
+            key,
+        })
+    }
+
+    pub fn account(&self) -> Result<&str, ConnectionError> {
+        self.need("account")
+    }
+
+    pub fn user(&self) -> Result<&str, ConnectionError> {
+        self.need("user")
+    }
+
+    /// `protocol://host:port`, by default `https://<account>.snowflakecomputing.com`.
+    pub fn base_url(&self) -> Result<String, ConnectionError> {
+        let protocol = self.get("protocol").unwrap_or("https").to_ascii_lowercase();
+        let host = match self.get("host") {
+            Some(h) => h.to_string(),
+            None => format!("{}.snowflakecomputing.com", self.account()?),
+        };
+        let port = match self.get("port") {
+            Some(p) => format!(":{p}"),
+            None => String::new(),
+        };
+        Ok(format!("{protocol}://{host}{port}"))
+    }
+
+    /// Each key with its value (secrets masked) and where it came from.
+    pub fn describe(&self) -> Vec<(String, String, String)> {
+        self.values
+            .iter()
+            .map(|(k, (v, src))| {
+                let shown = if SECRET_KEYS.contains(&k.as_str()) {
+                    Secret::new(v.as_str()).to_string()
+                } else {
+                    v.clone()
+                };
+                (k.clone(), shown, src.to_string())
+            })
+            .collect()
+    }
+
+    /// The authentication method the connection describes. A plain password is refused.
+    pub fn auth(&self, env: &dyn Env) -> Result<Auth, ConnectionError> {
+        let authenticator = self
+            .get("authenticator")
+            .map(|a| a.to_ascii_uppercase())
+            .unwrap_or_else(|| {
+                if self.get("private_key_file").is_some() {
+                    "SNOWFLAKE_JWT".into()
+                } else if self.get("token").is_some() || self.get("token_file_path").is_some() {
+                    "PROGRAMMATIC_ACCESS_TOKEN".into()
+                } else {
+                    "SNOWFLAKE".into()
+                }
+            });
+        let token = || -> Result<Secret, ConnectionError> {
+            if let Some(t) = self.get("token") {
+                return Ok(Secret::new(t.trim()));
+            }
+            let path = PathBuf::from(self.need("token_file_path")?);
+            let warn = check_permissions(&path, env)?;
+            let _ = warn;
+            std::fs::read_to_string(&path)
+                .map(|t| Secret::new(t.trim()))
+                .map_err(|e| ConnectionError::File {
+                    path,
+                    detail: e.to_string(),
+                })
+        };
+        match authenticator.as_str() {
+            "SNOWFLAKE_JWT" => Ok(Auth::KeyPair {
+                private_key_file: PathBuf::from(self.need("private_key_file")?),
+                passphrase: self
+                    .get("private_key_file_pwd")
+                    .map(Secret::new)
+                    .or_else(|| env.var("PRIVATE_KEY_PASSPHRASE").map(Secret::new)),
+            }),
+            "PROGRAMMATIC_ACCESS_TOKEN" => Ok(Auth::Pat(token()?)),
+            "OAUTH" => Ok(Auth::OAuth(token()?)),
+            other => Err(ConnectionError::Unsupported(format!(
+                "connection `{}` uses {}: hugflake talks to Snowflake's SQL API, which takes a key pair \
+                 (authenticator = \"SNOWFLAKE_JWT\" with private_key_file), a programmatic access token \
+                 (authenticator = \"PROGRAMMATIC_ACCESS_TOKEN\" with token_file_path; create one with \
+                 `ALTER USER <you> ADD PROGRAMMATIC ACCESS TOKEN hugflake` in Snowsight) or an OAuth token \
+                 (authenticator = \"OAUTH\")",
+                self.name,
+                if other == "SNOWFLAKE" {
+                    "a password".to_string()
+                } else {
+                    format!("authenticator {other}")
+                }
+            ))),
+        }
+    }
+}
+
+/// The directory of Snowflake's config files.
+pub fn config_dir(env: &dyn Env, home: &Path) -> PathBuf {
+    if let Some(d) = env.var("SNOWFLAKE_HOME") {
+        return PathBuf::from(d);
+    }
+    let dot = home.join(".snowflake");
+    if dot.is_dir() {
+        return dot;
+    }
+    match env.var("XDG_CONFIG_HOME") {
+        Some(x) => PathBuf::from(x).join("snowflake"),
+        None => home.join(".config").join("snowflake"),
+    }
+}
+
+/// Refuses a file writable by group or others; warns (returns the text) when readable by them.
+pub fn check_permissions(path: &Path, env: &dyn Env) -> Result<Option<String>, ConnectionError> {
+    let meta = std::fs::metadata(path).map_err(|e| ConnectionError::File {
+        path: path.to_path_buf(),
+        detail: e.to_string(),
+    })?;
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o022 != 0 {
+        return Err(ConnectionError::File {
+            path: path.to_path_buf(),
+            detail: format!(
+                "is writable by group or others (mode {mode:o}): anyone could change where your \
+                 credentials go; fix it with `chmod 0600 {}`",
+                path.display()
+            ),
+        });
+    }
+    let skip = env
+        .var("SF_SKIP_TOKEN_FILE_PERMISSIONS_VERIFICATION")
+        .is_some_and(|v| v.eq_ignore_ascii_case("true"));
+    if mode & 0o044 != 0 && !skip {
+        return Ok(Some(format!(
+            "{} is readable by group or others (mode {mode:o}): `chmod 0600 {}`",
+            path.display(),
+            path.display()
+        )));
+    }
+    Ok(None)
+}
+
+fn read_toml(
+    path: &Path,
+    env: &dyn Env,
+    warnings: &mut Vec<String>,
+) -> Result<Option<toml::Table>, ConnectionError> {
+    if !path.exists() {
+        return Ok(None);
+    }
+    if let Some(w) = check_permissions(path, env)? {
+        warnings.push(w);
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| ConnectionError::File {
+        path: path.to_path_buf(),
+        detail: e.to_string(),
+    })?;
+    text.parse::<toml::Table>()
+        .map(Some)
+        .map_err(|e| ConnectionError::File {
+            path: path.to_path_buf(),
+            detail: format!("not valid TOML: {}", e.message()),
+        })
+}
+
+fn scalar(v: &toml::Value) -> Option<String> {
+    match v {
+        toml::Value::String(s) => Some(s.clone()),
+        toml::Value::Integer(i) => Some(i.to_string()),
+        toml::Value::Boolean(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+/// Resolves a connection: `name` (else the default one) with `flags` on top.
+pub fn load(
+    env: &dyn Env,
+    home: &Path,
+    name: Option<&str>,
+    flags: &[(String, String)],
+) -> Result<Connection, ConnectionError> {
+    let dir = config_dir(env, home);
+    let mut warnings = Vec::new();
+    let config_path = dir.join("config.toml");
+    let connections_path = dir.join("connections.toml");
+    let config = read_toml(&config_path, env, &mut warnings)?;
+    let connections = read_toml(&connections_path, env, &mut warnings)?;
+    let name = name
+        .map(str::to_string)
+        .or_else(|| env.var("SNOWFLAKE_DEFAULT_CONNECTION_NAME"))
+        .or_else(|| {
+            config
+                .as_ref()
+                .and_then(|c| c.get("default_connection_name"))
+                .and_then(scalar)
+        })
+        .unwrap_or_else(|| "default".into());
+    let (table, file) = match &connections {
+        Some(c) => (
+            c.get(&name).and_then(|t| t.as_table()).cloned(),
+            connections_path.clone(),
+        ),
+        None => (
+            config
+                .as_ref()
+                .and_then(|c| c.get("connections"))
+                .and_then(|c| c.get(&name))
+                .and_then(|t| t.as_table())
+                .cloned(),
+            config_path.clone(),
+        ),
+    };
+    let upper = name.to_ascii_uppercase();
+    let mut values: BTreeMap<String, (String, Source)> = BTreeMap::new();
+    // Lowest first; each layer overwrites.
+    for key in KEYS {
+        let var = format!("SNOWFLAKE_{}", key.to_ascii_uppercase());
+        if let Some(v) = env.var(&var) {
+            values.insert(key.to_string(), (v, Source::Env(var)));
+        }
+    }
+    if let Some(t) = &table {
+        for (k, v) in t {
+            let key = if k == "private_key_path" {
+                "private_key_file"
+            } else {
+                k.as_str()
+            };
+            if let Some(v) = scalar(v) {
+                values.insert(key.to_string(), (v, Source::File(file.clone())));
+            }
+        }
+    }
+    let mut from_conn_env = false;
+    for key in KEYS {
+        let var = format!("SNOWFLAKE_CONNECTIONS_{upper}_{}", key.to_ascii_uppercase());
+        if let Some(v) = env.var(&var) {
+            from_conn_env = true;
+            values.insert(key.to_string(), (v, Source::Env(var)));
+        }
+    }
+    for (k, v) in flags {
+        values.insert(k.clone(), (v.clone(), Source::Flag));
+    }
+    if table.is_none() && !from_conn_env && flags.is_empty() {
+        return Err(ConnectionError::NoSuchConnection {
+            name,
+            upper,
+            dir: dir.display().to_string(),
+        });
+    }
+    Ok(Connection {
+        name,
+        values,
+        warnings,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    struct Vars(HashMap<String, String>);
+    impl Env for Vars {
+        fn var(&self, key: &str) -> Option<String> {
+            self.0.get(key).cloned()
+        }
+    }
+
+    fn vars(pairs: &[(&str, &str)]) -> Vars {
+        Vars(
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        )
+    }
+
+    fn write(path: &Path, text: &str, mode: u32) {
+        if let Some(d) = path.parent() {
+            std::fs::create_dir_all(d).unwrap_or_else(|e| panic!("{e}"));
+        }
+        std::fs::write(path, text).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    #[test]
+    fn precedence_is_flags_then_connection_env_then_file_then_env() {
+        let home = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let dir = home.path().join(".snowflake");
+        write(
+            &dir.join("connections.toml"),
+            "[dev]\naccount = \"file-acct\"\nuser = \"file-user\"\nrole = \"FILE_ROLE\"\nprivate_key_path = \"/k.p8\"\n",
+            0o600,
+        );
+        write(
+            &dir.join("config.toml"),
+            "default_connection_name = \"dev\"\n",
+            0o600,
+        );
+        let env = vars(&[
+            ("SNOWFLAKE_USER", "env-user"),
+            ("SNOWFLAKE_WAREHOUSE", "ENV_WH"),
+            ("SNOWFLAKE_CONNECTIONS_DEV_ROLE", "CONN_ROLE"),
+        ]);
+        let c = load(
+            &env,
+            home.path(),
+            None,
+            &[("account".into(), "flag-acct".into())],
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.name, "dev");
+        assert_eq!(c.get("account"), Some("flag-acct"));
+        assert_eq!(c.get("user"), Some("file-user"));
+        assert_eq!(c.get("role"), Some("CONN_ROLE"));
+        assert_eq!(c.get("warehouse"), Some("ENV_WH"));
+        assert_eq!(c.get("private_key_file"), Some("/k.p8"));
+        assert!(c.warnings.is_empty());
+        let sources: Vec<String> = c
+            .describe()
+            .into_iter()
+            .map(|(k, _, s)| format!("{k}={s}"))
+            .collect();
+        assert!(sources.contains(&"role=$SNOWFLAKE_CONNECTIONS_DEV_ROLE".to_string()));
+        assert!(matches!(c.auth(&env), Ok(Auth::KeyPair { .. })));
+        assert_eq!(
+            c.base_url().ok().as_deref(),
+            Some("https://flag-acct.snowflakecomputing.com")
+        );
+    }
+
+    #[test]
+    fn unsafe_files_are_refused_and_readable_ones_warned() {
+        let home = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let dir = home.path().join("sf");
+        let env = vars(&[("SNOWFLAKE_HOME", dir.to_str().unwrap_or(""))]);
+        write(
+            &dir.join("connections.toml"),
+            "[default]\naccount = \"a\"\n",
+            0o666,
+        );
+        let err = load(&env, home.path(), None, &[])
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("writable by group or others"), "{err}");
+        write(
+            &dir.join("connections.toml"),
+            "[default]\naccount = \"a\"\n",
+            0o644,
+        );
+        let c = load(&env, home.path(), None, &[]).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.warnings.len(), 1);
+        let env2 = vars(&[
+            ("SNOWFLAKE_HOME", dir.to_str().unwrap_or("")),
+            ("SF_SKIP_TOKEN_FILE_PERMISSIONS_VERIFICATION", "true"),
+        ]);
+        assert!(
+            load(&env2, home.path(), None, &[])
+                .map(|c| c.warnings.is_empty())
+                .unwrap_or(false)
+        );
+        let err = load(&env, home.path(), Some("prod"), &[])
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("no Snowflake connection named `prod`"));
+    }
+
+    #[test]
+    fn passwords_are_refused_with_what_works_and_secrets_are_masked() {
+        let home = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let env = vars(&[
+            ("SNOWFLAKE_CONNECTIONS_X_ACCOUNT", "a"),
+            ("SNOWFLAKE_CONNECTIONS_X_PASSWORD", "hunter2-canary"),
+        ]);
+        let c = load(&env, home.path(), Some("x"), &[]).unwrap_or_else(|e| panic!("{e}"));
+        let err = c
+            .auth(&env)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            err.contains("a password") && err.contains("PROGRAMMATIC ACCESS TOKEN"),
+            "{err}"
+        );
+        let shown = format!("{:?}", c.describe());
+        assert!(!shown.contains("hunter2-canary"), "{shown}");
+        let token_file = home.path().join("pat");
+        write(&token_file, "pat-secret\n", 0o600);
+        let env = vars(&[
+            ("SNOWFLAKE_CONNECTIONS_X_ACCOUNT", "a"),
+            (
+                "SNOWFLAKE_CONNECTIONS_X_AUTHENTICATOR",
+                "programmatic_access_token",
+            ),
+            (
+                "SNOWFLAKE_CONNECTIONS_X_TOKEN_FILE_PATH",
+                token_file.to_str().unwrap_or(""),
+            ),
+        ]);
+        let c = load(&env, home.path(), Some("x"), &[]).unwrap_or_else(|e| panic!("{e}"));
+        match c.auth(&env) {
+            Ok(Auth::Pat(t)) => assert_eq!(t.expose(), "pat-secret"),
+            other => panic!("{other:?}"),
+        }
+    }
+}

@@ -1,0 +1,822 @@
+//! The Snowflake platform against the SQL API simulator on 127.0.0.1: golden statements and
+//! specs, key-pair JWTs checked with openssl, and the whole import and health flow through the
+//! Platform trait (progress, logs, failures, re-attach after a restart, retries, partitions, REST
+//! and SQL inference).
+
+mod support;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use hugflake::domain::{ImportSpec, JobState, PoolState, ServiceStatus, Stage, StageState};
+use hugflake::paths::Env;
+use hugflake::platform::snowflake::auth::Signer;
+use hugflake::platform::snowflake::connection;
+use hugflake::platform::snowflake::ident::{Ident, Qualified};
+use hugflake::platform::snowflake::{InferenceRoute, SnowflakePlatform, jobs, statements};
+use hugflake::platform::{Platform, PlatformError};
+use serde_json::{Value, json};
+use support::snowflake_server::{PAT, SnowflakeSim};
+
+struct Vars(HashMap<String, String>);
+impl Env for Vars {
+    fn var(&self, key: &str) -> Option<String> {
+        self.0.get(key).cloned()
+    }
+}
+
+fn vars(pairs: &[(&str, String)]) -> Vars {
+    Vars(
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect(),
+    )
+}
+
+struct Setup {
+    dir: tempfile::TempDir,
+    sim: SnowflakeSim,
+}
+
+impl Setup {
+    async fn new() -> Setup {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let sim = SnowflakeSim::start().await;
+        sim.state().step = Duration::from_millis(300);
+        Setup { dir, sim }
+    }
+
+    fn env(&self, auth: &[(&str, String)]) -> Vars {
+        let mut pairs = vec![
+            (
+                "SNOWFLAKE_HOME",
+                self.dir.path().join("sf").display().to_string(),
+            ),
+            (
+                "SNOWFLAKE_CONNECTIONS_SIM_ACCOUNT",
+                "sim12345.us-east-1".to_string(),
+            ),
+            ("SNOWFLAKE_CONNECTIONS_SIM_USER", "hugflake".to_string()),
+            ("SNOWFLAKE_CONNECTIONS_SIM_DATABASE", "ml".to_string()),
+            ("SNOWFLAKE_CONNECTIONS_SIM_SCHEMA", "public".to_string()),
+            ("SNOWFLAKE_CONNECTIONS_SIM_ROLE", "ML_ENGINEER".to_string()),
+            ("SNOWFLAKE_CONNECTIONS_SIM_WAREHOUSE", "ML_WH".to_string()),
+            ("SNOWFLAKE_CONNECTIONS_SIM_HOST", "127.0.0.1".to_string()),
+            (
+                "SNOWFLAKE_CONNECTIONS_SIM_PORT",
+                self.sim.addr.port().to_string(),
+            ),
+            ("SNOWFLAKE_CONNECTIONS_SIM_PROTOCOL", "http".to_string()),
+        ];
+        pairs.extend(auth.iter().cloned());
+        vars(&pairs)
+    }
+
+    fn platform(&self, route: InferenceRoute) -> SnowflakePlatform {
+        let env = self.env(&[
+            (
+                "SNOWFLAKE_CONNECTIONS_SIM_AUTHENTICATOR",
+                "PROGRAMMATIC_ACCESS_TOKEN".into(),
+            ),
+            ("SNOWFLAKE_CONNECTIONS_SIM_TOKEN", PAT.into()),
+        ]);
+        let conn = connection::load(&env, self.dir.path(), Some("sim"), &[])
+            .unwrap_or_else(|e| panic!("{e}"));
+        let mut p = SnowflakePlatform::new(&conn, &env, &self.dir.path().join("data"), route)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .with_poll_every(Duration::from_millis(100));
+        let api = std::sync::Arc::get_mut(&mut p.api).map(|a| {
+            a.pacing.first_poll = Duration::from_millis(50);
+            a.pacing.first_retry = Duration::from_millis(20);
+        });
+        assert!(api.is_some());
+        p
+    }
+}
+
+fn spec(handle: &str, task: &str, model: &str) -> ImportSpec {
+    let mut s = ImportSpec::with_defaults(handle, "ML_CPU_POOL");
+    s.task = Some(task.into());
+    s.model = model.into();
+    s.service = format!("{model}_SVC");
+    s
+}
+
+async fn wait_job(p: &SnowflakePlatform, id: &str) -> hugflake::domain::JobDetail {
+    let start = Instant::now();
+    loop {
+        let d = p
+            .job(id, None, Some(Duration::from_millis(300)))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        if !matches!(d.summary.state, JobState::Queued | JobState::Running) {
+            return d;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "job still {:?} at {:?}",
+            d.summary.state,
+            d.summary.stage
+        );
+    }
+}
+
+#[test]
+fn statements_are_golden() {
+    let db = Ident::parse("ml").unwrap_or_else(|e| panic!("{e}"));
+    let sc = Ident::parse("public").unwrap_or_else(|e| panic!("{e}"));
+    let svc = Qualified::parse("minilm_svc", &db, &sc).unwrap_or_else(|e| panic!("{e}"));
+    let odd = Qualified::parse("\"My Svc\"", &db, &sc).unwrap_or_else(|e| panic!("{e}"));
+    let model = Qualified::parse("ALL_MINILM_L6_V2", &db, &sc).unwrap_or_else(|e| panic!("{e}"));
+    let v1 = Ident::parse("v1").unwrap_or_else(|e| panic!("{e}"));
+    let pool = Ident::parse("ml_cpu_pool").unwrap_or_else(|e| panic!("{e}"));
+    let cases = [
+        (statements::show_compute_pools().sql, "SHOW COMPUTE POOLS"),
+        (
+            statements::show_services(&db, &sc).sql,
+            "SHOW SERVICES IN SCHEMA ML.PUBLIC",
+        ),
+        (
+            statements::show_models(&db, &sc).sql,
+            "SHOW MODELS IN SCHEMA ML.PUBLIC",
+        ),
+        (
+            statements::show_versions(&model).sql,
+            "SHOW VERSIONS IN MODEL ML.PUBLIC.ALL_MINILM_L6_V2",
+        ),
+        (
+            statements::show_functions(&model, &v1).sql,
+            "SHOW FUNCTIONS IN MODEL ML.PUBLIC.ALL_MINILM_L6_V2 VERSION V1",
+        ),
+        (
+            statements::show_containers(&svc).sql,
+            "SHOW SERVICE CONTAINERS IN SERVICE ML.PUBLIC.MINILM_SVC",
+        ),
+        (
+            statements::show_endpoints(&odd).sql,
+            "SHOW ENDPOINTS IN SERVICE ML.PUBLIC.\"My Svc\"",
+        ),
+        (
+            statements::alter_pool(&pool, true).sql,
+            "ALTER COMPUTE POOL ML_CPU_POOL SUSPEND",
+        ),
+        (
+            statements::alter_service(&svc, false).sql,
+            "ALTER SERVICE ML.PUBLIC.MINILM_SVC RESUME",
+        ),
+        (
+            statements::drop_service(&svc).sql,
+            "DROP SERVICE ML.PUBLIC.MINILM_SVC",
+        ),
+        (
+            statements::drop_model(&model, Some(&v1)).sql,
+            "ALTER MODEL ML.PUBLIC.ALL_MINILM_L6_V2 DROP VERSION V1",
+        ),
+        (
+            statements::drop_model(&model, None).sql,
+            "DROP MODEL ML.PUBLIC.ALL_MINILM_L6_V2",
+        ),
+        (
+            statements::service_logs(&svc, 0, "model-inference").sql,
+            "CALL SYSTEM$GET_SERVICE_LOGS(?, ?, ?)",
+        ),
+        (
+            statements::service_call(&svc, "ENCODE", &["x".into()]).sql,
+            "SELECT ML.PUBLIC.MINILM_SVC!ENCODE(?)",
+        ),
+        (
+            statements::service_call(&svc, "__CALL__", &["x".into()]).sql,
+            "SELECT ML.PUBLIC.MINILM_SVC!\"__CALL__\"(?)",
+        ),
+        (
+            statements::import_model("spec").sql,
+            "SELECT SYSTEM$IMPORT_MODEL(?)",
+        ),
+        (
+            statements::deploy_model("spec").sql,
+            "CALL SYSTEM$DEPLOY_MODEL(?)",
+        ),
+        (
+            statements::capabilities().sql,
+            "SELECT SYSTEM$ML_PLATFORM_CAPABILITIES()",
+        ),
+    ];
+    for (got, want) in cases {
+        assert_eq!(got, want);
+    }
+    // Literals only ever travel as bindings.
+    let logs = statements::service_logs(&odd, 0, "proxy'; DROP TABLE x; --");
+    assert_eq!(
+        logs.bindings
+            .iter()
+            .map(|b| b.value.as_str())
+            .collect::<Vec<_>>(),
+        ["ML.PUBLIC.\"My Svc\"", "0", "proxy'; DROP TABLE x; --"]
+    );
+    let call = statements::service_call(&svc, "ENCODE", &["Jane's note".into()]);
+    assert_eq!(call.bindings[0].kind, "TEXT");
+    assert_eq!(call.bindings[0].value, "Jane's note");
+}
+
+#[tokio::test]
+async fn specs_are_golden() {
+    let s = Setup::new().await;
+    let p = s.platform(InferenceRoute::Rest);
+    let mut sp = spec(
+        "sentence-transformers/all-MiniLM-L6-v2",
+        "sentence-similarity",
+        "ALL_MINILM_L6_V2",
+    );
+    sp.min_instances = 0;
+    assert_eq!(
+        jobs::import_yaml(&p, &sp).unwrap_or_else(|e| panic!("{e}")),
+        "compute_pool: ML_CPU_POOL
+models:
+- name:
+    model_name: ML.PUBLIC.ALL_MINILM_L6_V2
+    version_name: V1
+  hf_model:
+    hf_model_name: sentence-transformers/all-MiniLM-L6-v2
+    trust_remote_code: false
+    hf_model_kwargs: '{}'
+  log_model_args:
+    target_platforms:
+    - SNOWPARK_CONTAINER_SERVICES
+    comment: imported by hugflake
+"
+    );
+    assert_eq!(
+        jobs::deploy_yaml(&p, &sp).unwrap_or_else(|e| panic!("{e}")),
+        "models:
+- name: ML.PUBLIC.ALL_MINILM_L6_V2
+  version: V1
+image_build:
+  compute_pool: ML_CPU_POOL
+  force_rebuild: false
+service:
+  name: ML.PUBLIC.ALL_MINILM_L6_V2_SVC
+  compute_pool: ML_CPU_POOL
+  ingress_enabled: true
+  min_instances: 0
+  max_instances: 1
+  autocapture: false
+"
+    );
+    let ner = spec("d4data/biomedical-ner-all", "token-classification", "NER");
+    let y = jobs::import_yaml(&p, &ner).unwrap_or_else(|e| panic!("{e}"));
+    assert!(y.contains("    task: token-classification\n"), "{y}");
+    let err = jobs::import_yaml(
+        &p,
+        &spec(
+            "microsoft/BiomedCLIP-PubMedBERT_256-vit_base_patch16_224",
+            "zero-shot-image-classification",
+            "CLIP",
+        ),
+    )
+    .err()
+    .unwrap_or_default();
+    assert!(err.contains("open_clip"), "{err}");
+}
+
+fn openssl(args: &[&str], input: Option<&[u8]>) -> Vec<u8> {
+    use std::io::Write;
+    let mut child = Command::new("openssl")
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("openssl: {e}"));
+    if let Some(i) = input
+        && let Some(mut stdin) = child.stdin.take()
+    {
+        let _ = stdin.write_all(i);
+    }
+    let out = child.wait_with_output().unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+fn keys(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let plain = dir.join("rsa_key.p8");
+    let enc = dir.join("rsa_key_enc.p8");
+    openssl(
+        &[
+            "genpkey",
+            "-algorithm",
+            "RSA",
+            "-pkeyopt",
+            "rsa_keygen_bits:2048",
+            "-out",
+            plain.to_str().unwrap_or(""),
+        ],
+        None,
+    );
+    openssl(
+        &[
+            "pkcs8",
+            "-topk8",
+            "-v2",
+            "aes-256-cbc",
+            "-in",
+            plain.to_str().unwrap_or(""),
+            "-out",
+            enc.to_str().unwrap_or(""),
+            "-passout",
+            "pass:canary-passphrase",
+        ],
+        None,
+    );
+    (plain, enc)
+}
+
+#[test]
+fn key_pair_jwts_carry_the_documented_claims_and_verify() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let (plain, enc) = keys(dir.path());
+    let spki = openssl(
+        &[
+            "pkey",
+            "-in",
+            plain.to_str().unwrap_or(""),
+            "-pubout",
+            "-outform",
+            "DER",
+        ],
+        None,
+    );
+    let want = format!(
+        "SHA256:{}",
+        base64::engine::general_purpose::STANDARD.encode(sha256(&spki))
+    );
+    let signer = Signer::load(&plain, None).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(signer.fingerprint, want);
+    // The encrypted key needs its passphrase, and gives the same fingerprint with it.
+    let err = Signer::load(&enc, None)
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(err.contains("encrypted"), "{err}");
+    let wrong = Signer::load(&enc, Some(&hugflake::secret::Secret::new("nope")))
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(
+        wrong.contains("wrong passphrase") && !wrong.contains("nope"),
+        "{wrong}"
+    );
+    let signer2 = Signer::load(
+        &enc,
+        Some(&hugflake::secret::Secret::new("canary-passphrase")),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(signer2.fingerprint, want);
+
+    let jwt = signer
+        .jwt("myorg-acct.us-east-1", "hugflake", 1_764_100_000)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let parts: Vec<&str> = jwt.expose().split('.').collect();
+    assert_eq!(parts.len(), 3);
+    let decode = |s: &str| {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(s)
+            .unwrap_or_default()
+    };
+    let header: Value = serde_json::from_slice(&decode(parts[0])).unwrap_or_default();
+    assert_eq!(header, json!({"alg": "RS256", "typ": "JWT"}));
+    let claims: Value = serde_json::from_slice(&decode(parts[1])).unwrap_or_default();
+    assert_eq!(claims["iss"], format!("MYORG-ACCT.HUGFLAKE.{want}"));
+    assert_eq!(claims["sub"], "MYORG-ACCT.HUGFLAKE");
+    assert_eq!(claims["iat"], 1_764_100_000);
+    assert_eq!(claims["exp"], 1_764_100_000 + 59 * 60);
+    // The signature verifies with the public key openssl extracts.
+    let pkcs1 = openssl(
+        &[
+            "rsa",
+            "-in",
+            plain.to_str().unwrap_or(""),
+            "-RSAPublicKey_out",
+            "-outform",
+            "DER",
+        ],
+        None,
+    );
+    let key = aws_lc_rs::signature::UnparsedPublicKey::new(
+        &aws_lc_rs::signature::RSA_PKCS1_2048_8192_SHA256,
+        pkcs1,
+    );
+    let signed = format!("{}.{}", parts[0], parts[1]);
+    assert!(key.verify(signed.as_bytes(), &decode(parts[2])).is_ok());
+    assert!(key.verify(b"tampered", &decode(parts[2])).is_err());
+}
+
+fn sha256(bytes: &[u8]) -> Vec<u8> {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes).to_vec()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn key_pair_connections_reach_the_sql_api() {
+    let s = Setup::new().await;
+    let (plain, _) = keys(s.dir.path());
+    let env = s.env(&[
+        (
+            "SNOWFLAKE_CONNECTIONS_SIM_AUTHENTICATOR",
+            "SNOWFLAKE_JWT".into(),
+        ),
+        (
+            "SNOWFLAKE_CONNECTIONS_SIM_PRIVATE_KEY_FILE",
+            plain.display().to_string(),
+        ),
+    ]);
+    let conn =
+        connection::load(&env, s.dir.path(), Some("sim"), &[]).unwrap_or_else(|e| panic!("{e}"));
+    let p = SnowflakePlatform::new(
+        &conn,
+        &env,
+        &s.dir.path().join("data"),
+        InferenceRoute::Rest,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let status = p.status().await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(status.version, "9.38.1");
+    assert!(
+        status
+            .details
+            .contains(&("role".to_string(), "ML_ENGINEER".to_string()))
+    );
+    let st = s.sim.state();
+    assert_eq!(
+        st.token_types.last().map(String::as_str),
+        Some("KEYPAIR_JWT")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn import_and_health_through_the_platform_trait() {
+    let s = Setup::new().await;
+    let p = s.platform(InferenceRoute::Rest);
+    // Health: pools with the instance family's size; partitions of a long answer are fetched.
+    s.sim.state().faults.partition_rows = 1;
+    let pools = p.pools().await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(pools.len(), 2);
+    assert_eq!(pools[0].name, "ML_CPU_POOL");
+    assert_eq!((pools[0].vcpu, pools[0].memory_gib), (3.0, 13.0));
+    assert_eq!(s.sim.state().partition_requests, 1);
+    s.sim.state().faults.partition_rows = 0;
+
+    let job = p
+        .import(&spec(
+            "sentence-transformers/all-MiniLM-L6-v2",
+            "sentence-similarity",
+            "ALL_MINILM_L6_V2",
+        ))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let d = wait_job(&p, &job.id).await;
+    assert_eq!(
+        d.summary.state,
+        JobState::Done,
+        "{:?} {:?}",
+        d.summary.error,
+        d.log
+    );
+    let state = |st: Stage| d.stage(st).map(|s| s.state);
+    assert_eq!(state(Stage::Verify), Some(StageState::Skipped));
+    for st in [
+        Stage::Resolve,
+        Stage::Download,
+        Stage::Register,
+        Stage::Build,
+        Stage::Deploy,
+        Stage::Ready,
+    ] {
+        assert_eq!(state(st), Some(StageState::Done), "{st:?}");
+    }
+    let log: Vec<&str> = d.log.iter().map(|l| l.line.as_str()).collect();
+    assert!(
+        log.iter()
+            .any(|l| l.contains("the logging job is MODEL_LOGGING_")),
+        "{log:#?}"
+    );
+    assert!(
+        log.iter()
+            .any(|l| l
+                .starts_with("model-logging: downloading sentence-transformers/all-MiniLM-L6-v2")),
+        "{log:#?}"
+    );
+    assert!(
+        log.iter()
+            .any(|l| l.starts_with("model-build: building image")),
+        "{log:#?}"
+    );
+    assert!(
+        log.iter()
+            .any(|l| l.contains("functions ENCODE, ENCODE_QUERY, ENCODE_DOCUMENT")),
+        "{log:#?}"
+    );
+    assert!(
+        log.iter().any(|l| l.contains("ready: ENCODE answered")),
+        "{log:#?}"
+    );
+    // The statements sent: the spec only ever as a binding, with the documented SQL.
+    let st = s.sim.state().statements.clone();
+    let import = st
+        .iter()
+        .find(|(q, _)| q == "SELECT SYSTEM$IMPORT_MODEL(?)")
+        .unwrap_or_else(|| panic!("no import in {st:?}"));
+    assert!(import.1[0].contains("hf_model_name: sentence-transformers/all-MiniLM-L6-v2"));
+    assert!(st.iter().any(|(q, b)| q == "CALL SYSTEM$DEPLOY_MODEL(?)" && b[0].contains("autocapture: false")));
+
+    // Health and inference on the new service.
+    let services = p.services().await.unwrap_or_default();
+    let svc = services
+        .iter()
+        .find(|x| x.name == "ALL_MINILM_L6_V2_SVC")
+        .unwrap_or_else(|| panic!("{services:?}"));
+    assert_eq!(svc.status, ServiceStatus::Running);
+    assert!(
+        services
+            .iter()
+            .any(|x| x.is_job && x.name.starts_with("MODEL_BUILD_"))
+    );
+    let c = p
+        .containers("ALL_MINILM_L6_V2_SVC")
+        .await
+        .unwrap_or_default();
+    assert_eq!(c[0].container_name, "model-inference");
+    assert_eq!(c[0].status, hugflake::domain::InstanceStatus::Ready);
+    let logs = p
+        .logs("ALL_MINILM_L6_V2_SVC", None, 100, None)
+        .await
+        .unwrap_or_default();
+    assert!(logs.iter().any(|l| l.line.contains("model loaded")));
+    let models = p.models().await.unwrap_or_default();
+    assert_eq!(models[0].versions, vec!["V1".to_string()]);
+    let v = p.versions("ALL_MINILM_L6_V2").await.unwrap_or_default();
+    assert_eq!(
+        v[0].functions
+            .iter()
+            .map(|f| f.name.as_str())
+            .collect::<Vec<_>>(),
+        ["ENCODE", "ENCODE_QUERY", "ENCODE_DOCUMENT"]
+    );
+    assert_eq!(v[0].functions[0].arguments[0].name, "sentence");
+    let r = p
+        .predict(
+            "ALL_MINILM_L6_V2_SVC",
+            "ENCODE",
+            &[vec![json!("chest pain")], vec![json!("fever")]],
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(r.outputs[0]["output"][0], 10.0);
+    assert_eq!(r.outputs[1]["output"][0], 5.0);
+    let calls = s.sim.state().ingress_calls;
+    let sql = s.platform(InferenceRoute::Sql);
+    let r = sql
+        .predict(
+            "ALL_MINILM_L6_V2_SVC",
+            "ENCODE",
+            &[vec![json!("chest pain")]],
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(r.outputs[0]["output"][0], 10.0);
+    assert_eq!(
+        s.sim.state().ingress_calls,
+        calls,
+        "the SQL route does not use the ingress"
+    );
+    assert!(
+        s.sim
+            .statements()
+            .iter()
+            .any(|q| q == "SELECT ML.PUBLIC.ALL_MINILM_L6_V2_SVC!ENCODE(?)")
+    );
+
+    // 429 storms are retried.
+    s.sim.state().faults.throttle = 3;
+    assert!(p.pools().await.is_ok());
+
+    // Suspend and resume, pool and service; drop.
+    let pool = p
+        .suspend_pool("ml_cpu_pool")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(pool.state, PoolState::Suspended);
+    let svc = p
+        .resume_service("all_minilm_l6_v2_svc")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(svc.status, ServiceStatus::Running);
+    let svc = p
+        .suspend_service("ALL_MINILM_L6_V2_SVC")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(svc.status, ServiceStatus::Suspended);
+    assert!(p.resume_pool("ML_CPU_POOL").await.is_ok());
+    p.drop_service("ALL_MINILM_L6_V2_SVC")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(matches!(
+        p.containers("ALL_MINILM_L6_V2_SVC").await,
+        Err(PlatformError::NotFound(_))
+    ));
+    assert!(
+        s.sim
+            .statements()
+            .iter()
+            .any(|q| q == "ALTER COMPUTE POOL ML_CPU_POOL SUSPEND")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn imports_fail_with_the_reason_and_pre_flight_catches_what_it_can() {
+    let s = Setup::new().await;
+    let p = s.platform(InferenceRoute::Rest);
+    let failed = |d: &hugflake::domain::JobDetail, stage: Stage, needle: &str| {
+        assert_eq!(d.summary.state, JobState::Failed, "{:?}", d.log);
+        let e = d.summary.error.clone().unwrap_or_default();
+        assert!(e.contains(needle), "`{e}` lacks `{needle}`");
+        assert_eq!(d.stage(stage).map(|s| s.state), Some(StageState::Failed));
+    };
+    let j = p
+        .import(&spec(
+            "microsoft/BiomedCLIP-PubMedBERT_256-vit_base_patch16_224",
+            "zero-shot-image-classification",
+            "CLIP",
+        ))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    failed(&wait_job(&p, &j.id).await, Stage::Resolve, "open_clip");
+    let j = p
+        .import(&spec(
+            "dmis-lab/biobert-v1.1",
+            "feature-extraction",
+            "BIOBERT",
+        ))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    failed(
+        &wait_job(&p, &j.id).await,
+        Stage::Resolve,
+        "no automatic signature",
+    );
+    let mut nopool = spec(
+        "sentence-transformers/all-MiniLM-L6-v2",
+        "sentence-similarity",
+        "M1",
+    );
+    nopool.pool = "GPU_POOL".into();
+    let j = p.import(&nopool).await.unwrap_or_else(|e| panic!("{e}"));
+    failed(
+        &wait_job(&p, &j.id).await,
+        Stage::Resolve,
+        "compute pool GPU_POOL does not exist",
+    );
+    // The import statement fails server-side: the job says why; retry after the fault clears.
+    s.sim.state().faults.import_error =
+        Some("Insufficient privileges to operate on schema 'PUBLIC'".into());
+    let j = p
+        .import(&spec(
+            "sentence-transformers/all-MiniLM-L6-v2",
+            "sentence-similarity",
+            "M2",
+        ))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    failed(
+        &wait_job(&p, &j.id).await,
+        Stage::Download,
+        "Insufficient privileges",
+    );
+    s.sim.state().faults.import_error = None;
+    s.sim.state().faults.build_fails = true;
+    p.retry_job(&j.id).await.unwrap_or_else(|e| panic!("{e}"));
+    let d = wait_job(&p, &j.id).await;
+    failed(&d, Stage::Build, "FAILED");
+    assert!(
+        d.log
+            .iter()
+            .any(|l| l.line.contains("model-build: ERROR: pip install failed")),
+        "{:?}",
+        d.log
+    );
+    s.sim.state().faults.build_fails = false;
+    p.retry_job(&j.id).await.unwrap_or_else(|e| panic!("{e}"));
+    let d = wait_job(&p, &j.id).await;
+    assert_eq!(d.summary.state, JobState::Done, "{:?}", d.log);
+    // The same name again is refused before anything runs.
+    let j = p
+        .import(&spec(
+            "sentence-transformers/all-MiniLM-L6-v2",
+            "sentence-similarity",
+            "M2",
+        ))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    failed(&wait_job(&p, &j.id).await, Stage::Resolve, "already exists");
+    // Bad names never reach SQL.
+    let mut bad = spec(
+        "sentence-transformers/all-MiniLM-L6-v2",
+        "sentence-similarity",
+        "X",
+    );
+    bad.service = String::new();
+    assert!(p.import(&bad).await.is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_hugflake_reattaches_to_a_running_import() {
+    let s = Setup::new().await;
+    s.sim.state().step = Duration::from_millis(800);
+    let id = {
+        let p = s.platform(InferenceRoute::Rest);
+        let j = p
+            .import(&spec(
+                "sentence-transformers/all-MiniLM-L6-v2",
+                "sentence-similarity",
+                "RE",
+            ))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        // Wait until the import statement runs, then "exit".
+        let start = Instant::now();
+        loop {
+            let d = p
+                .job(&j.id, None, None)
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+            if d.stage(Stage::Download).map(|s| s.state) == Some(StageState::Running)
+                && d.log.iter().any(|l| l.line.contains("MODEL_LOGGING_"))
+            {
+                break;
+            }
+            assert!(start.elapsed() < Duration::from_secs(10));
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        j.id
+    };
+    let imports_before = s
+        .sim
+        .statements()
+        .iter()
+        .filter(|q| q.contains("IMPORT_MODEL"))
+        .count();
+    // A new process: same data dir, a fresh platform; listing jobs re-attaches.
+    let p = s.platform(InferenceRoute::Rest);
+    let listed = p.jobs().await.unwrap_or_default();
+    assert!(listed.iter().any(|j| j.id == id));
+    let d = wait_job(&p, &id).await;
+    assert_eq!(d.summary.state, JobState::Done, "{:?}", d.log);
+    assert!(
+        d.log
+            .iter()
+            .any(|l| l.line.contains("re-attached to the import statement"))
+    );
+    let imports_after = s
+        .sim
+        .statements()
+        .iter()
+        .filter(|q| q.contains("IMPORT_MODEL"))
+        .count();
+    assert_eq!(
+        imports_before, imports_after,
+        "the import statement ran once"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_credentials_and_unknown_statements_say_so() {
+    let s = Setup::new().await;
+    let env = s.env(&[("SNOWFLAKE_CONNECTIONS_SIM_TOKEN", "wrong-token".into())]);
+    let conn =
+        connection::load(&env, s.dir.path(), Some("sim"), &[]).unwrap_or_else(|e| panic!("{e}"));
+    let p = SnowflakePlatform::new(
+        &conn,
+        &env,
+        &s.dir.path().join("data"),
+        InferenceRoute::Rest,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let err = p
+        .pools()
+        .await
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(err.contains("refused the credentials"), "{err}");
+    assert!(!err.contains("wrong-token"));
+    let p = s.platform(InferenceRoute::Rest);
+    let err = p.versions("NOPE").await.err();
+    assert!(matches!(err, Some(PlatformError::NotFound(_))), "{err:?}");
+}
