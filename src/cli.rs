@@ -24,6 +24,14 @@ pub struct Cli {
     #[arg(short, long, global = true)]
     pub verbose: bool,
 
+    /// The platform to use (default: [platform] default of the config, "local")
+    #[arg(long, global = true, value_enum, env = "HUGFLAKE_PLATFORM")]
+    pub platform: Option<crate::config::PlatformChoice>,
+
+    /// The Snowflake connection of connections.toml (implies --platform snowflake)
+    #[arg(long, global = true, value_name = "NAME")]
+    pub connection: Option<String>,
+
     #[command(subcommand)]
     pub command: Option<Command>,
 }

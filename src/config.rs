@@ -35,6 +35,50 @@ impl fmt::Display for ThemeName {
     }
 }
 
+/// Which platform the TUI and the platform commands talk to by default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum PlatformChoice {
+    Local,
+    Snowflake,
+}
+
+impl fmt::Display for PlatformChoice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            PlatformChoice::Local => "local",
+            PlatformChoice::Snowflake => "snowflake",
+        })
+    }
+}
+
+/// How inference reaches a Snowflake service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum InferenceChoice {
+    Rest,
+    Sql,
+}
+
+impl fmt::Display for InferenceChoice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            InferenceChoice::Rest => "rest",
+            InferenceChoice::Sql => "sql",
+        })
+    }
+}
+
+/// `[platform]`: where models go and how Snowflake is reached.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlatformConfig {
+    pub default: PlatformChoice,
+    /// A connection of connections.toml; empty: Snowflake's default connection.
+    pub snowflake_connection: String,
+    pub snowflake_inference: InferenceChoice,
+    pub snowflake_poll_secs: f64,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogLevel {
@@ -87,6 +131,7 @@ pub struct Setting {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub daemon: DaemonConfig,
+    pub platform: PlatformConfig,
     pub ui: UiConfig,
     pub log_level: LogLevel,
     pub keymap: Keymap,
@@ -121,9 +166,19 @@ type KeymapTable = BTreeMap<Spanned<String>, Spanned<Vec<Spanned<String>>>>;
 #[serde(deny_unknown_fields)]
 struct Layer {
     daemon: Option<DaemonLayer>,
+    platform: Option<PlatformLayer>,
     ui: Option<UiLayer>,
     log: Option<LogLayer>,
     keymap: Option<KeymapTable>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PlatformLayer {
+    default: Option<Spanned<PlatformChoice>>,
+    snowflake_connection: Option<Spanned<String>>,
+    snowflake_inference: Option<Spanned<InferenceChoice>>,
+    snowflake_poll_secs: Option<Spanned<f64>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -392,6 +447,52 @@ impl Config {
                 |v| v.to_string(),
             )?,
         };
+        let dp = d.platform.as_ref();
+        let up = u.platform.as_ref();
+        let platform = PlatformConfig {
+            default: b.take(
+                "platform.default",
+                [
+                    (&defaults, dp.and_then(|x| x.default.as_ref())),
+                    (&user, up.and_then(|x| x.default.as_ref())),
+                ],
+                any,
+                |v| v.to_string(),
+            )?,
+            snowflake_connection: b.take(
+                "platform.snowflake_connection",
+                [
+                    (&defaults, dp.and_then(|x| x.snowflake_connection.as_ref())),
+                    (&user, up.and_then(|x| x.snowflake_connection.as_ref())),
+                ],
+                any,
+                |v| v.clone(),
+            )?,
+            snowflake_inference: b.take(
+                "platform.snowflake_inference",
+                [
+                    (&defaults, dp.and_then(|x| x.snowflake_inference.as_ref())),
+                    (&user, up.and_then(|x| x.snowflake_inference.as_ref())),
+                ],
+                any,
+                |v| v.to_string(),
+            )?,
+            snowflake_poll_secs: b.take(
+                "platform.snowflake_poll_secs",
+                [
+                    (&defaults, dp.and_then(|x| x.snowflake_poll_secs.as_ref())),
+                    (&user, up.and_then(|x| x.snowflake_poll_secs.as_ref())),
+                ],
+                |v| {
+                    if (0.1..=60.0).contains(v) {
+                        Ok(())
+                    } else {
+                        Err(format!("{v} is out of range: expected 0.1 to 60 seconds"))
+                    }
+                },
+                |v| v.to_string(),
+            )?,
+        };
         let du = d.ui.as_ref();
         let uu = u.ui.as_ref();
         let ui = UiConfig {
@@ -476,6 +577,7 @@ impl Config {
 
         Ok(Config {
             daemon,
+            platform,
             ui,
             log_level,
             keymap,

@@ -31,9 +31,93 @@ pub struct Context {
     pub verbose: bool,
     /// Why logging is off, if it is.
     pub log_problem: Option<String>,
+    /// The platform the command line chose, if it did.
+    pub platform: Option<crate::config::PlatformChoice>,
+    pub connection: Option<String>,
+}
+
+/// Everything needed to open a platform, owned (the TUI opens it on a worker task).
+#[derive(Debug, Clone)]
+pub struct Opener {
+    pub choice: crate::config::PlatformChoice,
+    pub start: StartOptions,
+    pub connection: Option<String>,
+    pub settings: crate::config::PlatformConfig,
+    pub data_dir: std::path::PathBuf,
+}
+
+impl Opener {
+    /// Opens the platform: the local daemon (started when none runs), or a Snowflake connection.
+    /// Returns it with one line saying what was opened.
+    pub async fn open(
+        &self,
+    ) -> std::result::Result<
+        (std::sync::Arc<dyn platform::Platform>, String),
+        platform::PlatformError,
+    > {
+        use crate::config::{InferenceChoice, PlatformChoice};
+        use crate::platform::snowflake::{InferenceRoute, SnowflakePlatform, connection};
+        match self.choice {
+            PlatformChoice::Local => {
+                let (client, c) = lifecycle::connect_or_start(&self.start).await?;
+                let line = match &c {
+                    lifecycle::Connection::Started(_) => c.describe(),
+                    lifecycle::Connection::Existing(i) => {
+                        format!("connected to the local daemon (pid {})", i.pid)
+                    }
+                };
+                Ok((std::sync::Arc::new(client), line))
+            }
+            PlatformChoice::Snowflake => {
+                let env = ProcessEnv;
+                let home = crate::paths::home(&env);
+                let name = self.connection.clone().or_else(|| {
+                    Some(self.settings.snowflake_connection.clone()).filter(|c| !c.is_empty())
+                });
+                let conn = connection::load(&env, &home, name.as_deref(), &[])
+                    .map_err(|e| platform::PlatformError::Other(e.to_string()))?;
+                for w in &conn.warnings {
+                    tracing::warn!("{w}");
+                }
+                let route = match self.settings.snowflake_inference {
+                    InferenceChoice::Rest => InferenceRoute::Rest,
+                    InferenceChoice::Sql => InferenceRoute::Sql,
+                };
+                let p = SnowflakePlatform::new(&conn, &env, &self.data_dir, route)?
+                    .with_poll_every(Duration::from_secs_f64(self.settings.snowflake_poll_secs));
+                let line = format!(
+                    "Snowflake connection `{}` ({}){}",
+                    conn.name,
+                    conn.get("account").unwrap_or("?"),
+                    conn.warnings
+                        .first()
+                        .map(|w| format!("; warning: {w}"))
+                        .unwrap_or_default()
+                );
+                Ok((std::sync::Arc::new(p), line))
+            }
+        }
+    }
 }
 
 impl Context {
+    /// The platform this command uses: --connection implies Snowflake; else --platform, else the
+    /// config.
+    pub fn opener(&self) -> Opener {
+        let choice = if self.connection.is_some() {
+            crate::config::PlatformChoice::Snowflake
+        } else {
+            self.platform.unwrap_or(self.config.platform.default)
+        };
+        Opener {
+            choice,
+            start: self.start_options(),
+            connection: self.connection.clone(),
+            settings: self.config.platform.clone(),
+            data_dir: self.paths.data_dir.path.clone(),
+        }
+    }
+
     pub fn start_options(&self) -> StartOptions {
         StartOptions {
             data_dir: self.paths.data_dir.path.clone(),
@@ -82,6 +166,8 @@ pub fn run(cli: Cli) -> Result<()> {
         config,
         verbose: cli.verbose,
         log_problem,
+        platform: cli.platform,
+        connection: cli.connection.clone(),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -304,11 +390,11 @@ async fn stop(ctx: &Context) -> Result<()> {
 }
 
 async fn status(ctx: &Context, json: bool) -> Result<()> {
-    let (client, connection) = lifecycle::connect_or_start(&ctx.start_options()).await?;
-    if matches!(connection, lifecycle::Connection::Started(_)) || !json {
-        eprintln!("{}", connection.describe());
+    let (client, line) = ctx.opener().open().await?;
+    if !json || line.starts_with("started") {
+        eprintln!("{line}");
     }
-    let snap = platform::snapshot(&client).await?;
+    let snap = platform::snapshot(client.as_ref()).await?;
     if json {
         print_json(&snap)
     } else {
@@ -917,6 +1003,50 @@ struct Doctor<'a> {
     daemon: DaemonState,
     settings: &'a [Setting],
     environment: Vec<(String, String)>,
+    snowflake: SnowflakeReport,
+}
+
+/// The Snowflake connection as Snowflake's tools would resolve it, secrets masked.
+#[derive(Serialize)]
+struct SnowflakeReport {
+    dir: String,
+    connection: Option<String>,
+    /// (key, value with secrets masked, where it came from)
+    keys: Vec<(String, String, String)>,
+    auth: Option<String>,
+    warnings: Vec<String>,
+    problem: Option<String>,
+}
+
+fn snowflake_report(ctx: &Context) -> SnowflakeReport {
+    use crate::platform::snowflake::connection;
+    let env = ProcessEnv;
+    let home = crate::paths::home(&env);
+    let dir = connection::config_dir(&env, &home).display().to_string();
+    let name = ctx.connection.clone().or_else(|| {
+        Some(ctx.config.platform.snowflake_connection.clone()).filter(|c| !c.is_empty())
+    });
+    match connection::load(&env, &home, name.as_deref(), &[]) {
+        Ok(c) => SnowflakeReport {
+            dir,
+            connection: Some(c.name.clone()),
+            keys: c.describe(),
+            auth: Some(match c.auth(&env) {
+                Ok(a) => a.token_type().to_string(),
+                Err(e) => format!("unusable: {e}"),
+            }),
+            warnings: c.warnings.clone(),
+            problem: None,
+        },
+        Err(e) => SnowflakeReport {
+            dir,
+            connection: None,
+            keys: Vec::new(),
+            auth: None,
+            warnings: Vec::new(),
+            problem: Some(e.to_string()),
+        },
+    }
 }
 
 #[derive(Serialize)]
@@ -950,6 +1080,9 @@ const ENV_VARS: &[(&str, bool)] = &[
     ("HF_HUB_OFFLINE", false),
     ("HF_TOKEN", true),
     ("HF_TOKEN_PATH", false),
+    ("HUGFLAKE_PLATFORM", false),
+    ("SNOWFLAKE_HOME", false),
+    ("SNOWFLAKE_DEFAULT_CONNECTION_NAME", false),
 ];
 
 async fn doctor(ctx: &Context, json: bool) -> Result<()> {
@@ -986,6 +1119,7 @@ async fn doctor(ctx: &Context, json: bool) -> Result<()> {
         daemon,
         settings: &ctx.config.settings,
         environment,
+        snowflake: snowflake_report(ctx),
     };
     if json {
         return print_json(&report);
@@ -1045,7 +1179,29 @@ async fn doctor(ctx: &Context, json: bool) -> Result<()> {
         }
         DaemonState::NotRunning => "not running (the TUI and `hugflake status` start it)".into(),
     });
-    out.push_str("\n\nSETTINGS\n");
+    out.push_str("\n\nSNOWFLAKE\n");
+    let sf = &report.snowflake;
+    out.push_str(&format!("  config dir {}\n", sf.dir));
+    match (&sf.connection, &sf.problem) {
+        (Some(name), _) => {
+            out.push_str(&format!(
+                "  connection `{name}`, authentication {}\n",
+                sf.auth.as_deref().unwrap_or("-")
+            ));
+            let rows: Vec<Vec<String>> = sf
+                .keys
+                .iter()
+                .map(|(k, v, src)| vec![k.clone(), v.clone(), src.clone()])
+                .collect();
+            out.push_str(&text_table(&["KEY", "VALUE", "FROM"], &rows));
+            for w in &sf.warnings {
+                out.push_str(&format!("  warning: {w}\n"));
+            }
+        }
+        (None, Some(p)) => out.push_str(&format!("  no connection: {p}\n")),
+        (None, None) => out.push_str("  no connection\n"),
+    }
+    out.push_str("\nSETTINGS\n");
     out.push_str(&settings_text(&ctx.config.settings));
     out.push_str("\nENVIRONMENT\n");
     if report.environment.is_empty() {

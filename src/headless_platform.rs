@@ -10,13 +10,11 @@ use crate::cli::{DropKind, ObjectKind};
 use crate::domain::{ImportSpec, JobDetail, JobState, StageState, units};
 use crate::headless::{Context, print_json, text_table};
 use crate::platform::Platform;
-use crate::platform::local::LocalPlatform;
-use crate::platform::local::lifecycle::{self, Connection};
 
-async fn connect(ctx: &Context) -> Result<LocalPlatform> {
-    let (client, connection) = lifecycle::connect_or_start(&ctx.start_options()).await?;
-    if matches!(connection, Connection::Started(_)) {
-        eprintln!("{}", connection.describe());
+async fn connect(ctx: &Context) -> Result<std::sync::Arc<dyn Platform>> {
+    let (client, line) = ctx.opener().open().await?;
+    if !line.starts_with("connected") {
+        eprintln!("{line}");
     }
     Ok(client)
 }
@@ -60,11 +58,11 @@ pub async fn import(ctx: &Context, args: ImportArgs) -> Result<()> {
         }
         return Ok(());
     }
-    follow_job(&client, &job.id, args.json).await
+    follow_job(client.as_ref(), &job.id, args.json).await
 }
 
 /// Prints a job's log and stage changes until it ends; errors when it did not end done.
-async fn follow_job(client: &LocalPlatform, id: &str, json: bool) -> Result<()> {
+async fn follow_job(client: &dyn Platform, id: &str, json: bool) -> Result<()> {
     let mut since: Option<u64> = None;
     let mut last_bytes = 0u64;
     let mut last_stage = None;
@@ -239,7 +237,7 @@ pub async fn retry(ctx: &Context, id: &str) -> Result<()> {
     let client = connect(ctx).await?;
     let job = client.retry_job(id).await?;
     eprintln!("job {} queued again", job.id);
-    follow_job(&client, id, false).await
+    follow_job(client.as_ref(), id, false).await
 }
 
 pub async fn logs(
@@ -413,7 +411,23 @@ pub async fn predict_service(ctx: &Context, p: ServicePredict) -> Result<()> {
             .find(|x| &x.name == v)
             .map(|x| x.functions)
             .unwrap_or_default(),
-        _ => Vec::new(),
+        // Snowflake's SHOW SERVICES does not name the model: the version that lists the service
+        // among its inference services does.
+        _ => {
+            let mut found = Vec::new();
+            for m in client.models().await? {
+                if let Some(v) = client
+                    .versions(&m.name)
+                    .await?
+                    .into_iter()
+                    .find(|v| v.inference_services.iter().any(|s| s.ends_with(&service)))
+                {
+                    found = v.functions;
+                    break;
+                }
+            }
+            found
+        }
     };
     let method = match &p.method {
         Some(m) => m.to_ascii_uppercase(),

@@ -36,7 +36,7 @@ impl<const N: usize> Env for [(&str, &str); N] {
     }
 }
 
-fn home(env: &dyn Env) -> PathBuf {
+pub fn home(env: &dyn Env) -> PathBuf {
     env.var("HOME")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("/"))

@@ -820,3 +820,107 @@ async fn wrong_credentials_and_unknown_statements_say_so() {
     let err = p.versions("NOPE").await.err();
     assert!(matches!(err, Some(PlatformError::NotFound(_))), "{err:?}");
 }
+
+/// The binary on the Snowflake platform: `--connection` picks it; doctor shows each key's source
+/// with secrets masked; `status --json` and an import through the headless command.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_speaks_to_snowflake_with_connection() {
+    let s = Setup::new().await;
+    s.sim.state().step = Duration::from_millis(200);
+    let port = s.sim.addr.port().to_string();
+    let home = s.dir.path().to_path_buf();
+    std::fs::write(
+        home.join("config.toml"),
+        "[platform]\nsnowflake_poll_secs = 0.2\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let run = move |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_hugflake"))
+            .args(args)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HOME", &home)
+            .env("HUGFLAKE_CONFIG", home.join("config.toml"))
+            .env("HUGFLAKE_DATA_DIR", home.join("data"))
+            .env("HUGFLAKE_STATE_DIR", home.join("state"))
+            .env("SNOWFLAKE_HOME", home.join("sf"))
+            .env("SNOWFLAKE_CONNECTIONS_SIM_ACCOUNT", "sim12345")
+            .env("SNOWFLAKE_CONNECTIONS_SIM_USER", "hugflake")
+            .env("SNOWFLAKE_CONNECTIONS_SIM_DATABASE", "ML")
+            .env("SNOWFLAKE_CONNECTIONS_SIM_HOST", "127.0.0.1")
+            .env("SNOWFLAKE_CONNECTIONS_SIM_PORT", &port)
+            .env("SNOWFLAKE_CONNECTIONS_SIM_PROTOCOL", "http")
+            .env(
+                "SNOWFLAKE_CONNECTIONS_SIM_AUTHENTICATOR",
+                "PROGRAMMATIC_ACCESS_TOKEN",
+            )
+            .env("SNOWFLAKE_CONNECTIONS_SIM_TOKEN", PAT)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap_or_else(|e| panic!("{e}"));
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    let (code, out, err) = tokio::task::spawn_blocking({
+        let run = run.clone();
+        move || run(&["--connection", "sim", "doctor"])
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("connection `sim`, authentication PROGRAMMATIC_ACCESS_TOKEN"),
+        "{out}"
+    );
+    assert!(out.contains("$SNOWFLAKE_CONNECTIONS_SIM_HOST"), "{out}");
+    assert!(!out.contains(PAT), "the PAT reached doctor's output");
+    let (code, out, err) = tokio::task::spawn_blocking({
+        let run = run.clone();
+        move || run(&["--connection", "sim", "status", "--json"])
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(code, 0, "{err}");
+    let v: Value = serde_json::from_str(&out).unwrap_or_default();
+    assert_eq!(v["status"]["kind"], "snowflake");
+    assert_eq!(v["pools"][0]["name"], "ML_CPU_POOL");
+    let (code, _, err) = tokio::task::spawn_blocking({
+        let run = run.clone();
+        move || {
+            run(&[
+                "--connection",
+                "sim",
+                "import",
+                "sentence-transformers/all-MiniLM-L6-v2",
+                "--task",
+                "sentence-similarity",
+                "--pool",
+                "ML_CPU_POOL",
+            ])
+        }
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("ALL_MINILM_L6_V2_SVC is RUNNING"), "{err}");
+    assert!(!err.contains(PAT));
+    let (code, out, err) = tokio::task::spawn_blocking(move || {
+        run(&[
+            "--connection",
+            "sim",
+            "predict",
+            "all_minilm_l6_v2_svc",
+            "--text",
+            "chest pain",
+            "--json",
+        ])
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(code, 0, "{err}");
+    let rows: Value = serde_json::from_str(&out).unwrap_or_default();
+    assert_eq!(rows[0]["output"]["output"][0], 10.0, "{out}");
+}

@@ -16,6 +16,8 @@ pub enum Command {
     Sort(&'static str),
     /// Set or clear (None) a Hub search filter.
     HubFilter(HubField, Option<String>),
+    /// Talk to another platform.
+    Platform(crate::domain::PlatformKind),
 }
 
 /// The Hub search filters the command bar sets.
@@ -53,6 +55,14 @@ pub const COMMANDS: &[(&str, &str)] = &[
         "library ",
         "Hub: only this library (e.g. sentence-transformers); none clears",
     ),
+    (
+        "platform local",
+        "the local platform (a daemon on this machine)",
+    ),
+    (
+        "platform snowflake",
+        "Snowflake ([platform] snowflake_connection)",
+    ),
     ("quit", "leave hugflake (also :q)"),
 ];
 
@@ -72,6 +82,9 @@ pub fn parse(line: &str) -> Result<Command, String> {
         )),
         ["theme"] => Err("`:theme` needs a name: default or colorblind".into()),
         ["quit" | "q" | "q!" | "qa"] => Ok(Command::Quit),
+        ["platform", "local"] => Ok(Command::Platform(crate::domain::PlatformKind::Local)),
+        ["platform", "snowflake"] => Ok(Command::Platform(crate::domain::PlatformKind::Snowflake)),
+        ["platform", ..] => Err("`:platform` takes local or snowflake".into()),
         ["sort", key] => super::search::sort_api(key)
             .map(Command::Sort)
             .ok_or_else(|| {

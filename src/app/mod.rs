@@ -23,7 +23,6 @@ use crate::headless::Context;
 use crate::hub::api::HubClient;
 use crate::hub::settings::HubSettings;
 use crate::paths::ProcessEnv;
-use crate::platform::local::lifecycle::{self, Connection};
 use crate::platform::{self, Platform};
 use search as state_search;
 use state::{App, Effect, Link, Msg};
@@ -66,29 +65,22 @@ const SEARCH_DEBOUNCE: Duration = Duration::from_millis(300);
 const DETAILS_DEBOUNCE: Duration = Duration::from_millis(250);
 
 impl Workers {
-    fn connect(&mut self, ctx: &Context, platform_tx: mpsc::UnboundedSender<Arc<dyn Platform>>) {
+    fn connect(
+        &mut self,
+        opener: crate::headless::Opener,
+        platform_tx: mpsc::UnboundedSender<Arc<dyn Platform>>,
+    ) {
         if self.connecting {
             return;
         }
         self.connecting = true;
-        let opts = ctx.start_options();
         let tx = self.tx.clone();
         tokio::spawn(async move {
-            let msg = match lifecycle::connect_or_start(&opts).await {
-                Ok((client, connection)) => {
-                    let _ = platform_tx.send(Arc::new(client));
-                    Link::Connected {
-                        kind: crate::domain::PlatformKind::Local,
-                        description: match &connection {
-                            Connection::Started(i) => format!(
-                                "started the local daemon (pid {}) on 127.0.0.1:{}",
-                                i.pid, i.port
-                            ),
-                            Connection::Existing(i) => {
-                                format!("connected to the local daemon (pid {})", i.pid)
-                            }
-                        },
-                    }
+            let msg = match opener.open().await {
+                Ok((platform, description)) => {
+                    let kind = platform.kind();
+                    let _ = platform_tx.send(platform);
+                    Link::Connected { kind, description }
                 }
                 Err(e) => Link::Failed(e.to_string()),
             };
@@ -308,7 +300,12 @@ async fn event_loop(mut terminal: DefaultTerminal, ctx: &Context) -> Result<()> 
         latest_search: Arc::default(),
         latest_details: Arc::default(),
     };
-    workers.connect(ctx, platform_tx.clone());
+    let mut opener = ctx.opener();
+    app.platform_kind = match opener.choice {
+        crate::config::PlatformChoice::Local => crate::domain::PlatformKind::Local,
+        crate::config::PlatformChoice::Snowflake => crate::domain::PlatformKind::Snowflake,
+    };
+    workers.connect(opener.clone(), platform_tx.clone());
     workers.load_candidates(ctx);
     let mut effects = app.start();
 
@@ -366,12 +363,24 @@ async fn event_loop(mut terminal: DefaultTerminal, ctx: &Context) -> Result<()> 
                 Effect::Download(handle) => workers.download(handle, ctx),
                 Effect::Import(spec) => workers.import(spec),
                 Effect::JobDetail(id) => workers.job_detail(id),
+                Effect::SwitchPlatform(kind) => {
+                    opener.choice = match kind {
+                        crate::domain::PlatformKind::Local => crate::config::PlatformChoice::Local,
+                        crate::domain::PlatformKind::Snowflake => {
+                            crate::config::PlatformChoice::Snowflake
+                        }
+                    };
+                    workers.platform = None;
+                    workers.connecting = false;
+                    workers.fetching = false;
+                    workers.connect(opener.clone(), platform_tx.clone());
+                }
                 Effect::Platform(op) => workers.platform_op(op),
                 Effect::Refresh => {
                     if workers.platform.is_some() {
                         workers.refresh();
                     } else {
-                        workers.connect(ctx, platform_tx.clone());
+                        workers.connect(opener.clone(), platform_tx.clone());
                     }
                     workers.load_candidates(ctx);
                 }

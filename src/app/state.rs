@@ -224,6 +224,8 @@ pub enum Effect {
     Import(ImportSpec),
     /// Fetch a job's stages, files and log.
     JobDetail(String),
+    /// Talk to another platform from now on.
+    SwitchPlatform(PlatformKind),
     Platform(PlatformOp),
 }
 
@@ -307,6 +309,8 @@ pub struct App {
     /// The selected job's detail, and the job whose detail was asked for last (with the snapshot
     /// time it was asked at: a newer snapshot asks again while the job runs).
     pub job_detail: Option<JobDetail>,
+    /// The platform being talked to (or connected to).
+    pub platform_kind: PlatformKind,
     job_detail_asked: Option<(String, Option<DateTime<Utc>>)>,
     pub views: std::collections::HashMap<TableId, TableView>,
     /// The focused table of the Health pane.
@@ -335,6 +339,7 @@ impl App {
             downloads: Default::default(),
             job_detail: None,
             job_detail_asked: None,
+            platform_kind: PlatformKind::Local,
             views: Default::default(),
             health_focus: TableId::Pools,
             keymap: config.keymap.clone(),
@@ -1112,6 +1117,20 @@ impl App {
                     ),
                     false,
                 );
+            }
+            Ok(Command::Platform(kind)) => {
+                if kind == self.platform_kind && matches!(self.link, Link::Connected { .. }) {
+                    self.set_flash(format!("already on the {kind} platform"), false);
+                    return Vec::new();
+                }
+                self.platform_kind = kind;
+                self.link = Link::Connecting;
+                self.snapshot = Remote::default();
+                self.snapshot.loading = true;
+                self.job_detail = None;
+                self.job_detail_asked = None;
+                self.set_flash(format!("switching to the {kind} platform…"), false);
+                return vec![Effect::SwitchPlatform(kind)];
             }
             Ok(Command::Quit) => {
                 self.quit = true;

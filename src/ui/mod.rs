@@ -29,6 +29,7 @@ use ratatui::widgets::{Clear, Paragraph, Wrap};
 use crate::app::action::Action;
 use crate::app::command;
 use crate::app::state::{App, Link, Overlay, Tab, TableId};
+use crate::domain::PlatformKind;
 use crate::domain::units;
 
 pub const MIN_WIDTH: u16 = 60;
@@ -170,17 +171,28 @@ fn draw_status(frame: &mut Frame<'_>, area: Rect, app: &App) {
     let mut spans = Vec::new();
     match &app.link {
         Link::Connecting => {
-            spans.push(Span::styled(" local ", t.accent()));
+            spans.push(Span::styled(format!(" {} ", app.platform_kind), t.accent()));
             spans.push(Span::styled("│", t.dim()));
             spans.push(Span::styled(
-                " connecting to the local daemon (starting it if needed)… ",
+                match app.platform_kind {
+                    PlatformKind::Local => {
+                        " connecting to the local daemon (starting it if needed)… "
+                    }
+                    PlatformKind::Snowflake => " connecting to Snowflake… ",
+                },
                 Style::new().fg(t.pending),
             ));
         }
         Link::Failed(e) => {
-            spans.push(Span::styled(" local ", t.accent()));
+            spans.push(Span::styled(format!(" {} ", app.platform_kind), t.accent()));
             spans.push(Span::styled("│", t.dim()));
-            spans.push(Span::styled(" ✖ daemon: ", t.error()));
+            spans.push(Span::styled(
+                match app.platform_kind {
+                    PlatformKind::Local => " ✖ daemon: ",
+                    PlatformKind::Snowflake => " ✖ Snowflake: ",
+                },
+                t.error(),
+            ));
             spans.push(Span::styled(e.clone(), t.error()));
         }
         Link::Connected { kind, .. } => {
@@ -192,7 +204,12 @@ fn draw_status(frame: &mut Frame<'_>, area: Rect, app: &App) {
                     .pid
                     .map(|p| format!("pid {p} "))
                     .unwrap_or_default();
-                spans.push(Span::raw(format!(" daemon {pid}on {} ", s.status.location)));
+                let what = if *kind == PlatformKind::Local {
+                    "daemon "
+                } else {
+                    ""
+                };
+                spans.push(Span::raw(format!(" {what}{pid}on {} ", s.status.location)));
             } else {
                 spans.push(Span::raw(" daemon connected "));
             }
