@@ -414,3 +414,29 @@ fn confirmation_before_suspending_a_service() {
     app.update(Action::Suspend);
     assert_snapshot!(render(&app));
 }
+
+#[test]
+fn import_form_on_snowflake_shows_the_statements_and_specs() {
+    let mut app = app(140, 40);
+    catalog(&mut app);
+    let mut snap = snapshot(vec![pool("ML_CPU_POOL", PoolState::Idle)], vec![], vec![]);
+    snap.status.kind = hugflake::domain::PlatformKind::Snowflake;
+    snap.status.location = "SIM12345 (https://sim12345.snowflakecomputing.com)".into();
+    snap.status.details = vec![("schema".into(), "ML.PUBLIC".into())];
+    snap.status.pid = None;
+    app.platform_kind = hugflake::domain::PlatformKind::Snowflake;
+    app.apply(Msg::Link(Link::Connected {
+        kind: hugflake::domain::PlatformKind::Snowflake,
+        description: "Snowflake connection `sim`".into(),
+    }));
+    app.flash = None;
+    app.now = ago(5);
+    app.apply(Msg::Snapshot(Ok(snap)));
+    app.now = now();
+    app.update(Action::Import);
+    let screen = render(&app);
+    assert!(screen.contains("SELECT SYSTEM$IMPORT_MODEL(?)"));
+    assert!(screen.contains("model_name: ML.PUBLIC.ALL_MINILM_L6_V2"));
+    assert!(screen.contains("autocapture: false"));
+    assert_snapshot!(screen);
+}

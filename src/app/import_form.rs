@@ -32,6 +32,9 @@ pub struct ImportForm {
     pub notes: Vec<(bool, String)>,
     /// The service name follows the model name until the user edits it.
     service_edited: bool,
+    /// On Snowflake: the database and schema the import goes to (the plan then shows the exact
+    /// statements and specs).
+    pub snowflake: Option<(String, String)>,
 }
 
 impl ImportForm {
@@ -78,7 +81,26 @@ impl ImportForm {
             error: None,
             notes,
             service_edited: false,
+            snowflake: None,
         }
+    }
+
+    /// On Snowflake, the statements that will run with their specs (bound as text).
+    pub fn snowflake_plan(&self) -> Option<Result<Vec<String>, String>> {
+        use crate::platform::snowflake::{ident::Ident, jobs};
+        let (db, schema) = self.snowflake.as_ref()?;
+        Some((|| {
+            let spec = self.spec()?;
+            let db = Ident::parse(db)?;
+            let schema = Ident::parse(schema)?;
+            let import = jobs::import_yaml_in(&db, &schema, &spec)?;
+            let deploy = jobs::deploy_yaml_in(&db, &schema, &spec)?;
+            let mut lines = vec!["SELECT SYSTEM$IMPORT_MODEL(?)  -- ? bound to:".to_string()];
+            lines.extend(import.lines().map(|l| format!("  {l}")));
+            lines.push("CALL SYSTEM$DEPLOY_MODEL(?)  -- ? bound to:".into());
+            lines.extend(deploy.lines().map(|l| format!("  {l}")));
+            Ok(lines)
+        })())
     }
 
     fn value(&self, key: FieldKey) -> &str {
@@ -180,6 +202,19 @@ impl ImportForm {
     pub fn plan(&self) -> Vec<String> {
         match self.spec() {
             Err(e) => vec![format!("cannot run yet: {e}")],
+            Ok(s) if self.snowflake.is_some() => vec![
+                format!(
+                    "pre-flight: pool {} usable, {} and {} {} free, task importable",
+                    s.pool, s.service, s.model, s.version
+                ),
+                "SYSTEM$IMPORT_MODEL: Snowflake downloads and registers it (job MODEL_LOGGING_…)"
+                    .into(),
+                format!(
+                    "SYSTEM$DEPLOY_MODEL: image build (MODEL_BUILD_…), then {} on {}",
+                    s.service, s.pool
+                ),
+                "first call through the service's ingress".into(),
+            ],
             Ok(s) => vec![
                 format!(
                     "resolve {}@main (commit pinned), {}",

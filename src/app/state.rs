@@ -1090,12 +1090,18 @@ impl App {
             crate::platform::local::registry::DEFAULT_POOL.to_string(),
             |p| p.0,
         );
-        self.overlay = Overlay::Import(Box::new(ImportForm::new(
-            &c.handle,
-            task.as_deref(),
-            &pool_name,
-            notes,
-        )));
+        let mut form = ImportForm::new(&c.handle, task.as_deref(), &pool_name, notes);
+        if self.platform_kind == PlatformKind::Snowflake {
+            form.snowflake = self.snapshot.data.as_ref().and_then(|s| {
+                s.status
+                    .details
+                    .iter()
+                    .find(|(k, _)| k == "schema")
+                    .and_then(|(_, v)| v.split_once('.'))
+                    .map(|(d, sc)| (d.to_string(), sc.to_string()))
+            });
+        }
+        self.overlay = Overlay::Import(Box::new(form));
         Vec::new()
     }
 

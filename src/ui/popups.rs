@@ -94,15 +94,43 @@ pub fn import_form(frame: &mut Frame<'_>, body: Rect, app: &App, form: &ImportFo
         " Import {} ",
         form.fields.first().map_or("", |f| f.value.as_str())
     );
-    let height = lines.len() as u16 + 4;
-    let area = centered(body, 96, height);
+    let sql: Option<Vec<Line<'_>>> = form.snowflake_plan().map(|plan| match plan {
+        Ok(text) => text
+            .into_iter()
+            .map(|l| {
+                if l.starts_with("  ") {
+                    Line::from(Span::raw(l))
+                } else {
+                    Line::from(Span::styled(l, t.accent()))
+                }
+            })
+            .collect(),
+        Err(e) => vec![Line::from(Span::styled(format!("✖ {e}"), t.error()))],
+    });
+    let height = (lines.len().max(sql.as_ref().map_or(0, |s| s.len() + 1))) as u16 + 4;
+    let width = if sql.is_some() { 136 } else { 96 };
+    let area = centered(body, width, height);
     frame.render_widget(Clear, area);
-    frame.render_widget(
-        Paragraph::new(lines)
-            .wrap(Wrap { trim: false })
-            .block(widgets::block(title, true, t)),
-        area,
-    );
+    let block = widgets::block(title, true, t);
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    match sql {
+        None => frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), inner),
+        Some(sql) => {
+            let [left, right] = ratatui::layout::Layout::horizontal([
+                ratatui::layout::Constraint::Percentage(52),
+                ratatui::layout::Constraint::Percentage(48),
+            ])
+            .areas(inner);
+            frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), left);
+            let mut with_title = vec![Line::from(Span::styled(
+                "what will run on Snowflake (autocapture off)",
+                t.accent().add_modifier(Modifier::BOLD),
+            ))];
+            with_title.extend(sql);
+            frame.render_widget(Paragraph::new(with_title), right);
+        }
+    }
 }
 
 pub fn confirm(frame: &mut Frame<'_>, body: Rect, app: &App, message: &str) {

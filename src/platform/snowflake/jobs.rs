@@ -520,8 +520,24 @@ pub fn import_yaml(
     p: &SnowflakePlatform,
     spec: &ImportSpec,
 ) -> std::result::Result<String, String> {
+    import_yaml_in(&p.database, &p.schema, spec)
+}
+
+/// The deploy spec, as the plan shows it and as it is sent.
+pub fn deploy_yaml(
+    p: &SnowflakePlatform,
+    spec: &ImportSpec,
+) -> std::result::Result<String, String> {
+    deploy_yaml_in(&p.database, &p.schema, spec)
+}
+
+pub fn import_yaml_in(
+    database: &super::ident::Ident,
+    schema: &super::ident::Ident,
+    spec: &ImportSpec,
+) -> std::result::Result<String, String> {
     let task = snowflake_task(spec.task.as_deref().unwrap_or(""))?;
-    let model = p.qualify(&spec.model).map_err(|e| e.to_string())?;
+    let model = Qualified::parse(&spec.model, database, schema)?;
     statements::yaml(&ImportSpecYaml {
         compute_pool: spec.pool.clone(),
         models: vec![statements::ImportModel {
@@ -545,12 +561,13 @@ pub fn import_yaml(
     })
 }
 
-pub fn deploy_yaml(
-    p: &SnowflakePlatform,
+pub fn deploy_yaml_in(
+    database: &super::ident::Ident,
+    schema: &super::ident::Ident,
     spec: &ImportSpec,
 ) -> std::result::Result<String, String> {
-    let model = p.qualify(&spec.model).map_err(|e| e.to_string())?;
-    let service = p.qualify(&spec.service).map_err(|e| e.to_string())?;
+    let model = Qualified::parse(&spec.model, database, schema)?;
+    let service = Qualified::parse(&spec.service, database, schema)?;
     statements::yaml(&DeploySpecYaml {
         models: vec![statements::DeployModel {
             name: model.sql(),
