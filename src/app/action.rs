@@ -32,10 +32,15 @@ pub enum Action {
     RetryJob,
     Suspend,
     Resume,
+    EditInput,
+    RunQuery,
+    ToggleMode,
+    RawJson,
+    CopyResult,
 }
 
 impl Action {
-    pub const ALL: [Action; 26] = [
+    pub const ALL: [Action; 31] = [
         Action::Quit,
         Action::Back,
         Action::Help,
@@ -62,6 +67,11 @@ impl Action {
         Action::RetryJob,
         Action::Suspend,
         Action::Resume,
+        Action::EditInput,
+        Action::RunQuery,
+        Action::ToggleMode,
+        Action::RawJson,
+        Action::CopyResult,
     ];
 
     pub fn name(self) -> &'static str {
@@ -92,6 +102,11 @@ impl Action {
             Action::RetryJob => "retry_job",
             Action::Suspend => "suspend",
             Action::Resume => "resume",
+            Action::EditInput => "edit_input",
+            Action::RunQuery => "run_query",
+            Action::ToggleMode => "toggle_mode",
+            Action::RawJson => "raw_json",
+            Action::CopyResult => "copy_result",
         }
     }
 
@@ -124,6 +139,11 @@ impl Action {
             Action::RetryJob => "Imports: retry the selected failed job (asks first)",
             Action::Suspend => "Health: suspend the pool or service (asks first)",
             Action::Resume => "Health: resume the pool or service (asks first)",
+            Action::EditInput => "Query: type the inputs (esc stops typing)",
+            Action::RunQuery => "Query: call the service with the inputs",
+            Action::ToggleMode => "Query: embeddings: compare inputs / search notes",
+            Action::RawJson => "Query: show the raw JSON request and response",
+            Action::CopyResult => "Query: copy the result as JSON (OSC 52)",
         }
     }
 }

@@ -5,6 +5,7 @@ pub mod action;
 pub mod command;
 pub mod import_form;
 pub mod keymap;
+pub mod query;
 pub mod search;
 pub mod state;
 
@@ -161,6 +162,45 @@ impl Workers {
                     .map(|()| format!("done: {what}"))
                     .map_err(|e| format!("could not {what}: {e}")),
             )
+        });
+    }
+
+    /// A service's functions: from its model version, or (Snowflake) the version that lists it.
+    fn functions(&self, service: String, model: Option<String>, version: Option<String>) {
+        self.call(move |p| async move {
+            let result = async {
+                if let (Some(m), Some(v)) = (&model, &version) {
+                    return Ok(p
+                        .versions(m)
+                        .await?
+                        .into_iter()
+                        .find(|x| &x.name == v)
+                        .map(|x| x.functions)
+                        .unwrap_or_default());
+                }
+                for m in p.models().await? {
+                    if let Some(v) = p
+                        .versions(&m.name)
+                        .await?
+                        .into_iter()
+                        .find(|v| v.inference_services.iter().any(|s| s.ends_with(&service)))
+                    {
+                        return Ok(v.functions);
+                    }
+                }
+                Ok(Vec::new())
+            }
+            .await
+            .map_err(|e: crate::platform::PlatformError| e.to_string());
+            Msg::Functions { service, result }
+        });
+    }
+
+    /// One call from the Query pane; images are read and thumbnailed here, off the UI thread.
+    fn query(&self, request: query::QueryRequest) {
+        self.call(move |p| async move {
+            let result = run_query(p.as_ref(), &request).await.map(Box::new);
+            Msg::QueryDone { request, result }
         });
     }
 
@@ -363,6 +403,20 @@ async fn event_loop(mut terminal: DefaultTerminal, ctx: &Context) -> Result<()> 
                 Effect::Download(handle) => workers.download(handle, ctx),
                 Effect::Import(spec) => workers.import(spec),
                 Effect::JobDetail(id) => workers.job_detail(id),
+                Effect::Functions {
+                    service,
+                    model,
+                    version,
+                } => workers.functions(service, model, version),
+                Effect::Query(request) => workers.query(request),
+                Effect::Clipboard(text) => {
+                    use base64::Engine;
+                    use std::io::Write;
+                    let b64 = base64::engine::general_purpose::STANDARD.encode(text);
+                    let mut out = std::io::stdout();
+                    let _ = write!(out, "\x1b]52;c;{b64}\x07");
+                    let _ = out.flush();
+                }
                 Effect::SwitchPlatform(kind) => {
                     opener.choice = match kind {
                         crate::domain::PlatformKind::Local => crate::config::PlatformChoice::Local,
@@ -391,4 +445,67 @@ async fn event_loop(mut terminal: DefaultTerminal, ctx: &Context) -> Result<()> 
         }
     }
     Ok(())
+}
+
+/// Calls a service for the Query pane and shapes what came back.
+async fn run_query(
+    p: &dyn Platform,
+    r: &query::QueryRequest,
+) -> std::result::Result<query::QueryResult, String> {
+    use base64::Engine;
+    use query::QueryKind;
+    let mut thumbnail = None;
+    let rows: Vec<Vec<serde_json::Value>> = match r.kind {
+        QueryKind::Images => {
+            let path = std::path::PathBuf::from(r.inputs[0].trim());
+            let bytes =
+                std::fs::read(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            let img = image::load_from_memory(&bytes)
+                .map_err(|e| format!("{}: not a PNG or JPEG image: {e}", path.display()))?;
+            let small = img.thumbnail(64, 64).to_rgb8();
+            thumbnail = Some((small.width(), small.height(), small.into_raw()));
+            let labels: Vec<String> = r.inputs[1]
+                .split(',')
+                .map(|l| l.trim().to_string())
+                .filter(|l| !l.is_empty())
+                .collect();
+            if labels.len() < 2 {
+                return Err("give at least two labels, comma-separated".into());
+            }
+            vec![vec![
+                serde_json::json!(base64::engine::general_purpose::STANDARD.encode(&bytes)),
+                serde_json::json!(labels),
+            ]]
+        }
+        _ => r
+            .inputs
+            .iter()
+            .chain(&r.notes)
+            .map(|t| vec![serde_json::json!(t)])
+            .collect(),
+    };
+    let raw_request = crate::platform::protocol::request(&rows);
+    let prediction = p
+        .predict(&r.service, &r.method, &rows)
+        .await
+        .map_err(|e| e.to_string())?;
+    let raw_response = crate::platform::protocol::response(
+        prediction
+            .outputs
+            .iter()
+            .enumerate()
+            .map(|(i, o)| (serde_json::json!(i), o.clone()))
+            .collect(),
+    );
+    Ok(query::QueryResult {
+        service: r.service.clone(),
+        kind: r.kind,
+        inputs: r.inputs.clone(),
+        outputs: prediction.outputs,
+        latency_ms: prediction.latency_ms,
+        ranking: Vec::new(),
+        thumbnail,
+        raw_request,
+        raw_response,
+    })
 }

@@ -12,6 +12,7 @@ use super::action::Action;
 use super::command::{self, Command};
 use super::import_form::ImportForm;
 use super::keymap::{KeyChord, Keymap};
+use super::query::{QueryKind, QueryRequest, QueryResult, QueryState};
 use super::search::{self, HubSearch, SearchRequest};
 use crate::config::{Config, ThemeName};
 use crate::domain::{
@@ -226,6 +227,16 @@ pub enum Effect {
     JobDetail(String),
     /// Talk to another platform from now on.
     SwitchPlatform(PlatformKind),
+    /// Read a service's functions (what the Query pane can do with it).
+    Functions {
+        service: String,
+        model: Option<String>,
+        version: Option<String>,
+    },
+    /// Call a service from the Query pane.
+    Query(QueryRequest),
+    /// Put text on the clipboard (OSC 52: works over SSH).
+    Clipboard(String),
     Platform(PlatformOp),
 }
 
@@ -293,6 +304,14 @@ pub enum Msg {
     },
     /// A platform change finished: what happened, in words.
     PlatformDone(Result<String, String>),
+    Functions {
+        service: String,
+        result: Result<Vec<crate::domain::Function>, String>,
+    },
+    QueryDone {
+        request: QueryRequest,
+        result: Result<Box<QueryResult>, String>,
+    },
 }
 
 pub struct App {
@@ -311,6 +330,7 @@ pub struct App {
     pub job_detail: Option<JobDetail>,
     /// The platform being talked to (or connected to).
     pub platform_kind: PlatformKind,
+    pub query: QueryState,
     job_detail_asked: Option<(String, Option<DateTime<Utc>>)>,
     pub views: std::collections::HashMap<TableId, TableView>,
     /// The focused table of the Health pane.
@@ -340,6 +360,7 @@ impl App {
             job_detail: None,
             job_detail_asked: None,
             platform_kind: PlatformKind::Local,
+            query: QueryState::default(),
             views: Default::default(),
             health_focus: TableId::Pools,
             keymap: config.keymap.clone(),
@@ -440,6 +461,21 @@ impl App {
         if self.tab == Tab::Imports {
             effects.extend(self.job_detail_wanted());
         }
+        if self.tab == Tab::Query
+            && let Some(s) = self.selected_query_service()
+            && !self.query.functions.contains_key(&s.name)
+        {
+            let (service, model, version) =
+                (s.name.clone(), s.model.clone(), s.model_version.clone());
+            self.query
+                .functions
+                .insert(service.clone(), Err("loading…".into()));
+            effects.push(Effect::Functions {
+                service,
+                model,
+                version,
+            });
+        }
         if self.tab != Tab::Candidates {
             return effects;
         }
@@ -499,6 +535,65 @@ impl App {
         }
         self.job_detail_asked = Some((id.clone(), fetched));
         Some(Effect::JobDetail(id))
+    }
+
+    pub fn selected_query_service(&self) -> Option<&Service> {
+        let rows = self.visible_query_services();
+        rows.get(self.view(TableId::QueryServices).cursor.selected)
+            .copied()
+    }
+
+    /// The selected service's kind and method, once its functions are known.
+    pub fn query_kind(&self) -> Option<(QueryKind, String)> {
+        let s = self.selected_query_service()?;
+        match self.query.functions.get(&s.name)? {
+            Ok(f) => QueryKind::of(f),
+            Err(_) => None,
+        }
+    }
+
+    /// Builds the call for what is typed, or says what is missing.
+    fn query_request(&mut self) -> Option<Effect> {
+        let service = self.selected_query_service()?.name.clone();
+        let Some((kind, method)) = self.query_kind() else {
+            self.query.error = Some(format!("{service}: its methods are not known yet"));
+            return None;
+        };
+        let lines: Vec<String> = self
+            .query
+            .input
+            .lines()
+            .map(|l| l.trim().to_string())
+            .filter(|l| !l.is_empty())
+            .collect();
+        let search = kind == QueryKind::Embeddings && self.query.search;
+        let inputs = if search { vec![lines.join(" ")] } else { lines };
+        if inputs.is_empty() || inputs[0].is_empty() {
+            self.query.error = Some(format!("nothing to send: {}", kind.hint(search)));
+            return None;
+        }
+        if kind == QueryKind::Images && inputs.len() < 2 {
+            self.query.error = Some(kind.hint(false).into());
+            return None;
+        }
+        let notes = if search && !self.query.note_vectors.contains_key(&service) {
+            super::query::demo_notes()
+                .into_iter()
+                .map(String::from)
+                .collect()
+        } else {
+            Vec::new()
+        };
+        self.query.error = None;
+        self.query.busy = true;
+        Some(Effect::Query(QueryRequest {
+            service,
+            method,
+            kind,
+            inputs,
+            notes,
+            search,
+        }))
     }
 
     pub fn selected_job(&self) -> Option<&JobSummary> {
@@ -580,7 +675,7 @@ impl App {
             .data
             .iter()
             .flat_map(|s| &s.services)
-            .filter(|s| s.status == ServiceStatus::Running && s.model.is_some() && !s.is_job)
+            .filter(|s| s.status == ServiceStatus::Running && !s.is_job)
             .filter(|s| Self::matches(&f, &service_haystack(s)))
             .collect()
     }
@@ -701,6 +796,48 @@ impl App {
                     }
                 }
             },
+            Msg::Functions { service, result } => {
+                self.query.functions.insert(service, result);
+            }
+            Msg::QueryDone { request, result } => {
+                self.query.busy = false;
+                let entry = super::query::HistoryEntry {
+                    at: self.now,
+                    service: request.service.clone(),
+                    method: request.method.clone(),
+                    inputs: request.inputs.len() + request.notes.len(),
+                    latency_ms: result.as_ref().ok().map(|r| r.latency_ms),
+                    ok: result.is_ok(),
+                };
+                self.query.history.push(entry);
+                match result {
+                    Ok(mut r) => {
+                        if request.search {
+                            // The notes' vectors came back after the query's: keep them.
+                            if !request.notes.is_empty() {
+                                let vectors: Vec<Vec<f32>> = r.outputs[1..]
+                                    .iter()
+                                    .map(|o| super::query::vector(&o["output"]))
+                                    .collect();
+                                self.query
+                                    .note_vectors
+                                    .insert(request.service.clone(), vectors);
+                                r.outputs.truncate(1);
+                            }
+                            if let (Some(q), Some(notes)) = (
+                                r.outputs.first(),
+                                self.query.note_vectors.get(&request.service),
+                            ) {
+                                r.ranking =
+                                    super::query::rank(&super::query::vector(&q["output"]), notes);
+                            }
+                        }
+                        self.query.error = None;
+                        self.query.result = Some(*r);
+                    }
+                    Err(e) => self.query.error = Some(e),
+                }
+            }
             Msg::PlatformDone(result) => {
                 match result {
                     Ok(m) => self.set_flash(m, false),
@@ -861,6 +998,24 @@ impl App {
             }
             Overlay::Help { .. } | Overlay::None => {}
         }
+        if self.tab == Tab::Query && self.query.editing {
+            let chord = KeyChord::from_event(key);
+            if self.keymap.action(&chord) == Some(Action::RunQuery) {
+                return self.update(Action::RunQuery);
+            }
+            match key.code {
+                KeyCode::Esc => self.query.editing = false,
+                KeyCode::Enter => self.query.input.push('\n'),
+                KeyCode::Backspace => {
+                    self.query.input.pop();
+                }
+                KeyCode::Char(c) if !key.modifiers.contains(KeyModifiers::CONTROL) => {
+                    self.query.input.push(c)
+                }
+                _ => {}
+            }
+            return Vec::new();
+        }
         match self.keymap.action(&KeyChord::from_event(key)) {
             Some(action) => self.update(action),
             None => Vec::new(),
@@ -966,6 +1121,36 @@ impl App {
                 return vec![Effect::Download(handle)];
             }
             Action::Import => return self.open_import_form(),
+            Action::EditInput if self.tab == Tab::Query => {
+                if self.selected_query_service().is_some() {
+                    self.query.editing = true;
+                }
+            }
+            Action::RunQuery if self.tab == Tab::Query => {
+                if self.query.busy {
+                    self.set_flash("a call is already on its way", false);
+                    return Vec::new();
+                }
+                self.query.editing = false;
+                return self.query_request().into_iter().collect();
+            }
+            Action::ToggleMode if self.tab == Tab::Query => {
+                self.query.search = !self.query.search;
+                self.query.result = None;
+            }
+            Action::RawJson if self.tab == Tab::Query => self.query.raw = !self.query.raw,
+            Action::CopyResult if self.tab == Tab::Query => {
+                if let Some(r) = &self.query.result {
+                    let text = serde_json::to_string_pretty(&r.raw_response).unwrap_or_default();
+                    self.set_flash("result copied to the clipboard (OSC 52)", false);
+                    return vec![Effect::Clipboard(text)];
+                }
+            }
+            Action::EditInput
+            | Action::RunQuery
+            | Action::ToggleMode
+            | Action::RawJson
+            | Action::CopyResult => {}
             Action::CancelJob | Action::RetryJob => {
                 if self.tab != Tab::Imports {
                     return Vec::new();

@@ -108,7 +108,7 @@ pub fn table_area(app: &App, id: TableId) -> Option<Rect> {
         TableId::Jobs => imports::split(body, app.visible_jobs().len()).0,
         TableId::Pools => health::split(body, app.visible_pools().len()).0,
         TableId::Services => health::split(body, app.visible_pools().len()).1,
-        TableId::QueryServices => query::split(body).0,
+        TableId::QueryServices => query::areas(body, app.visible_query_services().len()).0,
     })
 }
 
@@ -261,6 +261,13 @@ pub fn pane_keys(app: &App) -> Vec<(String, &'static str)> {
         keys.push((k(Action::CancelJob), "cancel"));
         keys.push((k(Action::RetryJob), "retry"));
     }
+    if app.tab == Tab::Query {
+        keys.push((k(Action::EditInput), "type"));
+        keys.push((k(Action::RunQuery), "send"));
+        keys.push((k(Action::ToggleMode), "compare/search"));
+        keys.push((k(Action::RawJson), "JSON"));
+        keys.push((k(Action::CopyResult), "copy"));
+    }
     keys.push((k(Action::NextTab), "next tab"));
     keys.push((k(Action::Refresh), "refresh"));
     keys.push((k(Action::Command), "command"));
@@ -304,6 +311,13 @@ fn draw_keys(frame: &mut Frame<'_>, area: Rect, app: &App) {
         Overlay::Confirm { .. } => {
             Line::from(Span::styled(" y/enter confirm · n/esc cancel", t.dim()))
         }
+        Overlay::None if app.tab == Tab::Query && app.query.editing => Line::from(Span::styled(
+            format!(
+                " typing: enter new line · {} send · esc stop typing",
+                app.keymap.short(Action::RunQuery)
+            ),
+            t.dim(),
+        )),
         Overlay::None => {
             let mut spans = vec![Span::raw(" ")];
             for (key, what) in pane_keys(app) {

@@ -1,0 +1,229 @@
+//! The Query pane's state: what is typed, what the selected service can do, and what came back.
+//! Nothing here is written to disk: inputs may be clinical text (PHI). The session history keeps
+//! the method, the number of inputs and the latency, not the inputs.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+use crate::domain::Function;
+
+/// The synthetic clinical notes of the semantic-search demo (no real patient data).
+pub const DEMO_NOTES: &str = include_str!("../../assets/demo/clinical_notes.txt");
+
+pub fn demo_notes() -> Vec<&'static str> {
+    DEMO_NOTES
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .collect()
+}
+
+/// What a service does, read from its functions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueryKind {
+    /// `ENCODE`: sentence embeddings.
+    Embeddings,
+    /// `__CALL__` → `outputs`: token classification.
+    Entities,
+    /// `__CALL__` → `cls`, `mean`: feature extraction.
+    Features,
+    /// `__CALL__` with `images`: zero-shot image classification.
+    Images,
+}
+
+impl QueryKind {
+    pub fn of(functions: &[Function]) -> Option<(QueryKind, String)> {
+        if functions.iter().any(|f| f.name == "ENCODE") {
+            return Some((QueryKind::Embeddings, "ENCODE".into()));
+        }
+        let call = functions.iter().find(|f| f.name == "__CALL__")?;
+        let kind = if call
+            .arguments
+            .iter()
+            .any(|a| a.kind == "BINARY" || a.name == "images")
+        {
+            QueryKind::Images
+        } else if call
+            .returns
+            .iter()
+            .any(|r| r.name == "cls" || r.name == "mean")
+        {
+            QueryKind::Features
+        } else {
+            QueryKind::Entities
+        };
+        Some((kind, call.name.clone()))
+    }
+
+    /// What to type, in one line.
+    pub fn hint(self, search: bool) -> &'static str {
+        match (self, search) {
+            (QueryKind::Embeddings, false) => {
+                "one text per line; the result compares them (cosine similarity, best match marked)"
+            }
+            (QueryKind::Embeddings, true) => {
+                "a question; the demo notes are ranked by similarity to it"
+            }
+            (QueryKind::Entities, _) => "one text per line; entities are highlighted by type",
+            (QueryKind::Features, _) => "one text per line; CLS and mean vectors come back",
+            (QueryKind::Images, _) => {
+                "line 1: an image path (PNG/JPEG); line 2: labels, comma-separated"
+            }
+        }
+    }
+}
+
+/// One call of this session (no inputs kept).
+#[derive(Debug, Clone, PartialEq)]
+pub struct HistoryEntry {
+    pub at: DateTime<Utc>,
+    pub service: String,
+    pub method: String,
+    pub inputs: usize,
+    pub latency_ms: Option<f64>,
+    pub ok: bool,
+}
+
+/// What a call returned, ready to show.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueryResult {
+    pub service: String,
+    pub kind: QueryKind,
+    /// The inputs as sent (kept in memory for the display only).
+    pub inputs: Vec<String>,
+    pub outputs: Vec<Value>,
+    pub latency_ms: f64,
+    /// Search mode: (note index, score), best first.
+    pub ranking: Vec<(usize, f32)>,
+    /// Images: a small RGB thumbnail (width, height, pixels) for half-block drawing.
+    pub thumbnail: Option<(u32, u32, Vec<u8>)>,
+    /// The raw request and response bodies, for the JSON toggle.
+    pub raw_request: Value,
+    pub raw_response: Value,
+}
+
+/// What the pane asks the worker to do.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueryRequest {
+    pub service: String,
+    pub method: String,
+    pub kind: QueryKind,
+    /// Texts, or for images `[path, labels]`.
+    pub inputs: Vec<String>,
+    /// Search mode: the demo notes to embed with the query (when not cached yet).
+    pub notes: Vec<String>,
+    pub search: bool,
+}
+
+#[derive(Debug, Default)]
+pub struct QueryState {
+    pub input: String,
+    pub editing: bool,
+    pub search: bool,
+    pub raw: bool,
+    pub busy: bool,
+    pub error: Option<String>,
+    pub result: Option<QueryResult>,
+    pub history: Vec<HistoryEntry>,
+    /// Functions per service, once fetched.
+    pub functions: HashMap<String, Result<Vec<Function>, String>>,
+    /// Demo-note embeddings per service.
+    pub note_vectors: HashMap<String, Vec<Vec<f32>>>,
+}
+
+pub fn vector(v: &Value) -> Vec<f32> {
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| x.as_f64())
+                .map(|x| x as f32)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+pub fn norm(v: &[f32]) -> f32 {
+    v.iter().map(|x| x * x).sum::<f32>().sqrt()
+}
+
+pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
+    let d: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
+    let n = norm(a) * norm(b);
+    if n > 0.0 { d / n } else { 0.0 }
+}
+
+/// Ranks the notes by cosine similarity to the query, best first.
+pub fn rank(query: &[f32], notes: &[Vec<f32>]) -> Vec<(usize, f32)> {
+    let mut scored: Vec<(usize, f32)> = notes
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (i, cosine(query, n)))
+        .collect();
+    scored.sort_by(|a, b| b.1.total_cmp(&a.1));
+    scored
+}
+
+/// A token-classification output grouped like `aggregation_strategy="simple"`: consecutive tokens
+/// of one type (a `B-` starts a new group), `O` dropped. (entity type, score, start, end)
+pub fn group_entities(tokens: &Value) -> Vec<(String, f32, usize, usize)> {
+    let mut groups: Vec<(String, Vec<f32>, usize, usize)> = Vec::new();
+    for t in tokens.as_array().into_iter().flatten() {
+        let label = t["entity"].as_str().unwrap_or("O");
+        let (bi, ty) = label.split_once('-').unwrap_or(("", label));
+        if ty == "O" || label == "O" {
+            continue;
+        }
+        let start = t["start"].as_u64().unwrap_or(0) as usize;
+        let end = t["end"].as_u64().unwrap_or(0) as usize;
+        let score = t["score"].as_f64().unwrap_or(0.0) as f32;
+        let word = t["word"].as_str().unwrap_or("");
+        let continues = word.starts_with("##") || bi == "I";
+        match groups.last_mut() {
+            Some(g) if g.0 == ty && continues && start <= g.3 + 1 => {
+                g.1.push(score);
+                g.3 = end;
+            }
+            _ => groups.push((ty.to_string(), vec![score], start, end)),
+        }
+    }
+    groups
+        .into_iter()
+        .map(|(ty, scores, s, e)| {
+            let mean = scores.iter().sum::<f32>() / scores.len().max(1) as f32;
+            (ty, mean, s, e)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn ranking_puts_the_closest_note_first() {
+        let notes = vec![vec![1.0, 0.0], vec![0.6, 0.8], vec![0.0, 1.0]];
+        let r = rank(&[0.0, 2.0], &notes);
+        assert_eq!(r[0].0, 2);
+        assert!((r[0].1 - 1.0).abs() < 1e-6);
+        assert_eq!(r[2].0, 0);
+        assert!(demo_notes().len() >= 20);
+    }
+
+    #[test]
+    fn entities_group_like_the_simple_strategy() {
+        let tokens = json!([
+            {"entity": "B-DRUG", "score": 0.9, "start": 0, "end": 4, "word": "amox"},
+            {"entity": "I-DRUG", "score": 0.7, "start": 4, "end": 11, "word": "##icillin"},
+            {"entity": "B-DISEASE", "score": 0.8, "start": 16, "end": 22, "word": "otitis"},
+            {"entity": "I-DISEASE", "score": 0.6, "start": 23, "end": 28, "word": "media"}
+        ]);
+        let g = group_entities(&tokens);
+        assert_eq!(g.len(), 2);
+        assert_eq!((g[0].0.as_str(), g[0].2, g[0].3), ("DRUG", 0, 11));
+        assert!((g[0].1 - 0.8).abs() < 1e-6);
+        assert_eq!((g[1].0.as_str(), g[1].2, g[1].3), ("DISEASE", 16, 28));
+    }
+}
