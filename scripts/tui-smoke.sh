@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Opens the TUI in tmux as a person would, on a fresh data dir, and checks what the screen shows:
 # the four tabs, the catalog's three models, LOCAL_CPU in Health, help, and that q leaves cleanly.
+# With the real MiniLM ($HUGFLAKE_TEST_MINILM_DIR, set by scripts/test-deps.sh) it also imports it
+# through the form and runs a semantic search in Query.
 set -euo pipefail
 BIN=$(realpath "${1:-target/release/hugflake}")
 SIM=$(realpath "${2:-target/release/examples/hub-sim}")
@@ -10,7 +12,11 @@ export TERM="${TERM:-xterm-256color}"
 sock="hugflake-smoke-$$"
 printf '[daemon]\nport = 0\n' >"$tmp/config.toml"
 # A Hub simulator with one model, so the live search has something to find.
-"$SIM" hugflake-test/tiny-bert="$FIXTURE" >"$tmp/endpoint" 2>/dev/null &
+repos=(hugflake-test/tiny-bert="$FIXTURE")
+if [ -n "${HUGFLAKE_TEST_MINILM_DIR:-}" ]; then
+  repos+=(sentence-transformers/all-MiniLM-L6-v2="$HUGFLAKE_TEST_MINILM_DIR")
+fi
+"$SIM" "${repos[@]}" >"$tmp/endpoint" 2>/dev/null &
 sim=$!
 for _ in $(seq 50); do [ -s "$tmp/endpoint" ] && break; sleep 0.1; done
 envs=(HUGFLAKE_CONFIG="$tmp/config.toml" HUGFLAKE_DATA_DIR="$tmp/data" HUGFLAKE_STATE_DIR="$tmp/state" HF_HUB_CACHE="$tmp/hf" HF_ENDPOINT="$(cat "$tmp/endpoint")")
@@ -25,8 +31,8 @@ trap cleanup EXIT
 
 passed=0
 screen() { tmux -L "$sock" capture-pane -p -t smoke; }
-expect() { # expect TEXT...: waits up to 10 s for every text to be on screen
-  local deadline=$((SECONDS + 10))
+expect() { # expect TEXT...: waits up to $WAIT s (10) for every text to be on screen
+  local deadline=$((SECONDS + ${WAIT:-10}))
   while :; do
     local s ok=1
     s=$(screen)
@@ -57,6 +63,22 @@ tmux -L "$sock" send-keys -t smoke Escape
 sleep 0.3
 tmux -L "$sock" send-keys -t smoke 3
 expect "LOCAL_CPU" "IDLE" "No services yet."
+if [ -n "${HUGFLAKE_TEST_MINILM_DIR:-}" ]; then
+  # Import MiniLM through the form, watch it reach ready, then search the demo notes in Query.
+  tmux -L "$sock" send-keys -t smoke 1 g i
+  expect "Import sentence-transformers/all-MiniLM-L6-v2" "plan"
+  tmux -L "$sock" send-keys -t smoke Enter
+  expect "Import jobs (1)"
+  WAIT=120 expect "✔ ready" "service ALL_MINILM_L6_V2_SVC is RUNNING and answered its first call"
+  tmux -L "$sock" send-keys -t smoke 4
+  expect "ALL_MINILM_L6_V2_SVC" "Input · ENCODE · compare"
+  tmux -L "$sock" send-keys -t smoke m e
+  tmux -L "$sock" send-keys -t smoke -l "toddler with an ear infection"
+  tmux -L "$sock" send-keys -t smoke C-s
+  WAIT=30 expect "top notes of 30" "Toddler brought in for ear pulling"
+  tmux -L "$sock" send-keys -t smoke 3
+  expect "ALL_MINILM_L6_V2_SVC" "RUNNING"
+fi
 tmux -L "$sock" send-keys -t smoke '?'
 expect "Keys (remap them"
 tmux -L "$sock" send-keys -t smoke q

@@ -663,3 +663,117 @@ fn cancel_and_suspend_ask_first_and_esc_changes_nothing() {
     assert!(effects.contains(&Effect::Refresh));
     assert!(render(&app).contains("could not resume service MINI_SVC"));
 }
+
+#[test]
+fn query_asks_for_functions_then_sends_what_is_typed_and_searches_the_notes() {
+    use hugflake::app::query::{QueryKind, QueryResult};
+    let mut app = app(120, 32);
+    connected(
+        &mut app,
+        snapshot(
+            vec![pool("LOCAL_CPU", PoolState::Active)],
+            vec![service("MINI_SVC", ServiceStatus::Running, 1)],
+            vec![],
+        ),
+    );
+    let effects = key(&mut app, KeyCode::Char('4'));
+    assert!(
+        effects
+            .iter()
+            .any(|e| matches!(e, Effect::Functions { service, .. } if service == "MINI_SVC"))
+    );
+    app.apply(Msg::Functions {
+        service: "MINI_SVC".into(),
+        result: Ok(hugflake::platform::protocol::functions_for(
+            "sentence-similarity",
+        )),
+    });
+    // Nothing typed: nothing sent, and the pane says what to type.
+    let ctrl_s = Event::Key(KeyEvent::new(KeyCode::Char('s'), KeyModifiers::CONTROL));
+    assert!(app.handle_event(&ctrl_s).is_empty());
+    assert!(render(&app).contains("nothing to send"));
+    key(&mut app, KeyCode::Char('e'));
+    typed(&mut app, "fever");
+    key(&mut app, KeyCode::Enter);
+    typed(&mut app, "cough qm"); // while typing, letters are text, not commands
+    assert_eq!(app.tab, Tab::Query);
+    let effects = app.handle_event(&ctrl_s);
+    let req = effects
+        .iter()
+        .find_map(|e| match e {
+            Effect::Query(r) => Some(r.clone()),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("{effects:?}"));
+    assert_eq!(req.method, "ENCODE");
+    assert_eq!(
+        req.inputs,
+        vec!["fever".to_string(), "cough qm".to_string()]
+    );
+    assert!(req.notes.is_empty());
+    // One call at a time; a failure is shown where the result would be.
+    assert!(app.handle_event(&ctrl_s).is_empty());
+    app.apply(Msg::QueryDone {
+        request: req,
+        result: Err("service MINI_SVC answered 503: no instance ready".into()),
+    });
+    assert!(render(&app).contains("answered 503"));
+    // Search mode: one query plus the demo notes the first time, then the query alone.
+    key(&mut app, KeyCode::Char('m'));
+    let effects = app.handle_event(&ctrl_s);
+    let req = effects
+        .iter()
+        .find_map(|e| match e {
+            Effect::Query(r) => Some(r.clone()),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("{effects:?}"));
+    assert_eq!(req.inputs, vec!["fever cough qm".to_string()]);
+    assert_eq!(req.notes.len(), hugflake::app::query::demo_notes().len());
+    let n = req.notes.len();
+    let mut outputs = vec![serde_json::json!({"output": [0.0, 1.0]})];
+    for i in 0..n {
+        let v = if i == 7 { [0.0, 1.0] } else { [1.0, 0.0] };
+        outputs.push(serde_json::json!({"output": v}));
+    }
+    app.apply(Msg::QueryDone {
+        request: req,
+        result: Ok(Box::new(QueryResult {
+            service: "MINI_SVC".into(),
+            kind: QueryKind::Embeddings,
+            inputs: vec!["fever cough qm".into()],
+            outputs,
+            latency_ms: 20.0,
+            ranking: vec![],
+            thumbnail: None,
+            raw_request: serde_json::json!({}),
+            raw_response: serde_json::json!({}),
+        })),
+    });
+    let r = app
+        .query
+        .result
+        .clone()
+        .unwrap_or_else(|| panic!("no result"));
+    assert_eq!(r.ranking[0].0, 7);
+    assert!(render(&app).contains("top notes of 30"));
+    let effects = app.handle_event(&ctrl_s);
+    assert!(
+        effects
+            .iter()
+            .any(|e| matches!(e, Effect::Query(r) if r.notes.is_empty())),
+        "notes are embedded once"
+    );
+    // The history keeps counts and latency, never the inputs.
+    assert_eq!(app.query.history.len(), 2);
+    assert!(!format!("{:?}", app.query.history).contains("fever"));
+    // y copies the result (OSC 52); J shows the raw JSON.
+    app.query.busy = false;
+    assert!(
+        key(&mut app, KeyCode::Char('y'))
+            .iter()
+            .any(|e| matches!(e, Effect::Clipboard(_)))
+    );
+    key(&mut app, KeyCode::Char('J'));
+    assert!(render(&app).contains("raw JSON"));
+}

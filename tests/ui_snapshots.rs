@@ -440,3 +440,108 @@ fn import_form_on_snowflake_shows_the_statements_and_specs() {
     assert!(screen.contains("autocapture: false"));
     assert_snapshot!(screen);
 }
+
+fn query_app(functions: Vec<hugflake::domain::Function>) -> hugflake::app::state::App {
+    let mut app = app(120, 32);
+    app.tab = Tab::Query;
+    connected(
+        &mut app,
+        snapshot(
+            vec![pool("LOCAL_CPU", PoolState::Active)],
+            vec![service("MINI_SVC", ServiceStatus::Running, 1)],
+            vec![],
+        ),
+    );
+    app.apply(Msg::Functions {
+        service: "MINI_SVC".into(),
+        result: Ok(functions),
+    });
+    app
+}
+
+fn query_result(
+    kind: hugflake::app::query::QueryKind,
+    inputs: &[&str],
+    outputs: Vec<serde_json::Value>,
+) -> hugflake::app::query::QueryResult {
+    hugflake::app::query::QueryResult {
+        service: "MINI_SVC".into(),
+        kind,
+        inputs: inputs.iter().map(|s| s.to_string()).collect(),
+        outputs: outputs.clone(),
+        latency_ms: 12.0,
+        ranking: vec![],
+        thumbnail: None,
+        raw_request: serde_json::json!({"data": [[0, inputs.first().copied().unwrap_or("")]]}),
+        raw_response: serde_json::json!({"data": outputs}),
+    }
+}
+
+#[test]
+fn query_embeddings_compared_with_a_cosine_matrix() {
+    use hugflake::app::query::QueryKind;
+    let mut app = query_app(hugflake::platform::protocol::functions_for(
+        "sentence-similarity",
+    ));
+    app.query.input = "fever in a child\nchild with fever\nbroken wrist".into();
+    app.query.result = Some(query_result(
+        QueryKind::Embeddings,
+        &["fever in a child", "child with fever", "broken wrist"],
+        vec![
+            serde_json::json!({"output": [0.6, 0.8, 0.0]}),
+            serde_json::json!({"output": [0.8, 0.6, 0.0]}),
+            serde_json::json!({"output": [0.0, 0.0, 1.0]}),
+        ],
+    ));
+    let screen = render(&app);
+    assert!(screen.contains("0.960★"), "{screen}");
+    assert_snapshot!(screen);
+}
+
+#[test]
+fn query_entities_are_highlighted_and_listed() {
+    use hugflake::app::query::QueryKind;
+    let mut app = query_app(hugflake::platform::protocol::functions_for(
+        "token-classification",
+    ));
+    app.query.result = Some(query_result(
+        QueryKind::Entities,
+        &["Amoxicillin for otitis media."],
+        vec![serde_json::json!({"outputs": [
+            {"entity": "B-DRUG", "score": 0.91, "index": 1, "word": "amoxicillin", "start": 0, "end": 11},
+            {"entity": "B-DISEASE", "score": 0.88, "index": 3, "word": "otitis", "start": 16, "end": 22},
+            {"entity": "I-DISEASE", "score": 0.84, "index": 4, "word": "media", "start": 23, "end": 28}
+        ]})],
+    ));
+    let screen = render(&app);
+    assert!(
+        screen.contains("Amoxicillin⟨DRUG⟩ for otitis media⟨DISEASE⟩."),
+        "{screen}"
+    );
+    assert_snapshot!(screen);
+}
+
+#[test]
+fn query_zero_shot_shows_bars_the_picture_and_the_research_notice() {
+    use hugflake::app::query::QueryKind;
+    let mut app = query_app(hugflake::platform::protocol::functions_for(
+        "zero-shot-image-classification",
+    ));
+    let mut r = query_result(
+        QueryKind::Images,
+        &[
+            "assets/demo/chest-xray-synthetic.png",
+            "chest X-ray, brain MRI",
+        ],
+        vec![serde_json::json!({"labels": ["chest X-ray", "brain MRI"], "scores": [0.8, 0.2]})],
+    );
+    r.thumbnail = Some((4, 4, vec![200; 48]));
+    app.query.result = Some(r);
+    let screen = render(&app);
+    assert!(
+        screen.contains("research use only, not for diagnosis"),
+        "{screen}"
+    );
+    assert!(screen.contains("80.0%") && screen.contains("▀"));
+    assert_snapshot!(screen);
+}

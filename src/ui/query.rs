@@ -280,7 +280,7 @@ fn truncate_json(v: &serde_json::Value) -> String {
             serde_json::Value::String(s) if s.len() > 80 => {
                 serde_json::json!(format!(
                     "{}… ({} chars)",
-                    &s[..s.floor_char_boundary(60)],
+                    s.chars().take(60).collect::<String>(),
                     s.len()
                 ))
             }
@@ -410,7 +410,7 @@ fn entity_lines<'a>(r: &QueryResult, t: &Theme) -> Vec<Line<'a>> {
             spans.push(Span::raw(text[pos..s].to_string()));
             let colour = entity_colour(t, types.iter().position(|x| x == &g.0).unwrap_or(0));
             spans.push(Span::styled(
-                format!("{}", &text[s..e]),
+                text[s..e].to_string(),
                 Style::new().fg(Color::Black).bg(colour),
             ));
             spans.push(Span::styled(format!("⟨{}⟩", g.0), Style::new().fg(colour)));
@@ -436,7 +436,17 @@ fn entity_lines<'a>(r: &QueryResult, t: &Theme) -> Vec<Line<'a>> {
 }
 
 fn image_result(frame: &mut Frame<'_>, area: Rect, r: &QueryResult, t: &Theme) {
-    let [pic, bars] = Layout::horizontal([Constraint::Length(34), Constraint::Fill(1)]).areas(area);
+    let [notice, rest] = Layout::vertical([Constraint::Length(2), Constraint::Fill(1)]).areas(area);
+    frame.render_widget(
+        Paragraph::new(Span::styled(
+            RESEARCH_USE.to_string(),
+            t.error().add_modifier(Modifier::BOLD),
+        )),
+        notice,
+    );
+    let pic_w = (rest.width / 2).min(34);
+    let [pic, bars] =
+        Layout::horizontal([Constraint::Length(pic_w), Constraint::Fill(1)]).areas(rest);
     if let Some((w, h, px)) = &r.thumbnail {
         frame.render_widget(
             Paragraph::new(half_blocks(*w, *h, px, pic.width, pic.height)),
@@ -456,13 +466,7 @@ fn image_result(frame: &mut Frame<'_>, area: Rect, r: &QueryResult, t: &Theme) {
         .flatten()
         .filter_map(|s| s.as_f64())
         .collect();
-    let mut lines = vec![
-        Line::from(Span::styled(
-            RESEARCH_USE.to_string(),
-            t.error().add_modifier(Modifier::BOLD),
-        )),
-        Line::raw(""),
-    ];
+    let mut lines = Vec::new();
     let bar_w = (bars.width as usize).saturating_sub(8).clamp(4, 40);
     for (l, s) in labels.iter().zip(&scores) {
         let filled = (s * bar_w as f64).round() as usize;
