@@ -28,6 +28,10 @@ pub struct Cli {
     #[arg(long, global = true, value_enum, env = "HUGFLAKE_PLATFORM")]
     pub platform: Option<crate::config::PlatformChoice>,
 
+    /// On-call screens: hide and refuse every action that changes something
+    #[arg(long, global = true)]
+    pub read_only: bool,
+
     /// The Snowflake connection of connections.toml (implies --platform snowflake)
     #[arg(long, global = true, value_name = "NAME")]
     pub connection: Option<String>,

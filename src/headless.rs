@@ -34,6 +34,7 @@ pub struct Context {
     /// The platform the command line chose, if it did.
     pub platform: Option<crate::config::PlatformChoice>,
     pub connection: Option<String>,
+    pub read_only: bool,
 }
 
 /// Everything needed to open a platform, owned (the TUI opens it on a worker task).
@@ -168,6 +169,7 @@ pub fn run(cli: Cli) -> Result<()> {
         log_problem,
         platform: cli.platform,
         connection: cli.connection.clone(),
+        read_only: cli.read_only,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -545,3 +545,70 @@ fn query_zero_shot_shows_bars_the_picture_and_the_research_notice() {
     assert!(screen.contains("80.0%") && screen.contains("▀"));
     assert_snapshot!(screen);
 }
+
+#[test]
+fn health_shows_the_selected_service_instances_sparklines_and_log() {
+    let mut app = app(140, 40);
+    app.tab = Tab::Health;
+    connected(
+        &mut app,
+        snapshot(
+            vec![pool("LOCAL_CPU", PoolState::Active)],
+            vec![service("ALL_MINILM_L6_V2_SVC", ServiceStatus::Running, 1)],
+            vec![],
+        ),
+    );
+    app.apply(Msg::ServiceDetail(Box::new(service_detail(
+        "ALL_MINILM_L6_V2_SVC",
+    ))));
+    let screen = render(&app);
+    assert!(screen.contains("restarts 1 · last exit 137"), "{screen}");
+    assert!(screen.contains("p50 latency 21.0 ms"), "{screen}");
+    assert_snapshot!(screen);
+}
+
+#[test]
+fn logs_view_filters_with_a_regex_and_highlights() {
+    let mut app = app(120, 24);
+    app.tab = Tab::Health;
+    connected(
+        &mut app,
+        snapshot(
+            vec![pool("LOCAL_CPU", PoolState::Active)],
+            vec![service("ALL_MINILM_L6_V2_SVC", ServiceStatus::Running, 1)],
+            vec![],
+        ),
+    );
+    app.apply(Msg::ServiceDetail(Box::new(service_detail(
+        "ALL_MINILM_L6_V2_SVC",
+    ))));
+    app.update(Action::Logs);
+    let key = |c| crossterm::event::KeyEvent::new(c, crossterm::event::KeyModifiers::NONE);
+    app.handle_key(&key(crossterm::event::KeyCode::Char('/')));
+    for c in "signal|ready".chars() {
+        app.handle_key(&key(crossterm::event::KeyCode::Char(c)));
+    }
+    app.handle_key(&key(crossterm::event::KeyCode::Enter));
+    let screen = render(&app);
+    assert!(screen.contains("2 lines · /signal|ready/"), "{screen}");
+    assert!(!screen.contains("model loaded"));
+    assert_snapshot!(screen);
+}
+
+#[test]
+fn read_only_hides_every_action() {
+    let mut app = app(120, 24);
+    app.read_only = true;
+    app.tab = Tab::Health;
+    connected(&mut app, health_data());
+    app.update(Action::Suspend);
+    let screen = render(&app);
+    assert!(screen.contains("READ-ONLY"));
+    assert!(screen.contains("read-only mode"));
+    assert!(!screen.contains("s suspend"));
+    assert!(!matches!(
+        app.overlay,
+        hugflake::app::state::Overlay::Confirm { .. }
+    ));
+    assert_snapshot!(screen);
+}

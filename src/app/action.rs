@@ -37,10 +37,11 @@ pub enum Action {
     ToggleMode,
     RawJson,
     CopyResult,
+    Logs,
 }
 
 impl Action {
-    pub const ALL: [Action; 31] = [
+    pub const ALL: [Action; 32] = [
         Action::Quit,
         Action::Back,
         Action::Help,
@@ -72,6 +73,7 @@ impl Action {
         Action::ToggleMode,
         Action::RawJson,
         Action::CopyResult,
+        Action::Logs,
     ];
 
     pub fn name(self) -> &'static str {
@@ -107,6 +109,7 @@ impl Action {
             Action::ToggleMode => "toggle_mode",
             Action::RawJson => "raw_json",
             Action::CopyResult => "copy_result",
+            Action::Logs => "logs",
         }
     }
 
@@ -144,6 +147,7 @@ impl Action {
             Action::ToggleMode => "Query: embeddings: compare inputs / search notes",
             Action::RawJson => "Query: show the raw JSON request and response",
             Action::CopyResult => "Query: copy the result as JSON (OSC 52)",
+            Action::Logs => "Health: the selected service's log, full screen",
         }
     }
 }

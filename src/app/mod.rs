@@ -204,6 +204,40 @@ impl Workers {
         });
     }
 
+    /// Containers, endpoints, metrics and the log tail of a service, fetched together; what fails
+    /// is said, the rest still shows.
+    fn service_detail(&self, name: String) {
+        self.call(move |p| async move {
+            let (c, e, m, l) = tokio::join!(
+                p.containers(&name),
+                p.endpoints(&name),
+                p.metrics(&name),
+                p.logs(&name, None, 2000, None)
+            );
+            let mut d = state::ServiceDetail {
+                name: name.clone(),
+                ..Default::default()
+            };
+            match c {
+                Ok(v) => d.containers = v,
+                Err(e) => d.problems.push(format!("containers: {e}")),
+            }
+            match e {
+                Ok(v) => d.endpoints = v,
+                Err(e) => d.problems.push(format!("endpoints: {e}")),
+            }
+            match m {
+                Ok(v) => d.metrics = v,
+                Err(e) => d.problems.push(format!("metrics: {e}")),
+            }
+            match l {
+                Ok(v) => d.logs = v,
+                Err(e) => d.problems.push(format!("logs: {e}")),
+            }
+            Msg::ServiceDetail(Box::new(d))
+        });
+    }
+
     fn search(&self, req: state_search::SearchRequest) {
         use std::sync::atomic::Ordering;
         let hub = self.hub.clone();
@@ -340,6 +374,7 @@ async fn event_loop(mut terminal: DefaultTerminal, ctx: &Context) -> Result<()> 
         latest_search: Arc::default(),
         latest_details: Arc::default(),
     };
+    app.read_only = ctx.read_only;
     let mut opener = ctx.opener();
     app.platform_kind = match opener.choice {
         crate::config::PlatformChoice::Local => crate::domain::PlatformKind::Local,
@@ -409,6 +444,20 @@ async fn event_loop(mut terminal: DefaultTerminal, ctx: &Context) -> Result<()> 
                     version,
                 } => workers.functions(service, model, version),
                 Effect::Query(request) => workers.query(request),
+                Effect::ServiceDetail(name) => workers.service_detail(name),
+                Effect::SaveLogs { service, lines } => {
+                    let path = std::path::PathBuf::from(format!(
+                        "hugflake-{}-{}.log",
+                        service.to_lowercase(),
+                        Utc::now().format("%Y%m%d-%H%M%S")
+                    ));
+                    let text = lines.join("\n") + "\n";
+                    let msg = match std::fs::write(&path, text) {
+                        Ok(()) => Ok(format!("saved {} lines to {}", lines.len(), path.display())),
+                        Err(e) => Err(format!("cannot write {}: {e}", path.display())),
+                    };
+                    effects.extend(app.apply(Msg::PlatformDone(msg)));
+                }
                 Effect::Clipboard(text) => {
                     use base64::Engine;
                     use std::io::Write;

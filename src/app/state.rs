@@ -157,11 +157,36 @@ pub enum Overlay {
     },
     /// The import form, over the Candidates pane.
     Import(Box<ImportForm>),
+    /// A service's log, full screen.
+    Logs(Box<LogView>),
     /// A question before something that changes the platform: y/enter does it, n/esc does not.
     Confirm {
         message: String,
         effect: Box<Effect>,
     },
+}
+
+/// The selected service's insides: containers, endpoints, metrics and the log tail.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ServiceDetail {
+    pub name: String,
+    pub containers: Vec<crate::domain::Container>,
+    pub endpoints: Vec<crate::domain::Endpoint>,
+    pub metrics: Vec<crate::domain::MetricSample>,
+    pub logs: Vec<crate::domain::LogLine>,
+    /// Parts that could not be read (the others still show).
+    pub problems: Vec<String>,
+}
+
+/// The full-screen log view of a service.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogView {
+    pub service: String,
+    /// Lines from the bottom; 0 follows new lines.
+    pub scroll: usize,
+    pub wrap: bool,
+    pub filter: String,
+    pub editing_filter: bool,
 }
 
 /// A change to the platform the user asked for (after confirming).
@@ -237,6 +262,13 @@ pub enum Effect {
     Query(QueryRequest),
     /// Put text on the clipboard (OSC 52: works over SSH).
     Clipboard(String),
+    /// Read a service's containers, endpoints, metrics and log tail.
+    ServiceDetail(String),
+    /// Write lines to a file in the working directory.
+    SaveLogs {
+        service: String,
+        lines: Vec<String>,
+    },
     Platform(PlatformOp),
 }
 
@@ -312,6 +344,7 @@ pub enum Msg {
         request: QueryRequest,
         result: Result<Box<QueryResult>, String>,
     },
+    ServiceDetail(Box<ServiceDetail>),
 }
 
 pub struct App {
@@ -331,6 +364,10 @@ pub struct App {
     /// The platform being talked to (or connected to).
     pub platform_kind: PlatformKind,
     pub query: QueryState,
+    pub service_detail: Option<ServiceDetail>,
+    service_detail_asked: Option<(String, Option<DateTime<Utc>>)>,
+    /// On-call screens: every action that changes something is hidden and refused.
+    pub read_only: bool,
     job_detail_asked: Option<(String, Option<DateTime<Utc>>)>,
     pub views: std::collections::HashMap<TableId, TableView>,
     /// The focused table of the Health pane.
@@ -361,6 +398,9 @@ impl App {
             job_detail_asked: None,
             platform_kind: PlatformKind::Local,
             query: QueryState::default(),
+            service_detail: None,
+            service_detail_asked: None,
+            read_only: false,
             views: Default::default(),
             health_focus: TableId::Pools,
             keymap: config.keymap.clone(),
@@ -461,6 +501,24 @@ impl App {
         if self.tab == Tab::Imports {
             effects.extend(self.job_detail_wanted());
         }
+        let logs_open = matches!(self.overlay, Overlay::Logs(_));
+        if self.tab == Tab::Health || logs_open {
+            let name = match &self.overlay {
+                Overlay::Logs(v) => Some(v.service.clone()),
+                _ => self.selected_service().map(|s| s.name.clone()),
+            };
+            if let Some(name) = name {
+                let fetched = self.snapshot.data.as_ref().map(|s| s.fetched_at);
+                let stale = match &self.service_detail_asked {
+                    Some((n, at)) => *n != name || *at != fetched,
+                    None => true,
+                };
+                if stale {
+                    self.service_detail_asked = Some((name.clone(), fetched));
+                    effects.push(Effect::ServiceDetail(name));
+                }
+            }
+        }
         if self.tab == Tab::Query
             && let Some(s) = self.selected_query_service()
             && !self.query.functions.contains_key(&s.name)
@@ -535,6 +593,12 @@ impl App {
         }
         self.job_detail_asked = Some((id.clone(), fetched));
         Some(Effect::JobDetail(id))
+    }
+
+    pub fn selected_service(&self) -> Option<&Service> {
+        let rows = self.visible_services();
+        rows.get(self.view(TableId::Services).cursor.selected)
+            .copied()
     }
 
     pub fn selected_query_service(&self) -> Option<&Service> {
@@ -796,6 +860,7 @@ impl App {
                     }
                 }
             },
+            Msg::ServiceDetail(d) => self.service_detail = Some(*d),
             Msg::Functions { service, result } => {
                 self.query.functions.insert(service, result);
             }
@@ -981,6 +1046,43 @@ impl App {
                 }
                 return Vec::new();
             }
+            Overlay::Logs(view) => {
+                if view.editing_filter {
+                    match key.code {
+                        KeyCode::Esc => {
+                            view.filter.clear();
+                            view.editing_filter = false;
+                        }
+                        KeyCode::Enter => view.editing_filter = false,
+                        KeyCode::Backspace => {
+                            view.filter.pop();
+                        }
+                        KeyCode::Char(c) => view.filter.push(c),
+                        _ => {}
+                    }
+                    return Vec::new();
+                }
+                match key.code {
+                    KeyCode::Esc | KeyCode::Char('q') => self.overlay = Overlay::None,
+                    KeyCode::Char('/') => view.editing_filter = true,
+                    KeyCode::Char('w') => view.wrap = !view.wrap,
+                    KeyCode::Char('G') | KeyCode::End => view.scroll = 0,
+                    KeyCode::Char('g') | KeyCode::Home => view.scroll = usize::MAX / 2,
+                    KeyCode::Up | KeyCode::Char('k') => view.scroll = view.scroll.saturating_add(1),
+                    KeyCode::Down | KeyCode::Char('j') => {
+                        view.scroll = view.scroll.saturating_sub(1)
+                    }
+                    KeyCode::PageUp => view.scroll = view.scroll.saturating_add(20),
+                    KeyCode::PageDown => view.scroll = view.scroll.saturating_sub(20),
+                    KeyCode::Char('s') => {
+                        let service = view.service.clone();
+                        let lines = self.log_lines_shown();
+                        return vec![Effect::SaveLogs { service, lines }];
+                    }
+                    _ => {}
+                }
+                return Vec::new();
+            }
             Overlay::Confirm { effect, .. } => {
                 let effect = (**effect).clone();
                 match key.code {
@@ -1120,6 +1222,28 @@ impl App {
                 self.set_flash(format!("downloading {handle}…"), false);
                 return vec![Effect::Download(handle)];
             }
+            Action::Logs => {
+                if self.tab != Tab::Health {
+                    return Vec::new();
+                }
+                let Some(name) = self.selected_service().map(|s| s.name.clone()) else {
+                    self.set_flash("select a service to see its log", false);
+                    return Vec::new();
+                };
+                self.overlay = Overlay::Logs(Box::new(LogView {
+                    service: name,
+                    scroll: 0,
+                    wrap: false,
+                    filter: String::new(),
+                    editing_filter: false,
+                }));
+            }
+            Action::Import if self.read_only => {
+                self.set_flash(
+                    "read-only mode: imports start from a screen without --read-only",
+                    true,
+                );
+            }
             Action::Import => return self.open_import_form(),
             Action::EditInput if self.tab == Tab::Query => {
                 if self.selected_query_service().is_some() {
@@ -1225,7 +1349,40 @@ impl App {
         Vec::new()
     }
 
+    /// The log lines the log view shows (after its filter), as text with timestamps.
+    pub fn log_lines_shown(&self) -> Vec<String> {
+        let Overlay::Logs(view) = &self.overlay else {
+            return Vec::new();
+        };
+        let re = regex::RegexBuilder::new(&view.filter)
+            .case_insensitive(true)
+            .build()
+            .ok();
+        self.service_detail
+            .iter()
+            .filter(|d| d.name == view.service)
+            .flat_map(|d| &d.logs)
+            .filter(|l| view.filter.is_empty() || re.as_ref().is_some_and(|r| r.is_match(&l.line)))
+            .map(|l| {
+                format!(
+                    "{} {}/{} {}",
+                    l.at.format("%Y-%m-%dT%H:%M:%S%.3fZ"),
+                    l.instance_id,
+                    l.container,
+                    l.line
+                )
+            })
+            .collect()
+    }
+
     fn confirm(&mut self, op: PlatformOp) {
+        if self.read_only {
+            self.set_flash(
+                "read-only mode: nothing can be changed from this screen",
+                true,
+            );
+            return;
+        }
         self.overlay = Overlay::Confirm {
             message: op.describe(),
             effect: Box::new(Effect::Platform(op)),

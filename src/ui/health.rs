@@ -19,21 +19,208 @@ use super::widgets;
 use crate::app::state::{App, TableId};
 use crate::domain::{Health, units};
 
-/// (pools, services): the pools table is as tall as its rows, up to half the body.
-pub fn split(body: Rect, pools: usize) -> (Rect, Rect) {
+/// (pools, services, selected service): the tables are as tall as their rows (pools up to a
+/// third, services up to half of the rest); the selected service's insides take what is left.
+pub fn split(body: Rect, pools: usize, services: usize) -> (Rect, Rect, Rect) {
     let wanted = (pools.max(1) as u16).saturating_add(3).max(6);
-    let pools_h = wanted.min(body.height / 2);
-    let [a, b] = Layout::vertical([Constraint::Length(pools_h), Constraint::Min(3)]).areas(body);
-    (a, b)
+    let pools_h = wanted.min(body.height / 3);
+    let [a, rest] =
+        Layout::vertical([Constraint::Length(pools_h), Constraint::Fill(1)]).areas(body);
+    if services == 0 {
+        return (a, rest, Rect::new(rest.x, rest.bottom(), rest.width, 0));
+    }
+    let services_h = (services as u16)
+        .saturating_add(3)
+        .max(5)
+        .min(rest.height / 2);
+    let [b, c] =
+        Layout::vertical([Constraint::Length(services_h), Constraint::Fill(1)]).areas(rest);
+    (a, b, c)
 }
 
 const ERROR_HINT: &str = "r retries; `hugflake doctor` shows the daemon's state and log path.";
 
 pub fn render(frame: &mut Frame<'_>, body: Rect, app: &App) {
     let pools = app.visible_pools();
-    let (pools_area, services_area) = split(body, pools.len());
+    let (pools_area, services_area, detail_area) =
+        split(body, pools.len(), app.visible_services().len());
     render_pools(frame, pools_area, app);
     render_services(frame, services_area, app);
+    if detail_area.height > 2 {
+        render_detail(frame, detail_area, app);
+    }
+}
+
+/// The selected service: containers (drill-down), endpoint, sparklines and the log tail.
+fn render_detail(frame: &mut Frame<'_>, area: Rect, app: &App) {
+    let t = &app.theme;
+    let Some(svc) = app.selected_service() else {
+        return;
+    };
+    let detail = app.service_detail.as_ref().filter(|d| d.name == svc.name);
+    let title = format!(
+        " {} · {} {} · pool {} ",
+        svc.name,
+        svc.model.as_deref().unwrap_or("model ?"),
+        svc.model_version.as_deref().unwrap_or(""),
+        svc.compute_pool
+    );
+    let block = widgets::block(title, false, t);
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    let Some(d) = detail else {
+        frame.render_widget(
+            ratatui::widgets::Paragraph::new(Span::styled(
+                "loading instances, metrics and logs…",
+                t.dim(),
+            )),
+            inner,
+        );
+        return;
+    };
+    let [left, middle, right] = Layout::horizontal([
+        Constraint::Percentage(34),
+        Constraint::Percentage(30),
+        Constraint::Percentage(36),
+    ])
+    .areas(inner);
+    // Drill-down: service → instances → containers → endpoints.
+    let mut lines: Vec<Line<'_>> = Vec::new();
+    for c in &d.containers {
+        let (sym, style) = t.health(c.status.health());
+        lines.push(Line::from(vec![
+            Span::styled(format!("{sym} "), style),
+            Span::raw(format!(
+                "instance {} · {} ",
+                c.instance_id, c.container_name
+            )),
+            Span::styled(c.status.to_string(), style),
+        ]));
+        let mut facts = vec![format!("restarts {}", c.restart_count)];
+        if let Some(code) = c.last_exit_code {
+            facts.push(format!("last exit {code}"));
+        }
+        if let Some(m) = c.memory_bytes {
+            facts.push(units::bytes(m));
+        }
+        if let Some(s) = c.start_time {
+            facts.push(format!(
+                "up {}",
+                units::duration((app.now - s).num_seconds())
+            ));
+        }
+        lines.push(Line::from(Span::styled(
+            format!("    {}", facts.join(" · ")),
+            t.dim(),
+        )));
+        if let Some(m) = &c.message {
+            lines.push(Line::from(Span::styled(format!("    {m}"), t.dim())));
+        }
+    }
+    if d.containers.is_empty() {
+        lines.push(Line::from(Span::styled("no instances running", t.dim())));
+    }
+    for e in &d.endpoints {
+        lines.push(Line::from(vec![
+            Span::styled("⇄ ", t.accent()),
+            Span::raw(format!("{} {} {}", e.name, e.protocol, e.ingress_url)),
+        ]));
+    }
+    for p in &d.problems {
+        lines.push(Line::from(Span::styled(format!("✖ {p}"), t.error())));
+    }
+    frame.render_widget(
+        ratatui::widgets::Paragraph::new(lines).wrap(ratatui::widgets::Wrap { trim: true }),
+        left,
+    );
+    render_sparklines(frame, middle, app, d);
+    // The log tail (L: the whole log).
+    let n = right.height as usize;
+    let tail: Vec<Line<'_>> = d
+        .logs
+        .iter()
+        .rev()
+        .take(n)
+        .rev()
+        .map(|l| {
+            Line::from(vec![
+                Span::styled(format!("{} ", l.at.format("%H:%M:%S")), t.dim()),
+                Span::raw(l.line.clone()),
+            ])
+        })
+        .collect();
+    frame.render_widget(ratatui::widgets::Paragraph::new(tail), right);
+}
+
+/// Latency, throughput, errors and memory over the samples kept, one sparkline each.
+fn render_sparklines(
+    frame: &mut Frame<'_>,
+    area: Rect,
+    app: &App,
+    d: &crate::app::state::ServiceDetail,
+) {
+    use ratatui::widgets::Sparkline;
+    let t = &app.theme;
+    let width = area.width.saturating_sub(1) as usize;
+    let recent: Vec<&crate::domain::MetricSample> =
+        d.metrics.iter().rev().take(width).rev().collect();
+    let last = recent.last();
+    let series: [(&str, Vec<u64>, String, ratatui::style::Color); 4] = [
+        (
+            "p50 latency",
+            recent
+                .iter()
+                .map(|s| s.p50_ms.unwrap_or(0.0).round() as u64)
+                .collect(),
+            last.and_then(|s| s.p50_ms)
+                .map_or("-".into(), |v| format!("{v:.1} ms")),
+            t.accent,
+        ),
+        (
+            "requests",
+            recent.iter().map(|s| s.requests).collect(),
+            last.map_or("-".into(), |s| {
+                format!("{}/{:.0}s", s.requests, s.interval_secs)
+            }),
+            t.ok,
+        ),
+        (
+            "errors",
+            recent.iter().map(|s| s.errors).collect(),
+            last.map_or("-".into(), |s| s.errors.to_string()),
+            t.fault,
+        ),
+        (
+            "memory",
+            recent
+                .iter()
+                .map(|s| s.memory_bytes / (1024 * 1024))
+                .collect(),
+            last.map_or("-".into(), |s| units::bytes(s.memory_bytes)),
+            t.pending,
+        ),
+    ];
+    let rows = Layout::vertical([Constraint::Length(3); 4]).split(area);
+    for ((name, data, now, colour), row) in series.into_iter().zip(rows.iter()) {
+        let [label, spark] =
+            Layout::vertical([Constraint::Length(1), Constraint::Fill(1)]).areas(*row);
+        frame.render_widget(
+            Line::from(vec![
+                Span::styled(format!("{name} "), t.dim()),
+                Span::raw(now),
+            ]),
+            label,
+        );
+        if data.is_empty() {
+            continue;
+        }
+        frame.render_widget(
+            Sparkline::default()
+                .data(&data)
+                .style(ratatui::style::Style::new().fg(colour)),
+            spark,
+        );
+    }
 }
 
 fn render_pools(frame: &mut Frame<'_>, area: Rect, app: &App) {

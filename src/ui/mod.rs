@@ -15,6 +15,7 @@ pub mod candidates;
 pub mod health;
 pub mod help;
 pub mod imports;
+pub mod logs;
 pub mod popups;
 pub mod query;
 pub mod theme;
@@ -106,8 +107,22 @@ pub fn table_area(app: &App, id: TableId) -> Option<Rect> {
     Some(match id {
         TableId::Candidates => candidates::split(body).0,
         TableId::Jobs => imports::split(body, app.visible_jobs().len()).0,
-        TableId::Pools => health::split(body, app.visible_pools().len()).0,
-        TableId::Services => health::split(body, app.visible_pools().len()).1,
+        TableId::Pools => {
+            health::split(
+                body,
+                app.visible_pools().len(),
+                app.visible_services().len(),
+            )
+            .0
+        }
+        TableId::Services => {
+            health::split(
+                body,
+                app.visible_pools().len(),
+                app.visible_services().len(),
+            )
+            .1
+        }
         TableId::QueryServices => query::areas(body, app.visible_query_services().len()).0,
     })
 }
@@ -142,6 +157,7 @@ pub fn draw(frame: &mut Frame<'_>, app: &App) {
         Overlay::Help { scroll } => help::render(frame, r.body, app, *scroll),
         Overlay::Command { input, .. } => draw_completions(frame, r.body, app, input),
         Overlay::Import(form) => popups::import_form(frame, r.body, app, form),
+        Overlay::Logs(view) => logs::render(frame, r.body, app, view),
         Overlay::Confirm { message, .. } => popups::confirm(frame, r.body, app, message),
         Overlay::None | Overlay::Filter { .. } => {}
     }
@@ -169,6 +185,9 @@ fn draw_tabs(frame: &mut Frame<'_>, area: Rect, app: &App) {
 fn draw_status(frame: &mut Frame<'_>, area: Rect, app: &App) {
     let t = &app.theme;
     let mut spans = Vec::new();
+    if app.read_only {
+        spans.push(Span::styled(" READ-ONLY ", t.selected().fg(t.pending)));
+    }
     match &app.link {
         Link::Connecting => {
             spans.push(Span::styled(format!(" {} ", app.platform_kind), t.accent()));
@@ -249,15 +268,20 @@ pub fn pane_keys(app: &App) -> Vec<(String, &'static str)> {
     keys.push((k(Action::Filter), "filter"));
     if app.tab == Tab::Health {
         keys.push((k(Action::FocusNext), "next table"));
-        keys.push((k(Action::Suspend), "suspend"));
-        keys.push((k(Action::Resume), "resume"));
+        keys.push((k(Action::Logs), "logs"));
+        if !app.read_only {
+            keys.push((k(Action::Suspend), "suspend"));
+            keys.push((k(Action::Resume), "resume"));
+        }
     }
     if app.tab == Tab::Candidates {
-        keys.push((k(Action::Import), "import"));
+        if !app.read_only {
+            keys.push((k(Action::Import), "import"));
+        }
         keys.push((k(Action::CycleSort), "Hub sort"));
         keys.push((k(Action::Download), "download"));
     }
-    if app.tab == Tab::Imports {
+    if app.tab == Tab::Imports && !app.read_only {
         keys.push((k(Action::CancelJob), "cancel"));
         keys.push((k(Action::RetryJob), "retry"));
     }
@@ -311,6 +335,16 @@ fn draw_keys(frame: &mut Frame<'_>, area: Rect, app: &App) {
         Overlay::Confirm { .. } => {
             Line::from(Span::styled(" y/enter confirm · n/esc cancel", t.dim()))
         }
+        Overlay::Logs(view) if view.editing_filter => Line::from(vec![
+            Span::styled(" /", t.accent()),
+            Span::raw(view.filter.clone()),
+            Span::styled("▏", t.accent()),
+            Span::styled("  regex, any case · enter keep · esc clear", t.dim()),
+        ]),
+        Overlay::Logs(_) => Line::from(Span::styled(
+            " ↑/↓ scroll · G end (follow) · g start · / filter · w wrap · s save to a file · esc back",
+            t.dim(),
+        )),
         Overlay::None if app.tab == Tab::Query && app.query.editing => Line::from(Span::styled(
             format!(
                 " typing: enter new line · {} send · esc stop typing",

@@ -207,3 +207,75 @@ pub fn job_detail(
         log,
     }
 }
+
+/// A running service's insides: one READY container that restarted once, metrics, a log.
+pub fn service_detail(name: &str) -> hugflake::app::state::ServiceDetail {
+    hugflake::app::state::ServiceDetail {
+        name: name.into(),
+        containers: vec![Container {
+            service: name.into(),
+            service_status: ServiceStatus::Running,
+            instance_id: 0,
+            instance_status: InstanceStatus::Ready,
+            container_name: "model-inference".into(),
+            status: InstanceStatus::Ready,
+            message: None,
+            restart_count: 1,
+            start_time: Some(ago(300)),
+            last_exit_code: Some(137),
+            pid: Some(4343),
+            memory_bytes: Some(160_000_000),
+        }],
+        endpoints: vec![Endpoint {
+            name: "inference".into(),
+            port: 47900,
+            protocol: "HTTP".into(),
+            is_public: true,
+            ingress_url: "127.0.0.1:47900".into(),
+        }],
+        metrics: (0..12)
+            .map(|i| MetricSample {
+                at: ago(60 - i * 5),
+                interval_secs: 5.0,
+                requests: (i * 3 % 7) as u64,
+                errors: u64::from(i == 7),
+                p50_ms: Some(10.0 + i as f64),
+                p95_ms: Some(20.0 + i as f64),
+                p99_ms: Some(30.0 + i as f64),
+                queue_depth: 0,
+                memory_bytes: 150_000_000 + i as u64 * 1_000_000,
+            })
+            .collect(),
+        logs: vec![
+            LogLine {
+                seq: 0,
+                at: ago(310),
+                instance_id: 0,
+                container: "supervisor".into(),
+                line: "instance 0 started (pid 4242)".into(),
+            },
+            LogLine {
+                seq: 1,
+                at: ago(305),
+                instance_id: 0,
+                container: "supervisor".into(),
+                line: "instance 0 was killed by signal 9; restarting in 1 s".into(),
+            },
+            LogLine {
+                seq: 2,
+                at: ago(300),
+                instance_id: 0,
+                container: "model-inference".into(),
+                line: "model loaded in 177 ms".into(),
+            },
+            LogLine {
+                seq: 3,
+                at: ago(299),
+                instance_id: 0,
+                container: "supervisor".into(),
+                line: "instance 0 READY".into(),
+            },
+        ],
+        problems: vec![],
+    }
+}

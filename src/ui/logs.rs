@@ -1,0 +1,114 @@
+//! A service's log, full screen: timestamps, follow (new lines keep the view at the bottom until
+//! you scroll up), wrap, a case-insensitive regex filter with the matches highlighted, save.
+//!
+//! ```text
+//! ┏ Log · MINI_SVC · 214 lines · /fail/ · following ━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━┓
+//! ┃ 12:00:01.120 0/model-inference model loaded in 177 ms                                ┃
+//! ┃ 12:00:05.310 0/supervisor instance 0 exited with code 137: restarting in 2 s         ┃
+//! ┗━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━┛
+//! ```
+
+use ratatui::Frame;
+use ratatui::layout::Rect;
+use ratatui::style::{Modifier, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Clear, Paragraph, Wrap};
+
+use super::widgets;
+use crate::app::state::{App, LogView};
+
+pub fn render(frame: &mut Frame<'_>, body: Rect, app: &App, view: &LogView) {
+    let t = &app.theme;
+    let detail = app
+        .service_detail
+        .as_ref()
+        .filter(|d| d.name == view.service);
+    let re = regex::RegexBuilder::new(&view.filter)
+        .case_insensitive(true)
+        .build();
+    let lines: Vec<&crate::domain::LogLine> = detail
+        .map(|d| {
+            d.logs
+                .iter()
+                .filter(|l| {
+                    view.filter.is_empty() || re.as_ref().is_ok_and(|r| r.is_match(&l.line))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let height = body.height.saturating_sub(2) as usize;
+    let end = lines.len().saturating_sub(view.scroll.min(lines.len()));
+    let start = end.saturating_sub(height);
+    let mut title = format!(" Log · {} · {} lines", view.service, lines.len());
+    if !view.filter.is_empty() {
+        title.push_str(&format!(" · /{}/", view.filter));
+    }
+    title.push_str(if view.scroll == 0 {
+        " · following "
+    } else {
+        " · scrolled "
+    });
+    let mut text: Vec<Line<'_>> = lines[start..end]
+        .iter()
+        .map(|l| {
+            let mut spans = vec![
+                Span::styled(format!("{} ", l.at.format("%H:%M:%S%.3f")), t.dim()),
+                Span::styled(format!("{}/{} ", l.instance_id, l.container), t.accent()),
+            ];
+            spans.extend(highlight(
+                &l.line,
+                re.as_ref().ok().filter(|_| !view.filter.is_empty()),
+                t,
+            ));
+            Line::from(spans)
+        })
+        .collect();
+    if detail.is_none() {
+        text.push(Line::from(Span::styled("loading the log…", t.dim())));
+    } else if lines.is_empty() {
+        text.push(Line::from(Span::styled(
+            if view.filter.is_empty() {
+                "no log lines yet"
+            } else {
+                "no line matches the filter (esc in the filter clears it)"
+            },
+            t.dim(),
+        )));
+    }
+    if let Err(e) = &re {
+        text.push(Line::from(Span::styled(
+            format!("✖ not a regular expression: {e}"),
+            t.error(),
+        )));
+    }
+    frame.render_widget(Clear, body);
+    let mut p = Paragraph::new(text).block(widgets::block(title, true, t));
+    if view.wrap {
+        p = p.wrap(Wrap { trim: false });
+    }
+    frame.render_widget(p, body);
+}
+
+/// The line with every match of the filter highlighted.
+fn highlight<'a>(line: &str, re: Option<&regex::Regex>, t: &super::theme::Theme) -> Vec<Span<'a>> {
+    let Some(re) = re else {
+        return vec![Span::raw(line.to_string())];
+    };
+    let mut spans = Vec::new();
+    let mut pos = 0;
+    for m in re.find_iter(line) {
+        if m.start() > pos {
+            spans.push(Span::raw(line[pos..m.start()].to_string()));
+        }
+        spans.push(Span::styled(
+            m.as_str().to_string(),
+            Style::new()
+                .bg(t.pending)
+                .fg(ratatui::style::Color::Black)
+                .add_modifier(Modifier::BOLD),
+        ));
+        pos = m.end();
+    }
+    spans.push(Span::raw(line[pos..].to_string()));
+    spans
+}
