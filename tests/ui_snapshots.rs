@@ -612,3 +612,34 @@ fn read_only_hides_every_action() {
     ));
     assert_snapshot!(screen);
 }
+
+#[test]
+fn health_tree_rolls_a_failed_container_up_to_its_model() {
+    let mut app = app(120, 30);
+    app.tab = Tab::Health;
+    let mut snap = snapshot(
+        vec![pool("LOCAL_CPU", PoolState::Active)],
+        vec![service("ALL_MINILM_L6_V2_SVC", ServiceStatus::Running, 1)],
+        vec![],
+    );
+    snap.models = vec![hugflake::domain::RegisteredModel {
+        name: "ALL_MINILM_L6_V2".into(),
+        database: None,
+        schema: None,
+        default_version: Some("V1".into()),
+        versions: vec!["V1".into()],
+        source: Some("sentence-transformers/all-MiniLM-L6-v2".into()),
+        comment: None,
+        created_on: ago(4000),
+    }];
+    connected(&mut app, snap);
+    let mut d = service_detail("ALL_MINILM_L6_V2_SVC");
+    d.containers[0].status = hugflake::domain::InstanceStatus::Failed;
+    app.apply(Msg::ServiceDetail(Box::new(d)));
+    app.update(Action::Tree);
+    let screen = render(&app);
+    assert!(screen.contains("✖ model ALL_MINILM_L6_V2"), "{screen}");
+    assert!(screen.contains("✖ version V1"), "{screen}");
+    assert!(screen.contains("└ ● pool LOCAL_CPU"), "{screen}");
+    assert_snapshot!(screen);
+}

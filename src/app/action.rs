@@ -38,10 +38,11 @@ pub enum Action {
     RawJson,
     CopyResult,
     Logs,
+    Tree,
 }
 
 impl Action {
-    pub const ALL: [Action; 32] = [
+    pub const ALL: [Action; 33] = [
         Action::Quit,
         Action::Back,
         Action::Help,
@@ -74,6 +75,7 @@ impl Action {
         Action::RawJson,
         Action::CopyResult,
         Action::Logs,
+        Action::Tree,
     ];
 
     pub fn name(self) -> &'static str {
@@ -110,6 +112,7 @@ impl Action {
             Action::RawJson => "raw_json",
             Action::CopyResult => "copy_result",
             Action::Logs => "logs",
+            Action::Tree => "tree",
         }
     }
 
@@ -148,6 +151,7 @@ impl Action {
             Action::RawJson => "Query: show the raw JSON request and response",
             Action::CopyResult => "Query: copy the result as JSON (OSC 52)",
             Action::Logs => "Health: the selected service's log, full screen",
+            Action::Tree => "Health: model → version → service → instance → container tree",
         }
     }
 }

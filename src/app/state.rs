@@ -368,6 +368,8 @@ pub struct App {
     service_detail_asked: Option<(String, Option<DateTime<Utc>>)>,
     /// On-call screens: every action that changes something is hidden and refused.
     pub read_only: bool,
+    /// Health shows the roll-up tree instead of the selected service's insides.
+    pub health_tree: bool,
     job_detail_asked: Option<(String, Option<DateTime<Utc>>)>,
     pub views: std::collections::HashMap<TableId, TableView>,
     /// The focused table of the Health pane.
@@ -401,6 +403,7 @@ impl App {
             service_detail: None,
             service_detail_asked: None,
             read_only: false,
+            health_tree: false,
             views: Default::default(),
             health_focus: TableId::Pools,
             keymap: config.keymap.clone(),
@@ -1221,6 +1224,11 @@ impl App {
                 }
                 self.set_flash(format!("downloading {handle}…"), false);
                 return vec![Effect::Download(handle)];
+            }
+            Action::Tree => {
+                if self.tab == Tab::Health {
+                    self.health_tree = !self.health_tree;
+                }
             }
             Action::Logs => {
                 if self.tab != Tab::Health {

@@ -47,7 +47,11 @@ pub fn render(frame: &mut Frame<'_>, body: Rect, app: &App) {
     render_pools(frame, pools_area, app);
     render_services(frame, services_area, app);
     if detail_area.height > 2 {
-        render_detail(frame, detail_area, app);
+        if app.health_tree {
+            render_tree(frame, detail_area, app);
+        } else {
+            render_detail(frame, detail_area, app);
+        }
     }
 }
 
@@ -368,5 +372,163 @@ fn render_services(frame: &mut Frame<'_>, area: Rect, app: &App) {
         app,
         TableId::Services,
         focused,
+    );
+}
+
+/// One line of the roll-up tree: depth, what it is, its own state, and the health rolled up from
+/// everything under it (the worst wins: a FAILED container makes its service, version and model
+/// read as faulty).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TreeNode {
+    pub depth: usize,
+    pub label: String,
+    pub health: Health,
+}
+
+/// model → version → service → instance → container (→ pool), from the snapshot and the selected
+/// service's containers.
+pub fn rollup(app: &App) -> Vec<TreeNode> {
+    let Some(snap) = app.snapshot.data.as_ref() else {
+        return Vec::new();
+    };
+    let pool_health = |name: &str| {
+        snap.pools
+            .iter()
+            .find(|p| p.name == name)
+            .map_or(Health::Pending, |p| p.health())
+    };
+    let mut out = Vec::new();
+    let mut models: Vec<(String, Vec<String>)> = snap
+        .models
+        .iter()
+        .map(|m| (m.name.clone(), m.versions.clone()))
+        .collect();
+    // Services whose model the registry does not list (Snowflake's SHOW SERVICES names none).
+    let orphans: Vec<&crate::domain::Service> = snap
+        .services
+        .iter()
+        .filter(|s| !s.is_job)
+        .filter(|s| {
+            s.model
+                .as_ref()
+                .is_none_or(|m| !models.iter().any(|(n, _)| n == m))
+        })
+        .collect();
+    if !orphans.is_empty() {
+        models.push((
+            "(model not named by the platform)".into(),
+            vec![String::new()],
+        ));
+    }
+    for (model, versions) in &models {
+        let model_at = out.len();
+        out.push(TreeNode {
+            depth: 0,
+            label: format!("model {model}"),
+            health: Health::Idle,
+        });
+        for version in versions {
+            let version_at = out.len();
+            if !version.is_empty() {
+                out.push(TreeNode {
+                    depth: 1,
+                    label: format!("version {version}"),
+                    health: Health::Idle,
+                });
+            }
+            let services: Vec<&crate::domain::Service> = snap
+                .services
+                .iter()
+                .filter(|s| !s.is_job)
+                .filter(|s| {
+                    if version.is_empty() {
+                        orphans.iter().any(|o| o.name == s.name)
+                    } else {
+                        s.model.as_deref() == Some(model)
+                            && s.model_version.as_deref() == Some(version)
+                    }
+                })
+                .collect();
+            for s in services {
+                let service_at = out.len();
+                out.push(TreeNode {
+                    depth: 2,
+                    label: format!(
+                        "service {} {} · {}/{} ready",
+                        s.name, s.status, s.ready_instances, s.target_instances
+                    ),
+                    health: s.health(),
+                });
+                let detail = app.service_detail.as_ref().filter(|d| d.name == s.name);
+                for c in detail.map(|d| d.containers.as_slice()).unwrap_or_default() {
+                    out.push(TreeNode {
+                        depth: 3,
+                        label: format!(
+                            "instance {} · {} {} · restarts {}",
+                            c.instance_id, c.container_name, c.status, c.restart_count
+                        ),
+                        health: c.status.health(),
+                    });
+                }
+                out.push(TreeNode {
+                    depth: 3,
+                    label: format!("pool {}", s.compute_pool),
+                    health: pool_health(&s.compute_pool),
+                });
+                roll(&mut out, service_at);
+            }
+            if !version.is_empty() {
+                roll(&mut out, version_at);
+            }
+        }
+        roll(&mut out, model_at);
+    }
+    out
+}
+
+/// The node at `at` takes the worst health of itself and the nodes below it.
+fn roll(nodes: &mut [TreeNode], at: usize) {
+    let depth = nodes[at].depth;
+    let worst = nodes[at + 1..]
+        .iter()
+        .take_while(|n| n.depth > depth)
+        .map(|n| n.health)
+        .min();
+    if let Some(w) = worst {
+        nodes[at].health = nodes[at].health.min(w);
+    }
+}
+
+pub fn render_tree(frame: &mut Frame<'_>, area: Rect, app: &App) {
+    let t = &app.theme;
+    let nodes = rollup(app);
+    let mut lines: Vec<Line<'_>> = nodes
+        .iter()
+        .map(|n| {
+            let (sym, style) = t.health(n.health);
+            Line::from(vec![
+                Span::raw(format!(
+                    "{}{}",
+                    "  ".repeat(n.depth),
+                    if n.depth > 0 { "└ " } else { "" }
+                )),
+                Span::styled(format!("{sym} "), style),
+                Span::raw(n.label.clone()),
+            ])
+        })
+        .collect();
+    if lines.is_empty() {
+        lines.push(Line::from(Span::styled(
+            "no models in the registry yet",
+            t.dim(),
+        )));
+    }
+    frame.render_widget(
+        ratatui::widgets::Paragraph::new(lines).block(widgets::block(
+            " Roll-up (t: back to the selected service) ",
+            false,
+            t,
+        )),
+        area,
     );
 }

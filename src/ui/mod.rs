@@ -269,6 +269,7 @@ pub fn pane_keys(app: &App) -> Vec<(String, &'static str)> {
     if app.tab == Tab::Health {
         keys.push((k(Action::FocusNext), "next table"));
         keys.push((k(Action::Logs), "logs"));
+        keys.push((k(Action::Tree), "tree"));
         if !app.read_only {
             keys.push((k(Action::Suspend), "suspend"));
             keys.push((k(Action::Resume), "resume"));
