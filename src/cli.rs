@@ -178,6 +178,9 @@ pub enum Command {
         min_instances: u32,
         #[arg(long, default_value_t = 1)]
         max_instances: u32,
+        /// Snowflake, gated repos: the name of a Snowflake secret holding your HF token
+        #[arg(long, value_name = "SECRET")]
+        token_secret: Option<String>,
         /// Return once the job is queued instead of when the service is RUNNING
         #[arg(long)]
         detach: bool,

@@ -255,6 +255,7 @@ pub fn run(cli: Cli) -> Result<()> {
             service,
             min_instances,
             max_instances,
+            token_secret,
             detach,
             json,
         } => {
@@ -271,6 +272,7 @@ pub fn run(cli: Cli) -> Result<()> {
             spec.version = version;
             spec.min_instances = min_instances;
             spec.max_instances = max_instances.max(min_instances.max(1));
+            spec.token_secret = token_secret;
             runtime.block_on(crate::headless_platform::import(
                 &ctx,
                 crate::headless_platform::ImportArgs { spec, detach, json },

@@ -403,32 +403,13 @@ pub async fn predict_service(ctx: &Context, p: ServicePredict) -> Result<()> {
         .into_iter()
         .find(|s| s.name == service)
         .ok_or_else(|| eyre!("no service {service}: `hugflake status` lists them"))?;
-    let functions = match (&svc.model, &svc.model_version) {
-        (Some(m), Some(v)) => client
-            .versions(m)
-            .await?
-            .into_iter()
-            .find(|x| &x.name == v)
-            .map(|x| x.functions)
-            .unwrap_or_default(),
-        // Snowflake's SHOW SERVICES does not name the model: the version that lists the service
-        // among its inference services does.
-        _ => {
-            let mut found = Vec::new();
-            for m in client.models().await? {
-                if let Some(v) = client
-                    .versions(&m.name)
-                    .await?
-                    .into_iter()
-                    .find(|v| v.inference_services.iter().any(|s| s.ends_with(&service)))
-                {
-                    found = v.functions;
-                    break;
-                }
-            }
-            found
-        }
-    };
+    let functions = crate::platform::service_functions(
+        client.as_ref(),
+        &service,
+        svc.model.as_deref(),
+        svc.model_version.as_deref(),
+    )
+    .await?;
     let method = match &p.method {
         Some(m) => m.to_ascii_uppercase(),
         None => functions

@@ -204,6 +204,18 @@ fn statements_are_golden() {
             statements::capabilities().sql,
             "SELECT SYSTEM$ML_PLATFORM_CAPABILITIES()",
         ),
+        (
+            statements::show_grants(&Ident::parse("ml_engineer").unwrap_or_else(|e| panic!("{e}")))
+                .sql,
+            "SHOW GRANTS TO ROLE ML_ENGINEER",
+        ),
+        (
+            statements::show_secret(
+                &Qualified::parse("hf_token", &db, &sc).unwrap_or_else(|e| panic!("{e}")),
+            )
+            .sql,
+            "SHOW SECRETS LIKE 'HF\\\\_TOKEN' IN SCHEMA ML.PUBLIC",
+        ),
     ];
     for (got, want) in cases {
         assert_eq!(got, want);
@@ -703,7 +715,7 @@ async fn imports_fail_with_the_reason_and_pre_flight_catches_what_it_can() {
     s.sim.state().faults.build_fails = true;
     p.retry_job(&j.id).await.unwrap_or_else(|e| panic!("{e}"));
     let d = wait_job(&p, &j.id).await;
-    failed(&d, Stage::Build, "FAILED");
+    failed(&d, Stage::Build, "MODEL_BUILD_");
     assert!(
         d.log
             .iter()
@@ -725,6 +737,29 @@ async fn imports_fail_with_the_reason_and_pre_flight_catches_what_it_can() {
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     failed(&wait_job(&p, &j.id).await, Stage::Resolve, "already exists");
+    // Gated repos: the HF token travels as the name of a Snowflake secret, which must exist.
+    let mut gated = spec("meta-llama/gated-ner", "token-classification", "GATED");
+    gated.token_secret = Some("NO_SUCH_SECRET".into());
+    let j = p.import(&gated).await.unwrap_or_else(|e| panic!("{e}"));
+    failed(
+        &wait_job(&p, &j.id).await,
+        Stage::Resolve,
+        "secret ML.PUBLIC.NO_SUCH_SECRET does not exist",
+    );
+    gated.token_secret = Some("hf_token".into());
+    let j = p.import(&gated).await.unwrap_or_else(|e| panic!("{e}"));
+    let d = wait_job(&p, &j.id).await;
+    assert_eq!(d.summary.state, JobState::Done, "{:?}", d.log);
+    assert!(
+        d.log
+            .iter()
+            .any(|l| l.line.contains("role ML_ENGINEER holds the grants")),
+        "{:?}",
+        d.log
+    );
+    let st = s.sim.state().statements.clone();
+    assert!(st.iter().any(|(q, b)| q == "SELECT SYSTEM$IMPORT_MODEL(?)"
+        && b[0].contains("token_secret_object: ML.PUBLIC.HF_TOKEN")));
     // Bad names never reach SQL.
     let mut bad = spec(
         "sentence-transformers/all-MiniLM-L6-v2",

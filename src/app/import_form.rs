@@ -195,6 +195,7 @@ impl ImportForm {
             service: upper(FieldKey::Service),
             min_instances: min,
             max_instances: max,
+            token_secret: None,
         })
     }
 

@@ -168,30 +168,14 @@ impl Workers {
     /// A service's functions: from its model version, or (Snowflake) the version that lists it.
     fn functions(&self, service: String, model: Option<String>, version: Option<String>) {
         self.call(move |p| async move {
-            let result = async {
-                if let (Some(m), Some(v)) = (&model, &version) {
-                    return Ok(p
-                        .versions(m)
-                        .await?
-                        .into_iter()
-                        .find(|x| &x.name == v)
-                        .map(|x| x.functions)
-                        .unwrap_or_default());
-                }
-                for m in p.models().await? {
-                    if let Some(v) = p
-                        .versions(&m.name)
-                        .await?
-                        .into_iter()
-                        .find(|v| v.inference_services.iter().any(|s| s.ends_with(&service)))
-                    {
-                        return Ok(v.functions);
-                    }
-                }
-                Ok(Vec::new())
-            }
+            let result = crate::platform::service_functions(
+                p.as_ref(),
+                &service,
+                model.as_deref(),
+                version.as_deref(),
+            )
             .await
-            .map_err(|e: crate::platform::PlatformError| e.to_string());
+            .map_err(|e| e.to_string());
             Msg::Functions { service, result }
         });
     }

@@ -122,6 +122,10 @@ pub struct ImportSpec {
     pub service: String,
     pub min_instances: u32,
     pub max_instances: u32,
+    /// Snowflake: the *name* of a secret holding the Hugging Face token, for gated repos (a raw
+    /// token never leaves this machine). Ignored locally, where the HF token is used directly.
+    #[serde(default)]
+    pub token_secret: Option<String>,
 }
 
 fn main_revision() -> String {
@@ -143,6 +147,7 @@ impl ImportSpec {
             pool: pool.to_string(),
             min_instances: 1,
             max_instances: 1,
+            token_secret: None,
         }
     }
 }

@@ -172,3 +172,34 @@ pub async fn snapshot(platform: &dyn Platform) -> Result<Snapshot> {
         fetched_at: Utc::now(),
     })
 }
+
+/// A service's functions: from its model version when the service names it (local), else from the
+/// version that lists the service among its inference services (Snowflake's SHOW SERVICES names no
+/// model).
+pub async fn service_functions(
+    platform: &dyn Platform,
+    service: &str,
+    model: Option<&str>,
+    version: Option<&str>,
+) -> Result<Vec<crate::domain::Function>> {
+    if let (Some(m), Some(v)) = (model, version) {
+        return Ok(platform
+            .versions(m)
+            .await?
+            .into_iter()
+            .find(|x| x.name == v)
+            .map(|x| x.functions)
+            .unwrap_or_default());
+    }
+    for m in platform.models().await? {
+        if let Some(v) = platform
+            .versions(&m.name)
+            .await?
+            .into_iter()
+            .find(|v| v.inference_services.iter().any(|s| s.ends_with(service)))
+        {
+            return Ok(v.functions);
+        }
+    }
+    Ok(Vec::new())
+}

@@ -101,6 +101,7 @@ pub struct SimState {
     pub tokens: Vec<String>,
     pub faults: Faults,
     pub ingress_calls: u32,
+    pub secrets: Vec<String>,
     running: HashMap<String, Running>,
     /// Partitions N >= 1 of finished results, by handle.
     partitions: HashMap<String, Vec<Vec<Vec<Value>>>>,
@@ -153,6 +154,7 @@ impl SnowflakeSim {
             tokens: Vec::new(),
             faults: Faults::default(),
             ingress_calls: 0,
+            secrets: vec!["HF_TOKEN".into()],
             running: HashMap::new(),
             partitions: HashMap::new(),
             partition_requests: 0,
@@ -753,6 +755,82 @@ fn answer(st: &mut SimState, handle: &str, sql: &str, binds: &[String]) -> Respo
                 s("true"),
                 s(&url),
             ]],
+            0,
+        );
+    }
+    if let Some(role) = upper.strip_prefix("SHOW GRANTS TO ROLE ") {
+        let rows = [
+            ("CREATE MODEL", "SCHEMA", "ML.PUBLIC"),
+            ("CREATE SERVICE", "SCHEMA", "ML.PUBLIC"),
+            ("USAGE", "COMPUTE_POOL", "ML_CPU_POOL"),
+            ("USAGE", "COMPUTE_POOL", "SYSTEM_COMPUTE_POOL_CPU"),
+            ("BIND SERVICE ENDPOINT", "ACCOUNT", "SIM12345"),
+        ]
+        .iter()
+        .map(|(p, on, n)| {
+            vec![
+                s("1764100000.000000000"),
+                s(p),
+                s(on),
+                s(n),
+                s("ROLE"),
+                s(role),
+                s("false"),
+                s("SYSADMIN"),
+            ]
+        })
+        .collect();
+        return result(
+            handle,
+            &[
+                "created_on",
+                "privilege",
+                "granted_on",
+                "name",
+                "granted_to",
+                "grantee_name",
+                "grant_option",
+                "granted_by",
+            ],
+            rows,
+            0,
+        );
+    }
+    if let Some(rest) = upper.strip_prefix("SHOW SECRETS LIKE ") {
+        let pattern = rest
+            .split(" IN SCHEMA ")
+            .next()
+            .unwrap_or("")
+            .trim_matches('\'')
+            .replace("\\\\", "");
+        let rows = st
+            .secrets
+            .iter()
+            .filter(|x| x.as_str() == pattern)
+            .map(|x| {
+                vec![
+                    s("1764100000.000000000"),
+                    s(x),
+                    s("ML"),
+                    s("PUBLIC"),
+                    s("ML_ENGINEER"),
+                    Value::Null,
+                    s("GENERIC_STRING"),
+                ]
+            })
+            .collect();
+        return result(
+            handle,
+            &[
+                "created_on",
+                "name",
+                "database_name",
+                "schema_name",
+                "owner",
+                "comment",
+                "secret_type",
+            ],
+            rows,
             0,
         );
     }

@@ -501,6 +501,17 @@ async fn preflight(
         Ok(_) | Err(PlatformError::NotFound(_)) => {}
         Err(e) => return Err(e.into()),
     }
+    if let Some(secret) = &spec.token_secret {
+        let q = p.qualify(secret).map_err(|e| End::Failed(e.to_string()))?;
+        let rs = p.run(&statements::show_secret(&q)).await?;
+        if !(0..rs.len()).any(|i| rs.get(i, "name") == Some(q.name.name.as_str())) {
+            return Err(End::Failed(format!(
+                "secret {q} does not exist (or this role cannot see it): create it with \
+                 CREATE SECRET {q} TYPE = GENERIC_STRING SECRET_STRING = '<your HF token>' and grant READ on it"
+            )));
+        }
+    }
+    privileges(p, id, spec).await;
     p.jobs.log(
         id,
         &format!(
@@ -509,6 +520,78 @@ async fn preflight(
         ),
     );
     Ok(())
+}
+
+/// Looks for the grants an import needs among the role's direct grants (SNOWFLAKE.md §6). A grant
+/// can also come through a role granted to this one, which SHOW GRANTS TO ROLE does not list, so a
+/// missing one is logged as a warning, not a failure.
+async fn privileges(p: &SnowflakePlatform, id: &str, spec: &ImportSpec) {
+    let role = match &p.api.context.role {
+        Some(r) => r.clone(),
+        None => match p.run(&statements::current_context()).await {
+            Ok(rs) => rs
+                .rows
+                .first()
+                .and_then(|r| r.get(2).cloned().flatten())
+                .unwrap_or_default(),
+            Err(_) => return,
+        },
+    };
+    let Ok(role_id) = super::ident::Ident::parse(&role) else {
+        return;
+    };
+    let rs = match p.run(&statements::show_grants(&role_id)).await {
+        Ok(rs) => rs,
+        Err(e) => {
+            p.jobs.log(
+                id,
+                &format!("resolve: cannot read the grants of role {role}: {e}"),
+            );
+            return;
+        }
+    };
+    let schema = format!("{}.{}", p.database.name, p.schema.name);
+    let has = |privilege: &str, on: &str, name: &str| {
+        (0..rs.len()).any(|i| {
+            let pr = rs.get(i, "privilege").unwrap_or("");
+            (pr == privilege || pr == "OWNERSHIP")
+                && rs.get(i, "granted_on").unwrap_or("") == on
+                && rs
+                    .get(i, "name")
+                    .is_some_and(|n| n.replace('"', "").eq_ignore_ascii_case(name))
+        })
+    };
+    let needed = [
+        ("CREATE MODEL", "SCHEMA", schema.as_str()),
+        ("CREATE SERVICE", "SCHEMA", schema.as_str()),
+        ("USAGE", "COMPUTE_POOL", spec.pool.as_str()),
+    ];
+    let missing: Vec<String> = needed
+        .iter()
+        .filter(|(pr, on, name)| !has(pr, on, name))
+        .map(|(pr, on, name)| format!("{pr} on {} {name}", on.replace('_', " ")))
+        .collect();
+    let ingress = (0..rs.len()).any(|i| rs.get(i, "privilege") == Some("BIND SERVICE ENDPOINT"));
+    if missing.is_empty() {
+        p.jobs.log(
+            id,
+            &format!("resolve: role {role} holds the grants an import needs"),
+        );
+    } else {
+        p.jobs.log(
+            id,
+            &format!(
+                "resolve: warning: role {role} has no direct grant of {} (it may come from a granted role)",
+                missing.join(", ")
+            ),
+        );
+    }
+    if !ingress {
+        p.jobs.log(
+            id,
+            &format!("resolve: warning: role {role} has no direct BIND SERVICE ENDPOINT: the REST ingress may refuse it"),
+        );
+    }
 }
 
 fn model_fq(p: &SnowflakePlatform, name: &str) -> std::result::Result<Qualified, End> {
@@ -549,7 +632,11 @@ pub fn import_yaml_in(
                 hf_model_name: spec.handle.clone(),
                 task: task.map(str::to_string),
                 revision: (spec.revision != "main").then(|| spec.revision.clone()),
-                token_secret_object: None,
+                token_secret_object: spec
+                    .token_secret
+                    .as_deref()
+                    .map(|n| Qualified::parse(n, database, schema).map(|q| q.sql()))
+                    .transpose()?,
                 trust_remote_code: false,
                 hf_model_kwargs: "{}".into(),
             },
@@ -752,6 +839,10 @@ async fn run_deploy(
         }
         // A statement error ends the deploy; its success alone does not mean the image is built.
         if let Err(e) = p.api.check(&handle).await {
+            // Show the build job's log first: it usually says why.
+            if let Some(b) = &build {
+                let _ = follow_job_service(p, id, b, "model-build").await;
+            }
             return Err(e.into());
         }
         let services = p.services().await?;

@@ -92,6 +92,19 @@ pub fn drop_model(model: &Qualified, version: Option<&Ident>) -> Statement {
     }
 }
 
+pub fn show_grants(role: &Ident) -> Statement {
+    plain(format!("SHOW GRANTS TO ROLE {role}"))
+}
+
+/// `SHOW SECRETS LIKE '<name>' IN SCHEMA db.schema` (the name as an exact LIKE pattern).
+pub fn show_secret(secret: &Qualified) -> Statement {
+    plain(format!(
+        "SHOW SECRETS LIKE {} IN SCHEMA {}",
+        super::ident::like_exact(&secret.name.name),
+        secret.schema_sql()
+    ))
+}
+
 pub fn capabilities() -> Statement {
     plain("SELECT SYSTEM$ML_PLATFORM_CAPABILITIES()")
 }
