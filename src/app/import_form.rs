@@ -13,6 +13,7 @@ pub enum FieldKey {
     Service,
     MinInstances,
     MaxInstances,
+    TokenSecret,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -82,6 +83,20 @@ impl ImportForm {
             notes,
             service_edited: false,
             snowflake: None,
+        }
+    }
+
+    /// Turns the form into a Snowflake import into `database.schema`: the plan shows the exact
+    /// statements, and a gated repo's token secret can be named.
+    pub fn for_snowflake(&mut self, database: &str, schema: &str) {
+        self.snowflake = Some((database.to_string(), schema.to_string()));
+        if !self.fields.iter().any(|f| f.key == FieldKey::TokenSecret) {
+            self.fields.push(Field {
+                key: FieldKey::TokenSecret,
+                label: "token secret",
+                value: String::new(),
+                hint: "gated repos: a Snowflake secret holding your HF token",
+            });
         }
     }
 
@@ -195,7 +210,8 @@ impl ImportForm {
             service: upper(FieldKey::Service),
             min_instances: min,
             max_instances: max,
-            token_secret: None,
+            token_secret: Some(self.value(FieldKey::TokenSecret).trim().to_string())
+                .filter(|t| !t.is_empty()),
         })
     }
 

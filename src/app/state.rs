@@ -1441,15 +1441,17 @@ impl App {
             |p| p.0,
         );
         let mut form = ImportForm::new(&c.handle, task.as_deref(), &pool_name, notes);
-        if self.platform_kind == PlatformKind::Snowflake {
-            form.snowflake = self.snapshot.data.as_ref().and_then(|s| {
+        if self.platform_kind == PlatformKind::Snowflake
+            && let Some((d, sc)) = self.snapshot.data.as_ref().and_then(|s| {
                 s.status
                     .details
                     .iter()
                     .find(|(k, _)| k == "schema")
                     .and_then(|(_, v)| v.split_once('.'))
                     .map(|(d, sc)| (d.to_string(), sc.to_string()))
-            });
+            })
+        {
+            form.for_snowflake(&d, &sc);
         }
         self.overlay = Overlay::Import(Box::new(form));
         Vec::new()
