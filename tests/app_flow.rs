@@ -777,3 +777,34 @@ fn query_asks_for_functions_then_sends_what_is_typed_and_searches_the_notes() {
     key(&mut app, KeyCode::Char('J'));
     assert!(render(&app).contains("raw JSON"));
 }
+
+#[test]
+fn a_job_log_opens_full_screen_and_filters() {
+    use hugflake::domain::{JobState, Stage};
+    let mut app = app(120, 30);
+    let j = job("MINI", JobState::Running, Stage::Download, None);
+    connected(
+        &mut app,
+        snapshot(
+            vec![pool("LOCAL_CPU", PoolState::Active)],
+            vec![],
+            vec![j.clone()],
+        ),
+    );
+    key(&mut app, KeyCode::Char('2'));
+    app.apply(Msg::JobDetail {
+        id: j.id.clone(),
+        result: Ok(Box::new(job_detail(j, Some(Stage::Download), vec![]))),
+    });
+    key(&mut app, KeyCode::Char('L'));
+    let screen = render(&app);
+    assert!(screen.contains("Job log · job-mini · 2 lines"), "{screen}");
+    key(&mut app, KeyCode::Char('/'));
+    typed(&mut app, "licence");
+    key(&mut app, KeyCode::Enter);
+    let screen = render(&app);
+    assert!(screen.contains("1 lines · /licence/"), "{screen}");
+    assert_eq!(app.log_lines_shown().len(), 1);
+    key(&mut app, KeyCode::Esc);
+    assert!(matches!(app.overlay, Overlay::None));
+}

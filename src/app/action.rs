@@ -150,7 +150,7 @@ impl Action {
             Action::ToggleMode => "Query: embeddings: compare inputs / search notes",
             Action::RawJson => "Query: show the raw JSON request and response",
             Action::CopyResult => "Query: copy the result as JSON (OSC 52)",
-            Action::Logs => "Health: the selected service's log, full screen",
+            Action::Logs => "Health/Imports: the service's or job's log, full screen",
             Action::Tree => "Health: model → version → service → instance → container tree",
         }
     }

@@ -181,7 +181,9 @@ pub struct ServiceDetail {
 /// The full-screen log view of a service.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LogView {
+    /// The service, or the job id when `job`.
     pub service: String,
+    pub job: bool,
     /// Lines from the bottom; 0 follows new lines.
     pub scroll: usize,
     pub wrap: bool,
@@ -504,7 +506,7 @@ impl App {
         if self.tab == Tab::Imports {
             effects.extend(self.job_detail_wanted());
         }
-        let logs_open = matches!(self.overlay, Overlay::Logs(_));
+        let logs_open = matches!(&self.overlay, Overlay::Logs(v) if !v.job);
         if self.tab == Tab::Health || logs_open {
             let name = match &self.overlay {
                 Overlay::Logs(v) => Some(v.service.clone()),
@@ -1230,6 +1232,19 @@ impl App {
                     self.health_tree = !self.health_tree;
                 }
             }
+            Action::Logs if self.tab == Tab::Imports => {
+                let Some(id) = self.selected_job().map(|j| j.id.clone()) else {
+                    return Vec::new();
+                };
+                self.overlay = Overlay::Logs(Box::new(LogView {
+                    service: id,
+                    job: true,
+                    scroll: 0,
+                    wrap: true,
+                    filter: String::new(),
+                    editing_filter: false,
+                }));
+            }
             Action::Logs => {
                 if self.tab != Tab::Health {
                     return Vec::new();
@@ -1240,6 +1255,7 @@ impl App {
                 };
                 self.overlay = Overlay::Logs(Box::new(LogView {
                     service: name,
+                    job: false,
                     scroll: 0,
                     wrap: false,
                     filter: String::new(),
@@ -1357,6 +1373,34 @@ impl App {
         Vec::new()
     }
 
+    /// The lines behind a log view: a service's container log, or a job's log; `None` while not
+    /// loaded.
+    pub fn log_source(&self, view: &LogView) -> Option<Vec<crate::domain::LogLine>> {
+        if view.job {
+            let d = self
+                .job_detail
+                .as_ref()
+                .filter(|d| d.summary.id == view.service)?;
+            Some(
+                d.log
+                    .iter()
+                    .map(|l| crate::domain::LogLine {
+                        seq: l.seq,
+                        at: l.at,
+                        instance_id: 0,
+                        container: "job".into(),
+                        line: l.line.clone(),
+                    })
+                    .collect(),
+            )
+        } else {
+            self.service_detail
+                .as_ref()
+                .filter(|d| d.name == view.service)
+                .map(|d| d.logs.clone())
+        }
+    }
+
     /// The log lines the log view shows (after its filter), as text with timestamps.
     pub fn log_lines_shown(&self) -> Vec<String> {
         let Overlay::Logs(view) = &self.overlay else {
@@ -1366,10 +1410,9 @@ impl App {
             .case_insensitive(true)
             .build()
             .ok();
-        self.service_detail
+        self.log_source(view)
+            .unwrap_or_default()
             .iter()
-            .filter(|d| d.name == view.service)
-            .flat_map(|d| &d.logs)
             .filter(|l| view.filter.is_empty() || re.as_ref().is_some_and(|r| r.is_match(&l.line)))
             .map(|l| {
                 format!(

@@ -19,27 +19,20 @@ use crate::app::state::{App, LogView};
 
 pub fn render(frame: &mut Frame<'_>, body: Rect, app: &App, view: &LogView) {
     let t = &app.theme;
-    let detail = app
-        .service_detail
-        .as_ref()
-        .filter(|d| d.name == view.service);
+    let source = app.log_source(view);
     let re = regex::RegexBuilder::new(&view.filter)
         .case_insensitive(true)
         .build();
-    let lines: Vec<&crate::domain::LogLine> = detail
-        .map(|d| {
-            d.logs
-                .iter()
-                .filter(|l| {
-                    view.filter.is_empty() || re.as_ref().is_ok_and(|r| r.is_match(&l.line))
-                })
-                .collect()
-        })
-        .unwrap_or_default();
+    let lines: Vec<&crate::domain::LogLine> = source
+        .iter()
+        .flatten()
+        .filter(|l| view.filter.is_empty() || re.as_ref().is_ok_and(|r| r.is_match(&l.line)))
+        .collect();
     let height = body.height.saturating_sub(2) as usize;
     let end = lines.len().saturating_sub(view.scroll.min(lines.len()));
     let start = end.saturating_sub(height);
-    let mut title = format!(" Log · {} · {} lines", view.service, lines.len());
+    let what = if view.job { "Job log" } else { "Log" };
+    let mut title = format!(" {what} · {} · {} lines", view.service, lines.len());
     if !view.filter.is_empty() {
         title.push_str(&format!(" · /{}/", view.filter));
     }
@@ -63,7 +56,7 @@ pub fn render(frame: &mut Frame<'_>, body: Rect, app: &App, view: &LogView) {
             Line::from(spans)
         })
         .collect();
-    if detail.is_none() {
+    if source.is_none() {
         text.push(Line::from(Span::styled("loading the log…", t.dim())));
     } else if lines.is_empty() {
         text.push(Line::from(Span::styled(

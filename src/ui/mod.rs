@@ -282,6 +282,9 @@ pub fn pane_keys(app: &App) -> Vec<(String, &'static str)> {
         keys.push((k(Action::CycleSort), "Hub sort"));
         keys.push((k(Action::Download), "download"));
     }
+    if app.tab == Tab::Imports {
+        keys.push((k(Action::Logs), "log"));
+    }
     if app.tab == Tab::Imports && !app.read_only {
         keys.push((k(Action::CancelJob), "cancel"));
         keys.push((k(Action::RetryJob), "retry"));
