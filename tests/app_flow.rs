@@ -746,6 +746,7 @@ fn query_asks_for_functions_then_sends_what_is_typed_and_searches_the_notes() {
             latency_ms: 20.0,
             ranking: vec![],
             thumbnail: None,
+            png: None,
             raw_request: serde_json::json!({}),
             raw_response: serde_json::json!({}),
         })),

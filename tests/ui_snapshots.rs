@@ -472,6 +472,7 @@ fn query_result(
         latency_ms: 12.0,
         ranking: vec![],
         thumbnail: None,
+        png: None,
         raw_request: serde_json::json!({"data": [[0, inputs.first().copied().unwrap_or("")]]}),
         raw_response: serde_json::json!({"data": outputs}),
     }
@@ -642,4 +643,32 @@ fn health_tree_rolls_a_failed_container_up_to_its_model() {
     assert!(screen.contains("✖ version V1"), "{screen}");
     assert!(screen.contains("└ ● pool LOCAL_CPU"), "{screen}");
     assert_snapshot!(screen);
+}
+
+#[test]
+fn with_a_graphics_protocol_the_picture_cells_are_left_to_the_terminal() {
+    use hugflake::app::query::QueryKind;
+    let mut app = query_app(hugflake::platform::protocol::functions_for(
+        "zero-shot-image-classification",
+    ));
+    let mut r = query_result(
+        QueryKind::Images,
+        &[
+            "assets/demo/chest-xray-synthetic.png",
+            "chest X-ray, brain MRI",
+        ],
+        vec![serde_json::json!({"labels": ["chest X-ray", "brain MRI"], "scores": [0.8, 0.2]})],
+    );
+    r.thumbnail = Some((4, 4, vec![200; 48]));
+    r.png = Some(vec![0x89, b'P', b'N', b'G']);
+    app.query.result = Some(r);
+    app.picture = hugflake::ui::picture::Protocol::Kitty;
+    let screen = render(&app);
+    assert!(!screen.contains("▀"), "{screen}");
+    assert!(screen.contains("80.0%"));
+    let area = hugflake::ui::query::picture_area(&app).unwrap_or_else(|| panic!("no picture area"));
+    assert!(area.width > 10 && area.height > 5, "{area:?}");
+    // Anything over the pane takes the picture away.
+    app.update(Action::Help);
+    assert!(hugflake::ui::query::picture_area(&app).is_none());
 }

@@ -359,6 +359,8 @@ async fn event_loop(mut terminal: DefaultTerminal, ctx: &Context) -> Result<()> 
         latest_details: Arc::default(),
     };
     app.read_only = ctx.read_only;
+    app.picture = crate::ui::picture::Protocol::detect(&crate::paths::ProcessEnv);
+    let mut shown_picture: Option<(ratatui::layout::Rect, usize)> = None;
     let mut opener = ctx.opener();
     app.platform_kind = match opener.choice {
         crate::config::PlatformChoice::Local => crate::domain::PlatformKind::Local,
@@ -411,6 +413,7 @@ async fn event_loop(mut terminal: DefaultTerminal, ctx: &Context) -> Result<()> 
                 if app.dirty {
                     terminal.draw(|frame| crate::ui::draw(frame, &app)).wrap_err("cannot draw")?;
                     app.dirty = false;
+                    show_picture(&app, &mut shown_picture);
                 }
             }
         }
@@ -488,6 +491,7 @@ async fn run_query(
     use base64::Engine;
     use query::QueryKind;
     let mut thumbnail = None;
+    let mut png = None;
     let rows: Vec<Vec<serde_json::Value>> = match r.kind {
         QueryKind::Images => {
             let path = std::path::PathBuf::from(r.inputs[0].trim());
@@ -497,6 +501,14 @@ async fn run_query(
                 .map_err(|e| format!("{}: not a PNG or JPEG image: {e}", path.display()))?;
             let small = img.thumbnail(64, 64).to_rgb8();
             thumbnail = Some((small.width(), small.height(), small.into_raw()));
+            let mut out = std::io::Cursor::new(Vec::new());
+            if img
+                .thumbnail(384, 384)
+                .write_to(&mut out, image::ImageFormat::Png)
+                .is_ok()
+            {
+                png = Some(out.into_inner());
+            }
             let labels: Vec<String> = r.inputs[1]
                 .split(',')
                 .map(|l| l.trim().to_string())
@@ -538,7 +550,33 @@ async fn run_query(
         latency_ms: prediction.latency_ms,
         ranking: Vec::new(),
         thumbnail,
+        png,
         raw_request,
         raw_response,
     })
+}
+
+/// Draws (or removes) the Query pane's picture with the terminal's graphics protocol, only when
+/// what should be shown changed.
+fn show_picture(app: &App, shown: &mut Option<(ratatui::layout::Rect, usize)>) {
+    use crate::ui::picture::{self, Protocol};
+    use std::io::Write;
+    if app.picture == Protocol::HalfBlocks {
+        return;
+    }
+    let want = crate::ui::query::picture_area(app).and_then(|area| {
+        let png = app.query.result.as_ref()?.png.as_ref()?;
+        Some((area, png.len(), png))
+    });
+    let key = want.as_ref().map(|(a, n, _)| (*a, *n));
+    if key == *shown {
+        return;
+    }
+    let mut out = std::io::stdout();
+    let _ = write!(out, "{}", picture::clear(app.picture));
+    if let Some((area, _, png)) = want {
+        let _ = write!(out, "{}", picture::escapes(app.picture, png, area));
+    }
+    let _ = out.flush();
+    *shown = key;
 }

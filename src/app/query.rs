@@ -99,6 +99,8 @@ pub struct QueryResult {
     pub ranking: Vec<(usize, f32)>,
     /// Images: a small RGB thumbnail (width, height, pixels) for half-block drawing.
     pub thumbnail: Option<(u32, u32, Vec<u8>)>,
+    /// Images: a larger copy as PNG, for terminals with a graphics protocol.
+    pub png: Option<Vec<u8>>,
     /// The raw request and response bodies, for the JSON toggle.
     pub raw_request: Value,
     pub raw_response: Value,

@@ -372,6 +372,8 @@ pub struct App {
     pub read_only: bool,
     /// Health shows the roll-up tree instead of the selected service's insides.
     pub health_tree: bool,
+    /// How pictures are drawn (graphics protocol or half-blocks).
+    pub picture: crate::ui::picture::Protocol,
     job_detail_asked: Option<(String, Option<DateTime<Utc>>)>,
     pub views: std::collections::HashMap<TableId, TableView>,
     /// The focused table of the Health pane.
@@ -406,6 +408,7 @@ impl App {
             service_detail_asked: None,
             read_only: false,
             health_tree: false,
+            picture: crate::ui::picture::Protocol::HalfBlocks,
             views: Default::default(),
             health_focus: TableId::Pools,
             keymap: config.keymap.clone(),

@@ -16,6 +16,7 @@ pub mod health;
 pub mod help;
 pub mod imports;
 pub mod logs;
+pub mod picture;
 pub mod popups;
 pub mod query;
 pub mod theme;

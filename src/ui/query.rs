@@ -258,7 +258,7 @@ fn result(frame: &mut Frame<'_>, area: Rect, app: &App) {
             Paragraph::new(entity_lines(r, t)).wrap(Wrap { trim: false }),
             inner,
         ),
-        QueryKind::Images => image_result(frame, inner, r, t),
+        QueryKind::Images => image_result(frame, inner, r, app),
     }
 }
 
@@ -435,8 +435,42 @@ fn entity_lines<'a>(r: &QueryResult, t: &Theme) -> Vec<Line<'a>> {
     lines
 }
 
-fn image_result(frame: &mut Frame<'_>, area: Rect, r: &QueryResult, t: &Theme) {
+/// (notice, picture, bars) inside the result block.
+fn image_areas(area: Rect) -> (Rect, Rect, Rect) {
     let [notice, rest] = Layout::vertical([Constraint::Length(2), Constraint::Fill(1)]).areas(area);
+    let pic_w = (rest.width / 2).min(34);
+    let [pic, bars] =
+        Layout::horizontal([Constraint::Length(pic_w), Constraint::Fill(1)]).areas(rest);
+    (notice, pic, bars)
+}
+
+/// Where the picture goes on screen, when the Query pane shows an image result and nothing covers
+/// it (for the graphics protocols, drawn after the frame).
+pub fn picture_area(app: &App) -> Option<Rect> {
+    use crate::app::state::{Overlay, Tab};
+    if app.tab != Tab::Query || !matches!(app.overlay, Overlay::None) || app.query.raw {
+        return None;
+    }
+    let r = app.query.result.as_ref()?;
+    let shown = app
+        .selected_query_service()
+        .is_some_and(|s| s.name == r.service);
+    if r.kind != QueryKind::Images || !shown {
+        return None;
+    }
+    if app.size.width < super::MIN_WIDTH || app.size.height < super::MIN_HEIGHT {
+        return None;
+    }
+    let body = super::regions(app.size).body;
+    let (_, _, result) = areas(body, app.visible_query_services().len());
+    let inner = widgets::block("", false, &app.theme).inner(result);
+    let (_, pic, _) = image_areas(inner);
+    (pic.width > 0 && pic.height > 0).then_some(pic)
+}
+
+fn image_result(frame: &mut Frame<'_>, area: Rect, r: &QueryResult, app: &App) {
+    let t = &app.theme;
+    let (notice, pic, bars) = image_areas(area);
     frame.render_widget(
         Paragraph::new(Span::styled(
             RESEARCH_USE.to_string(),
@@ -444,10 +478,8 @@ fn image_result(frame: &mut Frame<'_>, area: Rect, r: &QueryResult, t: &Theme) {
         )),
         notice,
     );
-    let pic_w = (rest.width / 2).min(34);
-    let [pic, bars] =
-        Layout::horizontal([Constraint::Length(pic_w), Constraint::Fill(1)]).areas(rest);
-    if let Some((w, h, px)) = &r.thumbnail {
+    let protocol = app.picture != super::picture::Protocol::HalfBlocks && r.png.is_some();
+    if let Some((w, h, px)) = r.thumbnail.as_ref().filter(|_| !protocol) {
         frame.render_widget(
             Paragraph::new(half_blocks(*w, *h, px, pic.width, pic.height)),
             pic,
