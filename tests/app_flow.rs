@@ -809,3 +809,39 @@ fn a_job_log_opens_full_screen_and_filters() {
     key(&mut app, KeyCode::Esc);
     assert!(matches!(app.overlay, Overlay::None));
 }
+
+#[test]
+fn a_model_version_can_be_queried_directly() {
+    let mut app = app(120, 30);
+    connected(
+        &mut app,
+        snapshot(vec![pool("LOCAL_CPU", PoolState::Active)], vec![], vec![]),
+    );
+    key(&mut app, KeyCode::Char(':'));
+    typed(&mut app, "version all_minilm_l6_v2 v1");
+    let effects = key(&mut app, KeyCode::Enter);
+    assert_eq!(app.tab, Tab::Query);
+    assert!(
+        effects.iter().any(
+            |e| matches!(e, Effect::Functions { service, model: Some(m), version: Some(v) }
+        if service == "ALL_MINILM_L6_V2 V1" && m == "ALL_MINILM_L6_V2" && v == "V1")
+        ),
+        "{effects:?}"
+    );
+    app.apply(Msg::Functions {
+        service: "ALL_MINILM_L6_V2 V1".into(),
+        result: Ok(hugflake::platform::protocol::functions_for(
+            "sentence-similarity",
+        )),
+    });
+    assert!(render(&app).contains("ALL_MINILM_L6_V2 V1 (version, direct)"));
+    key(&mut app, KeyCode::Char('e'));
+    typed(&mut app, "fever");
+    let ctrl_s = Event::Key(KeyEvent::new(KeyCode::Char('s'), KeyModifiers::CONTROL));
+    let effects = app.handle_event(&ctrl_s);
+    assert!(
+        effects.iter().any(|e| matches!(e, Effect::Query(r)
+        if r.version == Some(("ALL_MINILM_L6_V2".into(), "V1".into())) && r.method == "ENCODE")),
+        "{effects:?}"
+    );
+}

@@ -18,6 +18,8 @@ pub enum Command {
     HubFilter(HubField, Option<String>),
     /// Talk to another platform.
     Platform(crate::domain::PlatformKind),
+    /// Query a model version directly (None: the selected service again).
+    Version(Option<(String, String)>),
 }
 
 /// The Hub search filters the command bar sets.
@@ -56,6 +58,10 @@ pub const COMMANDS: &[(&str, &str)] = &[
         "Hub: only this library (e.g. sentence-transformers); none clears",
     ),
     (
+        "version ",
+        "Query: call MODEL VERSION directly (warehouse on Snowflake); none: services",
+    ),
+    (
         "platform local",
         "the local platform (a daemon on this machine)",
     ),
@@ -82,6 +88,15 @@ pub fn parse(line: &str) -> Result<Command, String> {
         )),
         ["theme"] => Err("`:theme` needs a name: default or colorblind".into()),
         ["quit" | "q" | "q!" | "qa"] => Ok(Command::Quit),
+        ["version"] | ["version", "none"] => Ok(Command::Version(None)),
+        ["version", m, v] => Ok(Command::Version(Some((
+            m.to_ascii_uppercase(),
+            v.to_ascii_uppercase(),
+        )))),
+        ["version", ..] => Err(
+            "`:version` takes a model and a version (e.g. :version ALL_MINILM_L6_V2 V1), or none"
+                .into(),
+        ),
         ["platform", "local"] => Ok(Command::Platform(crate::domain::PlatformKind::Local)),
         ["platform", "snowflake"] => Ok(Command::Platform(crate::domain::PlatformKind::Snowflake)),
         ["platform", ..] => Err("`:platform` takes local or snowflake".into()),

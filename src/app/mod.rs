@@ -530,10 +530,11 @@ async fn run_query(
             .collect(),
     };
     let raw_request = crate::platform::protocol::request(&rows);
-    let prediction = p
-        .predict(&r.service, &r.method, &rows)
-        .await
-        .map_err(|e| e.to_string())?;
+    let prediction = match &r.version {
+        Some((m, v)) => p.predict_version(m, v, &r.method, &rows).await,
+        None => p.predict(&r.service, &r.method, &rows).await,
+    }
+    .map_err(|e| e.to_string())?;
     let raw_response = crate::platform::protocol::response(
         prediction
             .outputs

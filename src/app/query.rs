@@ -117,10 +117,14 @@ pub struct QueryRequest {
     /// Search mode: the demo notes to embed with the query (when not cached yet).
     pub notes: Vec<String>,
     pub search: bool,
+    /// A model version called directly (warehouse inference on Snowflake) instead of a service.
+    pub version: Option<(String, String)>,
 }
 
 #[derive(Debug, Default)]
 pub struct QueryState {
+    /// `:version MODEL V`: call that version directly instead of the selected service.
+    pub version_target: Option<(String, String)>,
     pub input: String,
     pub editing: bool,
     pub search: bool,

@@ -528,6 +528,20 @@ impl App {
             }
         }
         if self.tab == Tab::Query
+            && let Some((m, v)) = self.query.version_target.clone()
+            && !self.query.functions.contains_key(&format!("{m} {v}"))
+        {
+            let key = format!("{m} {v}");
+            self.query
+                .functions
+                .insert(key.clone(), Err("loading…".into()));
+            effects.push(Effect::Functions {
+                service: key,
+                model: Some(m),
+                version: Some(v),
+            });
+        } else if self.tab == Tab::Query
+            && self.query.version_target.is_none()
             && let Some(s) = self.selected_query_service()
             && !self.query.functions.contains_key(&s.name)
         {
@@ -616,9 +630,17 @@ impl App {
     }
 
     /// The selected service's kind and method, once its functions are known.
+    /// What the Query pane calls: the `:version` target, else the selected service.
+    pub fn query_target(&self) -> Option<String> {
+        match &self.query.version_target {
+            Some((m, v)) => Some(format!("{m} {v}")),
+            None => self.selected_query_service().map(|s| s.name.clone()),
+        }
+    }
+
     pub fn query_kind(&self) -> Option<(QueryKind, String)> {
-        let s = self.selected_query_service()?;
-        match self.query.functions.get(&s.name)? {
+        let target = self.query_target()?;
+        match self.query.functions.get(&target)? {
             Ok(f) => QueryKind::of(f),
             Err(_) => None,
         }
@@ -626,7 +648,7 @@ impl App {
 
     /// Builds the call for what is typed, or says what is missing.
     fn query_request(&mut self) -> Option<Effect> {
-        let service = self.selected_query_service()?.name.clone();
+        let service = self.query_target()?;
         let Some((kind, method)) = self.query_kind() else {
             self.query.error = Some(format!("{service}: its methods are not known yet"));
             return None;
@@ -665,6 +687,7 @@ impl App {
             inputs,
             notes,
             search,
+            version: self.query.version_target.clone(),
         }))
     }
 
@@ -1273,7 +1296,7 @@ impl App {
             }
             Action::Import => return self.open_import_form(),
             Action::EditInput if self.tab == Tab::Query => {
-                if self.selected_query_service().is_some() {
+                if self.query_target().is_some() {
                     self.query.editing = true;
                 }
             }
@@ -1521,6 +1544,18 @@ impl App {
                     ),
                     false,
                 );
+            }
+            Ok(Command::Version(target)) => {
+                match &target {
+                    Some((m, v)) => self.set_flash(
+                        format!("Query calls {m} {v} directly (warehouse inference on Snowflake); :version none goes back"),
+                        false,
+                    ),
+                    None => self.set_flash("Query calls the selected service", false),
+                }
+                self.query.version_target = target;
+                self.query.result = None;
+                self.tab = Tab::Query;
             }
             Ok(Command::Platform(kind)) => {
                 if kind == self.platform_kind && matches!(self.link, Link::Connected { .. }) {

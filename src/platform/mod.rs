@@ -145,6 +145,16 @@ pub trait Platform: Send + Sync {
         method: &str,
         rows: &[Vec<serde_json::Value>],
     ) -> Result<Prediction>;
+
+    /// Calls a model version directly: warehouse inference on Snowflake
+    /// (`MODEL(m, v)!METHOD`); locally through a running service of that version.
+    async fn predict_version(
+        &self,
+        model: &str,
+        version: &str,
+        method: &str,
+        rows: &[Vec<serde_json::Value>],
+    ) -> Result<Prediction>;
 }
 
 /// What a service call returned.

@@ -65,9 +65,17 @@ pub fn render(frame: &mut Frame<'_>, body: Rect, app: &App) {
         ),
         "r retries; `hugflake doctor` shows the platform's state.",
     ) {
-        let [a, b] = Layout::vertical([Constraint::Fill(1), Constraint::Length(4)]).areas(body);
-        widgets::placeholder(frame, a, block, p, theme);
-        privacy(frame, b, app);
+        if app.query.version_target.is_none() {
+            let [a, b] =
+                Layout::vertical([Constraint::Fill(1), Constraint::Length(4)]).areas(body);
+            widgets::placeholder(frame, a, block, p, theme);
+            privacy(frame, b, app);
+            return;
+        }
+        // A version is queried directly: no service needed.
+        widgets::placeholder(frame, table_area, block, p, theme);
+        input(frame, input_area, app);
+        result(frame, result_area, app);
         return;
     }
     let table_rows: Vec<Row<'_>> = rows
@@ -124,7 +132,7 @@ fn privacy(frame: &mut Frame<'_>, area: Rect, app: &App) {
 fn input(frame: &mut Frame<'_>, area: Rect, app: &App) {
     let t = &app.theme;
     let q = &app.query;
-    let service = app.selected_query_service().map(|s| s.name.clone());
+    let service = app.query_target();
     let kind = app.query_kind();
     let functions = service.as_ref().and_then(|s| q.functions.get(s));
     let method = kind.as_ref().map_or("…".to_string(), |(_, m)| m.clone());
@@ -133,7 +141,10 @@ fn input(frame: &mut Frame<'_>, area: Rect, app: &App) {
         Some(QueryKind::Embeddings) => " · compare",
         _ => "",
     };
-    let title = format!(" Input · {method}{mode} ");
+    let title = match &q.version_target {
+        Some((m, v)) => format!(" Input · {m} {v} (version, direct) · {method}{mode} "),
+        None => format!(" Input · {method}{mode} "),
+    };
     let mut lines: Vec<Line<'_>> = Vec::new();
     match (kind, functions) {
         (Some((k, _)), _) => {
@@ -215,10 +226,12 @@ fn input(frame: &mut Frame<'_>, area: Rect, app: &App) {
 fn result(frame: &mut Frame<'_>, area: Rect, app: &App) {
     let t = &app.theme;
     let q = &app.query;
-    let Some(r) = q.result.as_ref().filter(|r| {
-        app.selected_query_service()
-            .is_some_and(|s| s.name == r.service)
-    }) else {
+    let target = app.query_target();
+    let Some(r) = q
+        .result
+        .as_ref()
+        .filter(|r| target.as_ref().is_some_and(|t| *t == r.service))
+    else {
         let text = if q.busy {
             "calling the service…"
         } else {
@@ -452,9 +465,7 @@ pub fn picture_area(app: &App) -> Option<Rect> {
         return None;
     }
     let r = app.query.result.as_ref()?;
-    let shown = app
-        .selected_query_service()
-        .is_some_and(|s| s.name == r.service);
+    let shown = app.query_target().is_some_and(|t| t == r.service);
     if r.kind != QueryKind::Images || !shown {
         return None;
     }

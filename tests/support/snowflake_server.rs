@@ -998,6 +998,34 @@ fn answer(st: &mut SimState, handle: &str, sql: &str, binds: &[String]) -> Respo
         );
         return running(handle);
     }
+    if let Some(rest) = upper.strip_prefix("SELECT MODEL(") {
+        // Warehouse inference on a version: MODEL(DB.S.M, V)!METHOD(?)
+        let inside = rest.split(")!").next().unwrap_or("");
+        let (m, v) = inside.split_once(", ").unwrap_or(("", ""));
+        let (model, version) = (last_part(m), v.trim().to_string());
+        if !st
+            .versions
+            .iter()
+            .any(|x| x.model == model && x.name == version)
+        {
+            return error(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "002003",
+                "02000",
+                &format!("Model '{m}' version '{version}' does not exist."),
+                Some(handle),
+            );
+        }
+        let rows = binds
+            .iter()
+            .map(|t| {
+                vec![s(
+                    &serde_json::to_string_pretty(&fake_output(&upper, t)).unwrap_or_default()
+                )]
+            })
+            .collect();
+        return result(handle, &["RESULT"], rows, 0);
+    }
     if upper.starts_with("SELECT ") && upper.contains('!') {
         // A service function: one row per bound input.
         let name = upper[7..]

@@ -338,6 +338,29 @@ impl Platform for LocalPlatform {
         .map(|_| ())
     }
 
+    async fn predict_version(
+        &self,
+        model: &str,
+        version: &str,
+        method: &str,
+        rows: &[Vec<serde_json::Value>],
+    ) -> Result<Prediction> {
+        let services = self.services().await?;
+        let svc = services
+            .iter()
+            .find(|s| {
+                s.model.as_deref() == Some(model)
+                    && s.model_version.as_deref() == Some(version)
+                    && s.status == crate::domain::ServiceStatus::Running
+            })
+            .ok_or_else(|| {
+                PlatformError::Conflict(format!(
+                    "on the local platform a model version answers through a service, and no RUNNING service serves {model} {version}: deploy it or resume its service"
+                ))
+            })?;
+        self.predict(&svc.name, method, rows).await
+    }
+
     async fn predict(
         &self,
         service: &str,

@@ -821,6 +821,34 @@ impl Platform for SnowflakePlatform {
         Ok(())
     }
 
+    async fn predict_version(
+        &self,
+        model: &str,
+        version: &str,
+        method: &str,
+        rows: &[Vec<Value>],
+    ) -> Result<Prediction> {
+        let q = self.qualify(model)?;
+        let v = Ident::parse(version).map_err(PlatformError::Invalid)?;
+        let started = std::time::Instant::now();
+        let mut outputs = Vec::with_capacity(rows.len());
+        for row in rows {
+            let [Value::String(input)] = row.as_slice() else {
+                return Err(PlatformError::Invalid(
+                    "warehouse inference takes one text input per row".into(),
+                ));
+            };
+            let rs = self
+                .run(&statements::warehouse_call(&q, &v, method, input))
+                .await?;
+            outputs.push(variant(rs.scalar()));
+        }
+        Ok(Prediction {
+            outputs,
+            latency_ms: started.elapsed().as_secs_f64() * 1000.0,
+        })
+    }
+
     async fn predict(
         &self,
         service: &str,

@@ -148,6 +148,17 @@ pub fn service_call(service: &Qualified, method: &str, inputs: &[String]) -> Sta
     }
 }
 
+/// Warehouse inference on a model version, inputs bound.
+pub fn warehouse_call(model: &Qualified, version: &Ident, method: &str, input: &str) -> Statement {
+    Statement {
+        sql: format!(
+            "SELECT MODEL({model}, {version})!{}(?)",
+            method_ident(method)
+        ),
+        bindings: vec![text(input)],
+    }
+}
+
 // ---- specs ----
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
