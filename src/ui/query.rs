@@ -66,8 +66,7 @@ pub fn render(frame: &mut Frame<'_>, body: Rect, app: &App) {
         "r retries; `hugflake doctor` shows the platform's state.",
     ) {
         if app.query.version_target.is_none() {
-            let [a, b] =
-                Layout::vertical([Constraint::Fill(1), Constraint::Length(4)]).areas(body);
+            let [a, b] = Layout::vertical([Constraint::Fill(1), Constraint::Length(4)]).areas(body);
             widgets::placeholder(frame, a, block, p, theme);
             privacy(frame, b, app);
             return;
