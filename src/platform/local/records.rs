@@ -48,13 +48,6 @@ pub struct VersionLocation {
     pub total_bytes: u64,
 }
 
-fn enum_text<T: Serialize>(v: T) -> String {
-    serde_json::to_value(v)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_default()
-}
-
 fn enum_parse<T: serde::de::DeserializeOwned>(s: String) -> Result<T> {
     serde_json::from_value(serde_json::Value::String(s.clone()))
         .map_err(|_| RegistryError::BadValue(format!("unknown state `{s}`")))
@@ -580,9 +573,4 @@ impl Registry {
         }
         Ok(())
     }
-}
-
-/// The state a `JobState` is written as.
-pub fn job_state_text(s: JobState) -> String {
-    enum_text(s)
 }
