@@ -280,20 +280,28 @@ pub async fn start(p: &SnowflakePlatform, mut spec: ImportSpec) -> Result<JobSum
     Ok(summary)
 }
 
-pub async fn cancel(p: &SnowflakePlatform, id: &str) -> Result<JobSummary> {
+/// The job, if it is in one of `states` (`what` says which jobs an action takes).
+fn job_in(p: &SnowflakePlatform, id: &str, states: &[JobState], what: &str) -> Result<SfJob> {
     let job = p
         .jobs
         .get(id)
         .ok_or_else(|| PlatformError::NotFound(format!("job {id}")))?;
-    if !matches!(
-        job.detail.summary.state,
-        JobState::Queued | JobState::Running
-    ) {
+    if !states.contains(&job.detail.summary.state) {
         return Err(PlatformError::Conflict(format!(
-            "job {id} is {}: only queued or running jobs can be cancelled",
+            "job {id} is {}: {what}",
             job.detail.summary.state
         )));
     }
+    Ok(job)
+}
+
+pub async fn cancel(p: &SnowflakePlatform, id: &str) -> Result<JobSummary> {
+    let job = job_in(
+        p,
+        id,
+        &[JobState::Queued, JobState::Running],
+        "only queued or running jobs can be cancelled",
+    )?;
     for h in [&job.import_handle, &job.deploy_handle]
         .into_iter()
         .flatten()
@@ -313,19 +321,12 @@ pub async fn cancel(p: &SnowflakePlatform, id: &str) -> Result<JobSummary> {
 }
 
 pub async fn retry(p: &SnowflakePlatform, id: &str) -> Result<JobSummary> {
-    let job = p
-        .jobs
-        .get(id)
-        .ok_or_else(|| PlatformError::NotFound(format!("job {id}")))?;
-    if !matches!(
-        job.detail.summary.state,
-        JobState::Failed | JobState::Cancelled
-    ) {
-        return Err(PlatformError::Conflict(format!(
-            "job {id} is {}: only failed or cancelled jobs can be retried",
-            job.detail.summary.state
-        )));
-    }
+    job_in(
+        p,
+        id,
+        &[JobState::Failed, JobState::Cancelled],
+        "only failed or cancelled jobs can be retried",
+    )?;
     p.jobs.update(id, |j| {
         for s in &mut j.detail.stages {
             if !matches!(s.state, StageState::Done | StageState::Skipped) {
