@@ -58,6 +58,10 @@ pub enum Command {
         /// Print JSON on stdout
         #[arg(long)]
         json: bool,
+        /// Exit with 3 when a pool or service is faulty (FAILED, INTERNAL_ERROR, a pool error),
+        /// for cron and on-call scripts
+        #[arg(long)]
+        fail_on_unhealthy: bool,
     },
     /// Search the Hugging Face Hub
     Search {

@@ -179,7 +179,10 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Tui => runtime.block_on(crate::app::run(ctx)),
         Command::Serve { port, stop: false } => runtime.block_on(serve(&ctx, port)),
         Command::Serve { stop: true, .. } => runtime.block_on(stop(&ctx)),
-        Command::Status { json } => runtime.block_on(status(&ctx, json)),
+        Command::Status {
+            json,
+            fail_on_unhealthy,
+        } => runtime.block_on(status(&ctx, json, fail_on_unhealthy)),
         Command::Catalog { json } => catalog(&ctx, json),
         Command::Predict {
             service: Some(service),
@@ -393,18 +396,61 @@ async fn stop(ctx: &Context) -> Result<()> {
     Ok(())
 }
 
-async fn status(ctx: &Context, json: bool) -> Result<()> {
+async fn status(ctx: &Context, json: bool, fail_on_unhealthy: bool) -> Result<()> {
     let (client, line) = ctx.opener().open().await?;
     if !json || line.starts_with("started") {
         eprintln!("{line}");
     }
     let snap = platform::snapshot(client.as_ref()).await?;
     if json {
-        print_json(&snap)
+        print_json(&snap)?;
     } else {
         print!("{}", status_text(&snap));
-        Ok(())
     }
+    let faults = unhealthy(&snap);
+    if fail_on_unhealthy && !faults.is_empty() {
+        for f in &faults {
+            eprintln!("unhealthy: {f}");
+        }
+        std::process::exit(3);
+    }
+    Ok(())
+}
+
+/// Pools and services that are faulty, each with why.
+pub fn unhealthy(snap: &Snapshot) -> Vec<String> {
+    use crate::domain::Health;
+    let pools = snap
+        .pools
+        .iter()
+        .filter(|p| p.health() == Health::Fault)
+        .map(|p| {
+            format!(
+                "compute pool {} {}{}",
+                p.name,
+                p.state,
+                p.status_message
+                    .as_deref()
+                    .map(|m| format!(": {m}"))
+                    .unwrap_or_default()
+            )
+        });
+    let services = snap
+        .services
+        .iter()
+        .filter(|s| s.health() == Health::Fault)
+        .map(|s| {
+            format!(
+                "service {} {}{}",
+                s.name,
+                s.status,
+                s.message
+                    .as_deref()
+                    .map(|m| format!(": {m}"))
+                    .unwrap_or_default()
+            )
+        });
+    pools.chain(services).collect()
 }
 
 /// `hugflake status` as text.

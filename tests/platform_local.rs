@@ -931,3 +931,40 @@ async fn a_daemon_killed_mid_download_resumes_without_refetching() {
     .await;
     p.kill_daemon();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn status_fails_on_an_unhealthy_service_when_asked() {
+    let mut p = Platform0::start(vec![ner_repo()]).await;
+    let client = p.serve().await;
+    let mut s = spec("fixtures/tiny-bert-ner", "NER");
+    s.task = Some("token-classification".into());
+    let job = client.import(&s).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        wait_job(&client, &job.id, Duration::from_secs(60))
+            .await
+            .summary
+            .state,
+        JobState::Done
+    );
+    let (code, _, err) = p.run(&["status", "--fail-on-unhealthy"]);
+    assert_eq!(code, 0, "{err}");
+    // Kill the instance: while it is FAILED, status says so and exits 3.
+    let pid = client.containers("NER_SVC").await.unwrap_or_default()[0]
+        .pid
+        .unwrap_or(0);
+    let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+    wait_status(
+        &client,
+        "NER_SVC",
+        ServiceStatus::Failed,
+        Duration::from_secs(10),
+    )
+    .await;
+    let (code, _, err) = p.run(&["status", "--fail-on-unhealthy", "--json"]);
+    assert_eq!(code, 3, "{err}");
+    assert!(
+        err.contains("unhealthy: service NER_SVC FAILED: instance 0 was killed by signal 9"),
+        "{err}"
+    );
+    p.kill_daemon();
+}
