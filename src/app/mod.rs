@@ -495,20 +495,12 @@ async fn run_query(
     let rows: Vec<Vec<serde_json::Value>> = match r.kind {
         QueryKind::Images => {
             let path = std::path::PathBuf::from(r.inputs[0].trim());
-            let bytes =
-                std::fs::read(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-            let img = image::load_from_memory(&bytes)
-                .map_err(|e| format!("{}: not a PNG or JPEG image: {e}", path.display()))?;
-            let small = img.thumbnail(64, 64).to_rgb8();
-            thumbnail = Some((small.width(), small.height(), small.into_raw()));
-            let mut out = std::io::Cursor::new(Vec::new());
-            if img
-                .thumbnail(384, 384)
-                .write_to(&mut out, image::ImageFormat::Png)
-                .is_ok()
-            {
-                png = Some(out.into_inner());
-            }
+            // Reading, decoding and re-encoding an image is CPU work: off the async workers.
+            let (bytes, small, big) = tokio::task::spawn_blocking(move || picture_of(&path))
+                .await
+                .map_err(|e| e.to_string())??;
+            thumbnail = Some(small);
+            png = big;
             let labels: Vec<String> = r.inputs[1]
                 .split(',')
                 .map(|l| l.trim().to_string())
@@ -580,4 +572,26 @@ fn show_picture(app: &App, shown: &mut Option<(ratatui::layout::Rect, usize)>) {
     }
     let _ = out.flush();
     *shown = key;
+}
+
+/// An image file's bytes, a 64-pixel RGB thumbnail for half-blocks, and a PNG for the graphics
+/// protocols.
+type Picture = (Vec<u8>, (u32, u32, Vec<u8>), Option<Vec<u8>>);
+
+fn picture_of(path: &std::path::Path) -> std::result::Result<Picture, String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let img = image::load_from_memory(&bytes)
+        .map_err(|e| format!("{}: not a PNG or JPEG image: {e}", path.display()))?;
+    let small = img.thumbnail(64, 64).to_rgb8();
+    let mut out = std::io::Cursor::new(Vec::new());
+    let png = img
+        .thumbnail(384, 384)
+        .write_to(&mut out, image::ImageFormat::Png)
+        .is_ok()
+        .then(|| out.into_inner());
+    Ok((
+        bytes,
+        (small.width(), small.height(), small.into_raw()),
+        png,
+    ))
 }

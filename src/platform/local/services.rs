@@ -219,7 +219,8 @@ struct InstanceRt {
     last_exit_code: Option<i32>,
     start_time: Option<DateTime<Utc>>,
     message: Option<String>,
-    token: Secret,
+    /// New at every start of the instance; `None` until then.
+    token: Option<Secret>,
 }
 
 struct SvcState {
@@ -344,7 +345,7 @@ impl ServiceRt {
                     last_exit_code: None,
                     start_time: None,
                     message: None,
-                    token: Secret::random().unwrap_or_else(|_| Secret::new(uuid_like())),
+                    token: None,
                 })
                 .collect();
         }
@@ -421,12 +422,13 @@ impl ServiceRt {
         cancel: &CancellationToken,
     ) -> Option<(Option<i32>, String)> {
         let spec = &self.row.spec;
-        let token = self
-            .state
-            .lock()
-            .ok()
-            .and_then(|s| s.instances.get(id).map(|i| i.token.clone()))
-            .unwrap_or_else(|| Secret::new(uuid_like()));
+        // A fresh token for each start; without randomness the instance does not start.
+        let token = match Secret::random() {
+            Ok(t) => t,
+            Err(e) => return Some((None, format!("cannot make an instance token: {e}"))),
+        };
+        let stored = token.clone();
+        self.update(id, |i| i.token = Some(stored));
         let mut cmd = tokio::process::Command::new(&self.settings.exe);
         cmd.arg("instance")
             .arg("--model-dir")
@@ -598,7 +600,7 @@ impl ServiceRt {
                 s.instances
                     .iter()
                     .filter(|i| i.status == InstanceStatus::Ready)
-                    .filter_map(|i| i.port.map(|p| (p, i.token.clone())))
+                    .filter_map(|i| i.port.zip(i.token.clone()))
                     .collect()
             })
             .unwrap_or_default()
@@ -633,14 +635,6 @@ impl ServiceRt {
         svc.target_instances = self.target();
         svc.endpoint = Some(format!("http://127.0.0.1:{}", self.port));
     }
-}
-
-fn uuid_like() -> String {
-    format!(
-        "{:x}{:x}",
-        std::process::id(),
-        Utc::now().timestamp_nanos_opt().unwrap_or(0)
-    )
 }
 
 /// Resident memory of a process (Linux `/proc/<pid>/status`).

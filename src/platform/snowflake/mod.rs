@@ -261,10 +261,7 @@ impl SnowflakePlatform {
             created_on: ts(rs.get(i, "created_on")).unwrap_or_else(Utc::now),
             resumed_on: ts(rs.get(i, "resumed_on")),
             suspended_on: ts(rs.get(i, "suspended_on")),
-            message: rs
-                .get(i, "comment")
-                .filter(|c| !c.is_empty())
-                .map(str::to_string),
+            message: rs.text(i, "comment"),
             name,
         })
     }
@@ -493,18 +490,9 @@ fn pool_from_row(
         created_on: ts(rs.get(i, "created_on")).unwrap_or_else(Utc::now),
         resumed_on: ts(rs.get(i, "resumed_on")),
         updated_on: ts(rs.get(i, "updated_on")),
-        comment: rs
-            .get(i, "comment")
-            .filter(|c| !c.is_empty())
-            .map(str::to_string),
-        error_code: rs
-            .get(i, "error_code")
-            .filter(|c| !c.is_empty())
-            .map(str::to_string),
-        status_message: rs
-            .get(i, "status_message")
-            .filter(|c| !c.is_empty())
-            .map(str::to_string),
+        comment: rs.text(i, "comment"),
+        error_code: rs.text(i, "error_code"),
+        status_message: rs.text(i, "status_message"),
     })
 }
 
@@ -574,10 +562,7 @@ impl Platform for SnowflakePlatform {
                         })
                         .unwrap_or_default(),
                     source: None,
-                    comment: rs
-                        .get(i, "comment")
-                        .filter(|c| !c.is_empty())
-                        .map(str::to_string),
+                    comment: rs.text(i, "comment"),
                     created_on: ts(rs.get(i, "created_on")).unwrap_or_else(Utc::now),
                 })
             })
@@ -692,10 +677,7 @@ impl Platform for SnowflakePlatform {
                     .get(i, "status")
                     .and_then(|s| s.parse().ok())
                     .unwrap_or(InstanceStatus::Pending),
-                message: rs
-                    .get(i, "message")
-                    .filter(|m| !m.is_empty())
-                    .map(str::to_string),
+                message: rs.text(i, "message"),
                 restart_count: num(rs.get(i, "restart_count")),
                 start_time: ts(rs.get(i, "start_time")),
                 last_exit_code: rs.get(i, "last_exit_code").and_then(|c| c.parse().ok()),

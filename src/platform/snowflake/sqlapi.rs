@@ -98,6 +98,13 @@ impl ResultSet {
         self.rows.get(row)?.get(i)?.as_deref()
     }
 
+    /// A value that is present and not empty, owned (SHOW leaves optional columns empty).
+    pub fn text(&self, row: usize, name: &str) -> Option<String> {
+        self.get(row, name)
+            .filter(|v| !v.is_empty())
+            .map(str::to_string)
+    }
+
     /// The single value of a one-row, one-column answer (`CALL SYSTEM$...`).
     pub fn scalar(&self) -> Option<&str> {
         self.rows.first()?.first()?.as_deref()
