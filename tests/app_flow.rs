@@ -845,3 +845,38 @@ fn a_model_version_can_be_queried_directly() {
         "{effects:?}"
     );
 }
+
+#[test]
+fn a_send_before_the_methods_arrive_goes_out_when_they_do() {
+    let mut app = app(120, 30);
+    connected(
+        &mut app,
+        snapshot(
+            vec![pool("LOCAL_CPU", PoolState::Active)],
+            vec![service("MINI_SVC", ServiceStatus::Running, 1)],
+            vec![],
+        ),
+    );
+    key(&mut app, KeyCode::Char('4'));
+    key(&mut app, KeyCode::Char('e'));
+    typed(&mut app, "fever");
+    let ctrl_s = Event::Key(KeyEvent::new(KeyCode::Char('s'), KeyModifiers::CONTROL));
+    assert!(
+        app.handle_event(&ctrl_s)
+            .iter()
+            .all(|e| !matches!(e, Effect::Query(_)))
+    );
+    assert!(!render(&app).contains("not known"));
+    let effects = app.apply(Msg::Functions {
+        service: "MINI_SVC".into(),
+        result: Ok(hugflake::platform::protocol::functions_for(
+            "sentence-similarity",
+        )),
+    });
+    assert!(
+        effects
+            .iter()
+            .any(|e| matches!(e, Effect::Query(r) if r.inputs == vec!["fever".to_string()])),
+        "{effects:?}"
+    );
+}

@@ -9,6 +9,9 @@ use serde_json::Value;
 
 use crate::domain::Function;
 
+/// What the functions map holds for a service while its methods are being read.
+pub const LOADING: &str = "loading…";
+
 /// The synthetic clinical notes of the semantic-search demo (no real patient data).
 pub const DEMO_NOTES: &str = include_str!("../../assets/demo/clinical_notes.txt");
 
@@ -126,6 +129,8 @@ pub struct QueryState {
     /// `:version MODEL V`: call that version directly instead of the selected service.
     pub version_target: Option<(String, String)>,
     pub input: String,
+    /// A send asked for while the service's methods were still being read.
+    pub send_when_ready: bool,
     pub editing: bool,
     pub search: bool,
     pub raw: bool,

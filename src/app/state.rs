@@ -534,7 +534,7 @@ impl App {
             let key = format!("{m} {v}");
             self.query
                 .functions
-                .insert(key.clone(), Err("loading…".into()));
+                .insert(key.clone(), Err(super::query::LOADING.into()));
             effects.push(Effect::Functions {
                 service: key,
                 model: Some(m),
@@ -549,7 +549,7 @@ impl App {
                 (s.name.clone(), s.model.clone(), s.model_version.clone());
             self.query
                 .functions
-                .insert(service.clone(), Err("loading…".into()));
+                .insert(service.clone(), Err(super::query::LOADING.into()));
             effects.push(Effect::Functions {
                 service,
                 model,
@@ -650,7 +650,21 @@ impl App {
     fn query_request(&mut self) -> Option<Effect> {
         let service = self.query_target()?;
         let Some((kind, method)) = self.query_kind() else {
-            self.query.error = Some(format!("{service}: its methods are not known yet"));
+            let loading = matches!(
+                self.query.functions.get(&service),
+                Some(Err(e)) if e == super::query::LOADING
+            );
+            if loading {
+                // Sent as soon as the methods arrive.
+                self.query.send_when_ready = true;
+                self.query.error = None;
+                self.set_flash(
+                    format!("reading {service}'s methods; the call follows"),
+                    false,
+                );
+            } else {
+                self.query.error = Some(format!("{service}: its methods are not known"));
+            }
             return None;
         };
         let lines: Vec<String> = self
@@ -893,7 +907,15 @@ impl App {
             },
             Msg::ServiceDetail(d) => self.service_detail = Some(*d),
             Msg::Functions { service, result } => {
-                self.query.functions.insert(service, result);
+                self.query.functions.insert(service.clone(), result);
+                if self.query.send_when_ready && self.query_target() == Some(service) {
+                    self.query.send_when_ready = false;
+                    if let Some(e) = self.query_request() {
+                        let mut effects = vec![e];
+                        effects.extend(self.follow_up());
+                        return effects;
+                    }
+                }
             }
             Msg::QueryDone { request, result } => {
                 self.query.busy = false;
