@@ -5,6 +5,11 @@
 //! daemon and its client) know nothing of terminals; `app` and `ui` are the TUI; `headless` is the
 //! same engine for scripts.
 
+/// mimalloc keeps freed pages for reuse: the encoder allocates activations of a few megabytes per
+/// layer, which glibc's allocator maps and unmaps each time (page faults on every pass).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 pub mod app;
 pub mod cli;
 pub mod config;

@@ -8,8 +8,9 @@
 
 use std::path::Path;
 
-use candle_core::{CpuStorage, CustomOp1, Device, Layout, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, Device, Layout, Shape, Tensor};
 use candle_nn::VarBuilder;
+use pulp::{Simd, WithSimd};
 use rayon::prelude::*;
 use serde::Deserialize;
 use tokenizers::Encoding;
@@ -73,10 +74,29 @@ impl Config {
     }
 }
 
-/// `y = x Wᵀ + b` with Wᵀ stored contiguous (no bias when `b` is `None`).
+/// Runs a kernel compiled for the best vector instructions this CPU has (AVX-512, AVX2+FMA, or
+/// baseline), chosen at run time: the kernels below are plain loops that the compiler vectorises
+/// once it may use those instructions. Each kernel's body sits in an `#[inline(always)]`
+/// `with_simd`, so it is compiled inside pulp's `#[target_feature]` function.
+#[inline(always)]
+fn simd<K: WithSimd>(kernel: K) -> K::Output {
+    pulp::Arch::new().dispatch(kernel)
+}
+
+/// Rows handed to one parallel task by the row-wise kernels.
+const ROWS_PER_TASK: usize = 8;
+
+/// Below this many elements a row-wise kernel runs on the calling thread: waking the pool's
+/// threads would cost more than the work.
+const SERIAL_ELEMENTS: usize = 1 << 15;
+
+/// Tokens per encoder pass (see [`BertModel::forward_packed`]).
+const TOKENS_PER_PASS: usize = 512;
+
+/// `y = x Wᵀ + b` with Wᵀ stored contiguous (no bias when `b` is empty).
 pub(crate) struct Linear {
     wt: Tensor,
-    b: Option<Tensor>,
+    b: Vec<f32>,
 }
 
 impl Linear {
@@ -90,7 +110,7 @@ impl Linear {
         let w = vb.get((out, inp), "weight")?;
         Ok(Linear {
             wt: w.t()?.contiguous()?,
-            b: None,
+            b: Vec::new(),
         })
     }
 
@@ -99,26 +119,37 @@ impl Linear {
         let w = Tensor::cat(ws, 0)?;
         Ok(Linear {
             wt: w.t()?.contiguous()?,
-            b: Some(Tensor::cat(bs, 0)?),
+            b: Tensor::cat(bs, 0)?.to_vec1::<f32>()?,
         })
     }
 
+    /// `x Wᵀ` without the bias, for kernels that add it as they read.
+    fn product(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        x.matmul(&self.wt)
+    }
+
     pub(crate) fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        let y = x.matmul(&self.wt)?;
-        match &self.b {
-            Some(b) => y.broadcast_add(b),
-            None => Ok(y),
+        let y = self.product(x)?;
+        if self.b.is_empty() {
+            return Ok(y);
         }
+        y.contiguous()?.apply_op1_no_bwd(&BiasAct {
+            bias: &self.b,
+            gelu: false,
+        })
+    }
+
+    /// `gelu(x Wᵀ + b)` in one pass over the product.
+    fn forward_gelu(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        self.product(x)?.contiguous()?.apply_op1_no_bwd(&BiasAct {
+            bias: &self.b,
+            gelu: true,
+        })
     }
 }
 
+/// Layer norm over the last axis, rows in parallel, sums in eight lanes so they vectorise.
 pub(crate) struct LayerNorm {
-    op: LayerNormOp,
-}
-
-/// Layer norm over the last axis, rows in parallel, sums in eight lanes so they vectorise
-/// (candle's kernel sums one float at a time).
-struct LayerNormOp {
     w: Vec<f32>,
     b: Vec<f32>,
     eps: f32,
@@ -131,21 +162,212 @@ impl LayerNorm {
             _ => (vb.get(size, "gamma")?, vb.get(size, "beta")?),
         };
         Ok(LayerNorm {
-            op: LayerNormOp {
-                w: w.to_vec1::<f32>()?,
-                b: b.to_vec1::<f32>()?,
-                eps: eps as f32,
-            },
+            w: w.to_vec1::<f32>()?,
+            b: b.to_vec1::<f32>()?,
+            eps: eps as f32,
         })
     }
 
     pub(crate) fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        x.contiguous()?.apply_op1_no_bwd(&self.op)
+        x.contiguous()?.apply_op1_no_bwd(&AddNorm {
+            norm: self,
+            bias: &[],
+        })
+    }
+
+    /// `norm(y + bias + residual)` in one pass (the post-norm BERT block's tail).
+    fn add_forward(
+        &self,
+        y: &Tensor,
+        bias: &[f32],
+        residual: &Tensor,
+    ) -> candle_core::Result<Tensor> {
+        y.contiguous()?
+            .apply_op2_no_bwd(&residual.contiguous()?, &AddNorm { norm: self, bias })
+    }
+
+    /// Normalises one row in place.
+    #[inline(always)]
+    fn row(&self, o: &mut [f32]) {
+        let n = o.len() as f32;
+        let mean = lane_sum(o, |v| v) / n;
+        let var = lane_sum(o, |v| (v - mean) * (v - mean)) / n;
+        let inv = 1.0 / (var + self.eps).sqrt();
+        for ((y, &w), &b) in o.iter_mut().zip(&self.w).zip(&self.b) {
+            *y = (*y - mean) * inv * w + b;
+        }
+    }
+}
+
+/// Kernel: `rows = norm(rows + bias + residual)`, row by row.
+struct NormRows<'a> {
+    norm: &'a LayerNorm,
+    bias: &'a [f32],
+    residual: Option<&'a [f32]>,
+    rows: &'a mut [f32],
+}
+
+impl WithSimd for NormRows<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, _: S) {
+        let n = self.norm.w.len();
+        for (r, o) in self.rows.chunks_exact_mut(n).enumerate() {
+            if let Some(res) = self.residual {
+                for (y, &v) in o.iter_mut().zip(&res[r * n..(r + 1) * n]) {
+                    *y += v;
+                }
+            }
+            if !self.bias.is_empty() {
+                for (y, &b) in o.iter_mut().zip(self.bias) {
+                    *y += b;
+                }
+            }
+            self.norm.row(o);
+        }
+    }
+}
+
+/// `norm(x + bias [+ residual])`, rows in parallel.
+struct AddNorm<'a> {
+    norm: &'a LayerNorm,
+    bias: &'a [f32],
+}
+
+impl AddNorm<'_> {
+    fn run(
+        &self,
+        x: &[f32],
+        residual: Option<&[f32]>,
+        shape: &Shape,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let n = self.norm.w.len();
+        if n == 0 || !x.len().is_multiple_of(n) || residual.is_some_and(|r| r.len() != x.len()) {
+            candle_core::bail!("layer norm: last axis is not {n}");
+        }
+        if !self.bias.is_empty() && self.bias.len() != n {
+            candle_core::bail!("layer norm: bias is not {n} long");
+        }
+        let mut out = x.to_vec();
+        let task = |(c, rows): (usize, &mut [f32])| {
+            let base = c * ROWS_PER_TASK * n;
+            simd(NormRows {
+                norm: self.norm,
+                bias: self.bias,
+                residual: residual.map(|r| &r[base..base + rows.len()]),
+                rows,
+            })
+        };
+        if out.len() <= SERIAL_ELEMENTS {
+            out.chunks_mut(n * ROWS_PER_TASK).enumerate().for_each(task);
+        } else {
+            out.par_chunks_mut(n * ROWS_PER_TASK)
+                .enumerate()
+                .for_each(task);
+        }
+        Ok((CpuStorage::F32(out), shape.clone()))
+    }
+}
+
+impl CustomOp1 for AddNorm<'_> {
+    fn name(&self) -> &'static str {
+        "layer-norm"
+    }
+
+    fn cpu_fwd(
+        &self,
+        storage: &CpuStorage,
+        layout: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let x = contiguous_f32(storage, layout, "layer norm")?;
+        self.run(x, None, layout.shape())
+    }
+}
+
+impl CustomOp2 for AddNorm<'_> {
+    fn name(&self) -> &'static str {
+        "add-bias-residual-layer-norm"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let x = contiguous_f32(s1, l1, "layer norm")?;
+        let r = contiguous_f32(s2, l2, "layer norm")?;
+        self.run(x, Some(r), l1.shape())
+    }
+}
+
+/// `x + bias` over rows, then exact GELU when asked.
+struct BiasAct<'a> {
+    bias: &'a [f32],
+    gelu: bool,
+}
+
+impl CustomOp1 for BiasAct<'_> {
+    fn name(&self) -> &'static str {
+        "bias-gelu"
+    }
+
+    fn cpu_fwd(
+        &self,
+        storage: &CpuStorage,
+        layout: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let src = contiguous_f32(storage, layout, "bias")?;
+        let n = match layout.shape().dims().last() {
+            Some(&n) if n > 0 => n,
+            _ => candle_core::bail!("bias: empty last axis"),
+        };
+        if !self.bias.is_empty() && self.bias.len() != n {
+            candle_core::bail!("bias: {} values for rows of {n}", self.bias.len());
+        }
+        let mut out = src.to_vec();
+        let rows = (16 * 1024 / n).max(1);
+        let task = |chunk: &mut [f32]| simd(BiasActRows { op: self, n, chunk });
+        if out.len() <= SERIAL_ELEMENTS {
+            out.chunks_mut(n * rows).for_each(task);
+        } else {
+            out.par_chunks_mut(n * rows).for_each(task);
+        }
+        Ok((CpuStorage::F32(out), layout.shape().clone()))
+    }
+}
+
+/// Kernel: [`BiasAct`] over a chunk of rows.
+struct BiasActRows<'a> {
+    op: &'a BiasAct<'a>,
+    n: usize,
+    chunk: &'a mut [f32],
+}
+
+impl WithSimd for BiasActRows<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, _: S) {
+        for o in self.chunk.chunks_mut(self.n) {
+            if !self.op.bias.is_empty() {
+                for (y, &b) in o.iter_mut().zip(self.op.bias) {
+                    *y += b;
+                }
+            }
+            if self.op.gelu {
+                for y in o.iter_mut() {
+                    *y = 0.5 * *y * (1.0 + erf(*y * std::f32::consts::FRAC_1_SQRT_2));
+                }
+            }
+        }
     }
 }
 
 /// Sum of a slice in eight independent lanes.
-#[inline]
+#[inline(always)]
 fn lane_sum(xs: &[f32], f: impl Fn(f32) -> f32) -> f32 {
     let mut acc = [0f32; 8];
     let chunks = xs.chunks_exact(8);
@@ -158,9 +380,53 @@ fn lane_sum(xs: &[f32], f: impl Fn(f32) -> f32) -> f32 {
     acc.iter().sum::<f32>() + tail
 }
 
-impl CustomOp1 for LayerNormOp {
+/// Multi-head self-attention over `[rows, h]` hidden states holding several sequences: one fused
+/// QKV product, then a kernel per (sequence, head) pair, all pairs in parallel: scaled dot
+/// products, softmax, weighted sum of values. `spans` gives each sequence's first row and length;
+/// rows outside every span (padding) come back zero. Returns `[rows, h]` before the output
+/// projection.
+fn attention_spans(
+    x: &Tensor,
+    qkv: &Linear,
+    heads: usize,
+    d: usize,
+    spans: &[(usize, usize)],
+) -> candle_core::Result<Tensor> {
+    qkv.product(x)?.contiguous()?.apply_op1_no_bwd(&Attention {
+        bias: &qkv.b,
+        heads,
+        d,
+        spans,
+    })
+}
+
+/// Attention over a padded `[b * t, h]` batch (`lengths`: each sequence's real length; `None`: all
+/// `t`).
+pub(crate) fn attention(
+    x: &Tensor,
+    qkv: &Linear,
+    (b, t, heads, d): (usize, usize, usize, usize),
+    lengths: Option<&[usize]>,
+) -> candle_core::Result<Tensor> {
+    let spans: Vec<(usize, usize)> = (0..b)
+        .map(|i| {
+            let len = lengths.and_then(|l| l.get(i).copied()).unwrap_or(t).min(t);
+            (i * t, len)
+        })
+        .collect();
+    attention_spans(x, qkv, heads, d, &spans)
+}
+
+struct Attention<'a> {
+    bias: &'a [f32],
+    heads: usize,
+    d: usize,
+    spans: &'a [(usize, usize)],
+}
+
+impl CustomOp1 for Attention<'_> {
     fn name(&self) -> &'static str {
-        "layer-norm-lanes"
+        "attention"
     }
 
     fn cpu_fwd(
@@ -168,107 +434,189 @@ impl CustomOp1 for LayerNormOp {
         storage: &CpuStorage,
         layout: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let src = contiguous_f32(storage, layout, "layer norm")?;
-        let n = self.w.len();
-        if n == 0 || src.len() % n != 0 {
-            candle_core::bail!("layer norm: last axis is not {n}");
+        let data = contiguous_f32(storage, layout, "attention")?;
+        let (heads, d) = (self.heads, self.d);
+        let h = heads * d;
+        let (rows, width) = layout.shape().dims2()?;
+        if width != 3 * h || (!self.bias.is_empty() && self.bias.len() != 3 * h) {
+            candle_core::bail!("attention: rows of {width} for {heads} heads of {d}");
         }
-        let mut out = vec![0f32; src.len()];
-        out.par_chunks_mut(n)
-            .zip(src.par_chunks(n))
-            .for_each(|(o, x)| {
-                let mean = lane_sum(x, |v| v) / n as f32;
-                let var = lane_sum(x, |v| (v - mean) * (v - mean)) / n as f32;
-                let inv = 1.0 / (var + self.eps).sqrt();
-                for (((y, &v), &w), &b) in o.iter_mut().zip(x).zip(&self.w).zip(&self.b) {
-                    *y = (v - mean) * inv * w + b;
-                }
-            });
-        Ok((CpuStorage::F32(out), layout.shape().clone()))
+        if self.spans.iter().any(|&(s, l)| s + l > rows) {
+            candle_core::bail!("attention: a sequence runs past the {rows} rows");
+        }
+        let pairs: Vec<Vec<f32>> = (0..self.spans.len() * heads)
+            .into_par_iter()
+            .map(|p| {
+                let (start, len) = self.spans[p / heads];
+                simd(AttnPair {
+                    data,
+                    bias: self.bias,
+                    start,
+                    len,
+                    head: p % heads,
+                    heads,
+                    d,
+                })
+            })
+            .collect();
+        let mut out = vec![0f32; rows * h];
+        for (p, ctx) in pairs.iter().enumerate() {
+            let (start, _) = self.spans[p / heads];
+            let hi = p % heads;
+            for (i, c) in ctx.chunks_exact(d).enumerate() {
+                let o = (start + i) * h + hi * d;
+                out[o..o + d].copy_from_slice(c);
+            }
+        }
+        Ok((CpuStorage::F32(out), Shape::from((rows, h))))
     }
 }
 
-/// Multi-head self-attention over `[b * t, h]` rows: one fused QKV product, then a kernel per
-/// (sequence, head) pair, all pairs in parallel: scaled dot products over the sequence's real tokens
-/// only (padding keys would get zero weight anyway), softmax, weighted sum of values. `lengths`
-/// gives each sequence's real length (`None`: all `t`). Rows of padding positions come back zero.
-/// Returns `[b * t, h]` before the output projection.
-pub(crate) fn attention(
-    x: &Tensor,
-    qkv: &Linear,
-    (b, t, heads, d): (usize, usize, usize, usize),
-    lengths: Option<&[usize]>,
-) -> candle_core::Result<Tensor> {
-    let h = heads * d;
-    let data = qkv.forward(x)?.flatten_all()?.to_vec1::<f32>()?;
-    let scale = 1.0 / (d as f32).sqrt();
-    let pairs: Vec<Vec<f32>> = (0..b * heads)
-        .into_par_iter()
-        .map(|p| {
-            let (bi, hi) = (p / heads, p % heads);
-            let len = lengths.and_then(|l| l.get(bi).copied()).unwrap_or(t).min(t);
-            let row = |i: usize, part: usize| {
-                let o = (bi * t + i) * 3 * h + part * h + hi * d;
-                &data[o..o + d]
-            };
-            let mut ctx = vec![0f32; len * d];
-            let mut scores = vec![0f32; len];
-            for i in 0..len {
-                let q = row(i, 0);
-                let mut max = f32::NEG_INFINITY;
-                for (j, s) in scores.iter_mut().enumerate() {
-                    *s = dot(q, row(j, 1)) * scale;
-                    max = max.max(*s);
+/// Kernel: attention of one head over one sequence; returns its `[len, d]` context.
+struct AttnPair<'a> {
+    data: &'a [f32],
+    bias: &'a [f32],
+    start: usize,
+    len: usize,
+    head: usize,
+    heads: usize,
+    d: usize,
+}
+
+impl AttnPair<'_> {
+    /// Rows `part` (0 = Q, 1 = K, 2 = V) of this head, bias added, times `mul`, contiguous.
+    #[inline(always)]
+    fn gather(&self, part: usize, mul: f32) -> Vec<f32> {
+        let (d, h) = (self.d, self.heads * self.d);
+        let off = part * h + self.head * d;
+        let mut m = vec![0f32; self.len * d];
+        for (i, dst) in m.chunks_exact_mut(d).enumerate() {
+            let src = &self.data[(self.start + i) * 3 * h + off..][..d];
+            if self.bias.is_empty() {
+                for (o, &v) in dst.iter_mut().zip(src) {
+                    *o = v * mul;
                 }
-                let mut sum = 0.0;
-                for s in scores.iter_mut() {
-                    *s = exp(*s - max);
-                    sum += *s;
+            } else {
+                for ((o, &v), &b) in dst.iter_mut().zip(src).zip(&self.bias[off..off + d]) {
+                    *o = (v + b) * mul;
                 }
-                let out = &mut ctx[i * d..(i + 1) * d];
-                for (j, s) in scores.iter().enumerate() {
-                    let w = s / sum;
-                    for (o, v) in out.iter_mut().zip(row(j, 2)) {
-                        *o += w * v;
+            }
+        }
+        m
+    }
+}
+
+impl WithSimd for AttnPair<'_> {
+    type Output = Vec<f32>;
+
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, _: S) -> Vec<f32> {
+        let d = self.d;
+        let q = self.gather(0, 1.0 / (d as f32).sqrt());
+        let k = self.gather(1, 1.0);
+        let v = self.gather(2, 1.0);
+        // Padded to the tile shape: rows to a multiple of 4, columns to a multiple of 16 (the
+        // padding is zero and is never read back).
+        let len = self.len;
+        let (m4, n16, d16) = (
+            len.div_ceil(4) * 4,
+            len.div_ceil(16) * 16,
+            d.div_ceil(16) * 16,
+        );
+        let mut qp = q;
+        qp.resize(m4 * d, 0.0);
+        let mut kt = vec![0f32; d * n16];
+        for (j, kj) in k.chunks_exact(d).enumerate() {
+            for (c, &x) in kj.iter().enumerate() {
+                kt[c * n16 + j] = x;
+            }
+        }
+        let mut vp = vec![0f32; n16 * d16];
+        for (dst, src) in vp.chunks_exact_mut(d16).zip(v.chunks_exact(d)) {
+            dst[..d].copy_from_slice(src);
+        }
+        // Scores Q·Kᵀ, softmax over each real row's real columns, then P·V.
+        let mut p = vec![0f32; m4 * n16];
+        tile_product(&qp, d, &kt, n16, &mut p);
+        for row in p.chunks_exact_mut(n16).take(len) {
+            let (real, pad) = row.split_at_mut(len);
+            let max = lane_max(real);
+            for s in real.iter_mut() {
+                *s = exp(*s - max);
+            }
+            let inv = 1.0 / lane_sum(real, |x| x);
+            for s in real.iter_mut() {
+                *s *= inv;
+            }
+            pad.fill(0.0);
+        }
+        for row in p.chunks_exact_mut(n16).skip(len) {
+            row.fill(0.0);
+        }
+        let mut ctx = vec![0f32; m4 * d16];
+        tile_product(&p, n16, &vp, d16, &mut ctx);
+        let mut out = Vec::with_capacity(len * d);
+        for row in ctx.chunks_exact(d16).take(len) {
+            out.extend_from_slice(&row[..d]);
+        }
+        out
+    }
+}
+
+/// `c = a · b` for row-major `a` `[m, k]`, `b` `[k, n]`, `c` `[m, n]`, with `m` a multiple of 4 and
+/// `n` of 16: each 4 × 16 tile of `c` accumulates in registers.
+#[inline(always)]
+fn tile_product(a: &[f32], k: usize, b: &[f32], n: usize, c: &mut [f32]) {
+    if k == 0 || n == 0 {
+        return;
+    }
+    for (ai, ci) in a.chunks_exact(4 * k).zip(c.chunks_exact_mut(4 * n)) {
+        let rows = [
+            &ai[..k],
+            &ai[k..2 * k],
+            &ai[2 * k..3 * k],
+            &ai[3 * k..4 * k],
+        ];
+        for j0 in (0..n).step_by(16) {
+            let mut acc = [[0f32; 16]; 4];
+            for (p, brow) in b.chunks_exact(n).take(k).enumerate() {
+                let bv = &brow[j0..j0 + 16];
+                for (r, acc_r) in acc.iter_mut().enumerate() {
+                    let av = rows[r][p];
+                    for (x, &y) in acc_r.iter_mut().zip(bv) {
+                        *x = av.mul_add(y, *x);
                     }
                 }
             }
-            ctx
-        })
-        .collect();
-    let mut out = vec![0f32; b * t * h];
-    for (p, ctx) in pairs.iter().enumerate() {
-        let (bi, hi) = (p / heads, p % heads);
-        for (i, c) in ctx.chunks_exact(d).enumerate() {
-            let o = (bi * t + i) * h + hi * d;
-            out[o..o + d].copy_from_slice(c);
+            for (r, acc_r) in acc.iter().enumerate() {
+                ci[r * n + j0..r * n + j0 + 16].copy_from_slice(acc_r);
+            }
         }
     }
-    Tensor::from_vec(out, (b * t, h), &Device::Cpu)
 }
 
-/// Dot product with eight independent sums, so it vectorises.
-#[inline]
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut acc = [0f32; 8];
-    let ca = a.chunks_exact(8);
-    let cb = b.chunks_exact(8);
-    let tail: f32 = ca
+/// Maximum of a slice in eight independent lanes.
+#[inline(always)]
+fn lane_max(xs: &[f32]) -> f32 {
+    let mut acc = [f32::NEG_INFINITY; 8];
+    let chunks = xs.chunks_exact(8);
+    let mut m = chunks
         .remainder()
         .iter()
-        .zip(cb.remainder())
-        .map(|(x, y)| x * y)
-        .sum();
-    for (x, y) in ca.zip(cb) {
+        .fold(f32::NEG_INFINITY, |m, &x| if x > m { x } else { m });
+    for c in chunks {
         for l in 0..8 {
-            acc[l] += x[l] * y[l];
+            acc[l] = if c[l] > acc[l] { c[l] } else { acc[l] };
         }
     }
-    acc.iter().sum::<f32>() + tail
+    for a in acc {
+        m = if a > m { a } else { m };
+    }
+    m
 }
 
 /// exp(x) for f32 (Cephes' range reduction and polynomial, ~1e-7 relative), branch-free.
-#[inline]
+#[inline(always)]
 pub fn exp(x: f32) -> f32 {
     let x = x.clamp(-87.0, 88.0);
     // Round to nearest without a library call: the 1.5·2²³ trick.
@@ -286,7 +634,10 @@ pub fn exp(x: f32) -> f32 {
 
 /// Exact GELU on a tensor.
 pub(crate) fn gelu(x: &Tensor) -> candle_core::Result<Tensor> {
-    x.contiguous()?.apply_op1_no_bwd(&GeluErf)
+    x.contiguous()?.apply_op1_no_bwd(&BiasAct {
+        bias: &[],
+        gelu: true,
+    })
 }
 
 struct Layer {
@@ -353,34 +704,108 @@ impl BertModel {
         })
     }
 
-    /// Last hidden states `[batch, seq, hidden]` for a padded batch.
-    pub fn forward(&self, batch: &Batch) -> candle_core::Result<Tensor> {
-        let (b, t) = batch.ids.dims2()?;
+    /// Last hidden states of several sequences packed row after row (`[Σ lengths, hidden]`, no
+    /// padding: every matrix product works on real tokens only). `ids` and `types` hold the
+    /// sequences back to back; `lengths` says where each ends.
+    pub fn forward_packed(
+        &self,
+        ids: &[u32],
+        types: &[u32],
+        lengths: &[usize],
+    ) -> candle_core::Result<Tensor> {
+        let n: usize = lengths.iter().sum();
+        if ids.len() != n || types.len() != n {
+            candle_core::bail!("{} ids and {} types for {n} tokens", ids.len(), types.len());
+        }
+        // Large batches go through in groups of about TOKENS_PER_PASS tokens, so the activations
+        // of one pass stay in cache.
+        let mut parts = Vec::new();
+        let (mut first, mut start, mut tokens) = (0, 0, 0);
+        for (i, &len) in lengths.iter().enumerate() {
+            if tokens > 0 && tokens + len > TOKENS_PER_PASS {
+                let end = start + tokens;
+                parts.push(self.pass(&ids[start..end], &types[start..end], &lengths[first..i])?);
+                (first, start, tokens) = (i, end, 0);
+            }
+            tokens += len;
+        }
+        let end = start + tokens;
+        parts.push(self.pass(&ids[start..end], &types[start..end], &lengths[first..])?);
+        if parts.len() == 1 {
+            return Ok(parts.remove(0));
+        }
+        Tensor::cat(&parts, 0)
+    }
+
+    /// One pass of the encoder over packed sequences.
+    fn pass(&self, ids: &[u32], types: &[u32], lengths: &[usize]) -> candle_core::Result<Tensor> {
+        let n = ids.len();
         let h = self.hidden;
         let heads = self.heads;
         let d = h / heads;
-        let ids = batch.ids.flatten_all()?;
-        let types = batch.type_ids.flatten_all()?;
-        let positions = Tensor::arange(0u32, t as u32, &Device::Cpu)?
-            .unsqueeze(0)?
-            .broadcast_as((b, t))?
-            .flatten_all()?;
-        let x = (self.word.index_select(&ids, 0)? + self.position.index_select(&positions, 0)?)?
-            + self.token_type.index_select(&types, 0)?;
-        let mut x = self.emb_norm.forward(&x?)?;
-        for l in &self.layers {
-            let ctx = attention(&x, &l.qkv, (b, t, heads, d), Some(&batch.lengths))?;
-            let a = l.attn_norm.forward(&(l.attn_out.forward(&ctx)? + &x)?)?;
-            let inter = gelu(&l.inter.forward(&a)?)?;
-            x = l.out_norm.forward(&(l.out.forward(&inter)? + &a)?)?;
+        let mut spans = Vec::with_capacity(lengths.len());
+        let mut positions = Vec::with_capacity(n);
+        let mut start = 0;
+        for &len in lengths {
+            spans.push((start, len));
+            positions.extend(0..len as u32);
+            start += len;
         }
-        x.reshape((b, t, h))
+        let dev = Device::Cpu;
+        let ids = Tensor::from_slice(ids, n, &dev)?;
+        let types = Tensor::from_slice(types, n, &dev)?;
+        let positions = Tensor::from_vec(positions, n, &dev)?;
+        let words =
+            (self.word.index_select(&ids, 0)? + self.token_type.index_select(&types, 0)?)?;
+        let mut x =
+            self.emb_norm
+                .add_forward(&words, &[], &self.position.index_select(&positions, 0)?)?;
+        for l in &self.layers {
+            let ctx = attention_spans(&x, &l.qkv, heads, d, &spans)?;
+            let a = l
+                .attn_norm
+                .add_forward(&l.attn_out.product(&ctx)?, &l.attn_out.b, &x)?;
+            let inter = l.inter.forward_gelu(&a)?;
+            x = l
+                .out_norm
+                .add_forward(&l.out.product(&inter)?, &l.out.b, &a)?;
+        }
+        Ok(x)
+    }
+
+    /// Last hidden states `[batch, seq, hidden]` for a padded batch (rows past a sequence's length
+    /// are zero).
+    pub fn forward(&self, batch: &Batch) -> candle_core::Result<Tensor> {
+        let (b, t) = batch.ids.dims2()?;
+        let h = self.hidden;
+        let all_ids = batch.ids.to_vec2::<u32>()?;
+        let all_types = batch.type_ids.to_vec2::<u32>()?;
+        let lengths: Vec<usize> = (0..b)
+            .map(|i| batch.lengths.get(i).copied().unwrap_or(t).min(t))
+            .collect();
+        let mut ids = Vec::new();
+        let mut types = Vec::new();
+        for (i, &len) in lengths.iter().enumerate() {
+            ids.extend_from_slice(&all_ids[i][..len]);
+            types.extend_from_slice(&all_types[i][..len]);
+        }
+        let packed = self
+            .forward_packed(&ids, &types, &lengths)?
+            .flatten_all()?
+            .to_vec1::<f32>()?;
+        let mut out = vec![0f32; b * t * h];
+        let mut src = 0;
+        for (i, &len) in lengths.iter().enumerate() {
+            out[i * t * h..][..len * h].copy_from_slice(&packed[src..src + len * h]);
+            src += len * h;
+        }
+        Tensor::from_vec(out, (b, t, h), &Device::Cpu)
     }
 }
 
 /// erf(x) for f32 by a rational approximation on [-4, 4] (the one Eigen and XLA use), within a few
 /// ulp of the exact value; branch-free so loops over it vectorise.
-#[inline]
+#[inline(always)]
 pub fn erf(x: f32) -> f32 {
     let x = x.clamp(-4.0, 4.0);
     let x2 = x * x;
@@ -411,32 +836,6 @@ fn contiguous_f32<'a>(
         candle_core::bail!("{op}: contiguous input only");
     };
     Ok(&data[start..end])
-}
-
-/// Exact GELU, `0.5 x (1 + erf(x / √2))`, on all cores.
-struct GeluErf;
-
-impl CustomOp1 for GeluErf {
-    fn name(&self) -> &'static str {
-        "gelu-erf-fast"
-    }
-
-    fn cpu_fwd(
-        &self,
-        storage: &CpuStorage,
-        layout: &Layout,
-    ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let src = contiguous_f32(storage, layout, "gelu")?;
-        let mut out = vec![0f32; src.len()];
-        out.par_chunks_mut(16 * 1024)
-            .zip(src.par_chunks(16 * 1024))
-            .for_each(|(o, s)| {
-                for (y, &x) in o.iter_mut().zip(s) {
-                    *y = 0.5 * x * (1.0 + erf(x * std::f32::consts::FRAC_1_SQRT_2));
-                }
-            });
-        Ok((CpuStorage::F32(out), layout.shape().clone()))
-    }
 }
 
 pub struct Bert {

@@ -1,13 +1,13 @@
 //! Sentence embeddings in the sentence-transformers layout: `modules.json` → Transformer, Pooling
 //! (`1_Pooling/config.json`), Normalize. Truncation at `sentence_bert_config.json`'s
-//! `max_seq_length`, batches sorted by length and padded to their longest, as sentence-transformers
-//! does; mean pooling counts [CLS] and [SEP].
+//! `max_seq_length`, batches sorted by length and packed without padding (sentence-transformers pads
+//! to the longest; the results are the same); mean pooling counts [CLS] and [SEP].
 
 use std::path::Path;
 
 use tokenizers::Tokenizer;
 
-use super::bert::{Bert, batch};
+use super::bert::Bert;
 use super::{InferenceError, Result, read_json, tokenizer};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -123,23 +123,40 @@ impl SentenceEncoder {
         let mut order: Vec<usize> = (0..texts.len()).collect();
         order.sort_by_key(|&i| std::cmp::Reverse(encodings[i].len()));
         let mut out = vec![Vec::new(); texts.len()];
+        let h = self.bert.config.hidden_size;
         for chunk in order.chunks(batch_size.max(1)) {
-            let group: Vec<_> = chunk.iter().map(|&i| encodings[i].clone()).collect();
-            let b = batch(&group)?;
-            let hidden = self.bert.forward(&b)?.to_vec3::<f32>()?;
-            for (row, &i) in chunk.iter().enumerate() {
-                out[i] = self.pool(&hidden[row][..b.lengths[row]]);
+            let lengths: Vec<usize> = chunk.iter().map(|&i| encodings[i].len()).collect();
+            let ids: Vec<u32> = chunk
+                .iter()
+                .flat_map(|&i| encodings[i].get_ids().iter().copied())
+                .collect();
+            let types: Vec<u32> = chunk
+                .iter()
+                .flat_map(|&i| encodings[i].get_type_ids().iter().copied())
+                .collect();
+            let hidden = self
+                .bert
+                .model
+                .forward_packed(&ids, &types, &lengths)?
+                .flatten_all()?
+                .to_vec1::<f32>()?;
+            let mut start = 0;
+            for (&i, &len) in chunk.iter().zip(&lengths) {
+                out[i] = self.pool(&hidden[start * h..(start + len) * h]);
+                start += len;
             }
         }
         Ok(out)
     }
 
-    fn pool(&self, tokens: &[Vec<f32>]) -> Vec<f32> {
+    /// Pools one sequence's hidden states (`[len, hidden]`, row after row).
+    fn pool(&self, rows: &[f32]) -> Vec<f32> {
         let h = self.bert.config.hidden_size;
+        let tokens: Vec<&[f32]> = rows.chunks_exact(h).collect();
         let n = tokens.len().max(1) as f32;
         let mut v = Vec::with_capacity(self.dim());
         if self.pooling.cls {
-            v.extend_from_slice(&tokens[0]);
+            v.extend_from_slice(tokens.first().copied().unwrap_or(&[]));
         }
         if self.pooling.max {
             v.extend((0..h).map(|j| {
@@ -149,7 +166,12 @@ impl SentenceEncoder {
                     .fold(f32::NEG_INFINITY, f32::max)
             }));
         }
-        let sum: Vec<f32> = (0..h).map(|j| tokens.iter().map(|t| t[j]).sum()).collect();
+        let mut sum = vec![0f32; h];
+        for t in &tokens {
+            for (s, x) in sum.iter_mut().zip(t.iter()) {
+                *s += x;
+            }
+        }
         if self.pooling.mean {
             v.extend(sum.iter().map(|s| s / n));
         }
