@@ -223,6 +223,12 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Batch work over a table of notes or a folder of images: through a local service, or as SQL
+    /// run in the Snowflake account
+    Batch {
+        #[command(subcommand)]
+        command: BatchCommand,
+    },
     /// Suspend a compute pool (and its services) or a service
     Suspend {
         #[arg(value_enum)]
@@ -313,4 +319,125 @@ pub enum DropKind {
     Service,
     Model,
     Version,
+}
+
+/// `hugflake batch ...`
+#[derive(Debug, Subcommand)]
+pub enum BatchCommand {
+    /// Embed every note into the embedding cache; a re-run computes only new or changed notes and
+    /// notes another model version embedded
+    Embed {
+        /// The embedding service (ENCODE)
+        #[arg(long)]
+        service: Option<String>,
+        /// Local: a .csv (header row) or .jsonl file; Snowflake: a table
+        #[arg(long)]
+        input: String,
+        #[arg(long, default_value = "NOTE_ID")]
+        id_column: String,
+        #[arg(long, default_value = "NOTE_TEXT")]
+        text_column: String,
+        /// Local: the cache file (default: embeddings.sqlite in the data dir); Snowflake: the cache
+        /// table (default NOTE_EMBEDDINGS)
+        #[arg(long)]
+        cache: Option<String>,
+        /// Notes per call (shrinks by itself when calls fail or run long)
+        #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=4096))]
+        batch_size: u32,
+        #[command(flatten)]
+        snowflake: BatchSnowflake,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Search the embedding cache with a query text, or list the most similar pairs of notes
+    Search {
+        /// Local: the cache file (default: embeddings.sqlite in the data dir); Snowflake: the cache
+        /// table (default NOTE_EMBEDDINGS)
+        #[arg(long)]
+        cache: Option<String>,
+        /// The query text
+        #[arg(long, required_unless_present = "pairs")]
+        query: Option<String>,
+        /// The most similar pairs of notes instead of a query
+        #[arg(long, conflicts_with = "query")]
+        pairs: bool,
+        #[arg(long, default_value_t = 10)]
+        top: usize,
+        /// The service that embeds the query (default: a running service of the cache's model)
+        #[arg(long)]
+        service: Option<String>,
+        /// The cached model to search, when the cache holds several
+        #[arg(long)]
+        model: Option<String>,
+        /// Local: the notes file, to show each hit's text
+        #[arg(long)]
+        input: Option<String>,
+        #[arg(long, default_value = "NOTE_ID")]
+        id_column: String,
+        #[arg(long, default_value = "NOTE_TEXT")]
+        text_column: String,
+        #[command(flatten)]
+        snowflake: BatchSnowflake,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Extract entities from every note (a token-classification service)
+    Entities {
+        #[arg(long)]
+        service: Option<String>,
+        /// Local: a .csv or .jsonl file; Snowflake: a table
+        #[arg(long)]
+        input: String,
+        #[arg(long, default_value = "NOTE_ID")]
+        id_column: String,
+        #[arg(long, default_value = "NOTE_TEXT")]
+        text_column: String,
+        /// Only notes whose column has this value, e.g. NOTE_TYPE=ONCOLOGY
+        #[arg(long = "where", value_name = "COLUMN=VALUE")]
+        filter: Option<crate::batch::input::Filter>,
+        /// At most this many notes
+        #[arg(long)]
+        limit: Option<usize>,
+        /// Local: a JSON Lines file (default: standard output); Snowflake: the results table
+        /// (default NOTE_ENTITIES)
+        #[arg(long)]
+        output: Option<String>,
+        #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=1024))]
+        batch_size: u32,
+        #[command(flatten)]
+        snowflake: BatchSnowflake,
+    },
+    /// Classify every image of a folder against labels (a zero-shot image service)
+    ClassifyImages {
+        #[arg(long)]
+        service: String,
+        /// The folder (PNG and JPEG files)
+        #[arg(long)]
+        dir: PathBuf,
+        /// Candidate labels, comma-separated (two or more)
+        #[arg(long, value_name = "A,B,C")]
+        labels: String,
+        /// A JSON Lines file (default: standard output)
+        #[arg(long)]
+        output: Option<PathBuf>,
+        #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=64))]
+        batch_size: u32,
+    },
+}
+
+/// Options that only matter on Snowflake.
+#[derive(Debug, Clone, clap::Args)]
+pub struct BatchSnowflake {
+    /// Print the SQL (with its bound values) and run nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Warehouse inference: call this model's version instead of a service (`MODEL(m, v)!ENCODE`)
+    #[arg(long, value_name = "MODEL")]
+    pub warehouse_model: Option<String>,
+    /// The version, for --warehouse-model and the cache's MODEL_VERSION
+    #[arg(long, value_name = "VERSION")]
+    pub model_version: Option<String>,
+    /// Embedding dimensions of the cache table's VECTOR column
+    #[arg(long, default_value_t = 384)]
+    pub dim: usize,
 }

@@ -56,8 +56,7 @@ impl Opener {
         (std::sync::Arc<dyn platform::Platform>, String),
         platform::PlatformError,
     > {
-        use crate::config::{InferenceChoice, PlatformChoice};
-        use crate::platform::snowflake::{InferenceRoute, SnowflakePlatform, connection};
+        use crate::config::PlatformChoice;
         match self.choice {
             PlatformChoice::Local => {
                 let (client, c) = lifecycle::connect_or_start(&self.start).await?;
@@ -70,34 +69,50 @@ impl Opener {
                 Ok((std::sync::Arc::new(client), line))
             }
             PlatformChoice::Snowflake => {
-                let env = ProcessEnv;
-                let home = crate::paths::home(&env);
-                let name = self.connection.clone().or_else(|| {
-                    Some(self.settings.snowflake_connection.clone()).filter(|c| !c.is_empty())
-                });
-                let conn = connection::load(&env, &home, name.as_deref(), &[])
-                    .map_err(|e| platform::PlatformError::Other(e.to_string()))?;
-                for w in &conn.warnings {
-                    tracing::warn!("{w}");
-                }
-                let route = match self.settings.snowflake_inference {
-                    InferenceChoice::Rest => InferenceRoute::Rest,
-                    InferenceChoice::Sql => InferenceRoute::Sql,
-                };
-                let p = SnowflakePlatform::new(&conn, &env, &self.data_dir, route)?
-                    .with_poll_every(Duration::from_secs_f64(self.settings.snowflake_poll_secs));
-                let line = format!(
-                    "Snowflake connection `{}` ({}){}",
-                    conn.name,
-                    conn.get("account").unwrap_or("?"),
-                    conn.warnings
-                        .first()
-                        .map(|w| format!("; warning: {w}"))
-                        .unwrap_or_default()
-                );
+                let (p, line) = self.snowflake()?;
                 Ok((std::sync::Arc::new(p), line))
             }
         }
+    }
+}
+
+impl Opener {
+    /// The Snowflake platform of the connection this command names (or the default one).
+    pub fn snowflake(
+        &self,
+    ) -> std::result::Result<
+        (crate::platform::snowflake::SnowflakePlatform, String),
+        platform::PlatformError,
+    > {
+        use crate::config::InferenceChoice;
+        use crate::platform::snowflake::{InferenceRoute, SnowflakePlatform, connection};
+        let env = ProcessEnv;
+        let home = crate::paths::home(&env);
+        let name = self
+            .connection
+            .clone()
+            .or_else(|| Some(self.settings.snowflake_connection.clone()).filter(|c| !c.is_empty()));
+        let conn = connection::load(&env, &home, name.as_deref(), &[])
+            .map_err(|e| platform::PlatformError::Other(e.to_string()))?;
+        for w in &conn.warnings {
+            tracing::warn!("{w}");
+        }
+        let route = match self.settings.snowflake_inference {
+            InferenceChoice::Rest => InferenceRoute::Rest,
+            InferenceChoice::Sql => InferenceRoute::Sql,
+        };
+        let p = SnowflakePlatform::new(&conn, &env, &self.data_dir, route)?
+            .with_poll_every(Duration::from_secs_f64(self.settings.snowflake_poll_secs));
+        let line = format!(
+            "Snowflake connection `{}` ({}){}",
+            conn.name,
+            conn.get("account").unwrap_or("?"),
+            conn.warnings
+                .first()
+                .map(|w| format!("; warning: {w}"))
+                .unwrap_or_default()
+        );
+        Ok((p, line))
     }
 }
 
@@ -303,6 +318,7 @@ pub fn run(cli: Cli) -> Result<()> {
             &service.to_ascii_uppercase(),
             json,
         )),
+        Command::Batch { command } => runtime.block_on(crate::headless_batch::run(&ctx, command)),
         Command::Suspend { kind, name } => runtime.block_on(
             crate::headless_platform::suspend_resume(&ctx, kind, &name, true),
         ),

@@ -11,10 +11,12 @@
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 pub mod app;
+pub mod batch;
 pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod headless;
+pub mod headless_batch;
 pub mod headless_platform;
 pub mod hub;
 pub mod inference;

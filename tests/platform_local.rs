@@ -968,3 +968,357 @@ async fn status_fails_on_an_unhealthy_service_when_asked() {
     );
     p.kill_daemon();
 }
+
+/// `n` synthetic clinical notes as CSV (NOTE_ID, NOTE_TYPE, NOTE_TEXT), each different.
+fn notes_csv(n: usize, changed: &[usize]) -> String {
+    let complaints = [
+        "fever and cough",
+        "wheezing at night",
+        "abdominal pain after meals",
+        "a rash on both arms",
+        "headache and vomiting",
+        "ear pain and poor sleep",
+        "a limp since a fall",
+        "fatigue and pallor",
+    ];
+    let findings = [
+        "clear lungs",
+        "mild dehydration",
+        "a tender right lower quadrant",
+        "an erythematous papular rash",
+        "papilledema on fundoscopy",
+        "a bulging tympanic membrane",
+        "swelling over the distal tibia",
+        "a palpable spleen",
+    ];
+    let plans = [
+        "oral rehydration and review in 48 hours",
+        "a chest X-ray and salbutamol",
+        "an abdominal ultrasound",
+        "topical steroids",
+        "an urgent MRI of the brain",
+        "amoxicillin for seven days",
+        "an X-ray of the tibia",
+        "a full blood count and smear",
+    ];
+    let mut out = String::from("NOTE_ID,NOTE_TYPE,NOTE_TEXT\n");
+    for i in 0..n {
+        let ty = if i % 5 == 0 { "ONCOLOGY" } else { "GENERAL" };
+        let text = format!(
+            "Patient {i}, aged {} years, presents with {} for {} days; examination shows {}; plan: {}.{}",
+            i % 17 + 1,
+            complaints[i % 8],
+            i % 13 + 1,
+            findings[(i / 8) % 8],
+            plans[(i / 64) % 8],
+            if changed.contains(&i) {
+                " Revised after the parents called back."
+            } else {
+                ""
+            }
+        );
+        out.push_str(&format!("N{i:05},{ty},\"{text}\"\n"));
+    }
+    out
+}
+
+fn report(stdout: &str) -> Value {
+    serde_json::from_str(stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs the real MiniLM weights: scripts/test.sh fetches them"]
+async fn batch_embed_caches_only_what_changed_searches_and_resumes_after_a_kill() {
+    let p = Platform0::start(vec![minilm_repo()]).await;
+    let (code, _, err) = p.run(&["import", MINILM]);
+    assert_eq!(code, 0, "{err}");
+    let notes = p.dir.path().join("notes.csv");
+    // 2,000 notes plus three bad rows: empty text, not UTF-8, no id.
+    let mut csv = notes_csv(2000, &[]).into_bytes();
+    csv.extend_from_slice(b"N99990,GENERAL,\"\"\nN99991,GENERAL,caf\xe9\n,GENERAL,no id\n");
+    std::fs::write(&notes, &csv).unwrap_or_else(|e| panic!("{e}"));
+    let cache = p.dir.path().join("cache.sqlite");
+    let (n, c) = (
+        notes.to_string_lossy().to_string(),
+        cache.to_string_lossy().to_string(),
+    );
+    let embed = |extra: &[&str]| {
+        let mut args = vec![
+            "batch",
+            "embed",
+            "--service",
+            "ALL_MINILM_L6_V2_SVC",
+            "--input",
+            &n,
+            "--cache",
+            &c,
+            "--json",
+        ];
+        args.extend_from_slice(extra);
+        let (code, out, err) = p.run(&args);
+        assert_eq!(code, 0, "{err}");
+        report(&out)
+    };
+    let r = embed(&[]);
+    assert_eq!(r["computed"], 2000, "{r}");
+    let skipped: Vec<(u64, String)> = r["skipped"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|s| {
+            (
+                s["line"].as_u64().unwrap_or(0),
+                s["reason"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        skipped,
+        vec![
+            (2002, "empty text".to_string()),
+            (2003, "the text is not valid UTF-8".to_string()),
+            (2004, "no id".to_string()),
+        ]
+    );
+    // A re-run computes nothing.
+    let r = embed(&[]);
+    assert_eq!(
+        (r["computed"].as_u64(), r["unchanged"].as_u64()),
+        (Some(0), Some(2000)),
+        "{r}"
+    );
+    // Ten changed notes: only those are computed again.
+    let changed: Vec<usize> = (0..10).map(|k| k * 173).collect();
+    std::fs::write(&notes, notes_csv(2000, &changed)).unwrap_or_else(|e| panic!("{e}"));
+    let before = hugflake::batch::cache::Cache::open(&cache)
+        .and_then(|c| c.entries("ALL_MINILM_L6_V2"))
+        .unwrap_or_default();
+    let r = embed(&[]);
+    assert_eq!(
+        (r["computed"].as_u64(), r["unchanged"].as_u64()),
+        (Some(10), Some(1990)),
+        "{r}"
+    );
+    let after = hugflake::batch::cache::Cache::open(&cache)
+        .and_then(|c| c.entries("ALL_MINILM_L6_V2"))
+        .unwrap_or_default();
+    let differs: Vec<&String> = after
+        .iter()
+        .filter(|(id, e)| before.get(*id).map(|b| &b.content_hash) != Some(&e.content_hash))
+        .map(|(id, _)| id)
+        .collect();
+    assert_eq!(differs.len(), 10);
+
+    // Search equals a brute-force ranking of the cached vectors against the query's embedding.
+    let query = "child with wheezing at night and clear lungs";
+    let (code, out, err) = p.run(&[
+        "batch", "search", "--cache", &c, "--query", query, "--top", "5", "--json", "--input", &n,
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let hits = report(&out);
+    let (code, out, err) = p.run(&["predict", "ALL_MINILM_L6_V2_SVC", "--text", query, "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let q: Vec<f32> = report(&out)[0]["output"]["output"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_f64)
+        .map(|x| x as f32)
+        .collect();
+    assert_eq!(q.len(), 384);
+    let m = hugflake::batch::cache::Cache::open(&cache)
+        .and_then(|c| c.matrix(None))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut brute: Vec<(f32, &String)> = m
+        .ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| {
+            (
+                m.data[i * 384..(i + 1) * 384]
+                    .iter()
+                    .zip(&q)
+                    .map(|(a, b)| a * b)
+                    .sum::<f32>(),
+                id,
+            )
+        })
+        .collect();
+    brute.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| a.1.cmp(b.1)));
+    let got: Vec<&str> = hits
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|h| h["id"].as_str())
+        .collect();
+    let want: Vec<&str> = brute.iter().take(5).map(|b| b.1.as_str()).collect();
+    assert_eq!(got, want);
+    assert!(
+        hits[0]["text"]
+            .as_str()
+            .unwrap_or("")
+            .contains("wheezing at night"),
+        "{hits}"
+    );
+    // Pairs: the most similar pair is at least as similar as any hit's pair with the query.
+    let (code, out, err) = p.run(&[
+        "batch", "search", "--cache", &c, "--pairs", "--top", "3", "--json",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let pairs = report(&out);
+    assert_eq!(pairs.as_array().map(Vec::len), Some(3));
+    assert!(pairs[0]["score"].as_f64().unwrap_or(0.0) >= pairs[2]["score"].as_f64().unwrap_or(1.0));
+
+    // Killed in the middle (SIGKILL, no clean-up): a re-run finishes the rest, nothing twice.
+    let fresh = p.dir.path().join("fresh.sqlite");
+    let f = fresh.to_string_lossy().to_string();
+    let mut child = p
+        .cmd(&[
+            "batch",
+            "embed",
+            "--service",
+            "ALL_MINILM_L6_V2_SVC",
+            "--input",
+            &n,
+            "--cache",
+            &f,
+            "--batch-size",
+            "8",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let start = Instant::now();
+    let count = || {
+        hugflake::batch::cache::Cache::open(&fresh)
+            .and_then(|c| c.entries("ALL_MINILM_L6_V2"))
+            .map(|e| e.len())
+            .unwrap_or(0)
+    };
+    while count() < 200 {
+        assert!(start.elapsed() < Duration::from_secs(60), "no progress");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let done = count();
+    assert!(done < 2000, "finished before the kill");
+    let (code, out, err) = p.run(&[
+        "batch",
+        "embed",
+        "--service",
+        "ALL_MINILM_L6_V2_SVC",
+        "--input",
+        &n,
+        "--cache",
+        &f,
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let r = report(&out);
+    assert_eq!(r["computed"].as_u64(), Some(2000 - done as u64), "{r}");
+    assert_eq!(count(), 2000);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn batch_entities_and_images_through_the_tiny_models() {
+    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let clip_dir = tmp.path().join("clip");
+    std::fs::create_dir_all(&clip_dir).unwrap_or_else(|e| panic!("{e}"));
+    for e in std::fs::read_dir(fixture("tiny-biomedclip")).unwrap_or_else(|e| panic!("{e}")) {
+        let e = e.unwrap_or_else(|e| panic!("{e}"));
+        std::fs::copy(e.path(), clip_dir.join(e.file_name())).unwrap_or_else(|e| panic!("{e}"));
+    }
+    let cfg_path = clip_dir.join("open_clip_config.json");
+    let cfg = std::fs::read_to_string(&cfg_path)
+        .unwrap_or_default()
+        .replace("\"tiny-bert\"", "\"fixtures/tiny-bert\"");
+    std::fs::write(&cfg_path, cfg).unwrap_or_else(|e| panic!("{e}"));
+    let clip = Repo::from_dir("fixtures/tiny-biomedclip", &commit(7), &clip_dir);
+    let tower = Repo::from_dir("fixtures/tiny-bert", &commit(8), &fixture("tiny-bert"));
+    let mut p = Platform0::start(vec![clip, tower, ner_repo()]).await;
+    let client = p.serve().await;
+    for (handle, model) in [
+        ("fixtures/tiny-bert-ner", "NER"),
+        ("fixtures/tiny-biomedclip", "CLIP"),
+    ] {
+        let job = client
+            .import(&spec(handle, model))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let d = wait_job(&client, &job.id, Duration::from_secs(60)).await;
+        assert_eq!(d.summary.state, JobState::Done, "{:?}", d.summary.error);
+    }
+    // Entities over the oncology notes only, at most 7 of them.
+    let notes = p.dir.path().join("notes.csv");
+    std::fs::write(&notes, notes_csv(60, &[])).unwrap_or_else(|e| panic!("{e}"));
+    let out = p.dir.path().join("entities.jsonl");
+    let (code, _, err) = p.run(&[
+        "batch",
+        "entities",
+        "--service",
+        "NER_SVC",
+        "--input",
+        &notes.to_string_lossy(),
+        "--where",
+        "NOTE_TYPE=ONCOLOGY",
+        "--limit",
+        "7",
+        "--output",
+        &out.to_string_lossy(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<Value> = std::fs::read_to_string(&out)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or(Value::Null))
+        .collect();
+    let ids: Vec<&str> = lines.iter().filter_map(|l| l["note_id"].as_str()).collect();
+    assert_eq!(
+        ids,
+        [
+            "N00000", "N00005", "N00010", "N00015", "N00020", "N00025", "N00030"
+        ]
+    );
+    // Each entity's word is the note's own text at its offsets.
+    let text = notes_csv(1, &[]);
+    for e in lines[0]["entities"].as_array().into_iter().flatten() {
+        let w = e["word"].as_str().unwrap_or("");
+        assert!(text.contains(w), "{w}");
+    }
+    assert!(err.contains("entities of 7 note(s) written"), "{err}");
+
+    // A folder of images, one of them unreadable as an image: it is reported, the rest classified.
+    let imgs = p.dir.path().join("images");
+    std::fs::create_dir_all(&imgs).unwrap_or_else(|e| panic!("{e}"));
+    let png = fixture("tiny-biomedclip/test_image_320x240.png");
+    std::fs::copy(&png, imgs.join("a.png")).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::copy(&png, imgs.join("c.png")).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(imgs.join("b.jpg"), b"not a jpeg").unwrap_or_else(|e| panic!("{e}"));
+    let (code, out, err) = p.run(&[
+        "batch",
+        "classify-images",
+        "--service",
+        "CLIP_SVC",
+        "--dir",
+        &imgs.to_string_lossy(),
+        "--labels",
+        "chest X-ray,brain MRI,bone X-ray,CT scan",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let rows: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or(Value::Null))
+        .collect();
+    let names: Vec<&str> = rows.iter().filter_map(|r| r["image"].as_str()).collect();
+    assert_eq!(names, ["a.png", "c.png"]);
+    assert_eq!(rows[0]["scores"].as_array().map(Vec::len), Some(4));
+    assert_eq!(rows[0]["label"], rows[0]["labels"][0]);
+    assert_eq!(rows[0]["note"], "research use only, not for diagnosis");
+    assert!(
+        err.contains("1 could not be processed") && err.contains("b.jpg"),
+        "{err}"
+    );
+    p.kill_daemon();
+}

@@ -1,0 +1,365 @@
+//! Reading a table of notes: CSV (with a header row) or JSON Lines (one object per line). Every row
+//! that cannot be used is reported with its line and reason, never dropped silently.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use sha2::{Digest, Sha256};
+
+use super::BatchError;
+
+/// Texts longer than this many bytes are refused (a model reads its first few hundred tokens; a
+/// megabyte "note" is a broken export, not a note).
+pub const MAX_TEXT_BYTES: usize = 64 * 1024;
+
+/// One usable row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Note {
+    /// 1-based line (CSV: the record's line) in the input, for messages.
+    pub line: usize,
+    pub id: String,
+    pub text: String,
+    /// The other columns, as text, for `--where`.
+    pub fields: BTreeMap<String, String>,
+}
+
+impl Note {
+    /// sha256 of the text, hex: what "changed" means for the cache.
+    pub fn content_hash(&self) -> String {
+        hash_text(&self.text)
+    }
+}
+
+pub fn hash_text(text: &str) -> String {
+    Sha256::digest(text.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// A row that was not used, and why.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Rejected {
+    pub line: usize,
+    pub id: Option<String>,
+    pub reason: String,
+}
+
+/// The rows of a table, split into usable notes and rejected rows.
+#[derive(Debug, Default)]
+pub struct Table {
+    pub notes: Vec<Note>,
+    pub rejected: Vec<Rejected>,
+}
+
+/// A `--where COLUMN=VALUE` filter.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Filter {
+    pub column: String,
+    pub value: String,
+}
+
+impl std::str::FromStr for Filter {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Filter, String> {
+        match s.split_once('=') {
+            Some((c, v)) if !c.trim().is_empty() => Ok(Filter {
+                column: c.trim().to_string(),
+                value: v.trim().to_string(),
+            }),
+            _ => Err(format!(
+                "`{s}`: expected COLUMN=VALUE, e.g. NOTE_TYPE=ONCOLOGY"
+            )),
+        }
+    }
+}
+
+/// Which columns hold the id and the text.
+#[derive(Debug, Clone)]
+pub struct Columns {
+    pub id: String,
+    pub text: String,
+}
+
+/// Reads a CSV or JSON Lines file (by extension: .csv, .jsonl / .ndjson / .json).
+pub fn read(path: &Path, cols: &Columns) -> Result<Table, BatchError> {
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    let bytes = std::fs::read(path).map_err(|e| BatchError::Input {
+        path: path.to_path_buf(),
+        detail: e.to_string(),
+    })?;
+    match ext.as_str() {
+        "csv" => read_csv(&bytes, cols).map_err(|detail| BatchError::Input {
+            path: path.to_path_buf(),
+            detail,
+        }),
+        "jsonl" | "ndjson" | "json" => Ok(read_jsonl(&bytes, cols)),
+        "parquet" => Err(BatchError::Input {
+            path: path.to_path_buf(),
+            detail: "Parquet is not read by this build (the Arrow/Parquet crates would double its \
+                     build time); convert it first, e.g. `python -c \"import pandas as p; \
+                     p.read_parquet('notes.parquet').to_json('notes.jsonl', orient='records', \
+                     lines=True)\"`"
+                .into(),
+        }),
+        _ => Err(BatchError::Input {
+            path: path.to_path_buf(),
+            detail: "unknown format: give a .csv (with a header row) or .jsonl file".into(),
+        }),
+    }
+}
+
+/// Checks one row's id and text; `Err` is the reason it is refused.
+fn check(id: Option<String>, text: Option<Result<String, ()>>) -> Result<(String, String), String> {
+    let id = match id {
+        Some(id) if !id.trim().is_empty() => id.trim().to_string(),
+        _ => return Err("no id".into()),
+    };
+    match text {
+        None => Err("no text column".into()),
+        Some(Err(())) => Err("the text is not valid UTF-8".into()),
+        Some(Ok(t)) if t.trim().is_empty() => Err("empty text".into()),
+        Some(Ok(t)) if t.len() > MAX_TEXT_BYTES => Err(format!(
+            "text of {} bytes is over the {} KiB limit",
+            t.len(),
+            MAX_TEXT_BYTES / 1024
+        )),
+        Some(Ok(t)) => Ok((id, t)),
+    }
+}
+
+fn read_csv(bytes: &[u8], cols: &Columns) -> Result<Table, String> {
+    let mut reader = csv::ReaderBuilder::new().flexible(true).from_reader(bytes);
+    let headers: Vec<String> = reader
+        .byte_headers()
+        .map_err(|e| format!("cannot read the header row: {e}"))?
+        .iter()
+        .map(|h| String::from_utf8_lossy(h).trim().to_string())
+        .collect();
+    let find = |name: &str| {
+        headers
+            .iter()
+            .position(|h| h.eq_ignore_ascii_case(name))
+            .ok_or_else(|| format!("no column `{name}`; the header has: {}", headers.join(", ")))
+    };
+    let (id_at, text_at) = (find(&cols.id)?, find(&cols.text)?);
+    let mut table = Table::default();
+    let mut seen = std::collections::HashSet::new();
+    for record in reader.byte_records() {
+        let record = match record {
+            Ok(r) => r,
+            Err(e) => {
+                let line = e.position().map(|p| p.line() as usize).unwrap_or(0);
+                table.rejected.push(Rejected {
+                    line,
+                    id: None,
+                    reason: format!("unreadable CSV record: {e}"),
+                });
+                continue;
+            }
+        };
+        let line = record.position().map(|p| p.line() as usize).unwrap_or(0);
+        let field = |i: usize| {
+            record
+                .get(i)
+                .map(|b| String::from_utf8(b.to_vec()).map_err(|_| ()))
+        };
+        let id = field(id_at).and_then(Result::ok);
+        match check(id.clone(), field(text_at)) {
+            Ok((id, text)) => {
+                if !seen.insert(id.clone()) {
+                    table.rejected.push(Rejected {
+                        line,
+                        id: Some(id),
+                        reason: "duplicate id (the first row with it is used)".into(),
+                    });
+                    continue;
+                }
+                let fields = headers
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, _)| *i != text_at)
+                    .filter_map(|(i, h)| {
+                        field(i)
+                            .and_then(Result::ok)
+                            .map(|v| (h.to_ascii_uppercase(), v))
+                    })
+                    .collect();
+                table.notes.push(Note {
+                    line,
+                    id,
+                    text,
+                    fields,
+                });
+            }
+            Err(reason) => table.rejected.push(Rejected { line, id, reason }),
+        }
+    }
+    Ok(table)
+}
+
+fn read_jsonl(bytes: &[u8], cols: &Columns) -> Table {
+    let mut table = Table::default();
+    let mut seen = std::collections::HashSet::new();
+    for (i, raw) in bytes.split(|&b| b == b'\n').enumerate() {
+        let line = i + 1;
+        let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
+        if raw.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        let reject = |reason: String| Rejected {
+            line,
+            id: None,
+            reason,
+        };
+        let Ok(text_line) = std::str::from_utf8(raw) else {
+            table
+                .rejected
+                .push(reject("the line is not valid UTF-8".into()));
+            continue;
+        };
+        let obj: serde_json::Map<String, serde_json::Value> = match serde_json::from_str(text_line)
+        {
+            Ok(serde_json::Value::Object(o)) => o,
+            Ok(_) => {
+                table.rejected.push(reject("not a JSON object".into()));
+                continue;
+            }
+            Err(e) => {
+                table.rejected.push(reject(format!("not JSON: {e}")));
+                continue;
+            }
+        };
+        let get = |name: &str| {
+            obj.iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(name))
+                .map(|(_, v)| match v {
+                    serde_json::Value::String(s) => s.clone(),
+                    serde_json::Value::Null => String::new(),
+                    other => other.to_string(),
+                })
+        };
+        let id = get(&cols.id);
+        match check(id.clone(), get(&cols.text).map(Ok)) {
+            Ok((id, text)) => {
+                if !seen.insert(id.clone()) {
+                    table.rejected.push(Rejected {
+                        line,
+                        id: Some(id),
+                        reason: "duplicate id (the first row with it is used)".into(),
+                    });
+                    continue;
+                }
+                let fields = obj
+                    .iter()
+                    .filter(|(k, _)| !k.eq_ignore_ascii_case(&cols.text))
+                    .map(|(k, v)| {
+                        let v = v
+                            .as_str()
+                            .map(String::from)
+                            .unwrap_or_else(|| v.to_string());
+                        (k.to_ascii_uppercase(), v)
+                    })
+                    .collect();
+                table.notes.push(Note {
+                    line,
+                    id,
+                    text,
+                    fields,
+                });
+            }
+            Err(reason) => table.rejected.push(Rejected { line, id, reason }),
+        }
+    }
+    table
+}
+
+impl Table {
+    /// Keeps the notes whose column equals the value (case-insensitive column name and value).
+    pub fn filter(&mut self, f: &Filter) -> Result<(), String> {
+        let col = f.column.to_ascii_uppercase();
+        if !self.notes.is_empty() && !self.notes.iter().any(|n| n.fields.contains_key(&col)) {
+            return Err(format!("no column `{}` to filter on", f.column));
+        }
+        self.notes.retain(|n| {
+            n.fields
+                .get(&col)
+                .is_some_and(|v| v.eq_ignore_ascii_case(&f.value))
+        });
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cols() -> Columns {
+        Columns {
+            id: "NOTE_ID".into(),
+            text: "NOTE_TEXT".into(),
+        }
+    }
+
+    #[test]
+    fn csv_rows_are_read_and_bad_rows_reported_with_their_line() {
+        let mut data =
+            b"NOTE_ID,NOTE_TYPE,NOTE_TEXT\n1,ONCOLOGY,\"Fever, cough\"\n2,GENERAL,\n".to_vec();
+        data.extend_from_slice(b"3,GENERAL,caf\xe9 au lait\n,GENERAL,no id\n1,GENERAL,again\n");
+        let t = read_csv(&data, &cols()).unwrap_or_default();
+        assert_eq!(t.notes.len(), 1);
+        assert_eq!(t.notes[0].text, "Fever, cough");
+        assert_eq!(t.notes[0].fields["NOTE_TYPE"], "ONCOLOGY");
+        let reasons: Vec<(usize, &str)> = t
+            .rejected
+            .iter()
+            .map(|r| (r.line, r.reason.as_str()))
+            .collect();
+        assert_eq!(
+            reasons,
+            vec![
+                (3, "empty text"),
+                (4, "the text is not valid UTF-8"),
+                (5, "no id"),
+                (6, "duplicate id (the first row with it is used)"),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_missing_column_names_the_columns_there_are() {
+        let err = read_csv(b"ID,TEXT\n1,a\n", &cols())
+            .err()
+            .unwrap_or_default();
+        assert!(
+            err.contains("no column `NOTE_ID`") && err.contains("ID, TEXT"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn jsonl_rows_over_long_texts_and_filters() {
+        let long = "x".repeat(MAX_TEXT_BYTES + 1);
+        let data = format!(
+            "{{\"note_id\": 7, \"note_type\": \"ONCOLOGY\", \"note_text\": \"Mass in the left lung\"}}\n\n[1]\n{{\"note_id\": 8, \"note_type\": \"GENERAL\", \"note_text\": \"{long}\"}}\n{{\"note_id\": 9, \"note_type\": \"general\", \"note_text\": \"Rash\"}}\n"
+        );
+        let mut t = read_jsonl(data.as_bytes(), &cols());
+        assert_eq!(t.notes.len(), 2);
+        assert_eq!(t.notes[0].id, "7");
+        assert_eq!(t.rejected.len(), 2);
+        assert_eq!(t.rejected[0].reason, "not a JSON object");
+        assert!(t.rejected[1].reason.contains("over the 64 KiB limit"));
+        let f: Filter = "note_type=general".parse().unwrap_or(Filter {
+            column: String::new(),
+            value: String::new(),
+        });
+        assert!(t.filter(&f).is_ok());
+        assert_eq!(t.notes.len(), 1);
+        assert_eq!(t.notes[0].id, "9");
+        assert!("NOTE_TYPE".parse::<Filter>().is_err());
+    }
+}

@@ -1,0 +1,796 @@
+//! `hugflake batch ...`: the batch commands on either platform (see [`crate::batch`]).
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use color_eyre::eyre::{Result, WrapErr, eyre};
+use serde_json::{Value, json};
+
+use crate::batch::cache::Cache;
+use crate::batch::input::{self, Columns, Table};
+use crate::batch::run::{self, Pacing, Progress};
+use crate::batch::sql;
+use crate::cli::{BatchCommand, BatchSnowflake};
+use crate::config::PlatformChoice;
+use crate::headless::{Context, print_json};
+use crate::platform::Platform;
+
+/// Exit code of a run stopped by Ctrl-C (what shells use for SIGINT).
+const INTERRUPTED: u8 = 130;
+
+pub async fn run(ctx: &Context, command: BatchCommand) -> Result<()> {
+    let opener = ctx.opener();
+    if opener.choice == PlatformChoice::Snowflake {
+        return snowflake(ctx, command).await;
+    }
+    let (platform, line) = opener.open().await?;
+    if !line.starts_with("connected") {
+        eprintln!("{line}");
+    }
+    let platform = platform.as_ref();
+    match command {
+        BatchCommand::Embed {
+            service,
+            input,
+            id_column,
+            text_column,
+            cache,
+            batch_size,
+            json,
+            ..
+        } => {
+            let service = service.ok_or_else(|| eyre!("give --service: the embedding service"))?;
+            let cols = Columns {
+                id: id_column,
+                text: text_column,
+            };
+            embed_local(
+                ctx,
+                platform,
+                &service,
+                Path::new(&input),
+                &cols,
+                cache.as_deref(),
+                batch_size as usize,
+                json,
+            )
+            .await
+        }
+        BatchCommand::Search {
+            cache,
+            query,
+            pairs,
+            top,
+            service,
+            model,
+            input,
+            id_column,
+            text_column,
+            json,
+            ..
+        } => {
+            let cache = Cache::open(&cache_path(ctx, cache.as_deref()))?;
+            let matrix = cache.matrix(model.as_deref())?;
+            let texts = match input {
+                Some(p) => Some(read_table(
+                    Path::new(&p),
+                    &Columns {
+                        id: id_column,
+                        text: text_column,
+                    },
+                )?),
+                None => None,
+            };
+            let text_of = |id: &str| {
+                texts
+                    .as_ref()
+                    .and_then(|t| t.notes.iter().find(|n| n.id == id))
+                    .map(|n| n.text.clone())
+            };
+            if pairs {
+                let t = Instant::now();
+                let found = matrix.pairs(top)?;
+                eprintln!(
+                    "{} notes of {} {}: {} pair(s) in {:.2} s",
+                    matrix.len(),
+                    matrix.model,
+                    matrix.version,
+                    found.len(),
+                    t.elapsed().as_secs_f64()
+                );
+                if json {
+                    return print_json(&found);
+                }
+                for p in &found {
+                    println!("{:.4}  {}  {}", p.score, p.a, p.b);
+                }
+                return Ok(());
+            }
+            let query = query.unwrap_or_default();
+            let service = match service {
+                Some(s) => s.to_ascii_uppercase(),
+                None => serving(platform, &matrix.model, &matrix.version).await?,
+            };
+            let method = query_method(platform, &service).await?;
+            let p = platform
+                .predict(&service, &method, &[vec![Value::String(query)]])
+                .await?;
+            let q = p
+                .outputs
+                .first()
+                .and_then(run::embedding)
+                .ok_or_else(|| eyre!("{service} {method} answered no embedding"))?;
+            let t = Instant::now();
+            let hits = matrix.search(&q, top)?;
+            eprintln!(
+                "{} notes of {} {} searched in {:.1} ms (query embedded in {:.0} ms)",
+                matrix.len(),
+                matrix.model,
+                matrix.version,
+                t.elapsed().as_secs_f64() * 1000.0,
+                p.latency_ms
+            );
+            if json {
+                let rows: Vec<Value> = hits
+                    .iter()
+                    .map(|h| json!({ "id": h.id, "score": h.score, "text": text_of(&h.id) }))
+                    .collect();
+                return print_json(&rows);
+            }
+            for (i, h) in hits.iter().enumerate() {
+                let text = text_of(&h.id)
+                    .map(|t| format!("  {}", snippet(&t, 90)))
+                    .unwrap_or_default();
+                println!("{:>3}. {:.4}  {}{text}", i + 1, h.score, h.id);
+            }
+            Ok(())
+        }
+        BatchCommand::Entities {
+            service,
+            input,
+            id_column,
+            text_column,
+            filter,
+            limit,
+            output,
+            batch_size,
+            ..
+        } => {
+            let service = service
+                .ok_or_else(|| eyre!("give --service: the token-classification service"))?
+                .to_ascii_uppercase();
+            let mut table = read_table(
+                Path::new(&input),
+                &Columns {
+                    id: id_column,
+                    text: text_column,
+                },
+            )?;
+            if let Some(f) = &filter {
+                table.filter(f).map_err(|e| eyre!(e))?;
+            }
+            if let Some(n) = limit {
+                table.notes.truncate(n);
+            }
+            let rows: Vec<Vec<Value>> = table
+                .notes
+                .iter()
+                .map(|n| vec![Value::String(n.text.clone())])
+                .collect();
+            let ids: Vec<String> = table.notes.iter().map(|n| n.id.clone()).collect();
+            let mut out = open_output(output.as_deref().map(Path::new))?;
+            let notes = &table.notes;
+            let mut written = 0usize;
+            let pacing = Pacing {
+                batch_size: batch_size as usize,
+                ..Pacing::default()
+            };
+            let interrupt = Interrupt::new();
+            let (failed, interrupted) = run::call_in_batches(
+                platform,
+                &service,
+                "__CALL__",
+                &rows,
+                &ids,
+                &pacing,
+                &interrupt.stop,
+                |idx, outputs| {
+                    for (&i, o) in idx.iter().zip(&outputs) {
+                        let note = &notes[i];
+                        let tokens = o.get("outputs").cloned().unwrap_or(Value::Null);
+                        let entities: Vec<Value> = crate::app::query::group_entities(&tokens)
+                            .into_iter()
+                            .map(|(ty, score, s, e)| {
+                                json!({ "entity_group": ty, "word": char_slice(&note.text, s, e), "score": score, "start": s, "end": e })
+                            })
+                            .collect();
+                        let line = json!({ "note_id": note.id, "entities": entities });
+                        writeln!(out, "{line}").map_err(|e| {
+                            crate::batch::BatchError::Invalid(format!("cannot write the results: {e}"))
+                        })?;
+                        written += 1;
+                    }
+                    Ok(())
+                },
+                reporter("notes"),
+            )
+            .await?;
+            out.flush().wrap_err("cannot write the results")?;
+            finish(
+                &format!("entities of {written} note(s) written"),
+                &table,
+                &failed,
+                interrupted,
+            )
+        }
+        BatchCommand::ClassifyImages {
+            service,
+            dir,
+            labels,
+            output,
+            batch_size,
+        } => {
+            classify_images(
+                platform,
+                &service,
+                &dir,
+                &labels,
+                output.as_deref(),
+                batch_size as usize,
+            )
+            .await
+        }
+    }
+}
+
+fn cache_path(ctx: &Context, given: Option<&str>) -> PathBuf {
+    given
+        .map(PathBuf::from)
+        .unwrap_or_else(|| ctx.paths.data_dir.path.join("embeddings.sqlite"))
+}
+
+fn read_table(path: &Path, cols: &Columns) -> Result<Table> {
+    let table = input::read(path, cols)?;
+    if table.notes.is_empty() && table.rejected.is_empty() {
+        return Err(eyre!("{}: no rows", path.display()));
+    }
+    Ok(table)
+}
+
+/// The first `max` characters of a text on one line.
+fn snippet(text: &str, max: usize) -> String {
+    let one_line: String = crate::domain::units::strip_control(text)
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    if one_line.chars().count() > max {
+        format!("{}…", one_line.chars().take(max).collect::<String>())
+    } else {
+        one_line
+    }
+}
+
+/// Characters `start..end` of a text (entity offsets count characters).
+fn char_slice(text: &str, start: usize, end: usize) -> String {
+    text.chars()
+        .skip(start)
+        .take(end.saturating_sub(start))
+        .collect()
+}
+
+/// A RUNNING service of the model version.
+async fn serving(platform: &dyn Platform, model: &str, version: &str) -> Result<String> {
+    platform
+        .services()
+        .await?
+        .into_iter()
+        .find(|s| {
+            s.model.as_deref() == Some(model)
+                && s.model_version.as_deref() == Some(version)
+                && s.status == crate::domain::ServiceStatus::Running
+        })
+        .map(|s| s.name)
+        .ok_or_else(|| {
+            eyre!("no RUNNING service serves {model} {version} to embed the query: give --service, or resume its service")
+        })
+}
+
+/// ENCODE_QUERY when the service has it, else ENCODE.
+async fn query_method(platform: &dyn Platform, service: &str) -> Result<String> {
+    let svc = platform
+        .services()
+        .await?
+        .into_iter()
+        .find(|s| s.name == service)
+        .ok_or_else(|| eyre!("no service {service}: `hugflake status` lists them"))?;
+    let functions = crate::platform::service_functions(
+        platform,
+        service,
+        svc.model.as_deref(),
+        svc.model_version.as_deref(),
+    )
+    .await?;
+    let has = |n: &str| functions.iter().any(|f| f.name == n);
+    if has("ENCODE_QUERY") {
+        Ok("ENCODE_QUERY".into())
+    } else if has("ENCODE") || functions.is_empty() {
+        Ok("ENCODE".into())
+    } else {
+        Err(eyre!(
+            "service {service} does not embed text (it has {})",
+            functions
+                .iter()
+                .map(|f| f.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))
+    }
+}
+
+/// A stop flag that the first Ctrl-C sets (the run stops after the batch in flight); a second
+/// Ctrl-C quits at once.
+struct Interrupt {
+    stop: Arc<AtomicBool>,
+    watcher: tokio::task::JoinHandle<()>,
+}
+
+impl Interrupt {
+    fn new() -> Interrupt {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let watcher = tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                eprintln!("\nstopping after the batch in flight (Ctrl-C again to quit at once)");
+                flag.store(true, Ordering::Relaxed);
+                if tokio::signal::ctrl_c().await.is_ok() {
+                    std::process::exit(i32::from(INTERRUPTED));
+                }
+            }
+        });
+        Interrupt { stop, watcher }
+    }
+}
+
+impl Drop for Interrupt {
+    fn drop(&mut self) {
+        self.watcher.abort();
+    }
+}
+
+/// A progress line on standard error: redrawn in place on a terminal, every 2 s otherwise.
+fn reporter(unit: &'static str) -> impl FnMut(Progress) {
+    let tty = std::io::stderr().is_terminal();
+    let mut last: Option<Instant> = None;
+    move |p: Progress| {
+        let end = p.done + p.failed >= p.total;
+        if tty {
+            eprint!("\r{}\x1b[K", p.line(unit));
+            if end {
+                eprintln!();
+            }
+        } else if end || last.is_none_or(|l| l.elapsed() >= Duration::from_secs(2)) {
+            eprintln!("{}", p.line(unit));
+            last = Some(Instant::now());
+        }
+    }
+}
+
+/// Reports skipped rows and failures; an interrupted run exits 130.
+fn finish(summary: &str, table: &Table, failed: &[run::Failure], interrupted: bool) -> Result<()> {
+    eprintln!("{summary}");
+    if !table.rejected.is_empty() {
+        eprintln!("{} row(s) skipped:", table.rejected.len());
+        for r in table.rejected.iter().take(20) {
+            eprintln!(
+                "  line {}{}: {}",
+                r.line,
+                r.id.as_deref()
+                    .map(|i| format!(" (id {i})"))
+                    .unwrap_or_default(),
+                r.reason
+            );
+        }
+        if table.rejected.len() > 20 {
+            eprintln!("  … and {} more", table.rejected.len() - 20);
+        }
+    }
+    if !failed.is_empty() {
+        eprintln!("{} could not be processed:", failed.len());
+        for f in failed.iter().take(20) {
+            eprintln!("  {}: {}", f.id, f.reason);
+        }
+    }
+    if interrupted {
+        eprintln!("interrupted: what finished is kept; run the same command again to continue");
+        std::process::exit(i32::from(INTERRUPTED));
+    }
+    Ok(())
+}
+
+fn open_output(path: Option<&Path>) -> Result<Box<dyn Write>> {
+    Ok(match path {
+        Some(p) => Box::new(std::io::BufWriter::new(
+            std::fs::File::create(p).wrap_err_with(|| format!("cannot create {}", p.display()))?,
+        )),
+        None => Box::new(std::io::stdout()),
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn embed_local(
+    ctx: &Context,
+    platform: &dyn Platform,
+    service: &str,
+    input: &Path,
+    cols: &Columns,
+    cache: Option<&str>,
+    batch_size: usize,
+    json: bool,
+) -> Result<()> {
+    let service = service.to_ascii_uppercase();
+    let svc = platform
+        .services()
+        .await?
+        .into_iter()
+        .find(|s| s.name == service)
+        .ok_or_else(|| eyre!("no service {service}: `hugflake status` lists them"))?;
+    let (Some(model), Some(version)) = (svc.model.clone(), svc.model_version.clone()) else {
+        return Err(eyre!(
+            "service {service} does not say which model version it serves"
+        ));
+    };
+    let table = read_table(input, cols)?;
+    let path = cache_path(ctx, cache);
+    let mut cache = Cache::open(&path)?;
+    eprintln!(
+        "{} note(s) from {}; cache {}; {service} serves {model} {version}",
+        table.notes.len(),
+        input.display(),
+        path.display()
+    );
+    let notes = &table.notes;
+    let interrupt = Interrupt::new();
+    let report = run::embed(
+        platform,
+        &service,
+        "ENCODE",
+        (&model, &version),
+        notes,
+        &mut cache,
+        &Pacing {
+            batch_size,
+            ..Pacing::default()
+        },
+        &interrupt.stop,
+        reporter("notes"),
+    )
+    .await?;
+    if json {
+        print_json(&json!({
+            "computed": report.computed,
+            "unchanged": report.unchanged,
+            "skipped": table.rejected,
+            "failed": report.failed,
+            "interrupted": report.interrupted,
+            "seconds": report.seconds,
+        }))?;
+    }
+    finish(
+        &format!(
+            "embedded {} note(s), {} already current, in {:.1} s",
+            report.computed, report.unchanged, report.seconds
+        ),
+        &table,
+        &report.failed,
+        report.interrupted,
+    )
+}
+
+async fn classify_images(
+    platform: &dyn Platform,
+    service: &str,
+    dir: &Path,
+    labels: &str,
+    output: Option<&Path>,
+    batch_size: usize,
+) -> Result<()> {
+    use base64::Engine;
+    let service = service.to_ascii_uppercase();
+    let labels: Vec<String> = labels
+        .split(',')
+        .map(|l| l.trim().to_string())
+        .filter(|l| !l.is_empty())
+        .collect();
+    if labels.len() < 2 {
+        return Err(eyre!("give two or more --labels, comma-separated"));
+    }
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .wrap_err_with(|| format!("cannot read {}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.extension()
+                .and_then(|e| e.to_str())
+                .is_some_and(|e| matches!(e.to_ascii_lowercase().as_str(), "png" | "jpg" | "jpeg"))
+        })
+        .collect();
+    files.sort();
+    if files.is_empty() {
+        return Err(eyre!("{}: no PNG or JPEG files", dir.display()));
+    }
+    let mut table = Table::default();
+    let mut rows = Vec::new();
+    let mut ids = Vec::new();
+    for f in &files {
+        let name = f
+            .file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_default();
+        match std::fs::read(f) {
+            Ok(bytes) if bytes.len() <= crate::platform::local::instance::MAX_BODY / 2 => {
+                rows.push(vec![
+                    json!(base64::engine::general_purpose::STANDARD.encode(bytes)),
+                    json!(labels),
+                ]);
+                ids.push(name);
+            }
+            Ok(bytes) => table.rejected.push(input::Rejected {
+                line: 0,
+                id: Some(name),
+                reason: format!("{} bytes is too large to send", bytes.len()),
+            }),
+            Err(e) => table.rejected.push(input::Rejected {
+                line: 0,
+                id: Some(name),
+                reason: format!("unreadable: {e}"),
+            }),
+        }
+    }
+    let mut out = open_output(output)?;
+    let mut written = 0usize;
+    let ids_ref = &ids;
+    let pacing = Pacing {
+        batch_size,
+        ..Pacing::default()
+    };
+    let interrupt = Interrupt::new();
+    let (failed, interrupted) = run::call_in_batches(
+        platform,
+        &service,
+        "__CALL__",
+        &rows,
+        ids_ref,
+        &pacing,
+        &interrupt.stop,
+        |idx, outputs| {
+            for (&i, o) in idx.iter().zip(&outputs) {
+                let line = json!({
+                    "image": ids_ref[i],
+                    "label": o["labels"].get(0),
+                    "confidence": o["scores"].get(0),
+                    "labels": o["labels"],
+                    "scores": o["scores"],
+                    "note": "research use only, not for diagnosis",
+                });
+                writeln!(out, "{line}").map_err(|e| {
+                    crate::batch::BatchError::Invalid(format!("cannot write the results: {e}"))
+                })?;
+                written += 1;
+            }
+            Ok(())
+        },
+        reporter("images"),
+    )
+    .await?;
+    out.flush().wrap_err("cannot write the results")?;
+    finish(
+        &format!("{written} image(s) classified (research use only, not for diagnosis)"),
+        &table,
+        &failed,
+        interrupted,
+    )
+}
+
+/// The batch commands on Snowflake: SQL in the account.
+async fn snowflake(ctx: &Context, command: BatchCommand) -> Result<()> {
+    let opener = ctx.opener();
+    let (sf, db, schema) = match opener.snowflake() {
+        Ok((p, line)) => {
+            let (db, schema) = (p.database.clone(), p.schema.clone());
+            eprintln!("{line}");
+            (Some(p), db, schema)
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let qualified = |s: &str| {
+        crate::platform::snowflake::ident::Qualified::parse(s, &db, &schema)
+            .map_err(|e| eyre!("`{s}`: {e}"))
+    };
+    let ident = |s: &str| {
+        crate::platform::snowflake::ident::Ident::parse(s).map_err(|e| eyre!("`{s}`: {e}"))
+    };
+    let target = |service: &Option<String>, o: &BatchSnowflake| -> Result<sql::Target> {
+        match (&o.warehouse_model, service) {
+            (Some(m), _) => Ok(sql::Target::Warehouse {
+                model: qualified(m)?,
+                version: ident(o.model_version.as_deref().unwrap_or("V1"))?,
+            }),
+            (None, Some(s)) => Ok(sql::Target::Service(qualified(s)?)),
+            (None, None) => Err(eyre!(
+                "give --service (or --warehouse-model for warehouse inference)"
+            )),
+        }
+    };
+    let model_ref = |service: &Option<String>, o: &BatchSnowflake| sql::ModelRef {
+        model: o
+            .warehouse_model
+            .clone()
+            .or_else(|| service.clone())
+            .unwrap_or_default()
+            .to_ascii_uppercase(),
+        version: o.model_version.clone().unwrap_or_else(|| "V1".into()),
+    };
+    let (statements, advice, dry_run) = match &command {
+        BatchCommand::Embed {
+            service,
+            input,
+            id_column,
+            text_column,
+            cache,
+            snowflake: o,
+            ..
+        } => {
+            let src = sql::Source {
+                table: qualified(input)?,
+                id: ident(id_column)?,
+                text: ident(text_column)?,
+            };
+            let cache = qualified(cache.as_deref().unwrap_or("NOTE_EMBEDDINGS"))?;
+            let mut st = vec![sql::count(&src)];
+            st.extend(sql::embed(
+                &src,
+                &cache,
+                &target(service, o)?,
+                &ident("ENCODE")?,
+                &model_ref(service, o),
+                o.dim,
+            ));
+            (st, false, o.dry_run)
+        }
+        BatchCommand::Search {
+            cache,
+            query,
+            pairs,
+            top,
+            service,
+            snowflake: o,
+            ..
+        } => {
+            let cache = qualified(cache.as_deref().unwrap_or("NOTE_EMBEDDINGS"))?;
+            let m = model_ref(service, o);
+            let st = if *pairs {
+                sql::pairs(&cache, &m, *top)
+            } else {
+                sql::search(
+                    &cache,
+                    &target(service, o)?,
+                    &ident("ENCODE")?,
+                    &m,
+                    o.dim,
+                    query.as_deref().unwrap_or_default(),
+                    *top,
+                )
+            };
+            (vec![st], false, o.dry_run)
+        }
+        BatchCommand::Entities {
+            service,
+            input,
+            id_column,
+            text_column,
+            filter,
+            limit,
+            output,
+            snowflake: o,
+            ..
+        } => {
+            let src = sql::Source {
+                table: qualified(input)?,
+                id: ident(id_column)?,
+                text: ident(text_column)?,
+            };
+            let out = qualified(output.as_deref().unwrap_or("NOTE_ENTITIES"))?;
+            let col = match filter {
+                Some(f) => Some((ident(&f.column)?, f.value.clone())),
+                None => None,
+            };
+            let mut st = vec![sql::count(&src)];
+            st.extend(sql::entities(
+                &src,
+                &out,
+                &target(service, o)?,
+                &model_ref(service, o),
+                col.as_ref().map(|(c, v)| (c, v.as_str())),
+                *limit,
+            ));
+            (st, false, o.dry_run)
+        }
+        BatchCommand::ClassifyImages { .. } => {
+            return Err(eyre!(
+                "zero-shot image classification (open_clip, e.g. BiomedCLIP) cannot be served by Snowflake's Hugging Face import: run `hugflake batch classify-images` on the local platform"
+            ));
+        }
+    };
+    let images = advice;
+    if dry_run {
+        print!(
+            "{}",
+            sql::plan(&statements, &sql::warehouse_advice(None, images))
+        );
+        return Ok(());
+    }
+    let Some(sf) = sf else {
+        return Err(eyre!("no Snowflake connection"));
+    };
+    let timeout = Duration::from_secs(6 * 3600);
+    for s in &statements {
+        let binds: Vec<_> = s
+            .binds
+            .iter()
+            .map(|b| crate::platform::snowflake::sqlapi::text(b.clone()))
+            .collect();
+        let t = Instant::now();
+        let r = sf
+            .api
+            .execute(&s.sql, &binds, timeout)
+            .await
+            .map_err(|e| eyre!("{}: {e}", s.purpose))?;
+        if s.purpose == "count the rows" {
+            let rows: Option<u64> = r.scalar().and_then(|v| v.parse().ok());
+            eprintln!(
+                "{} row(s); {}",
+                rows.map_or("?".into(), |n| n.to_string()),
+                sql::warehouse_advice(rows, images)
+            );
+            continue;
+        }
+        let secs = t.elapsed().as_secs_f64();
+        if r.columns.iter().any(|c| {
+            c.name.eq_ignore_ascii_case("NOTE_ID") || c.name.eq_ignore_ascii_case("NOTE_A")
+        }) {
+            let headers: Vec<&str> = r.columns.iter().map(|c| c.name.as_str()).collect();
+            let body: Vec<Vec<String>> = r
+                .rows
+                .iter()
+                .map(|row| row.iter().map(|v| v.clone().unwrap_or_default()).collect())
+                .collect();
+            print!("{}", crate::headless::text_table(&headers, &body));
+        } else {
+            let counts: Vec<String> = r
+                .columns
+                .iter()
+                .enumerate()
+                .filter_map(|(i, c)| {
+                    r.rows
+                        .first()
+                        .and_then(|row| row.get(i))
+                        .and_then(|v| v.clone())
+                        .map(|v| format!("{} {v}", c.name.to_ascii_lowercase()))
+                })
+                .collect();
+            eprintln!(
+                "{} ({:.1} s){}",
+                s.purpose,
+                secs,
+                if counts.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", counts.join(", "))
+                }
+            );
+        }
+    }
+    Ok(())
+}
