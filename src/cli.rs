@@ -366,9 +366,6 @@ pub enum BatchCommand {
         /// The service that embeds the query (default: a running service of the cache's model)
         #[arg(long)]
         service: Option<String>,
-        /// The cached model to search, when the cache holds several
-        #[arg(long)]
-        model: Option<String>,
         /// Local: the notes file, to show each hit's text
         #[arg(long)]
         input: Option<String>,
@@ -434,7 +431,12 @@ pub struct BatchSnowflake {
     /// Warehouse inference: call this model's version instead of a service (`MODEL(m, v)!ENCODE`)
     #[arg(long, value_name = "MODEL")]
     pub warehouse_model: Option<String>,
-    /// The version, for --warehouse-model and the cache's MODEL_VERSION
+    /// The registry model the rows are computed by, as the cache records it (local search: the
+    /// cached model to search when the cache holds several; Snowflake: default the service name
+    /// without its `_SVC` suffix)
+    #[arg(long)]
+    pub model: Option<String>,
+    /// The version, for --warehouse-model and the cache's MODEL_VERSION (default V1)
     #[arg(long, value_name = "VERSION")]
     pub model_version: Option<String>,
     /// Embedding dimensions of the cache table's VECTOR column

@@ -65,15 +65,14 @@ pub async fn run(ctx: &Context, command: BatchCommand) -> Result<()> {
             pairs,
             top,
             service,
-            model,
             input,
             id_column,
             text_column,
             json,
-            ..
+            snowflake,
         } => {
             let cache = Cache::open(&cache_path(ctx, cache.as_deref()))?;
-            let matrix = cache.matrix(model.as_deref())?;
+            let matrix = cache.matrix(snowflake.model.as_deref())?;
             let texts = match input {
                 Some(p) => Some(read_table(
                     Path::new(&p),
@@ -623,14 +622,23 @@ async fn snowflake(ctx: &Context, command: BatchCommand) -> Result<()> {
             )),
         }
     };
-    let model_ref = |service: &Option<String>, o: &BatchSnowflake| sql::ModelRef {
-        model: o
-            .warehouse_model
-            .clone()
-            .or_else(|| service.clone())
-            .unwrap_or_default()
-            .to_ascii_uppercase(),
-        version: o.model_version.clone().unwrap_or_else(|| "V1".into()),
+    let model_ref = |service: &Option<String>, o: &BatchSnowflake| {
+        let from_service = service.as_deref().map(|s| {
+            let last = s.rsplit('.').next().unwrap_or(s).to_ascii_uppercase();
+            last.strip_suffix("_SVC")
+                .map(str::to_string)
+                .unwrap_or(last)
+        });
+        sql::ModelRef {
+            model: o
+                .model
+                .clone()
+                .or_else(|| o.warehouse_model.clone())
+                .or(from_service)
+                .unwrap_or_default()
+                .to_ascii_uppercase(),
+            version: o.model_version.clone().unwrap_or_else(|| "V1".into()),
+        }
     };
     let (statements, advice, dry_run) = match &command {
         BatchCommand::Embed {

@@ -942,20 +942,155 @@ async fn the_cli_speaks_to_snowflake_with_connection() {
     assert_eq!(code, 0, "{err}");
     assert!(err.contains("ALL_MINILM_L6_V2_SVC is RUNNING"), "{err}");
     assert!(!err.contains(PAT));
-    let (code, out, err) = tokio::task::spawn_blocking(move || {
-        run(&[
-            "--connection",
-            "sim",
-            "predict",
-            "all_minilm_l6_v2_svc",
-            "--text",
-            "chest pain",
-            "--json",
-        ])
+    let (code, out, err) = tokio::task::spawn_blocking({
+        let run = run.clone();
+        move || {
+            run(&[
+                "--connection",
+                "sim",
+                "predict",
+                "all_minilm_l6_v2_svc",
+                "--text",
+                "chest pain",
+                "--json",
+            ])
+        }
     })
     .await
     .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(code, 0, "{err}");
     let rows: Value = serde_json::from_str(&out).unwrap_or_default();
     assert_eq!(rows[0]["output"]["output"][0], 10.0, "{out}");
+
+    // Batch work runs in the account: the plan, then the cache flow (missing or stale rows only).
+    s.sim.state().notes = vec![
+        ("1".into(), "Fever and cough for three days".into()),
+        ("2".into(), "Wheezing at night".into()),
+        ("3".into(), "  ".into()),
+        ("4".into(), "Mass in the left lung".into()),
+    ];
+    let batch = |extra: &[&str]| {
+        let run = run.clone();
+        let mut args: Vec<String> = [
+            "--connection",
+            "sim",
+            "batch",
+            "embed",
+            "--service",
+            "all_minilm_l6_v2_svc",
+            "--input",
+            "clinical_notes",
+        ]
+        .iter()
+        .map(|a| a.to_string())
+        .collect();
+        args.extend(extra.iter().map(|a| a.to_string()));
+        move || run(&args.iter().map(String::as_str).collect::<Vec<_>>())
+    };
+    let (code, out, err) = tokio::task::spawn_blocking(batch(&["--dry-run"]))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(code, 0, "{err}");
+    insta::assert_snapshot!("batch_embed_plan", out);
+    assert!(
+        !s.sim
+            .state()
+            .statements
+            .iter()
+            .any(|(q, _)| q.contains("NOTE_EMBEDDINGS")),
+        "--dry-run ran SQL"
+    );
+    let (code, _, err) = tokio::task::spawn_blocking(batch(&[]))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("4 row(s); warehouse size: SMALL"), "{err}");
+    assert!(err.contains("number of rows inserted 3"), "{err}");
+    assert!(err.contains("skipped 1"), "{err}");
+    // Nothing changed: nothing computed.
+    let (code, _, err) = tokio::task::spawn_blocking(batch(&[]))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("number of rows inserted 0"), "{err}");
+    // One note changed, then a new version: only what is stale is deleted and computed.
+    s.sim.state().notes[1].1 = "Wheezing at night, worse with exercise".into();
+    let (_, _, err) = tokio::task::spawn_blocking(batch(&[]))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        err.contains("number of rows deleted 1") && err.contains("number of rows inserted 1"),
+        "{err}"
+    );
+    let (_, _, err) = tokio::task::spawn_blocking(batch(&["--model-version", "V2"]))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        err.contains("number of rows deleted 3") && err.contains("number of rows inserted 3"),
+        "{err}"
+    );
+    let bound = s
+        .sim
+        .state()
+        .statements
+        .iter()
+        .rev()
+        .find(|(q, _)| q.starts_with("INSERT INTO"))
+        .map(|(_, b)| b.clone())
+        .unwrap_or_default();
+    assert_eq!(bound, ["ALL_MINILM_L6_V2", "V2", "ALL_MINILM_L6_V2", "V2"]);
+    // Search in the account, ordered with a tiebreak; image classification is refused with the reason.
+    let (code, out, err) = tokio::task::spawn_blocking({
+        let run = run.clone();
+        move || {
+            run(&[
+                "--connection",
+                "sim",
+                "batch",
+                "search",
+                "--service",
+                "all_minilm_l6_v2_svc",
+                "--query",
+                "night wheeze",
+                "--top",
+                "2",
+                "--model-version",
+                "V2",
+            ])
+        }
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(code, 0, "{err}");
+    let ids: Vec<&str> = out
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    assert_eq!(ids, ["1", "2"], "{out}");
+    let search = s.sim.state().statements.last().cloned().unwrap_or_default();
+    assert!(
+        search.0.contains("ORDER BY SCORE DESC, c.NOTE_ID LIMIT 2"),
+        "{}",
+        search.0
+    );
+    assert_eq!(search.1[0], "night wheeze");
+    let (code, _, err) = tokio::task::spawn_blocking(move || {
+        run(&[
+            "--connection",
+            "sim",
+            "batch",
+            "classify-images",
+            "--service",
+            "x",
+            "--dir",
+            ".",
+            "--labels",
+            "a,b",
+        ])
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_ne!(code, 0);
+    assert!(err.contains("open_clip"), "{err}");
 }

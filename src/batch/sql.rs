@@ -24,7 +24,7 @@ pub enum Target {
 
 impl Target {
     /// `SVC!METHOD(arg)` or `MODEL(M, V)!METHOD(arg)`.
-    fn call(&self, method: &Ident, arg: &str) -> String {
+    fn call(&self, method: &dyn std::fmt::Display, arg: &str) -> String {
         match self {
             Target::Service(s) => format!("{s}!{method}({arg})"),
             Target::Warehouse { model, version } => {
@@ -177,7 +177,8 @@ pub fn entities(
     limit: Option<usize>,
 ) -> Vec<Statement> {
     let (t, id, text) = (&src.table, &src.id, &src.text);
-    let call = Ident::parse("__CALL__").map(|c| target.call(&c, &format!("t.{text}")));
+    // The pipeline method is named `"__CALL__"` in SQL, quoted as Snowflake's docs write it.
+    let call = target.call(&"\"__CALL__\"", &format!("t.{text}"));
     let mut binds = vec![
         m.model.clone(),
         m.version.clone(),
@@ -210,7 +211,6 @@ pub fn entities(
                  WHERE t.{text} IS NOT NULL AND LENGTH(TRIM(t.{text})) > 0 \
                  AND NOT EXISTS (SELECT 1 FROM {out} o WHERE o.NOTE_ID = TO_VARCHAR(t.{id}) AND o.MODEL = ? AND o.MODEL_VERSION = ?)\
                  {filter_sql} ORDER BY t.{id}{limit_sql}) s",
-                call = call.unwrap_or_default(),
             ),
             binds,
         },
@@ -289,5 +289,42 @@ mod tests {
         );
         assert!(!s.iter().any(|s| s.sql.contains("DROP TABLE")));
         assert!(s[2].binds.contains(&m.version));
+    }
+
+    #[test]
+    fn search_pairs_and_entities_are_golden() {
+        let m = ModelRef {
+            model: "BIOBERT_NER".into(),
+            version: "V1".into(),
+        };
+        let src = Source {
+            table: q("clinical_notes"),
+            id: i("note_id"),
+            text: i("note_text"),
+        };
+        let mut all = vec![
+            search(
+                &q("note_embeddings"),
+                &Target::Warehouse {
+                    model: q("all_minilm_l6_v2"),
+                    version: i("v1"),
+                },
+                &i("ENCODE"),
+                &m,
+                384,
+                "fever in a neutropenic child",
+                10,
+            ),
+            pairs(&q("note_embeddings"), &m, 20),
+        ];
+        all.extend(entities(
+            &src,
+            &q("note_entities"),
+            &Target::Service(q("ner_svc")),
+            &m,
+            Some((&i("note_type"), "ONCOLOGY")),
+            Some(100),
+        ));
+        insta::assert_snapshot!(plan(&all, &warehouse_advice(Some(5_000), false)));
     }
 }

@@ -102,6 +102,10 @@ pub struct SimState {
     pub faults: Faults,
     pub ingress_calls: u32,
     pub secrets: Vec<String>,
+    /// The table CLINICAL_NOTES: (NOTE_ID, NOTE_TEXT).
+    pub notes: Vec<(String, String)>,
+    /// The batch cache table: (note id, model) → (version, content hash).
+    pub cache: HashMap<(String, String), (String, String)>,
     running: HashMap<String, Running>,
     /// Partitions N >= 1 of finished results, by handle.
     partitions: HashMap<String, Vec<Vec<Vec<Value>>>>,
@@ -155,6 +159,8 @@ impl SnowflakeSim {
             faults: Faults::default(),
             ingress_calls: 0,
             secrets: vec!["HF_TOKEN".into()],
+            notes: Vec::new(),
+            cache: HashMap::new(),
             running: HashMap::new(),
             partitions: HashMap::new(),
             partition_requests: 0,
@@ -456,6 +462,9 @@ const SERVICE_COLUMNS: &[&str] = &[
 fn answer(st: &mut SimState, handle: &str, sql: &str, binds: &[String]) -> Response {
     let upper = sql.to_ascii_uppercase();
     let parts = st.faults.partition_rows;
+    if let Some(r) = batch_sql(st, handle, &upper, binds) {
+        return r;
+    }
     if upper == "SHOW COMPUTE POOLS" {
         let rows = pool_rows(st);
         remember(st, handle, &rows, parts);
@@ -1346,4 +1355,107 @@ mod serde_yaml_value {
                 .unwrap_or(1),
         )
     }
+}
+
+/// The batch statements over CLINICAL_NOTES and its cache table, with the semantics the SQL asks
+/// for: stale rows deleted, only missing rows inserted, empty texts skipped.
+fn batch_sql(st: &mut SimState, handle: &str, upper: &str, binds: &[String]) -> Option<Response> {
+    let hash = |t: &str| hugflake::batch::input::hash_text(t);
+    let empty = |t: &str| t.trim().is_empty();
+    if upper.starts_with("SELECT COUNT(*) AS N FROM ") {
+        let n = st.notes.len().to_string();
+        return Some(result(handle, &["N"], vec![vec![s(&n)]], 0));
+    }
+    if upper.starts_with("SELECT COUNT(*) AS SKIPPED FROM ") {
+        let n = st
+            .notes
+            .iter()
+            .filter(|(_, t)| empty(t))
+            .count()
+            .to_string();
+        return Some(result(handle, &["SKIPPED"], vec![vec![s(&n)]], 0));
+    }
+    if upper.starts_with("CREATE TABLE IF NOT EXISTS ") {
+        return Some(result(
+            handle,
+            &["status"],
+            vec![vec![s("Table successfully created.")]],
+            0,
+        ));
+    }
+    if upper.starts_with("DELETE FROM ") && upper.contains(" USING ") {
+        let (model, version) = (binds.first()?.clone(), binds.get(1)?.clone());
+        let notes = st.notes.clone();
+        let before = st.cache.len();
+        st.cache.retain(|(id, m), (v, h)| {
+            !(*m == model
+                && notes
+                    .iter()
+                    .any(|(nid, t)| nid == id && (*v != version || *h != hash(t))))
+        });
+        let n = (before - st.cache.len()).to_string();
+        return Some(result(
+            handle,
+            &["number of rows deleted"],
+            vec![vec![s(&n)]],
+            0,
+        ));
+    }
+    if upper.starts_with("INSERT INTO ") && upper.contains("!ENCODE(") {
+        let svc = upper
+            .split("!ENCODE(")
+            .next()?
+            .rsplit(' ')
+            .next()
+            .map(last_part)?;
+        if !st
+            .services
+            .iter()
+            .any(|x| x.name == svc && x.status == "RUNNING")
+        {
+            return Some(error(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "002003",
+                "02000",
+                "Service not running.",
+                Some(handle),
+            ));
+        }
+        let (model, version) = (binds.first()?.clone(), binds.get(1)?.clone());
+        let mut n = 0;
+        for (id, t) in st.notes.clone() {
+            let current =
+                st.cache.get(&(id.clone(), model.clone())) == Some(&(version.clone(), hash(&t)));
+            if !empty(&t) && !current {
+                st.cache
+                    .insert((id, model.clone()), (version.clone(), hash(&t)));
+                n += 1;
+            }
+        }
+        return Some(result(
+            handle,
+            &["number of rows inserted"],
+            vec![vec![s(&n.to_string())]],
+            0,
+        ));
+    }
+    if upper.starts_with("SELECT C.NOTE_ID, VECTOR_COSINE_SIMILARITY") {
+        let model = binds.get(1)?.clone();
+        let mut ids: Vec<String> = st
+            .cache
+            .keys()
+            .filter(|(_, m)| *m == model)
+            .map(|(id, _)| id.clone())
+            .collect();
+        ids.sort();
+        let k: usize = upper.rsplit("LIMIT ").next()?.trim().parse().ok()?;
+        let rows = ids
+            .iter()
+            .take(k)
+            .enumerate()
+            .map(|(i, id)| vec![s(id), s(&format!("{:.4}", 1.0 / (1.0 + i as f64)))])
+            .collect();
+        return Some(result(handle, &["NOTE_ID", "SCORE"], rows, 0));
+    }
+    None
 }
