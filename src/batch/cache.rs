@@ -10,6 +10,7 @@ use std::collections::{BinaryHeap, HashMap};
 use std::path::{Path, PathBuf};
 
 use candle_core::{Device, Tensor};
+use rayon::prelude::*;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::BatchError;
@@ -348,12 +349,27 @@ impl Matrix {
         }
         let mut q = query.to_vec();
         normalise(&mut q);
+        // Chunks of rows in parallel, each keeping its own best k, then merged.
+        let dim = self.dim.max(1);
+        let rows_per_task = 4096;
+        let partial: Vec<Vec<(f32, usize)>> = self
+            .data
+            .par_chunks(dim * rows_per_task)
+            .enumerate()
+            .map(|(c, block)| {
+                let mut top = TopK::new(k);
+                for (r, row) in block.chunks_exact(dim).enumerate() {
+                    let s = crate::inference::dot(row, &q);
+                    if s > top.floor() {
+                        top.push(s, c * rows_per_task + r);
+                    }
+                }
+                top.into_sorted()
+            })
+            .collect();
         let mut top = TopK::new(k);
-        for (i, row) in self.data.chunks_exact(self.dim.max(1)).enumerate() {
-            let s: f32 = row.iter().zip(&q).map(|(a, b)| a * b).sum();
-            if s > top.floor() {
-                top.push(s, i);
-            }
+        for (s, i) in partial.into_iter().flatten() {
+            top.push(s, i);
         }
         let mut hits: Vec<Hit> = top
             .into_sorted()
