@@ -36,7 +36,13 @@ fn main() {
     for chunk in (0..n).collect::<Vec<_>>().chunks(5000) {
         let items: Vec<(String, String, Vec<f32>)> = chunk
             .iter()
-            .map(|i| (format!("N{i:07}"), String::new(), (0..dim).map(|_| rnd()).collect()))
+            .map(|i| {
+                (
+                    format!("N{i:07}"),
+                    String::new(),
+                    (0..dim).map(|_| rnd()).collect(),
+                )
+            })
             .collect();
         cache
             .store("BENCH", "V1", &items)
@@ -45,7 +51,11 @@ fn main() {
     println!("store {n} embeddings: {:.2} s", t.elapsed().as_secs_f64());
     let t = Instant::now();
     let m = cache.matrix(None).unwrap_or_else(|e| panic!("{e}"));
-    println!("load {} embeddings: {:.2} s", m.len(), t.elapsed().as_secs_f64());
+    println!(
+        "load {} embeddings: {:.2} s",
+        m.len(),
+        t.elapsed().as_secs_f64()
+    );
     let mut lat: Vec<f64> = (0..50)
         .map(|_| {
             let q: Vec<f32> = (0..dim).map(|_| rnd()).collect();
