@@ -745,6 +745,8 @@ fn query_asks_for_functions_then_sends_what_is_typed_and_searches_the_notes() {
             outputs,
             latency_ms: 20.0,
             ranking: vec![],
+            cache_hits: vec![],
+            cache_searched: None,
             thumbnail: None,
             png: None,
             raw_request: serde_json::json!({}),

@@ -471,6 +471,8 @@ fn query_result(
         outputs: outputs.clone(),
         latency_ms: 12.0,
         ranking: vec![],
+        cache_hits: vec![],
+        cache_searched: None,
         thumbnail: None,
         png: None,
         raw_request: serde_json::json!({"data": [[0, inputs.first().copied().unwrap_or("")]]}),
@@ -671,4 +673,43 @@ fn with_a_graphics_protocol_the_picture_cells_are_left_to_the_terminal() {
     // Anything over the pane takes the picture away.
     app.update(Action::Help);
     assert!(hugflake::ui::query::picture_area(&app).is_none());
+}
+
+#[test]
+fn query_search_over_the_embedding_cache_lists_note_ids() {
+    use hugflake::app::query::{CacheSearched, QueryKind};
+    use hugflake::batch::cache::Hit;
+    let mut app = query_app(hugflake::platform::protocol::functions_for(
+        "sentence-similarity",
+    ));
+    app.query.search = true;
+    app.query.input = "wheezing at night".into();
+    let mut r = query_result(
+        QueryKind::Embeddings,
+        &["wheezing at night"],
+        vec![serde_json::json!({"output": [0.6, 0.8, 0.0]})],
+    );
+    r.cache_hits = vec![
+        Hit {
+            id: "N000417".into(),
+            score: 0.912,
+        },
+        Hit {
+            id: "N001288".into(),
+            score: 0.874,
+        },
+    ];
+    r.cache_searched = Some(CacheSearched {
+        notes: 2000,
+        model: "ALL_MINILM_L6_V2".into(),
+        version: "V1".into(),
+    });
+    app.query.result = Some(r);
+    let screen = render(&app);
+    assert!(
+        screen.contains("top notes of 2000 in the embedding cache (ALL_MINILM_L6_V2 V1)"),
+        "{screen}"
+    );
+    assert!(screen.contains(" 1. 0.912 N000417"), "{screen}");
+    insta::assert_snapshot!(screen);
 }

@@ -59,6 +59,9 @@ struct Workers {
     /// The newest search generation and details handle: older debounced requests are not sent.
     latest_search: Arc<std::sync::atomic::AtomicU64>,
     latest_details: Arc<std::sync::Mutex<String>>,
+    /// The embedding cache `hugflake batch embed` fills (local platform): searched by the Query
+    /// pane when it holds the service's model version.
+    cache: std::path::PathBuf,
 }
 
 /// How long typing or scrolling must pause before the Hub is asked.
@@ -182,8 +185,9 @@ impl Workers {
 
     /// One call from the Query pane; images are read and thumbnailed here, off the UI thread.
     fn query(&self, request: query::QueryRequest) {
+        let cache = self.cache.clone();
         self.call(move |p| async move {
-            let result = run_query(p.as_ref(), &request).await.map(Box::new);
+            let result = run_query(p.as_ref(), &request, &cache).await.map(Box::new);
             Msg::QueryDone { request, result }
         });
     }
@@ -357,6 +361,7 @@ async fn event_loop(mut terminal: DefaultTerminal, ctx: &Context) -> Result<()> 
         hub: HubClient::new(hub_settings),
         latest_search: Arc::default(),
         latest_details: Arc::default(),
+        cache: ctx.paths.data_dir.path.join("embeddings.sqlite"),
     };
     app.read_only = ctx.read_only;
     app.picture = crate::ui::picture::Protocol::detect(&crate::paths::ProcessEnv);
@@ -487,11 +492,20 @@ async fn event_loop(mut terminal: DefaultTerminal, ctx: &Context) -> Result<()> 
 async fn run_query(
     p: &dyn Platform,
     r: &query::QueryRequest,
+    cache: &std::path::Path,
 ) -> std::result::Result<query::QueryResult, String> {
     use base64::Engine;
     use query::QueryKind;
     let mut thumbnail = None;
     let mut png = None;
+    // A search over the embedding cache when it holds the service's model version: only the
+    // query is embedded.
+    let matrix = if r.search && r.version.is_none() {
+        cached_matrix(p, &r.service, cache).await
+    } else {
+        None
+    };
+    let notes: &[String] = if matrix.is_some() { &[] } else { &r.notes };
     let rows: Vec<Vec<serde_json::Value>> = match r.kind {
         QueryKind::Images => {
             let path = std::path::PathBuf::from(r.inputs[0].trim());
@@ -517,7 +531,7 @@ async fn run_query(
         _ => r
             .inputs
             .iter()
-            .chain(&r.notes)
+            .chain(notes)
             .map(|t| vec![serde_json::json!(t)])
             .collect(),
     };
@@ -535,6 +549,19 @@ async fn run_query(
             .map(|(i, o)| (serde_json::json!(i), o.clone()))
             .collect(),
     );
+    let (cache_hits, cache_searched) = match (&matrix, prediction.outputs.first()) {
+        (Some(m), Some(q)) => {
+            let q = query::vector(&q["output"]);
+            let hits = m.search(&q, 8).map_err(|e| e.to_string())?;
+            let searched = query::CacheSearched {
+                notes: m.len(),
+                model: m.model.clone(),
+                version: m.version.clone(),
+            };
+            (hits, Some(searched))
+        }
+        _ => (Vec::new(), None),
+    };
     Ok(query::QueryResult {
         service: r.service.clone(),
         kind: r.kind,
@@ -542,11 +569,42 @@ async fn run_query(
         outputs: prediction.outputs,
         latency_ms: prediction.latency_ms,
         ranking: Vec::new(),
+        cache_hits,
+        cache_searched,
         thumbnail,
         png,
         raw_request,
         raw_response,
     })
+}
+
+/// The embedding cache's vectors of the model version `service` serves, if the cache has any.
+async fn cached_matrix(
+    p: &dyn Platform,
+    service: &str,
+    cache: &std::path::Path,
+) -> Option<crate::batch::cache::Matrix> {
+    if !cache.exists() {
+        return None;
+    }
+    let svc = p
+        .services()
+        .await
+        .ok()?
+        .into_iter()
+        .find(|s| s.name == service)?;
+    let (model, version) = (svc.model?, svc.model_version?);
+    let path = cache.to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        let m = crate::batch::cache::Cache::open(&path)
+            .ok()?
+            .matrix(Some(&model))
+            .ok()?;
+        (m.version == version && !m.is_empty()).then_some(m)
+    })
+    .await
+    .ok()
+    .flatten()
 }
 
 /// Draws (or removes) the Query pane's picture with the terminal's graphics protocol, only when

@@ -67,7 +67,7 @@ impl QueryKind {
                 "one text per line; the result compares them (cosine similarity, best match marked)"
             }
             (QueryKind::Embeddings, true) => {
-                "a question; the demo notes are ranked by similarity to it"
+                "a question; notes are ranked by similarity to it (the embedding cache of `hugflake batch embed` when it holds this model, else the demo notes)"
             }
             (QueryKind::Entities, _) => "one text per line; entities are highlighted by type",
             (QueryKind::Features, _) => "one text per line; CLS and mean vectors come back",
@@ -100,6 +100,10 @@ pub struct QueryResult {
     pub latency_ms: f64,
     /// Search mode: (note index, score), best first.
     pub ranking: Vec<(usize, f32)>,
+    /// Search mode over the embedding cache (`hugflake batch embed`): the best notes' ids and
+    /// scores, and what was searched.
+    pub cache_hits: Vec<crate::batch::cache::Hit>,
+    pub cache_searched: Option<CacheSearched>,
     /// Images: a small RGB thumbnail (width, height, pixels) for half-block drawing.
     pub thumbnail: Option<(u32, u32, Vec<u8>)>,
     /// Images: a larger copy as PNG, for terminals with a graphics protocol.
@@ -107,6 +111,14 @@ pub struct QueryResult {
     /// The raw request and response bodies, for the JSON toggle.
     pub raw_request: Value,
     pub raw_response: Value,
+}
+
+/// Which cache a search ranked, for the header.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CacheSearched {
+    pub notes: usize,
+    pub model: String,
+    pub version: String,
 }
 
 /// What the pane asks the worker to do.

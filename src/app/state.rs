@@ -923,14 +923,19 @@ impl App {
                     at: self.now,
                     service: request.service.clone(),
                     method: request.method.clone(),
-                    inputs: request.inputs.len() + request.notes.len(),
+                    // A search over the embedding cache sends the query alone.
+                    inputs: request.inputs.len()
+                        + match &result {
+                            Ok(r) if r.cache_searched.is_some() => 0,
+                            _ => request.notes.len(),
+                        },
                     latency_ms: result.as_ref().ok().map(|r| r.latency_ms),
                     ok: result.is_ok(),
                 };
                 self.query.history.push(entry);
                 match result {
                     Ok(mut r) => {
-                        if request.search {
+                        if request.search && r.cache_searched.is_none() {
                             // The notes' vectors came back after the query's: keep them.
                             if !request.notes.is_empty() {
                                 let vectors: Vec<Vec<f32>> = r.outputs[1..]

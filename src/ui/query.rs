@@ -260,6 +260,9 @@ fn result(frame: &mut Frame<'_>, area: Rect, app: &App) {
         return;
     }
     match r.kind {
+        QueryKind::Embeddings if r.cache_searched.is_some() => {
+            frame.render_widget(Paragraph::new(cache_lines(r, t)), inner)
+        }
         QueryKind::Embeddings if !r.ranking.is_empty() => {
             frame.render_widget(Paragraph::new(search_lines(r, t, width)), inner)
         }
@@ -370,6 +373,34 @@ fn vector_lines<'a>(r: &QueryResult, t: &Theme) -> Vec<Line<'a>> {
             }
             lines.push(Line::from(spans));
         }
+    }
+    lines
+}
+
+/// A search over the embedding cache: note ids and scores (the cache holds no note text).
+fn cache_lines<'a>(r: &QueryResult, t: &Theme) -> Vec<Line<'a>> {
+    let Some(c) = &r.cache_searched else {
+        return Vec::new();
+    };
+    let mut lines = vec![
+        Line::from(Span::styled(
+            format!(
+                "top notes of {} in the embedding cache ({} {})",
+                c.notes, c.model, c.version
+            ),
+            t.accent().add_modifier(Modifier::BOLD),
+        )),
+        Line::from(Span::styled(
+            "ids only; the cache keeps no text (batch search --input shows it)",
+            t.dim(),
+        )),
+    ];
+    for (rank, h) in r.cache_hits.iter().enumerate() {
+        lines.push(Line::from(vec![
+            Span::styled(format!("{:>2}. ", rank + 1), t.dim()),
+            Span::styled(format!("{:.3} ", h.score), t.accent()),
+            Span::raw(crate::domain::units::strip_control(&h.id)),
+        ]));
     }
     lines
 }
