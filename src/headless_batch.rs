@@ -188,7 +188,9 @@ pub async fn run(ctx: &Context, command: BatchCommand) -> Result<()> {
                 ..Pacing::default()
             };
             let interrupt = Interrupt::new();
-            let (failed, interrupted) = run::call_in_batches(
+            let mut tracker = Tracker::start(ctx, "entities", "local", &service, &input);
+            tracker.plan(rows.len(), table.rejected.len(), 0);
+            let outcome = run::call_in_batches(
                 platform,
                 &service,
                 "__CALL__",
@@ -214,9 +216,16 @@ pub async fn run(ctx: &Context, command: BatchCommand) -> Result<()> {
                     }
                     Ok(())
                 },
-                reporter("notes"),
+                tracker.reporter("notes"),
             )
-            .await?;
+            .await;
+            tracker.end_with(&outcome, |(failed, interrupted)| {
+                (
+                    *interrupted,
+                    format!("entities of {written} note(s), {} failed", failed.len()),
+                )
+            });
+            let (failed, interrupted) = outcome?;
             out.flush().wrap_err("cannot write the results")?;
             finish(
                 &format!("entities of {written} note(s) written"),
@@ -233,6 +242,7 @@ pub async fn run(ctx: &Context, command: BatchCommand) -> Result<()> {
             batch_size,
         } => {
             classify_images(
+                ctx,
                 platform,
                 &service,
                 &dir,
@@ -377,6 +387,66 @@ fn reporter(unit: &'static str) -> impl FnMut(Progress) {
     }
 }
 
+/// The run's record in the data dir (for the TUI's Imports tab); a record that cannot be written
+/// is a warning, never a reason to stop the run.
+struct Tracker(Option<crate::batch::runs::Recorder>);
+
+impl Tracker {
+    fn start(ctx: &Context, kind: &str, platform: &str, service: &str, input: &str) -> Tracker {
+        let path = ctx.paths.data_dir.path.join(crate::batch::runs::FILE);
+        match crate::batch::runs::Recorder::start(&path, kind, platform, service, input) {
+            Ok(r) => Tracker(Some(r)),
+            Err(e) => {
+                tracing::warn!("batch run not recorded: {e}");
+                Tracker(None)
+            }
+        }
+    }
+
+    fn plan(&mut self, total: usize, skipped: usize, unchanged: usize) {
+        if let Some(r) = self.0.as_mut() {
+            r.plan(total as u64, skipped as u64, unchanged as u64);
+        }
+    }
+
+    /// The terminal progress line, and the record.
+    fn reporter<'a>(&'a mut self, unit: &'static str) -> impl FnMut(Progress) + 'a {
+        let mut line = reporter(unit);
+        move |p: Progress| {
+            line(p);
+            if let Some(r) = self.0.as_mut() {
+                r.progress(p.done as u64, p.failed as u64);
+            }
+        }
+    }
+
+    fn end(&mut self, state: crate::domain::JobState, message: &str) {
+        if let Some(r) = self.0.as_mut() {
+            r.finish(state, message);
+        }
+    }
+
+    /// Done, cancelled (interrupted) or failed, from a run's outcome.
+    fn end_with<T>(
+        &mut self,
+        outcome: &std::result::Result<T, crate::batch::BatchError>,
+        summary: impl FnOnce(&T) -> (bool, String),
+    ) {
+        use crate::domain::JobState;
+        match outcome {
+            Ok(v) => {
+                let (interrupted, msg) = summary(v);
+                if interrupted {
+                    self.end(JobState::Cancelled, &format!("interrupted: {msg}"));
+                } else {
+                    self.end(JobState::Done, &msg);
+                }
+            }
+            Err(e) => self.end(JobState::Failed, &e.to_string()),
+        }
+    }
+}
+
 /// Reports skipped rows and failures; an interrupted run exits 130.
 fn finish(summary: &str, table: &Table, failed: &[run::Failure], interrupted: bool) -> Result<()> {
     eprintln!("{summary}");
@@ -452,7 +522,16 @@ async fn embed_local(
     );
     let notes = &table.notes;
     let interrupt = Interrupt::new();
-    let report = run::embed(
+    let mut tracker = Tracker::start(
+        ctx,
+        "embed",
+        "local",
+        &service,
+        &input.display().to_string(),
+    );
+    let (todo, unchanged) = run::stale(&cache, notes, &model, &version)?;
+    tracker.plan(todo.len(), table.rejected.len(), unchanged);
+    let outcome = run::embed(
         platform,
         &service,
         "ENCODE",
@@ -464,9 +543,21 @@ async fn embed_local(
             ..Pacing::default()
         },
         &interrupt.stop,
-        reporter("notes"),
+        tracker.reporter("notes"),
     )
-    .await?;
+    .await;
+    tracker.end_with(&outcome, |r| {
+        (
+            r.interrupted,
+            format!(
+                "embedded {} note(s), {} already current, {} failed",
+                r.computed,
+                r.unchanged,
+                r.failed.len()
+            ),
+        )
+    });
+    let report = outcome?;
     if json {
         print_json(&json!({
             "computed": report.computed,
@@ -489,6 +580,7 @@ async fn embed_local(
 }
 
 async fn classify_images(
+    ctx: &Context,
     platform: &dyn Platform,
     service: &str,
     dir: &Path,
@@ -555,7 +647,15 @@ async fn classify_images(
         ..Pacing::default()
     };
     let interrupt = Interrupt::new();
-    let (failed, interrupted) = run::call_in_batches(
+    let mut tracker = Tracker::start(
+        ctx,
+        "classify-images",
+        "local",
+        &service,
+        &dir.display().to_string(),
+    );
+    tracker.plan(rows.len(), table.rejected.len(), 0);
+    let outcome = run::call_in_batches(
         platform,
         &service,
         "__CALL__",
@@ -580,9 +680,16 @@ async fn classify_images(
             }
             Ok(())
         },
-        reporter("images"),
+        tracker.reporter("images"),
     )
-    .await?;
+    .await;
+    tracker.end_with(&outcome, |(failed, interrupted)| {
+        (
+            *interrupted,
+            format!("{written} image(s) classified, {} failed", failed.len()),
+        )
+    });
+    let (failed, interrupted) = outcome?;
     out.flush().wrap_err("cannot write the results")?;
     finish(
         &format!("{written} image(s) classified (research use only, not for diagnosis)"),
@@ -743,6 +850,37 @@ async fn snowflake(ctx: &Context, command: BatchCommand) -> Result<()> {
         return Err(eyre!("no Snowflake connection"));
     };
     let timeout = Duration::from_secs(6 * 3600);
+    let t0 = Instant::now();
+    // Embedding and entity runs are recorded for the TUI's Imports tab; a search is not a run.
+    let mut tracker = match &command {
+        BatchCommand::Embed {
+            service,
+            input,
+            snowflake: o,
+            ..
+        }
+        | BatchCommand::Entities {
+            service,
+            input,
+            snowflake: o,
+            ..
+        } => {
+            let kind = if matches!(command, BatchCommand::Embed { .. }) {
+                "embed"
+            } else {
+                "entities"
+            };
+            let by = o
+                .warehouse_model
+                .clone()
+                .or_else(|| service.clone())
+                .unwrap_or_default()
+                .to_ascii_uppercase();
+            Some(Tracker::start(ctx, kind, "snowflake", &by, input))
+        }
+        _ => None,
+    };
+    let mut inserted = 0u64;
     for s in &statements {
         let binds: Vec<_> = s
             .binds
@@ -750,11 +888,29 @@ async fn snowflake(ctx: &Context, command: BatchCommand) -> Result<()> {
             .map(|b| crate::platform::snowflake::sqlapi::text(b.clone()))
             .collect();
         let t = Instant::now();
-        let r = sf
-            .api
-            .execute(&s.sql, &binds, timeout)
-            .await
-            .map_err(|e| eyre!("{}: {e}", s.purpose))?;
+        let r = match sf.api.execute(&s.sql, &binds, timeout).await {
+            Ok(r) => r,
+            Err(e) => {
+                let msg = format!("{}: {e}", s.purpose);
+                if let Some(t) = tracker.as_mut() {
+                    t.end(crate::domain::JobState::Failed, &msg);
+                }
+                return Err(eyre!(msg));
+            }
+        };
+        if s.sql.starts_with("INSERT INTO ") {
+            inserted = r.scalar().and_then(|v| v.parse().ok()).unwrap_or(0);
+            if let Some(t) = tracker.as_mut() {
+                t.plan(inserted as usize, 0, 0);
+                (t.reporter("rows"))(Progress {
+                    done: inserted as usize,
+                    failed: 0,
+                    total: inserted as usize,
+                    elapsed: t0.elapsed(),
+                    batch_size: 0,
+                });
+            }
+        }
         if s.purpose == "count the rows" {
             let rows: Option<u64> = r.scalar().and_then(|v| v.parse().ok());
             eprintln!(
@@ -799,6 +955,12 @@ async fn snowflake(ctx: &Context, command: BatchCommand) -> Result<()> {
                 }
             );
         }
+    }
+    if let Some(t) = tracker.as_mut() {
+        t.end(
+            crate::domain::JobState::Done,
+            &format!("{inserted} row(s) computed in the account"),
+        );
     }
     Ok(())
 }

@@ -1219,6 +1219,21 @@ async fn batch_embed_caches_only_what_changed_searches_and_resumes_after_a_kill(
     let r = report(&out);
     assert_eq!(r["computed"].as_u64(), Some(2000 - done as u64), "{r}");
     assert_eq!(count(), 2000);
+    // Every run is on record for the TUI: the killed one reads as cancelled, with why.
+    let runs = hugflake::batch::runs::list(&p.data().join(hugflake::batch::runs::FILE), 50)
+        .unwrap_or_default();
+    assert_eq!(runs.len(), 5, "{runs:?}");
+    let last = &runs[0];
+    assert_eq!(last.state, JobState::Done);
+    assert_eq!(
+        (last.done, last.total),
+        (2000 - done as u64, 2000 - done as u64)
+    );
+    let killed = &runs[1];
+    assert_eq!(killed.state, JobState::Cancelled, "{killed:?}");
+    assert!(killed.message.as_deref().unwrap_or("").contains("killed?"));
+    assert_eq!(runs[4].skipped, 3);
+    assert_eq!(runs[4].done, 2000);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -1039,6 +1039,22 @@ async fn the_cli_speaks_to_snowflake_with_connection() {
         .map(|(_, b)| b.clone())
         .unwrap_or_default();
     assert_eq!(bound, ["ALL_MINILM_L6_V2", "V2", "ALL_MINILM_L6_V2", "V2"]);
+    // Each run is on record for the TUI, with what the account computed.
+    let runs = hugflake::batch::runs::list(
+        &s.dir.path().join("data").join(hugflake::batch::runs::FILE),
+        10,
+    )
+    .unwrap_or_default();
+    let done: Vec<(String, u64)> = runs.iter().map(|r| (r.platform.clone(), r.done)).collect();
+    assert_eq!(
+        done,
+        [
+            ("snowflake".to_string(), 3),
+            ("snowflake".into(), 1),
+            ("snowflake".into(), 0),
+            ("snowflake".into(), 3)
+        ]
+    );
     // Search in the account, ordered with a tiebreak; image classification is refused with the reason.
     let (code, out, err) = tokio::task::spawn_blocking({
         let run = run.clone();

@@ -713,3 +713,51 @@ fn query_search_over_the_embedding_cache_lists_note_ids() {
     assert!(screen.contains(" 1. 0.912 N000417"), "{screen}");
     insta::assert_snapshot!(screen);
 }
+
+#[test]
+fn imports_show_batch_runs_with_progress() {
+    use hugflake::domain::BatchRun;
+    let mut app = app(140, 30);
+    app.tab = Tab::Imports;
+    connected(
+        &mut app,
+        snapshot(
+            vec![],
+            vec![],
+            vec![job("ALL_MINILM_L6_V2", JobState::Done, Stage::Ready, None)],
+        ),
+    );
+    let at = |secs: i64| app.now - chrono::TimeDelta::seconds(secs);
+    let run = |kind: &str, state: JobState, done: u64, total: u64, started: i64| BatchRun {
+        id: format!("{kind}-{done}"),
+        kind: kind.into(),
+        platform: "local".into(),
+        service: "ALL_MINILM_L6_V2_SVC".into(),
+        input: "/home/ml/notes.csv".into(),
+        state,
+        done,
+        failed: 0,
+        skipped: 3,
+        total,
+        unchanged: 0,
+        started_on: at(started),
+        updated_on: at(1),
+        finished_on: (state != JobState::Running).then(|| at(started - 13)),
+        message: match state {
+            JobState::Running => None,
+            JobState::Cancelled => {
+                Some("the process stopped before the run finished (killed?)".into())
+            }
+            _ => Some("embedded 2000 note(s), 0 already current, 0 failed".into()),
+        },
+    };
+    app.batch_runs = vec![
+        run("embed", JobState::Running, 1200, 2000, 8),
+        run("embed", JobState::Cancelled, 400, 2000, 600),
+        run("embed", JobState::Done, 2000, 2000, 900),
+    ];
+    let screen = render(&app);
+    assert!(screen.contains("Batch runs (3)"), "{screen}");
+    assert!(screen.contains("1200/2000"), "{screen}");
+    assert_snapshot!(screen);
+}

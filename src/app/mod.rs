@@ -102,10 +102,21 @@ impl Workers {
         }
         self.fetching = true;
         let tx = self.tx.clone();
+        let runs = self.cache.with_file_name(crate::batch::runs::FILE);
         tokio::spawn(async move {
             let result = platform::snapshot(platform.as_ref())
                 .await
                 .map_err(|e| e.to_string());
+            // The batch runs of this machine, read off the async workers; unreadable: none shown.
+            let batch = tokio::task::spawn_blocking(move || {
+                crate::batch::runs::list(&runs, 50).unwrap_or_else(|e| {
+                    tracing::warn!("batch runs: {e}");
+                    Vec::new()
+                })
+            })
+            .await
+            .unwrap_or_default();
+            let _ = tx.send(Msg::BatchRuns(batch));
             let _ = tx.send(Msg::Snapshot(result));
         });
     }

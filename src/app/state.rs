@@ -314,6 +314,8 @@ impl DownloadState {
 pub enum Msg {
     Link(Link),
     Snapshot(Result<Snapshot, String>),
+    /// The batch runs recorded in the data dir (read with each snapshot).
+    BatchRuns(Vec<crate::domain::BatchRun>),
     Candidates(Result<Vec<Candidate>, String>),
     HubPage {
         generation: u64,
@@ -363,6 +365,8 @@ pub struct App {
     /// The selected job's detail, and the job whose detail was asked for last (with the snapshot
     /// time it was asked at: a newer snapshot asks again while the job runs).
     pub job_detail: Option<JobDetail>,
+    /// Batch runs recorded on this machine (`hugflake batch ...`), newest first.
+    pub batch_runs: Vec<crate::domain::BatchRun>,
     /// The platform being talked to (or connected to).
     pub platform_kind: PlatformKind,
     pub query: QueryState,
@@ -401,6 +405,7 @@ impl App {
             snapshot: Remote::default(),
             downloads: Default::default(),
             job_detail: None,
+            batch_runs: Vec::new(),
             job_detail_asked: None,
             platform_kind: PlatformKind::Local,
             query: QueryState::default(),
@@ -854,6 +859,7 @@ impl App {
                 self.link = link;
             }
             Msg::Snapshot(result) => self.snapshot.set(result, self.now),
+            Msg::BatchRuns(runs) => self.batch_runs = runs,
             Msg::Candidates(result) => self.candidates.set(result, self.now),
             Msg::HubPage {
                 generation,

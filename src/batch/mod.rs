@@ -8,6 +8,7 @@
 pub mod cache;
 pub mod input;
 pub mod run;
+pub mod runs;
 pub mod sql;
 
 use std::path::PathBuf;

@@ -256,3 +256,44 @@ mod tests {
         assert_eq!(default_model_name("org/3d-net"), "M3D_NET");
     }
 }
+
+/// One batch run (`hugflake batch ...`), as this machine recorded it: batch work runs from the
+/// command line on either platform, so its record lives in the local data dir, not in a platform.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BatchRun {
+    pub id: String,
+    /// `embed`, `entities`, `classify-images`, `search`.
+    pub kind: String,
+    /// `local` or `snowflake`.
+    pub platform: String,
+    pub service: String,
+    /// The file, folder or table read.
+    pub input: String,
+    pub state: JobState,
+    pub done: u64,
+    pub failed: u64,
+    /// Rows skipped before any call (empty, not UTF-8, ...).
+    pub skipped: u64,
+    /// Rows to compute (0 while unknown, e.g. SQL running in the account).
+    pub total: u64,
+    /// Rows already current in the cache.
+    pub unchanged: u64,
+    pub started_on: DateTime<Utc>,
+    pub updated_on: DateTime<Utc>,
+    pub finished_on: Option<DateTime<Utc>>,
+    /// The last word: the summary, or why it failed or stopped.
+    pub message: Option<String>,
+}
+
+impl BatchRun {
+    /// Rows per second so far.
+    pub fn rate(&self) -> f64 {
+        let end = self.finished_on.unwrap_or(self.updated_on);
+        let secs = (end - self.started_on).num_milliseconds() as f64 / 1000.0;
+        if secs > 0.0 {
+            self.done as f64 / secs
+        } else {
+            0.0
+        }
+    }
+}

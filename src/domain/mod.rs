@@ -9,8 +9,8 @@ pub mod units;
 
 pub use candidate::{CachedRepo, CachedRevision, Candidate, CandidateSource, SnowflakeVerdict};
 pub use job::{
-    FileProgress, ImportSpec, JobDetail, JobLogLine, JobState, JobSummary, Stage, StageRecord,
-    StageState,
+    BatchRun, FileProgress, ImportSpec, JobDetail, JobLogLine, JobState, JobSummary, Stage,
+    StageRecord, StageState,
 };
 pub use platform::{
     Column, ComputePool, Container, Endpoint, Function, Health, InstanceStatus, LogLine,

@@ -31,6 +31,16 @@ fn elapsed(app: &App, j: &JobSummary) -> String {
 }
 
 pub fn render(frame: &mut Frame<'_>, body: Rect, app: &App) {
+    // Batch runs of this machine, when there are any, take the bottom of the tab.
+    let body = if app.batch_runs.is_empty() {
+        body
+    } else {
+        let want = (app.batch_runs.len().min(6) as u16 + 3).min(body.height / 3);
+        let [top, bottom] =
+            Layout::vertical([Constraint::Fill(1), Constraint::Length(want)]).areas(body);
+        batch_runs(frame, bottom, app);
+        top
+    };
     let theme = &app.theme;
     let rows = app.visible_jobs();
     let (table_area, details_area) = split(body, rows.len());
@@ -163,6 +173,66 @@ pub fn render(frame: &mut Frame<'_>, body: Rect, app: &App) {
         })
         .collect();
     frame.render_widget(Paragraph::new(log), log_area);
+}
+
+/// `hugflake batch ...` runs: kind, service, input, a progress bar with counts and rate, state.
+fn batch_runs(frame: &mut Frame<'_>, area: Rect, app: &App) {
+    let t = &app.theme;
+    let block = widgets::block(
+        format!(" Batch runs ({}) · hugflake batch … ", app.batch_runs.len()),
+        false,
+        t,
+    );
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    let bar_w = 16usize;
+    let lines: Vec<Line<'_>> = app
+        .batch_runs
+        .iter()
+        .take(inner.height as usize)
+        .map(|r| {
+            let (sym, style) = t.health(r.state.health());
+            let frac = if r.total == 0 {
+                if r.finished_on.is_some() { 1.0 } else { 0.0 }
+            } else {
+                ((r.done + r.failed) as f64 / r.total as f64).clamp(0.0, 1.0)
+            };
+            let filled = (frac * bar_w as f64).round() as usize;
+            let input = std::path::Path::new(&r.input)
+                .file_name()
+                .map(|n| n.to_string_lossy().to_string())
+                .unwrap_or_else(|| r.input.clone());
+            let mut spans = vec![
+                Span::styled(format!("{sym} {:<9} ", r.state.as_str()), style),
+                Span::raw(format!("{:<15} ", widgets::fit(&r.kind, 15))),
+                Span::raw(format!("{:<22} ", widgets::fit(&r.service, 22))),
+                Span::raw(format!("{:<18} ", widgets::fit(&input, 18))),
+                Span::styled("█".repeat(filled), t.accent()),
+                Span::styled("░".repeat(bar_w - filled), t.dim()),
+                Span::raw(format!(" {}/{} ", r.done, r.total)),
+                Span::styled(format!("{:.0}/s ", r.rate()), t.dim()),
+            ];
+            if r.failed > 0 {
+                spans.push(Span::styled(format!("{} failed ", r.failed), t.error()));
+            }
+            if r.skipped > 0 {
+                spans.push(Span::styled(format!("{} skipped ", r.skipped), t.dim()));
+            }
+            let took =
+                units::duration((r.finished_on.unwrap_or(app.now) - r.started_on).num_seconds());
+            let message = crate::domain::units::strip_control(r.message.as_deref().unwrap_or(""));
+            spans.push(Span::styled(
+                if message.is_empty() {
+                    took
+                } else {
+                    format!("{took} · {message}")
+                },
+                t.dim(),
+            ));
+            Line::from(spans)
+        })
+        .collect();
+    frame.render_widget(Paragraph::new(lines), inner);
 }
 
 /// The stage timeline: each stage with its state and how long it took (or has run).
