@@ -50,15 +50,48 @@ impl FitVerdict {
     }
 
     pub fn summary(&self) -> String {
-        format!(
+        let head = format!(
             "{} {}: needs ~{:.1} GiB of {:.1} GiB",
             if self.fits { "fits" } else { "does not fit" },
             self.pool,
             self.needs_gib,
             self.budget_gib
+        );
+        match self.proposal() {
+            Some(p) => format!("{head}; {p}"),
+            None => head,
+        }
+    }
+
+    /// When it does not fit: the smallest Snowflake instance family whose memory would hold it.
+    pub fn proposal(&self) -> Option<String> {
+        if self.fits {
+            return None;
+        }
+        Some(
+            match INSTANCE_FAMILIES
+                .iter()
+                .find(|(_, gib)| *gib as f64 >= self.needs_gib)
+            {
+                Some((family, gib)) => format!(
+                    "a pool of {gib} GiB or more would (on Snowflake: INSTANCE_FAMILY = {family})"
+                ),
+                None => "no CPU instance family holds it: pick a smaller model".to_string(),
+            },
         )
     }
 }
+
+/// Snowflake's CPU instance families and their memory in GiB, smallest first (Snowflake's
+/// documentation; `SHOW COMPUTE POOL INSTANCE FAMILIES` gives the account's own list (?)).
+pub const INSTANCE_FAMILIES: [(&str, u32); 6] = [
+    ("CPU_X64_XS", 6),
+    ("CPU_X64_S", 13),
+    ("CPU_X64_M", 28),
+    ("HIGHMEM_X64_S", 58),
+    ("CPU_X64_L", 116),
+    ("HIGHMEM_X64_M", 240),
+];
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ModelDetails {
@@ -319,6 +352,15 @@ mod tests {
         );
         let big = FitVerdict::estimate(30_000_000_000, "LOCAL_CPU", 17.6);
         assert!(!big.fits);
+        assert_eq!(
+            big.summary(),
+            "does not fit LOCAL_CPU: needs ~35.2 GiB of 17.6 GiB; a pool of 58 GiB or more would (on Snowflake: INSTANCE_FAMILY = HIGHMEM_X64_S)"
+        );
+        let huge = FitVerdict::estimate(400_000_000_000, "LOCAL_CPU", 17.6);
+        assert!(
+            huge.summary()
+                .ends_with("no CPU instance family holds it: pick a smaller model")
+        );
         assert_eq!(
             strip_front_matter("---\nlicense: mit\n---\n# Title\n"),
             "# Title\n"
