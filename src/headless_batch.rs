@@ -476,6 +476,13 @@ fn finish(summary: &str, table: &Table, failed: &[run::Failure], interrupted: bo
         eprintln!("interrupted: what finished is kept; run the same command again to continue");
         std::process::exit(i32::from(INTERRUPTED));
     }
+    if !failed.is_empty() {
+        // Partial success is still a failure for scripts: everything that worked is kept.
+        return Err(eyre!(
+            "{} row(s) could not be processed (listed above); the rest is kept",
+            failed.len()
+        ));
+    }
     Ok(())
 }
 
@@ -511,6 +518,8 @@ async fn embed_local(
             "service {service} does not say which model version it serves"
         ));
     };
+    // Refuses a service that does not embed, before any row is sent.
+    query_method(platform, &service).await?;
     let table = read_table(input, cols)?;
     let path = cache_path(ctx, cache);
     let mut cache = Cache::open(&path)?;

@@ -1321,7 +1321,7 @@ async fn batch_entities_and_images_through_the_tiny_models() {
         "--labels",
         "chest X-ray,brain MRI,bone X-ray,CT scan",
     ]);
-    assert_eq!(code, 0, "{err}");
+    assert_eq!(code, 1, "one image failed: {err}");
     let rows: Vec<Value> = out
         .lines()
         .map(|l| serde_json::from_str(l).unwrap_or(Value::Null))
@@ -1336,4 +1336,152 @@ async fn batch_entities_and_images_through_the_tiny_models() {
         "{err}"
     );
     p.kill_daemon();
+}
+
+/// Every file under `dir` whose bytes contain one of the canaries: (file, canary).
+fn leaks(dir: &Path, canaries: &[&str]) -> Vec<(PathBuf, String)> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if let Ok(bytes) = std::fs::read(&p) {
+                for c in canaries {
+                    if bytes.windows(c.len()).any(|w| w == c.as_bytes()) {
+                        found.push((p.clone(), c.to_string()));
+                    }
+                }
+            }
+        }
+    }
+    found
+}
+
+/// Clinical text and secrets never reach logs, the registry, the daemon's files or the terminal:
+/// a Hub token and PHI-like inputs go through import, calls, bad calls and batch work, then every
+/// file the tool wrote and everything it printed is searched for them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn canaries_never_reach_logs_files_or_the_terminal() {
+    const PHI: &str = "Jane Doe MRN 00012345 DOB 2015-03-02";
+    const MRN: &str = "00012345";
+    const HF_TOKEN: &str = "hf_CANARYtokenDoNotLeak0123456789abcdef";
+    let mut p = Platform0::start(vec![ner_repo()]).await;
+    let child = p
+        .cmd(&["serve"])
+        .env("HF_TOKEN", HF_TOKEN)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{e}"));
+    p.daemon = Some(child);
+    let start = Instant::now();
+    while lifecycle::connect(&p.data()).await.is_err() {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "daemon did not start"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut printed = String::new();
+    let mut run = |args: &[&str]| {
+        let (code, out, err) = p.run(args);
+        printed.push_str(&out);
+        printed.push_str(&err);
+        code
+    };
+    let code = run(&[
+        "import",
+        "fixtures/tiny-bert-ner",
+        "--task",
+        "token-classification",
+        "--model",
+        "NER",
+    ]);
+    assert_eq!(code, 0, "{printed}");
+    let text = format!("{PHI} presents with fever and a rash.");
+    assert_eq!(
+        run(&["predict", "NER_SVC", "--text", &text]),
+        0,
+        "{printed}"
+    );
+    // Bad calls with clinical text in them: an unknown service, an unknown method.
+    assert_ne!(run(&["predict", "NO_SUCH_SVC", "--text", &text]), 0);
+    assert_ne!(
+        run(&["predict", "NER_SVC", "--method", "ENCODE", "--text", &text]),
+        0
+    );
+    // Batch work over notes that hold the canary; the results file is the user's and is left out.
+    let notes = p.dir.path().join("phi.csv");
+    std::fs::write(
+        &notes,
+        format!("NOTE_ID,NOTE_TEXT\n1,\"{text}\"\n2,\"{PHI}\"\n3,\n"),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let results = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let out = results.path().join("entities.jsonl");
+    let n = notes.to_string_lossy().to_string();
+    let o = out.to_string_lossy().to_string();
+    assert_eq!(
+        run(&[
+            "batch",
+            "entities",
+            "--service",
+            "NER_SVC",
+            "--input",
+            &n,
+            "--output",
+            &o
+        ]),
+        0,
+        "{printed}"
+    );
+    // Embedding with a service that does not embed: an error about the note's id, not its text.
+    assert_ne!(
+        run(&["batch", "embed", "--service", "NER_SVC", "--input", &n]),
+        0
+    );
+    // A raw call with a malformed body that quotes the canary.
+    let client = lifecycle::connect(&p.data())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .0;
+    let token = hugflake_token(&p, "NER_SVC").await;
+    let (status, _) = call(
+        &client,
+        "NER_SVC",
+        "/--call--",
+        Some(&format!("Snowflake Token=\"{token}\"")),
+        &format!("{{\"data\": [[0, \"{PHI}\"], \"{PHI}\"]"),
+    )
+    .await;
+    assert_eq!(status, 400);
+    p.kill_daemon();
+    // The token was in play: the daemon sent it to the Hub.
+    assert!(
+        p.hub
+            .requests()
+            .iter()
+            .any(|r| r == &format!("authorization Bearer {HF_TOKEN}")),
+        "the Hub never saw the token"
+    );
+    let canaries = [PHI, MRN, HF_TOKEN];
+    let mut found = leaks(p.dir.path(), &canaries);
+    // The scan does see a canary where one is: the notes file, the user's input.
+    assert!(
+        found.iter().any(|(f, c)| f == &notes && c == PHI),
+        "{found:?}"
+    );
+    found.retain(|(f, _)| f != &notes);
+    assert!(found.is_empty(), "canaries found in files: {found:?}");
+    for c in canaries {
+        assert!(!printed.contains(c), "`{c}` was printed:\n{printed}");
+    }
+    // The user's results file does hold what they asked for.
+    assert!(
+        std::fs::read_to_string(&out)
+            .unwrap_or_default()
+            .contains("\"note_id\":\"1\"")
+    );
 }

@@ -390,6 +390,12 @@ async fn resolve(
     UrlPath((org, name, rev, path)): UrlPath<(String, String, String, String)>,
 ) -> Response {
     log(&s, format!("{method} resolve {org}/{name}@{rev}/{path}"));
+    if let Some(a) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    {
+        log(&s, format!("authorization {a}"));
+    }
     let Some(r) = find(&s, &org, &name) else {
         return error(StatusCode::NOT_FOUND, "Repository Not Found");
     };
