@@ -180,59 +180,27 @@ pub async fn run(ctx: &Context, command: BatchCommand) -> Result<()> {
                 .map(|n| vec![Value::String(n.text.clone())])
                 .collect();
             let ids: Vec<String> = table.notes.iter().map(|n| n.id.clone()).collect();
-            let mut out = open_output(output.as_deref().map(Path::new))?;
             let notes = &table.notes;
-            let mut written = 0usize;
-            let pacing = Pacing {
+            let job = LineJob {
+                kind: "entities",
+                service: &service,
+                input: &input,
+                unit: "notes",
                 batch_size: batch_size as usize,
-                ..Pacing::default()
+                output: output.as_deref().map(Path::new),
             };
-            let interrupt = Interrupt::new();
-            let mut tracker = Tracker::start(ctx, "entities", "local", &service, &input);
-            tracker.plan(rows.len(), table.rejected.len(), 0);
-            let outcome = run::call_in_batches(
-                platform,
-                &service,
-                "__CALL__",
-                &rows,
-                &ids,
-                &pacing,
-                &interrupt.stop,
-                |idx, outputs| {
-                    for (&i, o) in idx.iter().zip(&outputs) {
-                        let note = &notes[i];
-                        let tokens = o.get("outputs").cloned().unwrap_or(Value::Null);
-                        let entities: Vec<Value> = crate::app::query::group_entities(&tokens)
-                            .into_iter()
-                            .map(|(ty, score, s, e)| {
-                                json!({ "entity_group": ty, "word": char_slice(&note.text, s, e), "score": score, "start": s, "end": e })
-                            })
-                            .collect();
-                        let line = json!({ "note_id": note.id, "entities": entities });
-                        writeln!(out, "{line}").map_err(|e| {
-                            crate::batch::BatchError::Invalid(format!("cannot write the results: {e}"))
-                        })?;
-                        written += 1;
-                    }
-                    Ok(())
-                },
-                tracker.reporter("notes"),
-            )
-            .await;
-            tracker.end_with(&outcome, |(failed, interrupted)| {
-                (
-                    *interrupted,
-                    format!("entities of {written} note(s), {} failed", failed.len()),
-                )
-            });
-            let (failed, interrupted) = outcome?;
-            out.flush().wrap_err("cannot write the results")?;
-            finish(
-                &format!("entities of {written} note(s) written"),
-                &table,
-                &failed,
-                interrupted,
-            )
+            calls_to_lines(ctx, platform, &job, &rows, &ids, &table, |i, o| {
+                let note = &notes[i];
+                let tokens = o.get("outputs").cloned().unwrap_or(Value::Null);
+                let entities: Vec<Value> = crate::app::query::group_entities(&tokens)
+                    .into_iter()
+                    .map(|(ty, score, s, e)| {
+                        json!({ "entity_group": ty, "word": char_slice(&note.text, s, e), "score": score, "start": s, "end": e })
+                    })
+                    .collect();
+                json!({ "note_id": note.id, "entities": entities })
+            })
+            .await
         }
         BatchCommand::ClassifyImages {
             service,
@@ -648,64 +616,93 @@ async fn classify_images(
             }),
         }
     }
-    let mut out = open_output(output)?;
-    let mut written = 0usize;
-    let ids_ref = &ids;
-    let pacing = Pacing {
+    let job = LineJob {
+        kind: "classify-images",
+        service: &service,
+        input: &dir.display().to_string(),
+        unit: "images",
         batch_size,
+        output,
+    };
+    calls_to_lines(ctx, platform, &job, &rows, &ids, &table, |i, o| {
+        json!({
+            "image": ids[i],
+            "label": o["labels"].get(0),
+            "confidence": o["scores"].get(0),
+            "labels": o["labels"],
+            "scores": o["scores"],
+            "note": "research use only, not for diagnosis",
+        })
+    })
+    .await
+}
+
+/// A batch of `__CALL__`s whose results become JSON lines.
+struct LineJob<'a> {
+    kind: &'a str,
+    service: &'a str,
+    input: &'a str,
+    unit: &'static str,
+    batch_size: usize,
+    /// The results file (standard output when none).
+    output: Option<&'a Path>,
+}
+
+/// Calls `__CALL__` for every row in batches and writes `line(row, output)` for each result,
+/// recording the run; Ctrl-C stops after the batch in flight.
+async fn calls_to_lines(
+    ctx: &Context,
+    platform: &dyn Platform,
+    job: &LineJob<'_>,
+    rows: &[Vec<Value>],
+    ids: &[String],
+    table: &Table,
+    line: impl Fn(usize, &Value) -> Value,
+) -> Result<()> {
+    let mut out = open_output(job.output)?;
+    let mut written = 0usize;
+    let pacing = Pacing {
+        batch_size: job.batch_size,
         ..Pacing::default()
     };
     let interrupt = Interrupt::new();
-    let mut tracker = Tracker::start(
-        ctx,
-        "classify-images",
-        "local",
-        &service,
-        &dir.display().to_string(),
-    );
+    let mut tracker = Tracker::start(ctx, job.kind, "local", job.service, job.input);
     tracker.plan(rows.len(), table.rejected.len(), 0);
     let outcome = run::call_in_batches(
         platform,
-        &service,
+        job.service,
         "__CALL__",
-        &rows,
-        ids_ref,
+        rows,
+        ids,
         &pacing,
         &interrupt.stop,
         |idx, outputs| {
             for (&i, o) in idx.iter().zip(&outputs) {
-                let line = json!({
-                    "image": ids_ref[i],
-                    "label": o["labels"].get(0),
-                    "confidence": o["scores"].get(0),
-                    "labels": o["labels"],
-                    "scores": o["scores"],
-                    "note": "research use only, not for diagnosis",
-                });
-                writeln!(out, "{line}").map_err(|e| {
+                writeln!(out, "{}", line(i, o)).map_err(|e| {
                     crate::batch::BatchError::Invalid(format!("cannot write the results: {e}"))
                 })?;
                 written += 1;
             }
             Ok(())
         },
-        tracker.reporter("images"),
+        tracker.reporter(job.unit),
     )
     .await;
     tracker.end_with(&outcome, |(failed, interrupted)| {
         (
             *interrupted,
-            format!("{written} image(s) classified, {} failed", failed.len()),
+            format!("{written} {} done, {} failed", job.unit, failed.len()),
         )
     });
     let (failed, interrupted) = outcome?;
     out.flush().wrap_err("cannot write the results")?;
-    finish(
-        &format!("{written} image(s) classified (research use only, not for diagnosis)"),
-        &table,
-        &failed,
-        interrupted,
-    )
+    let summary = match job.kind {
+        "classify-images" => {
+            format!("{written} image(s) classified (research use only, not for diagnosis)")
+        }
+        _ => format!("{} of {written} note(s) written", job.kind),
+    };
+    finish(&summary, table, &failed, interrupted)
 }
 
 /// The batch commands on Snowflake: SQL in the account.
