@@ -330,7 +330,7 @@ pub enum BatchCommand {
         /// The embedding service (ENCODE)
         #[arg(long)]
         service: Option<String>,
-        /// Local: a .csv (header row) or .jsonl file; Snowflake: a table
+        /// Local: a .csv (header row), .jsonl or .parquet file; Snowflake: a table
         #[arg(long)]
         input: String,
         #[arg(long, default_value = "NOTE_ID")]
@@ -382,7 +382,7 @@ pub enum BatchCommand {
     Entities {
         #[arg(long)]
         service: Option<String>,
-        /// Local: a .csv or .jsonl file; Snowflake: a table
+        /// Local: a .csv, .jsonl or .parquet file; Snowflake: a table
         #[arg(long)]
         input: String,
         #[arg(long, default_value = "NOTE_ID")]
