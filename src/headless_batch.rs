@@ -857,6 +857,8 @@ async fn snowflake(ctx: &Context, command: BatchCommand) -> Result<()> {
     };
     let timeout = Duration::from_secs(6 * 3600);
     let t0 = Instant::now();
+    // Ctrl-C cancels the statement in the account (it would otherwise run on, spending credits).
+    let interrupt = Interrupt::new();
     // Embedding and entity runs are recorded for the TUI's Imports tab; a search is not a run.
     let mut tracker = match &command {
         BatchCommand::Embed {
@@ -894,9 +896,16 @@ async fn snowflake(ctx: &Context, command: BatchCommand) -> Result<()> {
             .map(|b| crate::platform::snowflake::sqlapi::text(b.clone()))
             .collect();
         let t = Instant::now();
-        let r = match sf.api.execute(&s.sql, &binds, timeout).await {
+        let r = match statement(&sf.api, &s.sql, &binds, timeout, &interrupt.stop).await {
             Ok(r) => r,
-            Err(e) => {
+            Err(Stopped::Cancelled(msg)) => {
+                if let Some(t) = tracker.as_mut() {
+                    t.end(crate::domain::JobState::Cancelled, &msg);
+                }
+                eprintln!("{msg}");
+                std::process::exit(i32::from(INTERRUPTED));
+            }
+            Err(Stopped::Failed(e)) => {
                 let msg = format!("{}: {e}", s.purpose);
                 if let Some(t) = tracker.as_mut() {
                     t.end(crate::domain::JobState::Failed, &msg);
@@ -969,4 +978,56 @@ async fn snowflake(ctx: &Context, command: BatchCommand) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// Why a statement did not finish.
+enum Stopped {
+    /// Ctrl-C: the statement was cancelled in the account (or the cancel failed: said how).
+    Cancelled(String),
+    Failed(String),
+}
+
+/// Runs one statement asynchronously, polling until it ends; a Ctrl-C (the stop flag) cancels it
+/// in the account.
+async fn statement(
+    api: &crate::platform::snowflake::sqlapi::SqlApi,
+    sql: &str,
+    binds: &[crate::platform::snowflake::sqlapi::Binding],
+    timeout: Duration,
+    stop: &AtomicBool,
+) -> std::result::Result<crate::platform::snowflake::sqlapi::ResultSet, Stopped> {
+    let started = Instant::now();
+    let handle = match api.start(sql, binds, timeout.as_secs()).await {
+        Ok(Ok(rs)) => return Ok(rs),
+        Ok(Err(handle)) => handle,
+        Err(e) => return Err(Stopped::Failed(e.to_string())),
+    };
+    let mut wait = Duration::from_millis(200);
+    loop {
+        // Sleep in short steps so a Ctrl-C is acted on at once.
+        let until = Instant::now() + wait;
+        while Instant::now() < until && !stop.load(Ordering::Relaxed) {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        if stop.load(Ordering::Relaxed) || started.elapsed() > timeout {
+            let why = if stop.load(Ordering::Relaxed) {
+                "interrupted"
+            } else {
+                "timed out"
+            };
+            return Err(Stopped::Cancelled(match api.cancel(&handle).await {
+                Ok(()) => format!(
+                    "{why}: statement {handle} cancelled in the account; run the same command again to continue"
+                ),
+                Err(e) => format!(
+                    "{why}, and the cancel failed ({e}): statement {handle} may still run; stop it with SELECT SYSTEM$CANCEL_QUERY('{handle}')"
+                ),
+            }));
+        }
+        match api.check(&handle).await {
+            Ok(Some(rs)) => return Ok(rs),
+            Ok(None) => wait = (wait * 2).min(Duration::from_secs(2)),
+            Err(e) => return Err(Stopped::Failed(e.to_string())),
+        }
+    }
 }

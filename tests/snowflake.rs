@@ -19,7 +19,7 @@ use hugflake::platform::snowflake::ident::{Ident, Qualified};
 use hugflake::platform::snowflake::{InferenceRoute, SnowflakePlatform, jobs, statements};
 use hugflake::platform::{Platform, PlatformError};
 use serde_json::{Value, json};
-use support::snowflake_server::{PAT, SnowflakeSim};
+use support::snowflake_server::{PAT, SimState, SnowflakeSim};
 
 struct Vars(HashMap<String, String>);
 impl Env for Vars {
@@ -869,9 +869,9 @@ async fn the_cli_speaks_to_snowflake_with_connection() {
         "[platform]\nsnowflake_poll_secs = 0.2\n",
     )
     .unwrap_or_else(|e| panic!("{e}"));
-    let run = move |args: &[&str]| {
-        let out = Command::new(env!("CARGO_BIN_EXE_hugflake"))
-            .args(args)
+    let command = move |args: &[&str]| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_hugflake"));
+        c.args(args)
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("HOME", &home)
@@ -890,14 +890,19 @@ async fn the_cli_speaks_to_snowflake_with_connection() {
                 "PROGRAMMATIC_ACCESS_TOKEN",
             )
             .env("SNOWFLAKE_CONNECTIONS_SIM_TOKEN", PAT)
-            .stdin(std::process::Stdio::null())
-            .output()
-            .unwrap_or_else(|e| panic!("{e}"));
-        (
-            out.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&out.stdout).to_string(),
-            String::from_utf8_lossy(&out.stderr).to_string(),
-        )
+            .stdin(std::process::Stdio::null());
+        c
+    };
+    let run = {
+        let command = command.clone();
+        move |args: &[&str]| {
+            let out = command(args).output().unwrap_or_else(|e| panic!("{e}"));
+            (
+                out.status.code().unwrap_or(-1),
+                String::from_utf8_lossy(&out.stdout).to_string(),
+                String::from_utf8_lossy(&out.stderr).to_string(),
+            )
+        }
     };
     let (code, out, err) = tokio::task::spawn_blocking({
         let run = run.clone();
@@ -1091,6 +1096,70 @@ async fn the_cli_speaks_to_snowflake_with_connection() {
         search.0
     );
     assert_eq!(search.1[0], "night wheeze");
+    // Ctrl-C during a long statement cancels it in the account; the run is on record as cancelled.
+    s.sim.state().faults.slow_batch = Some(Duration::from_secs(60));
+    s.sim
+        .state()
+        .notes
+        .push(("5".into(), "Knee pain after football".into()));
+    let child = command(&[
+        "--connection",
+        "sim",
+        "batch",
+        "embed",
+        "--service",
+        "all_minilm_l6_v2_svc",
+        "--input",
+        "clinical_notes",
+        "--model-version",
+        "V2",
+    ])
+    .stdout(std::process::Stdio::null())
+    .stderr(std::process::Stdio::piped())
+    .spawn()
+    .unwrap_or_else(|e| panic!("{e}"));
+    let inserts = |st: &SimState| {
+        st.statements
+            .iter()
+            .filter(|(q, _)| q.starts_with("INSERT INTO"))
+            .count()
+    };
+    let before = inserts(&s.sim.state());
+    let started = std::time::Instant::now();
+    while inserts(&s.sim.state()) == before {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the INSERT never came"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let pid = child.id().to_string();
+    let killed = Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(killed.success());
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(out.status.code(), Some(130), "{err}");
+    assert!(err.contains("cancelled in the account"), "{err}");
+    assert_eq!(s.sim.state().cancelled_statements(), 1);
+    assert!(
+        !s.sim
+            .state()
+            .cache
+            .contains_key(&("5".to_string(), "ALL_MINILM_L6_V2".to_string()))
+    );
+    let runs = hugflake::batch::runs::list(
+        &s.dir.path().join("data").join(hugflake::batch::runs::FILE),
+        10,
+    )
+    .unwrap_or_default();
+    assert_eq!(runs[0].state, hugflake::domain::JobState::Cancelled);
     let (code, _, err) = tokio::task::spawn_blocking(move || {
         run(&[
             "--connection",

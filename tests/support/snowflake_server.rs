@@ -59,6 +59,11 @@ pub struct Version {
 }
 
 enum Work {
+    /// A batch INSERT of the missing embeddings for (model, version).
+    BatchInsert {
+        model: String,
+        version: String,
+    },
     Import {
         version: Version,
         logging: String,
@@ -90,6 +95,8 @@ pub struct Faults {
     pub build_fails: bool,
     /// Rows per partition (0: one partition).
     pub partition_rows: usize,
+    /// A batch INSERT runs this long (asynchronously, cancellable) instead of answering at once.
+    pub slow_batch: Option<Duration>,
 }
 
 pub struct SimState {
@@ -266,6 +273,13 @@ fn s(v: &str) -> Value {
 }
 
 /// Handles look like Snowflake query ids: hex with dashes, so the job-name hash applies.
+impl SimState {
+    /// How many running statements a client cancelled.
+    pub fn cancelled_statements(&self) -> usize {
+        self.running.values().filter(|r| r.cancelled).count()
+    }
+}
+
 fn new_handle(st: &mut SimState) -> String {
     let n = st.next;
     st.next += 1;
@@ -328,6 +342,10 @@ fn tick(st: &mut SimState) {
             continue;
         };
         match r.work.take() {
+            Some(Work::BatchInsert { model, version }) => {
+                let n = insert_missing(&st.notes, &mut st.cache, &model, &version);
+                r.result = Ok(vec![vec![s(&n.to_string())]]);
+            }
             Some(Work::Import { version, logging }) => {
                 if let Some(msg) = st.faults.import_error.clone() {
                     r.result = Err(("100357".into(), msg));
@@ -1422,16 +1440,20 @@ fn batch_sql(st: &mut SimState, handle: &str, upper: &str, binds: &[String]) -> 
             ));
         }
         let (model, version) = (binds.first()?.clone(), binds.get(1)?.clone());
-        let mut n = 0;
-        for (id, t) in st.notes.clone() {
-            let current =
-                st.cache.get(&(id.clone(), model.clone())) == Some(&(version.clone(), hash(&t)));
-            if !empty(&t) && !current {
-                st.cache
-                    .insert((id, model.clone()), (version.clone(), hash(&t)));
-                n += 1;
-            }
+        if let Some(d) = st.faults.slow_batch {
+            st.running.insert(
+                handle.to_string(),
+                Running {
+                    done_at: Instant::now() + d,
+                    work: Some(Work::BatchInsert { model, version }),
+                    result: Ok(Vec::new()),
+                    column: "number of rows inserted".into(),
+                    cancelled: false,
+                },
+            );
+            return Some(running(handle));
         }
+        let n = insert_missing(&st.notes, &mut st.cache, &model, &version);
         return Some(result(
             handle,
             &["number of rows inserted"],
@@ -1458,4 +1480,24 @@ fn batch_sql(st: &mut SimState, handle: &str, upper: &str, binds: &[String]) -> 
         return Some(result(handle, &["NOTE_ID", "SCORE"], rows, 0));
     }
     None
+}
+
+/// The rows of CLINICAL_NOTES without a current embedding of (model, version) get one.
+fn insert_missing(
+    notes: &[(String, String)],
+    cache: &mut HashMap<(String, String), (String, String)>,
+    model: &str,
+    version: &str,
+) -> usize {
+    let mut n = 0;
+    for (id, t) in notes {
+        let h = hugflake::batch::input::hash_text(t);
+        let key = (id.clone(), model.to_string());
+        let current = cache.get(&key) == Some(&(version.to_string(), h.clone()));
+        if !t.trim().is_empty() && !current {
+            cache.insert(key, (version.to_string(), h));
+            n += 1;
+        }
+    }
+    n
 }
