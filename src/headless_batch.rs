@@ -708,14 +708,9 @@ async fn calls_to_lines(
 /// The batch commands on Snowflake: SQL in the account.
 async fn snowflake(ctx: &Context, command: BatchCommand) -> Result<()> {
     let opener = ctx.opener();
-    let (sf, db, schema) = match opener.snowflake() {
-        Ok((p, line)) => {
-            let (db, schema) = (p.database.clone(), p.schema.clone());
-            eprintln!("{line}");
-            (Some(p), db, schema)
-        }
-        Err(e) => return Err(e.into()),
-    };
+    let (sf, line) = opener.snowflake()?;
+    eprintln!("{line}");
+    let (db, schema) = (sf.database.clone(), sf.schema.clone());
     let qualified = |s: &str| {
         crate::platform::snowflake::ident::Qualified::parse(s, &db, &schema)
             .map_err(|e| eyre!("`{s}`: {e}"))
@@ -753,7 +748,8 @@ async fn snowflake(ctx: &Context, command: BatchCommand) -> Result<()> {
             version: o.model_version.clone().unwrap_or_else(|| "V1".into()),
         }
     };
-    let (statements, advice, dry_run) = match &command {
+    // Image classification is refused (its arm below), so the advice is for text models.
+    let (statements, dry_run) = match &command {
         BatchCommand::Embed {
             service,
             input,
@@ -778,7 +774,7 @@ async fn snowflake(ctx: &Context, command: BatchCommand) -> Result<()> {
                 &model_ref(service, o),
                 o.dim,
             ));
-            (st, false, o.dry_run)
+            (st, o.dry_run)
         }
         BatchCommand::Search {
             cache,
@@ -804,7 +800,7 @@ async fn snowflake(ctx: &Context, command: BatchCommand) -> Result<()> {
                     *top,
                 )
             };
-            (vec![st], false, o.dry_run)
+            (vec![st], o.dry_run)
         }
         BatchCommand::Entities {
             service,
@@ -836,7 +832,7 @@ async fn snowflake(ctx: &Context, command: BatchCommand) -> Result<()> {
                 col.as_ref().map(|(c, v)| (c, v.as_str())),
                 *limit,
             ));
-            (st, false, o.dry_run)
+            (st, o.dry_run)
         }
         BatchCommand::ClassifyImages { .. } => {
             return Err(eyre!(
@@ -844,17 +840,13 @@ async fn snowflake(ctx: &Context, command: BatchCommand) -> Result<()> {
             ));
         }
     };
-    let images = advice;
     if dry_run {
         print!(
             "{}",
-            sql::plan(&statements, &sql::warehouse_advice(None, images))
+            sql::plan(&statements, &sql::warehouse_advice(None, false))
         );
         return Ok(());
     }
-    let Some(sf) = sf else {
-        return Err(eyre!("no Snowflake connection"));
-    };
     let timeout = Duration::from_secs(6 * 3600);
     let t0 = Instant::now();
     // Ctrl-C cancels the statement in the account (it would otherwise run on, spending credits).
@@ -931,7 +923,7 @@ async fn snowflake(ctx: &Context, command: BatchCommand) -> Result<()> {
             eprintln!(
                 "{} row(s); {}",
                 rows.map_or("?".into(), |n| n.to_string()),
-                sql::warehouse_advice(rows, images)
+                sql::warehouse_advice(rows, false)
             );
             continue;
         }
