@@ -166,36 +166,23 @@ fn read_csv(bytes: &[u8], cols: &Columns) -> Result<Table, String> {
                 .get(i)
                 .map(|b| String::from_utf8(b.to_vec()).map_err(|_| ()))
         };
-        let id = field(id_at).and_then(Result::ok);
-        match check(id.clone(), field(text_at)) {
-            Ok((id, text)) => {
-                if !seen.insert(id.clone()) {
-                    table.rejected.push(Rejected {
-                        line,
-                        id: Some(id),
-                        reason: "duplicate id (the first row with it is used)".into(),
-                    });
-                    continue;
-                }
-                let fields = headers
-                    .iter()
-                    .enumerate()
-                    .filter(|(i, _)| *i != text_at)
-                    .filter_map(|(i, h)| {
-                        field(i)
-                            .and_then(Result::ok)
-                            .map(|v| (h.to_ascii_uppercase(), v))
-                    })
-                    .collect();
-                table.notes.push(Note {
-                    line,
-                    id,
-                    text,
-                    fields,
-                });
-            }
-            Err(reason) => table.rejected.push(Rejected { line, id, reason }),
-        }
+        let fields = headers
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i != text_at)
+            .filter_map(|(i, h)| {
+                field(i)
+                    .and_then(Result::ok)
+                    .map(|v| (h.to_ascii_uppercase(), v))
+            })
+            .collect();
+        table.accept(
+            line,
+            field(id_at).and_then(Result::ok),
+            field(text_at),
+            fields,
+            &mut seen,
+        );
     }
     Ok(table)
 }
@@ -263,25 +250,7 @@ fn read_parquet(path: &Path, cols: &Columns) -> Result<Table, String> {
                 fields.insert(name.to_ascii_uppercase(), v);
             }
         }
-        match check(id.clone(), text) {
-            Ok((id, text)) => {
-                if !seen.insert(id.clone()) {
-                    table.rejected.push(Rejected {
-                        line,
-                        id: Some(id),
-                        reason: "duplicate id (the first row with it is used)".into(),
-                    });
-                    continue;
-                }
-                table.notes.push(Note {
-                    line,
-                    id,
-                    text,
-                    fields,
-                });
-            }
-            Err(reason) => table.rejected.push(Rejected { line, id, reason }),
-        }
+        table.accept(line, id, text, fields, &mut seen);
     }
     Ok(table)
 }
@@ -327,42 +296,55 @@ fn read_jsonl(bytes: &[u8], cols: &Columns) -> Table {
                     other => other.to_string(),
                 })
         };
-        let id = get(&cols.id);
-        match check(id.clone(), get(&cols.text).map(Ok)) {
-            Ok((id, text)) => {
-                if !seen.insert(id.clone()) {
-                    table.rejected.push(Rejected {
-                        line,
-                        id: Some(id),
-                        reason: "duplicate id (the first row with it is used)".into(),
-                    });
-                    continue;
-                }
-                let fields = obj
-                    .iter()
-                    .filter(|(k, _)| !k.eq_ignore_ascii_case(&cols.text))
-                    .map(|(k, v)| {
-                        let v = v
-                            .as_str()
-                            .map(String::from)
-                            .unwrap_or_else(|| v.to_string());
-                        (k.to_ascii_uppercase(), v)
-                    })
-                    .collect();
-                table.notes.push(Note {
-                    line,
-                    id,
-                    text,
-                    fields,
-                });
-            }
-            Err(reason) => table.rejected.push(Rejected { line, id, reason }),
-        }
+        let fields = obj
+            .iter()
+            .filter(|(k, _)| !k.eq_ignore_ascii_case(&cols.text))
+            .map(|(k, v)| {
+                let v = v
+                    .as_str()
+                    .map(String::from)
+                    .unwrap_or_else(|| v.to_string());
+                (k.to_ascii_uppercase(), v)
+            })
+            .collect();
+        table.accept(
+            line,
+            get(&cols.id),
+            get(&cols.text).map(Ok),
+            fields,
+            &mut seen,
+        );
     }
     table
 }
 
 impl Table {
+    /// One row: a note when its id and text pass [`check`] and the id is new, else a rejected
+    /// row with the reason.
+    fn accept(
+        &mut self,
+        line: usize,
+        id: Option<String>,
+        text: Option<Result<String, ()>>,
+        fields: BTreeMap<String, String>,
+        seen: &mut std::collections::HashSet<String>,
+    ) {
+        match check(id.clone(), text) {
+            Ok((id, _)) if !seen.insert(id.clone()) => self.rejected.push(Rejected {
+                line,
+                id: Some(id),
+                reason: "duplicate id (the first row with it is used)".into(),
+            }),
+            Ok((id, text)) => self.notes.push(Note {
+                line,
+                id,
+                text,
+                fields,
+            }),
+            Err(reason) => self.rejected.push(Rejected { line, id, reason }),
+        }
+    }
+
     /// Keeps the notes whose column equals the value (case-insensitive column name and value).
     pub fn filter(&mut self, f: &Filter) -> Result<(), String> {
         let col = f.column.to_ascii_uppercase();
