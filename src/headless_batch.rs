@@ -113,7 +113,7 @@ pub async fn run(ctx: &Context, command: BatchCommand) -> Result<()> {
                 Some(s) => s.to_ascii_uppercase(),
                 None => serving(platform, &matrix.model, &matrix.version).await?,
             };
-            let method = query_method(platform, &service).await?;
+            let (_, method) = query_method(platform, &service).await?;
             let p = platform
                 .predict(&service, &method, &[vec![Value::String(query)]])
                 .await?;
@@ -275,26 +275,18 @@ async fn serving(platform: &dyn Platform, model: &str, version: &str) -> Result<
         })
 }
 
-/// ENCODE_QUERY when the service has it, else ENCODE.
-async fn query_method(platform: &dyn Platform, service: &str) -> Result<String> {
-    let svc = platform
-        .services()
-        .await?
-        .into_iter()
-        .find(|s| s.name == service)
-        .ok_or_else(|| eyre!("no service {service}: `hugflake status` lists them"))?;
-    let functions = crate::platform::service_functions(
-        platform,
-        service,
-        svc.model.as_deref(),
-        svc.model_version.as_deref(),
-    )
-    .await?;
+/// ENCODE_QUERY when the service has it, else ENCODE; with the service.
+async fn query_method(
+    platform: &dyn Platform,
+    service: &str,
+) -> Result<(crate::domain::Service, String)> {
+    let (svc, functions) =
+        crate::headless_platform::service_with_functions(platform, service).await?;
     let has = |n: &str| functions.iter().any(|f| f.name == n);
     if has("ENCODE_QUERY") {
-        Ok("ENCODE_QUERY".into())
+        Ok((svc, "ENCODE_QUERY".into()))
     } else if has("ENCODE") || functions.is_empty() {
-        Ok("ENCODE".into())
+        Ok((svc, "ENCODE".into()))
     } else {
         Err(eyre!(
             "service {service} does not embed text (it has {})",
@@ -475,19 +467,13 @@ async fn embed_local(
     json: bool,
 ) -> Result<()> {
     let service = service.to_ascii_uppercase();
-    let svc = platform
-        .services()
-        .await?
-        .into_iter()
-        .find(|s| s.name == service)
-        .ok_or_else(|| eyre!("no service {service}: `hugflake status` lists them"))?;
+    // Refuses a service that does not embed, before any row is sent.
+    let (svc, _) = query_method(platform, &service).await?;
     let (Some(model), Some(version)) = (svc.model.clone(), svc.model_version.clone()) else {
         return Err(eyre!(
             "service {service} does not say which model version it serves"
         ));
     };
-    // Refuses a service that does not embed, before any row is sent.
-    query_method(platform, &service).await?;
     let table = read_table(input, cols)?;
     let path = cache_path(ctx, cache);
     let mut cache = Cache::open(&path)?;
@@ -506,14 +492,15 @@ async fn embed_local(
         &service,
         &input.display().to_string(),
     );
-    let (todo, unchanged) = run::stale(&cache, notes, &model, &version)?;
-    tracker.plan(todo.len(), table.rejected.len(), unchanged);
+    let stale = run::stale(&cache, notes, &model, &version)?;
+    tracker.plan(stale.0.len(), table.rejected.len(), stale.1);
     let outcome = run::embed(
         platform,
         &service,
         "ENCODE",
         (&model, &version),
         notes,
+        stale,
         &mut cache,
         &Pacing {
             batch_size,
@@ -730,6 +717,13 @@ async fn snowflake(ctx: &Context, command: BatchCommand) -> Result<()> {
             )),
         }
     };
+    let source = |input: &str, id: &str, text: &str| -> Result<sql::Source> {
+        Ok(sql::Source {
+            table: qualified(input)?,
+            id: ident(id)?,
+            text: ident(text)?,
+        })
+    };
     let model_ref = |service: &Option<String>, o: &BatchSnowflake| {
         let from_service = service.as_deref().map(|s| {
             let last = s.rsplit('.').next().unwrap_or(s).to_ascii_uppercase();
@@ -759,11 +753,7 @@ async fn snowflake(ctx: &Context, command: BatchCommand) -> Result<()> {
             snowflake: o,
             ..
         } => {
-            let src = sql::Source {
-                table: qualified(input)?,
-                id: ident(id_column)?,
-                text: ident(text_column)?,
-            };
+            let src = source(input, id_column, text_column)?;
             let cache = qualified(cache.as_deref().unwrap_or("NOTE_EMBEDDINGS"))?;
             let mut st = vec![sql::count(&src)];
             st.extend(sql::embed(
@@ -813,11 +803,7 @@ async fn snowflake(ctx: &Context, command: BatchCommand) -> Result<()> {
             snowflake: o,
             ..
         } => {
-            let src = sql::Source {
-                table: qualified(input)?,
-                id: ident(id_column)?,
-                text: ident(text_column)?,
-            };
+            let src = source(input, id_column, text_column)?;
             let out = qualified(output.as_deref().unwrap_or("NOTE_ENTITIES"))?;
             let col = match filter {
                 Some(f) => Some((ident(&f.column)?, f.value.clone())),

@@ -393,23 +393,32 @@ pub struct ServicePredict {
 }
 
 /// `hugflake predict SERVICE`: the inputs go through the service's REST endpoint.
-pub async fn predict_service(ctx: &Context, p: ServicePredict) -> Result<()> {
-    use base64::Engine;
-    let client = connect(ctx).await?;
-    let service = p.service.to_ascii_uppercase();
-    let svc = client
+/// A service by name, with the functions of the model version it serves.
+pub async fn service_with_functions(
+    platform: &dyn Platform,
+    service: &str,
+) -> Result<(crate::domain::Service, Vec<crate::domain::Function>)> {
+    let svc = platform
         .services()
         .await?
         .into_iter()
         .find(|s| s.name == service)
         .ok_or_else(|| eyre!("no service {service}: `hugflake status` lists them"))?;
     let functions = crate::platform::service_functions(
-        client.as_ref(),
-        &service,
+        platform,
+        service,
         svc.model.as_deref(),
         svc.model_version.as_deref(),
     )
     .await?;
+    Ok((svc, functions))
+}
+
+pub async fn predict_service(ctx: &Context, p: ServicePredict) -> Result<()> {
+    use base64::Engine;
+    let client = connect(ctx).await?;
+    let service = p.service.to_ascii_uppercase();
+    let (_, functions) = service_with_functions(client.as_ref(), &service).await?;
     let method = match &p.method {
         Some(m) => m.to_ascii_uppercase(),
         None => functions

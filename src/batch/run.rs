@@ -102,17 +102,6 @@ pub struct Report {
     pub seconds: f64,
 }
 
-/// Whether an error is about the row (retrying it alone will not help) or the call.
-fn is_row_error(e: &PlatformError) -> bool {
-    matches!(
-        e,
-        PlatformError::Api {
-            status: 400 | 413 | 422,
-            ..
-        } | PlatformError::Invalid(_)
-    )
-}
-
 /// Calls `method` on `service` for `rows` in batches; `done` receives each finished batch (indices
 /// into `rows` and their outputs) and may fail the run. A failed call is split in halves and
 /// retried, down to single rows, which are then reported as failures; a slow call halves the batch
@@ -181,10 +170,7 @@ where
                 size = (size / 2).max(1);
             }
             Err(e) => {
-                if !is_row_error(&e)
-                    && matches!(e, PlatformError::Unreachable { .. })
-                    && finished == 0
-                {
+                if matches!(e, PlatformError::Unreachable { .. }) && finished == 0 {
                     // Nothing has worked yet and the service is unreachable: stop, don't fail every row.
                     return Err(e.into());
                 }
@@ -231,7 +217,8 @@ pub fn stale(
     Ok((todo, current))
 }
 
-/// Embeds the notes that need it through `service` and stores them in the cache, batch by batch.
+/// Embeds the notes [`stale`] found (`(indices, current)`) through `service` and stores them in
+/// the cache, batch by batch.
 #[allow(clippy::too_many_arguments)]
 pub async fn embed(
     platform: &dyn Platform,
@@ -239,13 +226,13 @@ pub async fn embed(
     method: &str,
     (model, version): (&str, &str),
     notes: &[Note],
+    (todo, unchanged): (Vec<usize>, usize),
     cache: &mut Cache,
     pacing: &Pacing,
     stop: &Arc<AtomicBool>,
     progress: impl FnMut(Progress),
 ) -> Result<Report, BatchError> {
     let started = Instant::now();
-    let (todo, unchanged) = stale(cache, notes, model, version)?;
     let rows: Vec<Vec<Value>> = todo
         .iter()
         .map(|&i| vec![Value::String(notes[i].text.clone())])
