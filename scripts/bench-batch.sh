@@ -11,7 +11,7 @@ cargo build --release --quiet --bin hugflake --example hub-sim --bench search
 BIN=$(realpath target/release/hugflake)
 SIM=$(realpath target/release/examples/hub-sim)
 tmp=$(mktemp -d)
-printf '[daemon]\nport = 0\n' >"$tmp/config.toml"
+printf "[daemon]\nimport_concurrency = 2\n" >"$tmp/config.toml"
 "$SIM" sentence-transformers/all-MiniLM-L6-v2="$HUGFLAKE_TEST_MINILM_DIR" >"$tmp/endpoint" 2>/dev/null &
 sim=$!
 for _ in $(seq 50); do [ -s "$tmp/endpoint" ] && break; sleep 0.1; done

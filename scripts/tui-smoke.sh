@@ -10,7 +10,7 @@ FIXTURE=$(realpath "$(dirname "$0")/../tests/fixtures/tiny-bert")
 tmp=$(mktemp -d)
 export TERM="${TERM:-xterm-256color}"
 sock="hugflake-smoke-$$"
-printf '[daemon]\nport = 0\n' >"$tmp/config.toml"
+printf "[daemon]\nimport_concurrency = 2\n" >"$tmp/config.toml"
 # A Hub simulator with one model, so the live search has something to find.
 repos=(hugflake-test/tiny-bert="$FIXTURE")
 if [ -n "${HUGFLAKE_TEST_MINILM_DIR:-}" ]; then

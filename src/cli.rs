@@ -44,11 +44,9 @@ pub struct Cli {
 pub enum Command {
     /// Open the terminal dashboard (the default)
     Tui,
-    /// Run the local platform daemon on 127.0.0.1 in the foreground
+    /// Run the local platform daemon in the foreground (control API on a Unix socket in the data
+    /// dir; service endpoints on 127.0.0.1)
     Serve {
-        /// Port to listen on (default: [daemon] port of the config; 0 picks a free one)
-        #[arg(long)]
-        port: Option<u16>,
         /// Stop the running daemon instead
         #[arg(long)]
         stop: bool,

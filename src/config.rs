@@ -103,7 +103,6 @@ impl LogLevel {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct DaemonConfig {
-    pub port: u16,
     pub start_timeout_secs: u64,
     pub import_concurrency: u32,
     pub metrics_secs: f64,
@@ -184,7 +183,6 @@ struct PlatformLayer {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct DaemonLayer {
-    port: Option<Spanned<u16>>,
     start_timeout_secs: Option<Spanned<u64>>,
     import_concurrency: Option<Spanned<u32>>,
     metrics_secs: Option<Spanned<f64>>,
@@ -359,15 +357,6 @@ impl Config {
         let dd = d.daemon.as_ref();
         let ud = u.daemon.as_ref();
         let daemon = DaemonConfig {
-            port: b.take(
-                "daemon.port",
-                [
-                    (&defaults, dd.and_then(|x| x.port.as_ref())),
-                    (&user, ud.and_then(|x| x.port.as_ref())),
-                ],
-                any,
-                |v| v.to_string(),
-            )?,
             start_timeout_secs: b.take(
                 "daemon.start_timeout_secs",
                 [
@@ -602,7 +591,7 @@ mod tests {
     #[test]
     fn defaults_parse_and_bind_every_action() {
         let c = Config::defaults().unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(c.daemon.port, 47811);
+        assert_eq!(c.daemon.start_timeout_secs, 15);
         assert_eq!(c.ui.theme, ThemeName::Default);
         for a in Action::ALL {
             assert!(!c.keymap.keys(a).is_empty(), "{a} has no default key");
@@ -616,10 +605,10 @@ mod tests {
 
     #[test]
     fn user_values_override_and_say_where_they_came_from() {
-        let c = user("[ui]\ntheme = \"colorblind\"\n\n[daemon]\nport = 0\n")
+        let c = user("[ui]\ntheme = \"colorblind\"\n\n[daemon]\nimport_concurrency = 4\n")
             .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(c.ui.theme, ThemeName::Colorblind);
-        assert_eq!(c.daemon.port, 0);
+        assert_eq!(c.daemon.import_concurrency, 4);
         let theme = c.settings.iter().find(|s| s.key == "ui.theme");
         assert_eq!(theme.map(|s| s.source.as_str()), Some("/u/config.toml:2"));
         let fps = c.settings.iter().find(|s| s.key == "ui.fps");

@@ -192,8 +192,8 @@ pub fn run(cli: Cli) -> Result<()> {
         .wrap_err("cannot start the async runtime")?;
     match cli.command.unwrap_or(Command::Tui) {
         Command::Tui => runtime.block_on(crate::app::run(ctx)),
-        Command::Serve { port, stop: false } => runtime.block_on(serve(&ctx, port)),
-        Command::Serve { stop: true, .. } => runtime.block_on(stop(&ctx)),
+        Command::Serve { stop: false } => runtime.block_on(serve(&ctx)),
+        Command::Serve { stop: true } => runtime.block_on(stop(&ctx)),
         Command::Status {
             json,
             fail_on_unhealthy,
@@ -366,14 +366,13 @@ pub fn run(cli: Cli) -> Result<()> {
     }
 }
 
-async fn serve(ctx: &Context, port: Option<u16>) -> Result<()> {
+async fn serve(ctx: &Context) -> Result<()> {
     let data_dir = ctx.paths.data_dir.path.clone();
     let log = ctx.paths.log_file(true);
     let d = &ctx.config.daemon;
     let hub = HubSettings::from_env(&ProcessEnv);
     let opts = daemon::ServeOptions {
         data_dir,
-        port: port.unwrap_or(d.port),
         services: crate::platform::local::services::ServiceSettings {
             exe: std::env::current_exe().wrap_err("cannot find the hugflake executable")?,
             hf_cache: hub.cache_dir.clone(),
@@ -387,9 +386,9 @@ async fn serve(ctx: &Context, port: Option<u16>) -> Result<()> {
         import_concurrency: d.import_concurrency as usize,
         on_ready: Some(Box::new(move |info| {
             eprintln!(
-                "hugflake daemon {} listening on 127.0.0.1:{} (pid {}, data {}, log {})",
+                "hugflake daemon {} listening on {} (pid {}, data {}, log {})",
                 info.version,
-                info.port,
+                info.socket.display(),
                 info.pid,
                 info.data_dir.display(),
                 log.display()
@@ -1120,7 +1119,7 @@ fn snowflake_report(ctx: &Context) -> SnowflakeReport {
 enum DaemonState {
     Running {
         pid: u32,
-        port: u16,
+        socket: std::path::PathBuf,
         version: String,
     },
     NotAnswering {
@@ -1156,7 +1155,7 @@ async fn doctor(ctx: &Context, json: bool) -> Result<()> {
     let daemon = match lifecycle::connect(&files.dir).await {
         Ok((_, info)) => DaemonState::Running {
             pid: info.pid,
-            port: info.port,
+            socket: info.socket,
             version: info.version,
         },
         Err(e) if files.lock_held() => DaemonState::NotAnswering {
@@ -1237,8 +1236,15 @@ async fn doctor(ctx: &Context, json: bool) -> Result<()> {
     out.push_str(&text_table(&["WHAT", "PATH", "FROM"], &rows));
     out.push_str("\nDAEMON\n  ");
     out.push_str(&match &report.daemon {
-        DaemonState::Running { pid, port, version } => {
-            format!("running: pid {pid}, 127.0.0.1:{port}, version {version}")
+        DaemonState::Running {
+            pid,
+            socket,
+            version,
+        } => {
+            format!(
+                "running: pid {pid}, {} (owner only), version {version}",
+                socket.display()
+            )
         }
         DaemonState::NotAnswering { detail } => {
             format!("holds its lock but does not answer: {detail}")

@@ -15,6 +15,7 @@ pub mod batch;
 pub mod cli;
 pub mod config;
 pub mod domain;
+pub mod fault;
 pub mod headless;
 pub mod headless_batch;
 pub mod headless_platform;
@@ -42,12 +43,33 @@ pub fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
-    let _ = color_eyre::install();
+    install_hooks();
     match headless::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("hugflake: {e:#}");
+            eprintln!("hugflake: {}", secret::redact(&format!("{e:#}")));
             ExitCode::from(1)
         }
     }
+}
+
+/// color-eyre's reports, with a panic hook that scrubs every known secret from the report before
+/// it reaches stderr or the log (the TUI's hook restores the terminal first, then calls this one).
+fn install_hooks() {
+    use std::io::IsTerminal;
+    let theme = if std::io::stderr().is_terminal() {
+        color_eyre::config::Theme::dark()
+    } else {
+        color_eyre::config::Theme::new()
+    };
+    let (panic_hook, eyre_hook) = color_eyre::config::HookBuilder::default()
+        .theme(theme)
+        .into_hooks();
+    let _ = eyre_hook.install();
+    std::panic::set_hook(Box::new(move |info| {
+        let report = panic_hook.panic_report(info).to_string();
+        let clean = secret::redact(&report);
+        eprintln!("{clean}");
+        tracing::error!(report = %clean, "hugflake panicked");
+    }));
 }

@@ -1,5 +1,5 @@
-//! The local daemon and the headless commands, through the real binary and real HTTP on 127.0.0.1.
-//! Each test has its own data dir and a daemon on port 0.
+//! The local daemon and the headless commands, through the real binary and real HTTP on the
+//! daemon's Unix socket. Each test has its own data dir and daemon.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -17,8 +17,11 @@ struct Sandbox {
 impl Sandbox {
     fn new() -> Sandbox {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        std::fs::write(dir.path().join("config.toml"), "[daemon]\nport = 0\n")
-            .unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(
+            dir.path().join("config.toml"),
+            "[daemon]\nimport_concurrency = 1\n",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
         Sandbox {
             dir,
             children: Vec::new(),
@@ -74,7 +77,7 @@ impl Sandbox {
     }
 
     /// Starts `hugflake serve` in the foreground as a child and waits until it answers.
-    fn serve(&mut self) -> (u16, String) {
+    fn serve(&mut self) -> (PathBuf, String) {
         let child = self
             .cmd(&["serve"])
             .stdout(Stdio::null())
@@ -85,7 +88,7 @@ impl Sandbox {
         self.wait_ready()
     }
 
-    fn wait_ready(&self) -> (u16, String) {
+    fn wait_ready(&self) -> (PathBuf, String) {
         let start = Instant::now();
         while start.elapsed() < Duration::from_secs(15) {
             if let (Ok(info), Ok(token)) = (
@@ -93,9 +96,9 @@ impl Sandbox {
                 std::fs::read_to_string(self.data().join("token")),
             ) && let Ok(v) = serde_json::from_str::<Value>(&info)
             {
-                let port = v["port"].as_u64().unwrap_or(0) as u16;
-                if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                    return (port, token.trim().to_string());
+                let socket = PathBuf::from(v["socket"].as_str().unwrap_or_default());
+                if std::os::unix::net::UnixStream::connect(&socket).is_ok() {
+                    return (socket, token.trim().to_string());
                 }
             }
             std::thread::sleep(Duration::from_millis(50));
@@ -133,9 +136,16 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).to_string()
 }
 
-async fn get(port: u16, path: &str, token: Option<&str>) -> (u16, Value) {
-    let client = reqwest::Client::new();
-    let mut req = client.get(format!("http://127.0.0.1:{port}{path}"));
+/// A client of the daemon's socket, as `hugflake` itself talks to it.
+fn client(socket: &Path) -> reqwest::Client {
+    reqwest::Client::builder()
+        .unix_socket(socket)
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+async fn get(socket: &Path, path: &str, token: Option<&str>) -> (u16, Value) {
+    let mut req = client(socket).get(format!("http://daemon{path}"));
     if let Some(t) = token {
         req = req.bearer_auth(t);
     }
@@ -144,9 +154,9 @@ async fn get(port: u16, path: &str, token: Option<&str>) -> (u16, Value) {
     (status, resp.json().await.unwrap_or(Value::Null))
 }
 
-async fn post(port: u16, path: &str, token: &str) -> (u16, Value) {
-    let resp = reqwest::Client::new()
-        .post(format!("http://127.0.0.1:{port}{path}"))
+async fn post(socket: &Path, path: &str, token: &str) -> (u16, Value) {
+    let resp = client(socket)
+        .post(format!("http://daemon{path}"))
         .bearer_auth(token)
         .send()
         .await
@@ -165,39 +175,39 @@ fn mode(path: &Path) -> u32 {
 #[tokio::test]
 async fn every_call_needs_the_token() {
     let mut sb = Sandbox::new();
-    let (port, token) = sb.serve();
+    let (sock, token) = sb.serve();
     assert_eq!(mode(&sb.data().join("token")), 0o600);
     assert_eq!(token.len(), 64);
 
-    let (status, body) = get(port, "/v1/pools", None).await;
+    let (status, body) = get(&sock, "/v1/pools", None).await;
     assert_eq!(status, 401);
     assert_eq!(body["error"]["code"], "UNAUTHORIZED");
-    let (status, _) = get(port, "/v1/health", Some("not-the-token")).await;
+    let (status, _) = get(&sock, "/v1/health", Some("not-the-token")).await;
     assert_eq!(status, 401);
-    let (status, _) = get(port, "/v1/nothing", None).await;
+    let (status, _) = get(&sock, "/v1/nothing", None).await;
     assert_eq!(
         status, 401,
         "unknown routes are refused before anything else"
     );
 
-    let (status, body) = get(port, "/v1/pools", Some(&token)).await;
+    let (status, body) = get(&sock, "/v1/pools", Some(&token)).await;
     assert_eq!(status, 200);
     assert_eq!(body[0]["name"], "LOCAL_CPU");
     assert_eq!(body[0]["state"], "IDLE");
     assert!(body[0]["vcpu"].as_f64().unwrap_or(0.0) >= 1.0);
     assert!(body[0]["memory_gib"].as_f64().unwrap_or(0.0) > 0.0);
-    let (status, body) = get(port, "/v1/health", Some(&token)).await;
+    let (status, body) = get(&sock, "/v1/health", Some(&token)).await;
     assert_eq!(status, 200);
     assert_eq!(body["version"], env!("CARGO_PKG_VERSION"));
     for path in ["/v1/services", "/v1/models", "/v1/jobs"] {
-        let (status, body) = get(port, path, Some(&token)).await;
+        let (status, body) = get(&sock, path, Some(&token)).await;
         assert_eq!(status, 200, "{path}");
         assert_eq!(body, Value::Array(vec![]), "{path}");
     }
-    let (status, body) = get(port, "/v1/nothing", Some(&token)).await;
+    let (status, body) = get(&sock, "/v1/nothing", Some(&token)).await;
     assert_eq!(status, 404);
     assert_eq!(body["error"]["code"], "NOT_FOUND");
-    let (status, body) = post(port, "/v1/pools/NO_SUCH_POOL/suspend", &token).await;
+    let (status, body) = post(&sock, "/v1/pools/NO_SUCH_POOL/suspend", &token).await;
     assert_eq!(status, 404);
     assert!(
         body["error"]["message"]
@@ -225,8 +235,8 @@ async fn a_second_serve_is_refused_while_one_runs() {
 #[tokio::test]
 async fn the_registry_survives_a_restart_and_stop_is_clean() {
     let mut sb = Sandbox::new();
-    let (port, token) = sb.serve();
-    let (status, body) = post(port, "/v1/pools/LOCAL_CPU/suspend", &token).await;
+    let (sock, token) = sb.serve();
+    let (status, body) = post(&sock, "/v1/pools/LOCAL_CPU/suspend", &token).await;
     assert_eq!(status, 200);
     assert_eq!(body["state"], "SUSPENDED");
 
@@ -237,12 +247,12 @@ async fn the_registry_survives_a_restart_and_stop_is_clean() {
     assert!(!sb.data().join("daemon.json").exists());
     assert!(!sb.data().join("token").exists());
 
-    let (port, new_token) = sb.serve();
+    let (sock, new_token) = sb.serve();
     assert_ne!(token, new_token, "every start has a new token");
-    let (_, body) = get(port, "/v1/pools", Some(&new_token)).await;
+    let (_, body) = get(&sock, "/v1/pools", Some(&new_token)).await;
     assert_eq!(body.as_array().map(Vec::len), Some(1), "seeded once only");
     assert_eq!(body[0]["state"], "SUSPENDED");
-    let (_, body) = post(port, "/v1/pools/LOCAL_CPU/resume", &new_token).await;
+    let (_, body) = post(&sock, "/v1/pools/LOCAL_CPU/resume", &new_token).await;
     assert_eq!(body["state"], "IDLE");
 
     let out = sb.run(&["serve", "--stop"]);
@@ -306,7 +316,7 @@ fn exit_codes_and_usage() {
     for args in [
         &["launch"][..],
         &["status", "--yaml"],
-        &["serve", "--port", "http"],
+        &["serve", "--port", "0"],
     ] {
         let out = sb.run(args);
         assert_eq!(out.status.code(), Some(2), "{args:?}");
@@ -323,7 +333,7 @@ fn invalid_config_is_refused_with_file_and_line() {
     let sb = Sandbox::new();
     std::fs::write(
         sb.path("config.toml"),
-        "[daemon]\nport = 0\n\n[ui]\ntheme = \"neon\"\n",
+        "[daemon]\nimport_concurrency = 1\n\n[ui]\ntheme = \"neon\"\n",
     )
     .unwrap_or_else(|e| panic!("{e}"));
     let out = sb.run(&["status"]);
@@ -348,7 +358,7 @@ fn config_print_default_is_the_embedded_file() {
     assert_eq!(text(&out.stdout), hugflake::config::DEFAULT_CONFIG);
     let out = sb.run(&["config"]);
     let stdout = text(&out.stdout);
-    assert!(stdout.contains("daemon.port"), "{stdout}");
+    assert!(stdout.contains("daemon.start_timeout_secs"), "{stdout}");
     assert!(stdout.contains("config.toml:2"), "{stdout}");
 }
 
@@ -413,19 +423,30 @@ fn catalog_lists_the_reference_models_and_the_cache() {
     );
 }
 
+/// A private data dir as the daemon makes it (0700).
+fn private_dir(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(path).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700))
+        .unwrap_or_else(|e| panic!("{e}"));
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_daemon_of_another_version_is_reported_with_what_to_do() {
     use axum::routing::get;
-    // A stand-in daemon that answers health with another version.
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
+    let sb = Sandbox::new();
+    private_dir(&sb.data());
+    // A stand-in daemon: holds the lock and answers health on the socket with another version.
+    let lock =
+        std::fs::File::create(sb.data().join("daemon.lock")).unwrap_or_else(|e| panic!("{e}"));
+    lock.try_lock().unwrap_or_else(|e| panic!("{e}"));
+    let listener = tokio::net::UnixListener::bind(sb.data().join("daemon.sock"))
         .unwrap_or_else(|e| panic!("{e}"));
-    let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
     let app = axum::Router::new().route(
         "/v1/health",
         get(|| async {
             axum::Json(serde_json::json!({
-                "pid": 1, "port": 1, "version": "0.0.1", "api": 1,
+                "pid": 1, "socket": "/x/daemon.sock", "version": "0.0.1", "api": 1,
                 "started_at": "2026-01-01T00:00:00Z", "data_dir": "/x"
             }))
         }),
@@ -433,15 +454,6 @@ async fn a_daemon_of_another_version_is_reported_with_what_to_do() {
     tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
     });
-    let sb = Sandbox::new();
-    std::fs::create_dir_all(sb.data()).unwrap_or_else(|e| panic!("{e}"));
-    std::fs::write(
-        sb.data().join("daemon.json"),
-        serde_json::json!({"pid": 1, "port": port, "version": "0.0.1", "api": 1,
-                           "started_at": "2026-01-01T00:00:00Z", "data_dir": "/x"})
-        .to_string(),
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
     std::fs::write(sb.data().join("token"), "t").unwrap_or_else(|e| panic!("{e}"));
     let out = tokio::task::spawn_blocking(move || {
         let out = sb.run(&["status"]);
@@ -450,10 +462,99 @@ async fn a_daemon_of_another_version_is_reported_with_what_to_do() {
     })
     .await
     .unwrap_or_else(|e| panic!("{e}"));
+    drop(lock);
     assert_eq!(out.status.code(), Some(1));
     let err = text(&out.stderr);
     assert!(
         err.contains("version 0.0.1") && err.contains("hugflake serve --stop"),
         "{err}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_control_api_is_a_private_socket_and_no_impostor_hears_anything() {
+    use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    let sb = Sandbox::new();
+    private_dir(&sb.data());
+    // What a dead daemon leaves, and something else listening where its socket was: a stale
+    // daemon.json and token, and a listener that counts every connection it gets.
+    let planted = tokio::net::UnixListener::bind(sb.data().join("daemon.sock"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let heard = Arc::new(AtomicUsize::new(0));
+    let count = heard.clone();
+    tokio::spawn(async move {
+        while planted.accept().await.is_ok() {
+            count.fetch_add(1, Ordering::SeqCst);
+        }
+    });
+    std::fs::write(sb.data().join("token"), "stale-token").unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(
+        sb.data().join("daemon.json"),
+        serde_json::json!({"pid": 1, "socket": sb.data().join("daemon.sock"), "version": "0.0.1",
+                           "api": 1, "started_at": "2026-01-01T00:00:00Z", "data_dir": "/x"})
+        .to_string(),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    // No daemon holds the lock: the client starts a fresh one instead of talking to the socket.
+    let (sock, token) = tokio::task::block_in_place(|| {
+        let out = sb.run(&["status"]);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        sb.wait_ready()
+    });
+    assert_eq!(
+        heard.load(Ordering::SeqCst),
+        0,
+        "the planted listener heard nothing"
+    );
+    assert_ne!(token, "stale-token");
+    let meta = std::fs::symlink_metadata(&sock).unwrap_or_else(|e| panic!("{e}"));
+    assert!(meta.file_type().is_socket());
+    assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+    assert_eq!(mode(&sb.data()), 0o700);
+    let info: Value = serde_json::from_str(
+        &std::fs::read_to_string(sb.data().join("daemon.json")).unwrap_or_default(),
+    )
+    .unwrap_or_default();
+    assert!(info.get("port").is_none(), "no TCP control port: {info}");
+
+    // A body over the cap: 413 with what the cap is, answered on the declared length before a
+    // byte of the body is read.
+    let answer = tokio::task::block_in_place(|| {
+        use std::io::{Read, Write};
+        let mut conn =
+            std::os::unix::net::UnixStream::connect(&sock).unwrap_or_else(|e| panic!("{e}"));
+        conn.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let head = format!(
+            "POST /v1/jobs HTTP/1.1\r\nHost: daemon\r\nAuthorization: Bearer {token}\r\n\
+             Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            2 * 1024 * 1024
+        );
+        conn.write_all(head.as_bytes())
+            .unwrap_or_else(|e| panic!("{e}"));
+        let mut answer = String::new();
+        let _ = conn.read_to_string(&mut answer);
+        answer
+    });
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(
+        answer.contains("\"TOO_LARGE\"") && answer.contains("1024 KiB"),
+        "{answer}"
+    );
+
+    // A data dir that group or others can open is refused before anything is sent.
+    std::fs::set_permissions(sb.data(), std::fs::Permissions::from_mode(0o755))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let out = tokio::task::block_in_place(|| sb.run(&["status"]));
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("mode 755") && err.contains("chmod 700"),
+        "{err}"
+    );
+    std::fs::set_permissions(sb.data(), std::fs::Permissions::from_mode(0o700))
+        .unwrap_or_else(|e| panic!("{e}"));
 }

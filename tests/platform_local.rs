@@ -17,6 +17,7 @@ use hugflake::platform::local::LocalPlatform;
 use hugflake::platform::local::lifecycle;
 use serde_json::{Value, json};
 use support::hub_server::{HubServer, Repo};
+use support::leaks;
 
 const BIN: &str = env!("CARGO_BIN_EXE_hugflake");
 const MINILM: &str = "sentence-transformers/all-MiniLM-L6-v2";
@@ -42,7 +43,7 @@ impl Platform0 {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         std::fs::write(
             dir.path().join("config.toml"),
-            "[daemon]\nport = 0\nmetrics_secs = 0.5\nrestart_backoff_secs = 1.5\n",
+            "[daemon]\nmetrics_secs = 0.5\nrestart_backoff_secs = 1.5\n",
         )
         .unwrap_or_else(|e| panic!("{e}"));
         let hub = HubServer::start(repos).await;
@@ -204,6 +205,23 @@ async fn call(
     (status, resp.json().await.unwrap_or(Value::Null))
 }
 
+/// Sends only the head of a POST declaring `length` bytes of body, and returns the whole answer.
+fn raw_post_head(addr: &str, path: &str, auth: &str, length: usize) -> String {
+    use std::io::{Read, Write};
+    let mut conn = std::net::TcpStream::connect(addr).unwrap_or_else(|e| panic!("{e}"));
+    conn.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: {auth}\r\n\
+         Content-Type: application/json\r\nContent-Length: {length}\r\nConnection: close\r\n\r\n"
+    );
+    conn.write_all(head.as_bytes())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut answer = String::new();
+    let _ = conn.read_to_string(&mut answer);
+    answer
+}
+
 fn ner_repo() -> Repo {
     Repo::from_dir(
         "fixtures/tiny-bert-ner",
@@ -337,6 +355,30 @@ async fn token_classification_imports_serves_and_survives_a_crash() {
             .unwrap_or("")
             .contains("`data` array")
     );
+    // Caps: 10,001 rows in one call, and a body declared over 32 MiB (answered before it is sent).
+    let rows: Vec<String> = (0..10_001).map(|i| format!("[{i}, \"x\"]")).collect();
+    let (code, body) = call(
+        &client,
+        "TINY_NER_SVC",
+        "/--call--",
+        Some(&auth),
+        &format!("{{\"data\": [{}]}}", rows.join(",")),
+    )
+    .await;
+    assert_eq!(code, 413, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("10001 rows in one call: at most 10000")),
+        "{body}"
+    );
+    let ep = client
+        .endpoints("TINY_NER_SVC")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let answer = raw_post_head(&ep[0].ingress_url, "/--call--", &auth, 33 * 1024 * 1024);
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(answer.contains("over 32 MiB"), "{answer}");
     let (code, body) = call(
         &client,
         "TINY_NER_SVC",
@@ -513,12 +555,12 @@ async fn hugflake_token(p: &Platform0, service: &str) -> String {
     )
     .unwrap_or_default();
     let admin = std::fs::read_to_string(p.data().join("token")).unwrap_or_default();
-    let url = format!(
-        "http://127.0.0.1:{}/v1/services/{service}/token",
-        info["port"].as_u64().unwrap_or(0)
-    );
-    let v: Value = reqwest::Client::new()
-        .get(url)
+    let socket = info["socket"].as_str().unwrap_or_default();
+    let v: Value = reqwest::Client::builder()
+        .unix_socket(socket)
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"))
+        .get(format!("http://daemon/v1/services/{service}/token"))
         .bearer_auth(admin.trim())
         .send()
         .await
@@ -1336,27 +1378,6 @@ async fn batch_entities_and_images_through_the_tiny_models() {
         "{err}"
     );
     p.kill_daemon();
-}
-
-/// Every file under `dir` whose bytes contain one of the canaries: (file, canary).
-fn leaks(dir: &Path, canaries: &[&str]) -> Vec<(PathBuf, String)> {
-    let mut found = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if let Ok(bytes) = std::fs::read(&p) {
-                for c in canaries {
-                    if bytes.windows(c.len()).any(|w| w == c.as_bytes()) {
-                        found.push((p.clone(), c.to_string()));
-                    }
-                }
-            }
-        }
-    }
-    found
 }
 
 /// Clinical text and secrets never reach logs, the registry, the daemon's files or the terminal:

@@ -1179,3 +1179,193 @@ async fn the_cli_speaks_to_snowflake_with_connection() {
     assert_ne!(code, 0);
     assert!(err.contains("open_clip"), "{err}");
 }
+
+/// Secrets and clinical text on the Snowflake platform: a PAT (from a token file) and a key-pair
+/// passphrase (from the environment) go through doctor, status, an import, calls with PHI-like text,
+/// a failing call, batch work and an injected panic that formats a credential into its message;
+/// then everything printed and every file hugflake wrote is searched: no canary anywhere.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn snowflake_secrets_and_clinical_text_never_leak() {
+    const PHI: &str = "Jane Doe MRN 00012345 DOB 2015-03-02";
+    const MRN: &str = "00012345";
+    const PASSPHRASE: &str = "canary-passphrase";
+    let s = Setup::new().await;
+    s.sim.state().step = Duration::from_millis(150);
+    s.sim.state().notes = vec![
+        ("1".into(), format!("{PHI} presents with fever")),
+        ("2".into(), "Wheezing at night".into()),
+    ];
+    let home = s.dir.path().to_path_buf();
+    let keys_dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let (_, encrypted) = keys(keys_dir.path());
+    let sf = home.join("sf");
+    std::fs::create_dir_all(&sf).unwrap_or_else(|e| panic!("{e}"));
+    let token_file = keys_dir.path().join("pat");
+    std::fs::write(&token_file, PAT).unwrap_or_else(|e| panic!("{e}"));
+    let port = s.sim.addr.port();
+    let connections = format!(
+        "[sim]\naccount = \"sim12345\"\nuser = \"hugflake\"\ndatabase = \"ML\"\nhost = \"127.0.0.1\"\n\
+         port = {port}\nprotocol = \"http\"\nauthenticator = \"PROGRAMMATIC_ACCESS_TOKEN\"\n\
+         token_file_path = \"{}\"\n\n\
+         [kp]\naccount = \"sim12345\"\nuser = \"hugflake\"\ndatabase = \"ML\"\nhost = \"127.0.0.1\"\n\
+         port = {port}\nprotocol = \"http\"\nauthenticator = \"SNOWFLAKE_JWT\"\n\
+         private_key_file = \"{}\"\n",
+        token_file.display(),
+        encrypted.display()
+    );
+    std::fs::write(sf.join("connections.toml"), connections).unwrap_or_else(|e| panic!("{e}"));
+    for f in [sf.join("connections.toml"), token_file.clone()] {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o600))
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    std::fs::write(
+        home.join("config.toml"),
+        "[platform]\nsnowflake_poll_secs = 0.2\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let run = move |args: Vec<String>, fault: Option<&'static str>| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_hugflake"));
+        c.args(&args)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HOME", &home)
+            .env("HUGFLAKE_CONFIG", home.join("config.toml"))
+            .env("HUGFLAKE_DATA_DIR", home.join("data"))
+            .env("HUGFLAKE_STATE_DIR", home.join("state"))
+            .env("SNOWFLAKE_HOME", home.join("sf"))
+            .env("PRIVATE_KEY_PASSPHRASE", PASSPHRASE)
+            .env("RUST_BACKTRACE", "1")
+            .stdin(std::process::Stdio::null());
+        if let Some(f) = fault {
+            c.env("HUGFLAKE_FAULT", f);
+        }
+        let out = c.output().unwrap_or_else(|e| panic!("{e}"));
+        (
+            out.status.code().unwrap_or(-1),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
+    };
+    let mut printed = String::new();
+    let steps: Vec<(Vec<&str>, Option<&'static str>, i32)> = vec![
+        (vec!["--connection", "sim", "doctor"], None, 0),
+        (vec!["--connection", "kp", "doctor"], None, 0),
+        (vec!["--connection", "sim", "status", "--json"], None, 0),
+        (vec!["--connection", "kp", "status", "--json"], None, 0),
+        (
+            vec![
+                "--connection",
+                "sim",
+                "import",
+                "sentence-transformers/all-MiniLM-L6-v2",
+                "--task",
+                "sentence-similarity",
+                "--pool",
+                "ML_CPU_POOL",
+            ],
+            None,
+            0,
+        ),
+        (
+            vec![
+                "--connection",
+                "sim",
+                "predict",
+                "all_minilm_l6_v2_svc",
+                "--text",
+                PHI,
+            ],
+            None,
+            0,
+        ),
+        (
+            vec![
+                "--connection",
+                "sim",
+                "predict",
+                "no_such_svc",
+                "--text",
+                PHI,
+            ],
+            None,
+            1,
+        ),
+        (
+            vec![
+                "--connection",
+                "sim",
+                "batch",
+                "embed",
+                "--service",
+                "all_minilm_l6_v2_svc",
+                "--input",
+                "clinical_notes",
+            ],
+            None,
+            0,
+        ),
+        (
+            vec!["--connection", "sim", "logs", "all_minilm_l6_v2_svc"],
+            None,
+            0,
+        ),
+        // A bug that formats a credential into a panic message: the report is scrubbed.
+        (
+            vec!["--connection", "sim", "status"],
+            Some("snowflake-credentials"),
+            101,
+        ),
+        (
+            vec!["--connection", "kp", "status"],
+            Some("snowflake-credentials"),
+            101,
+        ),
+    ];
+    for (args, fault, want) in steps {
+        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        let shown = args.join(" ");
+        let run = run.clone();
+        let (code, out) = tokio::task::spawn_blocking(move || run(args, fault))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(code, want, "`hugflake {shown}`:\n{out}");
+        if fault.is_some() {
+            assert!(
+                out.contains("fault injected at snowflake-credentials")
+                    && out.contains(hugflake::secret::MASK),
+                "{out}"
+            );
+        }
+        printed.push_str(&out);
+    }
+    // The credentials were in play: the simulator received the PAT and key-pair JWTs.
+    let tokens = s.sim.state().tokens.clone();
+    assert!(tokens.iter().any(|t| t == PAT));
+    let jwts: Vec<String> = tokens
+        .iter()
+        .filter(|t| t.split('.').count() == 3)
+        .cloned()
+        .collect();
+    assert!(!jwts.is_empty(), "no key-pair JWT was sent");
+
+    let mut canaries = vec![PAT, PASSPHRASE, PHI, MRN];
+    canaries.extend(jwts.iter().map(String::as_str));
+    for c in &canaries {
+        assert!(
+            !printed.contains(c),
+            "printed output holds {c:?}:\n{printed}"
+        );
+    }
+    let found: Vec<_> = support::leaks(s.dir.path(), &canaries)
+        .into_iter()
+        // The user's own secret files hold their secrets, as they should.
+        .filter(|(f, _)| !f.ends_with("sf/connections.toml"))
+        .collect();
+    assert!(found.is_empty(), "canaries in files: {found:?}");
+    // The scan does look: the daemon-free Snowflake flow still wrote its job store and log.
+    assert!(s.dir.path().join("state").exists());
+}

@@ -6,6 +6,11 @@ use std::path::Path;
 
 use super::{InferenceError, Result};
 
+/// The widest or tallest picture a service decodes.
+pub const MAX_SIDE: u32 = 8192;
+/// The most memory one picture may take to decode.
+pub const MAX_DECODE_BYTES: u64 = 256 * 1024 * 1024;
+
 /// An 8-bit RGB image, row-major.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Rgb {
@@ -20,9 +25,31 @@ impl Rgb {
         Rgb::from_decoded(image::open(path), path)
     }
 
-    /// Decodes image bytes (a request body's base64-decoded image).
+    /// Decodes image bytes (a request body's base64-decoded image), refusing pictures over
+    /// `MAX_SIDE` pixels on a side or needing over `MAX_DECODE_BYTES` to decode (a small file can
+    /// claim a huge canvas).
     pub fn decode(bytes: &[u8]) -> Result<Rgb> {
-        Rgb::from_decoded(image::load_from_memory(bytes), Path::new("<image bytes>"))
+        let mut limits = image::Limits::default();
+        limits.max_image_width = Some(MAX_SIDE);
+        limits.max_image_height = Some(MAX_SIDE);
+        limits.max_alloc = Some(MAX_DECODE_BYTES);
+        let decoded = image::ImageReader::new(std::io::Cursor::new(bytes))
+            .with_guessed_format()
+            .map_err(image::ImageError::IoError)
+            .and_then(|mut r| {
+                r.limits(limits);
+                r.decode()
+            });
+        if let Err(image::ImageError::Limits(_)) = &decoded {
+            return Err(InferenceError::BadFile {
+                path: Path::new("<image bytes>").to_path_buf(),
+                detail: format!(
+                    "the image is over {MAX_SIDE} pixels on a side or {} MiB decoded: send a smaller picture",
+                    MAX_DECODE_BYTES / (1024 * 1024)
+                ),
+            });
+        }
+        Rgb::from_decoded(decoded, Path::new("<image bytes>"))
     }
 
     fn from_decoded(img: image::ImageResult<image::DynamicImage>, path: &Path) -> Result<Rgb> {
@@ -173,4 +200,40 @@ pub fn preprocess(img: &Rgb, size: usize, mean: [f32; 3], std: [f32; 3]) -> Vec<
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A PNG that is only a header claiming `w`×`h` pixels (a decompression bomb's first bytes).
+    fn png_header(w: u32, h: u32) -> Vec<u8> {
+        let mut ihdr = b"IHDR".to_vec();
+        ihdr.extend_from_slice(&w.to_be_bytes());
+        ihdr.extend_from_slice(&h.to_be_bytes());
+        ihdr.extend_from_slice(&[8, 2, 0, 0, 0]);
+        let mut crc = flate2::Crc::new();
+        crc.update(&ihdr);
+        let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
+        out.extend_from_slice(&13u32.to_be_bytes());
+        out.extend_from_slice(&ihdr);
+        out.extend_from_slice(&crc.sum().to_be_bytes());
+        out
+    }
+
+    #[test]
+    fn a_huge_canvas_is_refused_before_it_is_decoded() {
+        let err = Rgb::decode(&png_header(20_000, 20_000))
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("over 8192 pixels on a side"), "{err}");
+        // A normal header gets past the limits (and fails later for want of pixel data).
+        let err = Rgb::decode(&png_header(64, 64))
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("not a readable PNG or JPEG"), "{err}");
+        assert!(Rgb::decode(b"not an image").is_err());
+    }
 }

@@ -107,7 +107,7 @@ pub fn snapshot(
     Snapshot {
         status: PlatformStatus {
             kind: PlatformKind::Local,
-            location: "127.0.0.1:47811".into(),
+            location: "~/.local/share/hugflake/daemon.sock".into(),
             version: "0.1.0".into(),
             pid: Some(4242),
             started_at: Some(ago(600)),
@@ -278,4 +278,25 @@ pub fn service_detail(name: &str) -> hugflake::app::state::ServiceDetail {
         ],
         problems: vec![],
     }
+}
+
+/// Every file under `dir` whose bytes contain one of the canaries: (file, canary).
+pub fn leaks(dir: &std::path::Path, canaries: &[&str]) -> Vec<(std::path::PathBuf, String)> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if let Ok(bytes) = std::fs::read(&p) {
+                for c in canaries {
+                    if bytes.windows(c.len()).any(|w| w == c.as_bytes()) {
+                        found.push((p.clone(), c.to_string()));
+                    }
+                }
+            }
+        }
+    }
+    found
 }

@@ -1,5 +1,6 @@
-//! The local platform as the panes see it: a client of the daemon's HTTP API.
+//! The local platform as the panes see it: a client of the daemon's HTTP API on its Unix socket.
 
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -16,41 +17,68 @@ use crate::secret::Secret;
 #[derive(Clone)]
 pub struct LocalPlatform {
     base: String,
+    socket: PathBuf,
     token: Secret,
+    /// The control API, on the daemon's socket only.
     http: reqwest::Client,
+    /// Service endpoints, on 127.0.0.1 (each call carries that service's own token).
+    ingress: reqwest::Client,
 }
 
 impl std::fmt::Debug for LocalPlatform {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LocalPlatform")
-            .field("base", &self.base)
+            .field("socket", &self.socket)
             .field("token", &self.token)
             .finish()
     }
 }
 
-fn what(base: &str) -> String {
-    format!("the local daemon at {}", base.trim_start_matches("http://"))
+fn what(socket: &Path) -> String {
+    format!("the local daemon at {}", socket.display())
 }
 
 impl LocalPlatform {
-    pub fn new(port: u16, token: Secret) -> LocalPlatform {
+    /// A client of the daemon listening on `socket`. Every request goes to that socket and nowhere
+    /// else: there is no TCP fallback for the token to leak through.
+    pub fn new(socket: &Path, token: Secret) -> Result<LocalPlatform> {
         let http = reqwest::Client::builder()
+            .unix_socket(socket)
             .connect_timeout(Duration::from_secs(2))
             .timeout(Duration::from_secs(10))
             .user_agent(concat!("hugflake/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| PlatformError::Unreachable {
+                what: what(socket),
+                detail: describe(&e),
+            })?;
+        let ingress = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(2))
+            .user_agent(concat!("hugflake/", env!("CARGO_PKG_VERSION")))
             .no_proxy()
             .build()
-            .unwrap_or_default();
-        LocalPlatform {
-            base: format!("http://127.0.0.1:{port}"),
+            .map_err(|e| PlatformError::Unreachable {
+                what: "service endpoints on 127.0.0.1".into(),
+                detail: describe(&e),
+            })?;
+        Ok(LocalPlatform {
+            base: "http://hugflake.daemon".into(),
+            socket: socket.to_path_buf(),
             token,
             http,
-        }
+            ingress,
+        })
     }
 
-    pub fn address(&self) -> &str {
-        self.base.trim_start_matches("http://")
+    /// Where the daemon listens, for status lines (the home directory written `~`).
+    pub fn address(&self) -> String {
+        let full = self.socket.display().to_string();
+        match std::env::var("HOME") {
+            Ok(home) if !home.is_empty() && full.starts_with(&format!("{home}/")) => {
+                format!("~{}", &full[home.len()..])
+            }
+            _ => full,
+        }
     }
 
     async fn call<T: DeserializeOwned>(&self, method: reqwest::Method, path: &str) -> Result<T> {
@@ -64,7 +92,7 @@ impl LocalPlatform {
         body: Option<serde_json::Value>,
         wait: Option<Duration>,
     ) -> Result<T> {
-        let what = what(&self.base);
+        let what = what(&self.socket);
         let mut req = self
             .http
             .request(method, format!("{}{path}", self.base))
@@ -121,7 +149,7 @@ impl LocalPlatform {
 
     /// Asks the daemon to stop.
     pub async fn shutdown(&self) -> Result<()> {
-        let what = what(&self.base);
+        let what = what(&self.socket);
         let resp = self
             .http
             .post(format!("{}/v1/shutdown", self.base))
@@ -177,7 +205,7 @@ impl Platform for LocalPlatform {
         let info = self.info().await?;
         Ok(PlatformStatus {
             kind: PlatformKind::Local,
-            location: self.address().to_string(),
+            location: self.address(),
             version: info.version,
             pid: Some(info.pid),
             started_at: Some(info.started_at),
@@ -391,7 +419,7 @@ impl Platform for LocalPlatform {
         let body = protocol::request(rows);
         let started = std::time::Instant::now();
         let resp = self
-            .http
+            .ingress
             .post(&url)
             .header(
                 "Authorization",

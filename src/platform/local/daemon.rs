@@ -1,12 +1,12 @@
-//! `hugflake serve`: the local platform's daemon. One per data dir (an OS lock), loopback only,
-//! every call authenticated with the bearer token it writes at start.
+//! `hugflake serve`: the local platform's daemon. One per data dir (an OS lock); its control API is a
+//! Unix socket in the data dir (mode 0700), and every call is authenticated with the bearer token it
+//! writes at start. Request bodies are capped (`MAX_CONTROL_BODY`) with a clear 413.
 
 use std::fs::{self, OpenOptions};
-use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use axum::extract::{Path as UrlPath, Request, State};
+use axum::extract::{DefaultBodyLimit, Path as UrlPath, Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -27,11 +27,18 @@ use crate::secret::Secret;
 pub enum DaemonError {
     #[error("a hugflake daemon already runs for {dir}{}: stop it with `hugflake serve --stop`", pid_note(*.pid))]
     AlreadyRunning { dir: PathBuf, pid: Option<u32> },
+    #[error("cannot listen on {}: {source}", path.display())]
+    Bind {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error(
-        "cannot listen on 127.0.0.1:{port}: {source}{}",
-        if *.port != 0 { " (another program may use it: set [daemon] port in the config, 0 picks a free port)" } else { "" }
+        "the socket path {} is {len} bytes, over the {MAX_SOCKET_PATH} a Unix socket allows: set HUGFLAKE_DATA_DIR to a shorter directory",
+        path.display()
     )]
-    Bind { port: u16, source: std::io::Error },
+    SocketPath { path: PathBuf, len: usize },
+    #[error("{0}")]
+    NotPrivate(String),
     #[error("daemon data dir {path}: {source}")]
     Io {
         path: PathBuf,
@@ -50,9 +57,14 @@ fn pid_note(pid: Option<u32>) -> String {
 /// Called once with the running daemon's facts.
 pub type OnReady = Box<dyn FnOnce(&DaemonInfo) + Send>;
 
+/// The longest path a Unix socket address holds (`sun_path` is 108 bytes with its NUL).
+pub const MAX_SOCKET_PATH: usize = 107;
+
+/// The largest request body the control API reads (an import spec is a few hundred bytes).
+pub const MAX_CONTROL_BODY: usize = 1024 * 1024;
+
 pub struct ServeOptions {
     pub data_dir: PathBuf,
-    pub port: u16,
     pub services: ServiceSettings,
     pub hub: HubSettings,
     pub import_concurrency: usize,
@@ -76,6 +88,12 @@ pub async fn serve(opts: ServeOptions) -> Result<(), DaemonError> {
     let files = DaemonFiles::new(&opts.data_dir);
     let io = |path: PathBuf| move |source| DaemonError::Io { path, source };
     files.ensure_dir().map_err(io(files.dir.clone()))?;
+    files.check_private().map_err(DaemonError::NotPrivate)?;
+    let socket = files.socket();
+    let len = socket.as_os_str().len();
+    if len > MAX_SOCKET_PATH {
+        return Err(DaemonError::SocketPath { path: socket, len });
+    }
 
     // The lock lives as long as this function: the OS drops it if the process dies.
     let lock = OpenOptions::new()
@@ -109,23 +127,20 @@ pub async fn serve(opts: ServeOptions) -> Result<(), DaemonError> {
     let token = Secret::random().map_err(|e| DaemonError::Random(e.to_string()))?;
     write_private(&files.token(), token.expose().as_bytes()).map_err(io(files.token()))?;
 
-    let listener =
-        tokio::net::TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, opts.port)))
-            .await
-            .map_err(|source| DaemonError::Bind {
-                port: opts.port,
-                source,
-            })?;
-    let port = listener
-        .local_addr()
-        .map_err(|source| DaemonError::Bind {
-            port: opts.port,
-            source,
-        })?
-        .port();
+    // We hold the lock: a socket file left here is a dead daemon's.
+    let _ = fs::remove_file(&socket);
+    let bind = |source| DaemonError::Bind {
+        path: socket.clone(),
+        source,
+    };
+    let listener = tokio::net::UnixListener::bind(&socket).map_err(bind)?;
+    {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(&socket, fs::Permissions::from_mode(0o600)).map_err(bind)?;
+    }
     let info = DaemonInfo {
         pid: std::process::id(),
-        port,
+        socket: socket.clone(),
         version: crate::VERSION.into(),
         api: API_VERSION,
         started_at: Utc::now(),
@@ -133,7 +148,7 @@ pub async fn serve(opts: ServeOptions) -> Result<(), DaemonError> {
     };
     let info_json = serde_json::to_vec_pretty(&info).unwrap_or_default();
     write_private(&files.info(), &info_json).map_err(io(files.info()))?;
-    tracing::info!(port, pid = info.pid, dir = %files.dir.display(), "daemon listening");
+    tracing::info!(socket = %socket.display(), pid = info.pid, "daemon listening");
 
     let shutdown = CancellationToken::new();
     let db = Db(Arc::new(Mutex::new(registry)));
@@ -176,6 +191,7 @@ pub async fn serve(opts: ServeOptions) -> Result<(), DaemonError> {
     // Clean up before the lock is released, so a new daemon never sees our files.
     let _ = fs::remove_file(files.info());
     let _ = fs::remove_file(files.token());
+    let _ = fs::remove_file(&socket);
     tracing::info!("daemon stopped");
     drop(lock);
     served.map_err(|source| DaemonError::Io {
@@ -228,6 +244,8 @@ fn router(state: Shared) -> Router {
         .route("/v1/shutdown", post(shutdown))
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(state.clone(), authenticate))
+        .layer(DefaultBodyLimit::max(MAX_CONTROL_BODY))
+        .layer(middleware::from_fn(explain_too_large))
         .with_state(state)
 }
 
@@ -287,6 +305,35 @@ async fn authenticate(State(state): State<Shared>, req: Request, next: Next) -> 
         )
         .into_response(),
     }
+}
+
+/// A body over the cap is refused with what the cap is, in the API's error shape (axum's own
+/// rejection is a bare line of text). A declared length over the cap is refused before it is read.
+async fn explain_too_large(req: Request, next: Next) -> Response {
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let too_large = || {
+        ApiError(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "TOO_LARGE",
+            format!(
+                "the request body is over {} KiB, the most the control API reads",
+                MAX_CONTROL_BODY / 1024
+            ),
+        )
+        .into_response()
+    };
+    if declared.is_some_and(|n| n > MAX_CONTROL_BODY as u64) {
+        return too_large();
+    }
+    let resp = next.run(req).await;
+    if resp.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        return too_large();
+    }
+    resp
 }
 
 async fn not_found(req: Request) -> ApiError {

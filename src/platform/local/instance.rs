@@ -42,6 +42,46 @@ pub const TOKEN_ENV: &str = "HUGFLAKE_INSTANCE_TOKEN";
 
 /// Largest request body an instance takes.
 pub const MAX_BODY: usize = 32 * 1024 * 1024;
+/// The most rows one call may carry (a Snowflake service function sends far fewer per batch).
+pub const MAX_ROWS: usize = 10_000;
+
+fn too_large() -> Response {
+    error(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        format!(
+            "the request body is over {} MiB, the most one call takes: send fewer rows per call \
+             (`hugflake batch` splits them)",
+            MAX_BODY / (1024 * 1024)
+        ),
+    )
+}
+
+/// Middleware: a call whose declared length is over `MAX_BODY` is refused before a byte of its
+/// body is read (the body extractor would otherwise wait for it).
+pub async fn refuse_oversized(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let declared = req
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_BODY as u64) {
+        return too_large();
+    }
+    next.run(req).await
+}
+
+/// The answer to a body that could not be read: a 413 that says what the caps are (axum's own
+/// rejection is a bare line of text), or the rejection's own status and text.
+pub fn rejected(e: axum::extract::rejection::BytesRejection) -> Response {
+    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        too_large()
+    } else {
+        error(e.status(), e.body_text())
+    }
+}
 
 #[derive(Debug, Clone)]
 pub struct InstanceOptions {
@@ -261,6 +301,7 @@ pub async fn run(opts: InstanceOptions) -> Result<(), String> {
         .route("/healthz", get(|| async { "ok" }))
         .fallback(post(call))
         .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(axum::middleware::from_fn(refuse_oversized))
         .with_state(state);
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
         .await
@@ -303,7 +344,7 @@ async fn parent_gone() {
     }
 }
 
-fn error(status: StatusCode, message: impl Into<String>) -> Response {
+pub fn error(status: StatusCode, message: impl Into<String>) -> Response {
     (
         status,
         axum::Json(json!({ "error": { "message": message.into() } })),
@@ -315,12 +356,16 @@ async fn call(
     State(state): State<Arc<InstanceState>>,
     uri: Uri,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Response {
     let started = Instant::now();
     if !presented_token(&headers).is_some_and(|t| state.token.matches(t)) {
         return error(StatusCode::UNAUTHORIZED, "missing or wrong token");
     }
+    let body = match body {
+        Ok(b) => b,
+        Err(e) => return rejected(e),
+    };
     let Some(function) = protocol::function_for_path(&state.functions, uri.path()) else {
         let paths: Vec<String> = state.functions.iter().map(|f| f.rest_path()).collect();
         return error(
@@ -346,6 +391,12 @@ async fn call(
         Err(e) => return error(StatusCode::BAD_REQUEST, e),
     };
     let n = rows.len();
+    if n > MAX_ROWS {
+        return error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("{n} rows in one call: at most {MAX_ROWS}; send them in smaller calls"),
+        );
+    }
     let results = futures::future::join_all(
         rows.into_iter()
             .map(|r| async { (r.id, state.served.row(r.inputs).await) }),

@@ -28,12 +28,14 @@ impl Connection {
     pub fn describe(&self) -> String {
         match self {
             Connection::Existing(i) => format!(
-                "local daemon running (pid {}) on 127.0.0.1:{}",
-                i.pid, i.port
+                "local daemon running (pid {}) at {}",
+                i.pid,
+                i.socket.display()
             ),
             Connection::Started(i) => format!(
-                "started the local daemon in the background (pid {}) on 127.0.0.1:{}; `hugflake serve --stop` stops it",
-                i.pid, i.port
+                "started the local daemon in the background (pid {}) at {}; `hugflake serve --stop` stops it",
+                i.pid,
+                i.socket.display()
             ),
         }
     }
@@ -58,14 +60,31 @@ fn unreachable(detail: impl Into<String>) -> PlatformError {
 }
 
 /// Connects to the daemon whose files are in `dir`, checking that it answers with our version.
+///
+/// Before anything is sent: the data dir must be the user's own and closed to group and others,
+/// and a daemon must hold its lock. The token then goes only to `daemon.sock` in that dir, a path
+/// nobody else can create or replace.
 pub async fn connect(dir: &Path) -> Result<(LocalPlatform, DaemonInfo), PlatformError> {
     let files = DaemonFiles::new(dir);
-    let info = files
-        .read_info()
-        .ok_or_else(|| unreachable(format!("no daemon.json in {}", dir.display())))?;
+    files.check_private().map_err(|detail| {
+        if files.dir.exists() {
+            PlatformError::Unauthorized {
+                what: "the local daemon".into(),
+                detail,
+            }
+        } else {
+            unreachable(format!("no data dir {}", dir.display()))
+        }
+    })?;
+    if !files.lock_held() {
+        return Err(unreachable(format!(
+            "no daemon holds {}",
+            files.lock().display()
+        )));
+    }
     let token = std::fs::read_to_string(files.token())
         .map_err(|e| unreachable(format!("cannot read {}: {e}", files.token().display())))?;
-    let client = LocalPlatform::new(info.port, Secret::new(token.trim()));
+    let client = LocalPlatform::new(&files.socket(), Secret::new(token.trim()))?;
     let live = client.info().await?;
     if live.version != crate::VERSION {
         return Err(PlatformError::VersionMismatch {
@@ -183,12 +202,12 @@ pub async fn stop(dir: &Path, timeout: Duration) -> Result<StopOutcome, Platform
         Ok((client, _)) => client.shutdown().await.is_ok(),
         // An older or newer daemon still understands the shutdown route.
         Err(PlatformError::VersionMismatch { .. }) => {
-            match (&info, std::fs::read_to_string(files.token())) {
-                (Some(i), Ok(t)) => LocalPlatform::new(i.port, Secret::new(t.trim()))
-                    .shutdown()
-                    .await
-                    .is_ok(),
-                _ => false,
+            match std::fs::read_to_string(files.token())
+                .ok()
+                .and_then(|t| LocalPlatform::new(&files.socket(), Secret::new(t.trim())).ok())
+            {
+                Some(client) => client.shutdown().await.is_ok(),
+                None => false,
             }
         }
         Err(_) => false,

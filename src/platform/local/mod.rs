@@ -1,10 +1,12 @@
-//! The local platform: a daemon (`hugflake serve`) on 127.0.0.1 that owns the registry, and the
-//! client the TUI and headless commands use to talk to it.
+//! The local platform: a daemon (`hugflake serve`) that owns the registry, and the client the TUI
+//! and headless commands use to talk to it.
 //!
-//! Files in the data dir:
+//! Files in the data dir (mode 0700: only its owner can open anything in it):
 //! - `daemon.lock`: held (an OS file lock) for the daemon's whole life; a stale file after `kill -9`
 //!   holds no lock, so it never blocks a restart.
-//! - `daemon.json`: pid, port, version and start time of the running daemon.
+//! - `daemon.sock`: the control API, a Unix socket (mode 0600). No TCP port: a process that grabs a
+//!   port on 127.0.0.1 can never receive the admin token, a service token or clinical text.
+//! - `daemon.json`: pid, socket, version and start time of the running daemon.
 //! - `token`: the bearer token of this run (mode 0600), new at every start.
 //! - `registry.sqlite`: the registry.
 
@@ -34,7 +36,7 @@ pub const API_VERSION: u32 = 1;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DaemonInfo {
     pub pid: u32,
-    pub port: u16,
+    pub socket: PathBuf,
     pub version: String,
     pub api: u32,
     pub started_at: DateTime<Utc>,
@@ -76,6 +78,35 @@ impl DaemonFiles {
     }
     pub fn registry(&self) -> PathBuf {
         self.dir.join("registry.sqlite")
+    }
+    pub fn socket(&self) -> PathBuf {
+        self.dir.join("daemon.sock")
+    }
+
+    /// Refuses a data dir another user owns or that group or others can open: the control socket
+    /// and the token in it must be reachable by their owner only.
+    pub fn check_private(&self) -> Result<(), String> {
+        use std::os::unix::fs::MetadataExt;
+        let meta = fs::metadata(&self.dir)
+            .map_err(|e| format!("cannot read {}: {e}", self.dir.display()))?;
+        let me = rustix::process::geteuid().as_raw();
+        if meta.uid() != me {
+            return Err(format!(
+                "{} belongs to uid {}, not to you (uid {me}): refusing to talk to a daemon there",
+                self.dir.display(),
+                meta.uid()
+            ));
+        }
+        let mode = meta.mode() & 0o777;
+        if mode & 0o077 != 0 {
+            return Err(format!(
+                "{} is mode {mode:o}: group or others could reach the daemon's socket and token; \
+                 refusing to use it (`chmod 700 {}` fixes it)",
+                self.dir.display(),
+                self.dir.display()
+            ));
+        }
+        Ok(())
     }
 
     /// Creates the data dir, readable by its owner only.

@@ -105,7 +105,7 @@ impl LogRing {
 
     pub fn push(&self, instance_id: u32, container: &str, line: &str) {
         let at = Utc::now();
-        let line = crate::domain::units::strip_control(line);
+        let line = crate::secret::redact(&crate::domain::units::strip_control(line)).into_owned();
         if let Ok(mut g) = self.lines.lock() {
             let seq = g.1;
             g.1 += 1;
@@ -802,6 +802,7 @@ impl ServiceManager {
         let app = Router::new()
             .fallback(post(proxy))
             .layer(DefaultBodyLimit::max(MAX_BODY))
+            .layer(axum::middleware::from_fn(super::instance::refuse_oversized))
             .with_state(rt.clone());
         let stop = rt.cancel.clone();
         tokio::spawn(async move {
@@ -950,7 +951,7 @@ async fn proxy(
     State(rt): State<Arc<ServiceRt>>,
     uri: Uri,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Response {
     let name = &rt.row.name;
     if !presented_token(&headers).is_some_and(|t| rt.token.matches(t)) {
@@ -961,6 +962,10 @@ async fn proxy(
             ),
         );
     }
+    let body = match body {
+        Ok(b) => b,
+        Err(e) => return super::instance::rejected(e),
+    };
     let (status, message) = rt.status();
     if status == ServiceStatus::Suspended {
         return error(

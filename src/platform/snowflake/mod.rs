@@ -136,6 +136,15 @@ impl SnowflakePlatform {
         let account = conn.account().map_err(bad)?.to_string();
         let user = conn.user().map_err(bad)?.to_string();
         let auth = conn.auth(env).map_err(bad)?;
+        crate::fault::panic_point("snowflake-credentials", || match &auth {
+            connection::Auth::Pat(t) | connection::Auth::OAuth(t) => {
+                format!("Authorization: Bearer {}", t.expose())
+            }
+            connection::Auth::KeyPair { passphrase, .. } => format!(
+                "passphrase {}",
+                passphrase.as_ref().map(|p| p.expose()).unwrap_or_default()
+            ),
+        });
         let database = Ident::parse(conn.get("database").ok_or_else(|| {
             PlatformError::Other(format!(
                 "connection `{}` has no database: models and services live in a database.schema",
