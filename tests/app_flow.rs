@@ -808,6 +808,38 @@ fn a_job_log_opens_full_screen_and_filters() {
     let screen = render(&app);
     assert!(screen.contains("1 lines · /licence/"), "{screen}");
     assert_eq!(app.log_lines_shown().len(), 1);
+    // Matches are kept between frames and extended as lines arrive; a new filter starts over.
+    let mut more = match &app.job_detail {
+        Some(d) => d.clone(),
+        None => panic!("no job detail"),
+    };
+    let last = more.log.last().map_or(0, |l| l.seq);
+    for (i, line) in ["licence checked again", "fetched config.json", "LICENCE ok"]
+        .iter()
+        .enumerate()
+    {
+        more.log.push(hugflake::domain::JobLogLine {
+            seq: last + 1 + i as u64,
+            at: now(),
+            line: line.to_string(),
+        });
+    }
+    app.apply(Msg::JobDetail {
+        id: more.summary.id.clone(),
+        result: Ok(Box::new(more)),
+    });
+    let screen = render(&app);
+    assert!(screen.contains("3 lines · /licence/"), "{screen}");
+    assert_eq!(
+        app.log_lines_shown()
+            .last()
+            .map(|l| l.ends_with("LICENCE ok")),
+        Some(true)
+    );
+    key(&mut app, KeyCode::Char('/'));
+    typed(&mut app, "|config");
+    key(&mut app, KeyCode::Enter);
+    assert!(render(&app).contains("4 lines · /licence|config/"));
     key(&mut app, KeyCode::Esc);
     assert!(matches!(app.overlay, Overlay::None));
 }

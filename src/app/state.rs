@@ -178,6 +178,97 @@ pub struct ServiceDetail {
     pub problems: Vec<String>,
 }
 
+/// The lines behind a log view, borrowed from the app's state.
+#[derive(Debug, Clone, Copy)]
+pub enum LogSource<'a> {
+    Service(&'a [crate::domain::LogLine]),
+    Job(&'a [crate::domain::JobLogLine]),
+}
+
+/// One line of a log source.
+pub struct LogRow<'a> {
+    pub at: DateTime<Utc>,
+    pub instance_id: u32,
+    pub container: &'a str,
+    pub text: &'a str,
+}
+
+impl<'a> LogSource<'a> {
+    pub fn len(&self) -> usize {
+        match self {
+            LogSource::Service(l) => l.len(),
+            LogSource::Job(l) => l.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Line `i` (`i < len()`).
+    pub fn get(&self, i: usize) -> LogRow<'a> {
+        match self {
+            LogSource::Service(l) => LogRow {
+                at: l[i].at,
+                instance_id: l[i].instance_id,
+                container: &l[i].container,
+                text: &l[i].line,
+            },
+            LogSource::Job(l) => LogRow {
+                at: l[i].at,
+                instance_id: 0,
+                container: "job",
+                text: &l[i].line,
+            },
+        }
+    }
+
+    /// The sequence number of the first line: a different one means another log or a trimmed one.
+    fn first_seq(&self) -> Option<u64> {
+        match self {
+            LogSource::Service(l) => l.first().map(|l| l.seq),
+            LogSource::Job(l) => l.first().map(|l| l.seq),
+        }
+    }
+}
+
+/// Which source lines a log view shows.
+pub enum LogMatches {
+    /// Every line (no filter): indices `0..n`.
+    All(usize),
+    /// The matching lines' indices.
+    Some(std::rc::Rc<Vec<usize>>),
+}
+
+impl LogMatches {
+    pub fn len(&self) -> usize {
+        match self {
+            LogMatches::All(n) => *n,
+            LogMatches::Some(v) => v.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The source index of the `k`-th line shown.
+    pub fn index(&self, k: usize) -> usize {
+        match self {
+            LogMatches::All(_) => k,
+            LogMatches::Some(v) => v[k],
+        }
+    }
+}
+
+/// The filter's matches so far: for which filter and log, and how far the log has been scanned.
+#[derive(Debug, Default)]
+pub struct FilterCache {
+    key: (String, Option<u64>),
+    scanned: usize,
+    indices: std::rc::Rc<Vec<usize>>,
+}
+
 /// The full-screen log view of a service.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LogView {
@@ -354,6 +445,8 @@ pub enum Msg {
 pub struct App {
     pub tab: Tab,
     pub overlay: Overlay,
+    /// The log view's filter matches, kept between frames (drawing takes `&App`).
+    pub log_filter: std::cell::RefCell<Option<FilterCache>>,
     pub link: Link,
     pub candidates: Remote<Vec<Candidate>>,
     pub hub: HubSearch,
@@ -398,6 +491,7 @@ impl App {
         App {
             tab: Tab::Candidates,
             overlay: Overlay::None,
+            log_filter: Default::default(),
             link: Link::Connecting,
             candidates: Remote::default(),
             hub: HubSearch::new(None),
@@ -454,27 +548,29 @@ impl App {
     /// Catalog and cache rows matching the filter, then the Hub's hits for it (the Hub did the
     /// matching; a handle already listed is not repeated).
     pub fn visible_candidates(&self) -> Vec<&Candidate> {
-        let f = self.view(TableId::Candidates).filter;
-        let mut rows: Vec<&Candidate> = self
-            .candidates
-            .data
-            .iter()
-            .flatten()
-            .filter(|c| Self::matches(&f, &c.haystack()))
-            .collect();
-        let local: std::collections::HashSet<&str> = self
-            .candidates
-            .data
-            .iter()
-            .flatten()
-            .map(|c| c.handle.as_str())
-            .collect();
-        rows.extend(
-            self.hub
-                .results
+        let f = self.view(TableId::Candidates).filter.to_lowercase();
+        let all = self.candidates.data.iter().flatten();
+        let mut rows: Vec<&Candidate> = if f.is_empty() {
+            all.collect()
+        } else {
+            all.filter(|c| c.haystack().to_lowercase().contains(&f))
+                .collect()
+        };
+        if !self.hub.results.is_empty() {
+            let local: std::collections::HashSet<&str> = self
+                .candidates
+                .data
                 .iter()
-                .filter(|c| !local.contains(c.handle.as_str())),
-        );
+                .flatten()
+                .map(|c| c.handle.as_str())
+                .collect();
+            rows.extend(
+                self.hub
+                    .results
+                    .iter()
+                    .filter(|c| !local.contains(c.handle.as_str())),
+            );
+        }
         rows
     }
 
@@ -1432,32 +1528,58 @@ impl App {
         Vec::new()
     }
 
-    /// The lines behind a log view: a service's container log, or a job's log; `None` while not
-    /// loaded.
-    pub fn log_source(&self, view: &LogView) -> Option<Vec<crate::domain::LogLine>> {
+    /// The lines behind a log view, borrowed: a service's container log, or a job's log; `None`
+    /// while not loaded.
+    pub fn log_source(&self, view: &LogView) -> Option<LogSource<'_>> {
         if view.job {
-            let d = self
-                .job_detail
+            self.job_detail
                 .as_ref()
-                .filter(|d| d.summary.id == view.service)?;
-            Some(
-                d.log
-                    .iter()
-                    .map(|l| crate::domain::LogLine {
-                        seq: l.seq,
-                        at: l.at,
-                        instance_id: 0,
-                        container: "job".into(),
-                        line: l.line.clone(),
-                    })
-                    .collect(),
-            )
+                .filter(|d| d.summary.id == view.service)
+                .map(|d| LogSource::Job(&d.log))
         } else {
             self.service_detail
                 .as_ref()
                 .filter(|d| d.name == view.service)
-                .map(|d| d.logs.clone())
+                .map(|d| LogSource::Service(&d.logs))
         }
+    }
+
+    /// The indices of the source lines the log view shows: all of them without a filter, else
+    /// those the filter matches. The matches are kept between frames and extended as lines
+    /// arrive, so a 100,000-line log is scanned once per filter, not once per frame.
+    pub fn log_matches(&self, view: &LogView, source: &LogSource<'_>) -> LogMatches {
+        if view.filter.is_empty() {
+            return LogMatches::All(source.len());
+        }
+        let Ok(re) = regex::RegexBuilder::new(&view.filter)
+            .case_insensitive(true)
+            .build()
+        else {
+            return LogMatches::Some(Vec::new().into());
+        };
+        let key = (view.filter.clone(), source.first_seq());
+        let mut cache = self.log_filter.borrow_mut();
+        let valid = cache
+            .as_ref()
+            .is_some_and(|c| c.key == key && c.scanned <= source.len());
+        if !valid {
+            *cache = Some(FilterCache {
+                key,
+                scanned: 0,
+                indices: std::rc::Rc::new(Vec::new()),
+            });
+        }
+        let Some(c) = cache.as_mut() else {
+            return LogMatches::Some(Vec::new().into());
+        };
+        if c.scanned < source.len() {
+            let found: Vec<usize> = (c.scanned..source.len())
+                .filter(|&i| re.is_match(source.get(i).text))
+                .collect();
+            std::rc::Rc::make_mut(&mut c.indices).extend(found);
+            c.scanned = source.len();
+        }
+        LogMatches::Some(c.indices.clone())
     }
 
     /// The log lines the log view shows (after its filter), as text with timestamps.
@@ -1465,21 +1587,19 @@ impl App {
         let Overlay::Logs(view) = &self.overlay else {
             return Vec::new();
         };
-        let re = regex::RegexBuilder::new(&view.filter)
-            .case_insensitive(true)
-            .build()
-            .ok();
-        self.log_source(view)
-            .unwrap_or_default()
-            .iter()
-            .filter(|l| view.filter.is_empty() || re.as_ref().is_some_and(|r| r.is_match(&l.line)))
-            .map(|l| {
+        let Some(source) = self.log_source(view) else {
+            return Vec::new();
+        };
+        let matches = self.log_matches(view, &source);
+        (0..matches.len())
+            .map(|k| {
+                let l = source.get(matches.index(k));
                 format!(
                     "{} {}/{} {}",
                     l.at.format("%Y-%m-%dT%H:%M:%S%.3fZ"),
                     l.instance_id,
                     l.container,
-                    l.line
+                    l.text
                 )
             })
             .collect()

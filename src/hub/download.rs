@@ -55,13 +55,57 @@ pub enum DownloadError {
     NoCommit { repo: String, revision: String },
     #[error("download cancelled; finished files are kept and unfinished ones resume next time")]
     Cancelled,
+    #[error(
+        "the disk holding {cache} is full{}: free space there and retry; what was downloaded is kept and resumes",
+        needs.map(|(need, free)| format!(
+            " ({} still to download, {} free)",
+            crate::domain::units::bytes(need),
+            crate::domain::units::bytes(free)
+        )).unwrap_or_default()
+    )]
+    DiskFull {
+        cache: PathBuf,
+        /// Bytes still to download and bytes free, when known before starting.
+        needs: Option<(u64, u64)>,
+    },
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> DownloadError + '_ {
-    move |source| DownloadError::Io {
-        path: path.to_path_buf(),
-        source,
+    move |source| {
+        if source.kind() == std::io::ErrorKind::StorageFull {
+            return DownloadError::DiskFull {
+                cache: path.to_path_buf(),
+                needs: None,
+            };
+        }
+        DownloadError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
     }
+}
+
+/// Bytes free for an unprivileged user on the filesystem holding `dir`.
+pub fn free_bytes(dir: &Path) -> Option<u64> {
+    let st = rustix::fs::statvfs(dir).ok()?;
+    Some(st.f_bavail.saturating_mul(st.f_frsize))
+}
+
+/// Bytes a download still has to write: each file's size, less a finished blob or the part of an
+/// unfinished one already on disk.
+fn still_to_write(entries: &[TreeEntry], blobs: &Path) -> u64 {
+    entries
+        .iter()
+        .map(|e| {
+            let blob = blobs.join(e.blob_id());
+            let size = e.content_size();
+            if fs::metadata(&blob).is_ok_and(|m| m.len() == size) {
+                return 0;
+            }
+            let partial = PathBuf::from(format!("{}.incomplete", blob.display()));
+            size.saturating_sub(fs::metadata(partial).map(|m| m.len()).unwrap_or(0))
+        })
+        .sum()
 }
 
 /// What to download.
@@ -317,6 +361,16 @@ impl Downloader {
         let snapshot = repo_dir.join("snapshots").join(&commit);
         fs::create_dir_all(&blobs).map_err(io(&blobs))?;
         fs::create_dir_all(&snapshot).map_err(io(&snapshot))?;
+        // Refuse at once what cannot fit, rather than after hundreds of megabytes.
+        let need = still_to_write(&entries, &blobs);
+        if let Some(free) = free_bytes(&blobs)
+            && need > free
+        {
+            return Err(DownloadError::DiskFull {
+                cache: self.cache_dir().to_path_buf(),
+                needs: Some((need, free)),
+            });
+        }
         self.emit(ProgressEvent::Plan {
             commit: commit.clone(),
             files: entries.len(),

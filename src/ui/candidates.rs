@@ -82,7 +82,8 @@ pub fn render(frame: &mut Frame<'_>, body: Rect, app: &App) {
     let handle_w = table_area
         .width
         .saturating_sub(2 + 1 + TASK + SIZE + SOURCE + SF + 5) as usize;
-    let table_rows: Vec<Row<'_>> = rows
+    let window = widgets::window(table_area, app, TableId::Candidates, rows.len());
+    let table_rows: Vec<Row<'_>> = rows[window.clone()]
         .iter()
         .map(|c| {
             let (sf, sf_style) = match c.snowflake.supported {
@@ -114,6 +115,7 @@ pub fn render(frame: &mut Frame<'_>, body: Rect, app: &App) {
         block,
         &["HANDLE", "TASK", "SIZE", "SOURCE", "SNOWFLAKE"],
         table_rows,
+        window,
         &[
             Constraint::Fill(1),
             Constraint::Length(TASK),

@@ -253,7 +253,8 @@ fn render_pools(frame: &mut Frame<'_>, area: Rect, app: &App) {
         widgets::placeholder(frame, area, block, p, theme);
         return;
     }
-    let table_rows: Vec<Row<'_>> = rows
+    let window = widgets::window(area, app, TableId::Pools, rows.len());
+    let table_rows: Vec<Row<'_>> = rows[window.clone()]
         .iter()
         .map(|p| {
             let (sym, style) = theme.health(p.health());
@@ -276,6 +277,7 @@ fn render_pools(frame: &mut Frame<'_>, area: Rect, app: &App) {
             "STATE", "NAME", "NODES", "SERVICES", "BUDGET", "FAMILY", "AGE",
         ],
         table_rows,
+        window,
         &[
             Constraint::Length(12),
             Constraint::Fill(1),
@@ -332,7 +334,8 @@ fn render_services(frame: &mut Frame<'_>, area: Rect, app: &App) {
         widgets::placeholder(frame, area, block, p, theme);
         return;
     }
-    let table_rows: Vec<Row<'_>> = rows
+    let window = widgets::window(area, app, TableId::Services, rows.len());
+    let table_rows: Vec<Row<'_>> = rows[window.clone()]
         .iter()
         .map(|s| {
             let (sym, style) = theme.health(s.health());
@@ -360,6 +363,7 @@ fn render_services(frame: &mut Frame<'_>, area: Rect, app: &App) {
             "STATUS", "NAME", "READY", "POOL", "MODEL", "ENDPOINT", "UPTIME",
         ],
         table_rows,
+        window,
         &[
             Constraint::Length(16),
             Constraint::Fill(2),

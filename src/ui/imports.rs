@@ -73,7 +73,8 @@ pub fn render(frame: &mut Frame<'_>, body: Rect, app: &App) {
         );
         return;
     }
-    let table_rows: Vec<Row<'_>> = rows
+    let window = widgets::window(table_area, app, TableId::Jobs, rows.len());
+    let table_rows: Vec<Row<'_>> = rows[window.clone()]
         .iter()
         .map(|j| {
             let (sym, style) = theme.health(j.state.health());
@@ -93,6 +94,7 @@ pub fn render(frame: &mut Frame<'_>, body: Rect, app: &App) {
         block,
         &["STATE", "MODEL", "VERSION", "HANDLE", "STAGE", "ELAPSED"],
         table_rows,
+        window,
         &[
             Constraint::Length(12),
             Constraint::Fill(2),

@@ -23,16 +23,13 @@ pub fn render(frame: &mut Frame<'_>, body: Rect, app: &App, view: &LogView) {
     let re = regex::RegexBuilder::new(&view.filter)
         .case_insensitive(true)
         .build();
-    let lines: Vec<&crate::domain::LogLine> = source
-        .iter()
-        .flatten()
-        .filter(|l| view.filter.is_empty() || re.as_ref().is_ok_and(|r| r.is_match(&l.line)))
-        .collect();
+    let matches = source.as_ref().map(|s| app.log_matches(view, s));
+    let shown = matches.as_ref().map_or(0, |m| m.len());
     let height = body.height.saturating_sub(2) as usize;
-    let end = lines.len().saturating_sub(view.scroll.min(lines.len()));
+    let end = shown.saturating_sub(view.scroll.min(shown));
     let start = end.saturating_sub(height);
     let what = if view.job { "Job log" } else { "Log" };
-    let mut title = format!(" {what} · {} · {} lines", view.service, lines.len());
+    let mut title = format!(" {what} · {} · {} lines", view.service, shown);
     if !view.filter.is_empty() {
         title.push_str(&format!(" · /{}/", view.filter));
     }
@@ -41,24 +38,27 @@ pub fn render(frame: &mut Frame<'_>, body: Rect, app: &App, view: &LogView) {
     } else {
         " · scrolled "
     });
-    let mut text: Vec<Line<'_>> = lines[start..end]
-        .iter()
-        .map(|l| {
-            let mut spans = vec![
-                Span::styled(format!("{} ", l.at.format("%H:%M:%S%.3f")), t.dim()),
-                Span::styled(format!("{}/{} ", l.instance_id, l.container), t.accent()),
-            ];
-            spans.extend(highlight(
-                &l.line,
-                re.as_ref().ok().filter(|_| !view.filter.is_empty()),
-                t,
-            ));
-            Line::from(spans)
-        })
-        .collect();
+    let mut text: Vec<Line<'_>> = match (&source, &matches) {
+        (Some(src), Some(m)) => (start..end)
+            .map(|k| {
+                let l = src.get(m.index(k));
+                let mut spans = vec![
+                    Span::styled(format!("{} ", l.at.format("%H:%M:%S%.3f")), t.dim()),
+                    Span::styled(format!("{}/{} ", l.instance_id, l.container), t.accent()),
+                ];
+                spans.extend(highlight(
+                    l.text,
+                    re.as_ref().ok().filter(|_| !view.filter.is_empty()),
+                    t,
+                ));
+                Line::from(spans)
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
     if source.is_none() {
         text.push(Line::from(Span::styled("loading the log…", t.dim())));
-    } else if lines.is_empty() {
+    } else if shown == 0 {
         text.push(Line::from(Span::styled(
             if view.filter.is_empty() {
                 "no log lines yet"

@@ -77,7 +77,8 @@ pub fn render(frame: &mut Frame<'_>, body: Rect, app: &App) {
         result(frame, result_area, app);
         return;
     }
-    let table_rows: Vec<Row<'_>> = rows
+    let window = widgets::window(table_area, app, TableId::QueryServices, rows.len());
+    let table_rows: Vec<Row<'_>> = rows[window.clone()]
         .iter()
         .map(|s| {
             Row::new(vec![
@@ -97,6 +98,7 @@ pub fn render(frame: &mut Frame<'_>, body: Rect, app: &App) {
         block,
         &["SERVICE", "MODEL", "ENDPOINT"],
         table_rows,
+        window,
         &[
             Constraint::Fill(2),
             Constraint::Fill(2),
