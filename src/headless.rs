@@ -1069,6 +1069,7 @@ struct Doctor<'a> {
     settings: &'a [Setting],
     environment: Vec<(String, String)>,
     snowflake: SnowflakeReport,
+    polling: Option<Polling>,
 }
 
 /// The Snowflake connection as Snowflake's tools would resolve it, secrets masked.
@@ -1150,6 +1151,73 @@ const ENV_VARS: &[(&str, bool)] = &[
     ("SNOWFLAKE_DEFAULT_CONNECTION_NAME", false),
 ];
 
+/// The cost of one TUI refresh, measured by doing one: the snapshot every pane shows, then the
+/// selected service's detail that Health adds.
+#[derive(Serialize)]
+struct Polling {
+    platform: String,
+    every_secs: f64,
+    snapshot: crate::platform::Traffic,
+    service_detail: Option<crate::platform::Traffic>,
+    millis: u64,
+}
+
+impl Polling {
+    fn describe(&self) -> String {
+        let count = |t: &crate::platform::Traffic| {
+            if t.statements > 0 {
+                format!(
+                    "{} SQL statements ({} HTTP requests)",
+                    t.statements, t.requests
+                )
+            } else {
+                format!("{} requests", t.requests)
+            }
+        };
+        format!(
+            "{}: one refresh = {} in {} ms{}; every {} s while the TUI is open (ui.refresh_secs)",
+            self.platform,
+            count(&self.snapshot),
+            self.millis,
+            self.service_detail
+                .as_ref()
+                .map(|d| format!(", plus {} for the service selected in Health", count(d)))
+                .unwrap_or_default(),
+            self.every_secs
+        )
+    }
+}
+
+async fn polling_cost(ctx: &Context, daemon_running: bool) -> Option<Polling> {
+    let opener = ctx.opener();
+    if opener.choice == crate::config::PlatformChoice::Local && !daemon_running {
+        return None;
+    }
+    let (p, _) = opener.open().await.ok()?;
+    let t0 = p.traffic();
+    let started = std::time::Instant::now();
+    let snap = platform::snapshot(p.as_ref()).await.ok()?;
+    let millis = started.elapsed().as_millis() as u64;
+    let t1 = p.traffic();
+    let service_detail = match snap.services.first() {
+        Some(s) => {
+            crate::app::state::ServiceDetail::fetch(p.as_ref(), s.name.clone()).await;
+            Some(p.traffic() - t1)
+        }
+        None => None,
+    };
+    Some(Polling {
+        platform: match p.kind() {
+            crate::domain::PlatformKind::Local => "local daemon".into(),
+            crate::domain::PlatformKind::Snowflake => "Snowflake".into(),
+        },
+        every_secs: ctx.config.ui.refresh_secs,
+        snapshot: t1 - t0,
+        service_detail,
+        millis,
+    })
+}
+
 async fn doctor(ctx: &Context, json: bool) -> Result<()> {
     let files = DaemonFiles::new(&ctx.paths.data_dir.path);
     let daemon = match lifecycle::connect(&files.dir).await {
@@ -1163,6 +1231,7 @@ async fn doctor(ctx: &Context, json: bool) -> Result<()> {
         },
         Err(_) => DaemonState::NotRunning,
     };
+    let polling = polling_cost(ctx, matches!(daemon, DaemonState::Running { .. })).await;
     let environment = ENV_VARS
         .iter()
         .filter_map(|(k, secret)| {
@@ -1185,6 +1254,7 @@ async fn doctor(ctx: &Context, json: bool) -> Result<()> {
         settings: &ctx.config.settings,
         environment,
         snowflake: snowflake_report(ctx),
+        polling,
     };
     if json {
         return print_json(&report);
@@ -1250,6 +1320,13 @@ async fn doctor(ctx: &Context, json: bool) -> Result<()> {
             format!("holds its lock but does not answer: {detail}")
         }
         DaemonState::NotRunning => "not running (the TUI and `hugflake status` start it)".into(),
+    });
+    out.push_str("\n\nPOLLING (what the TUI sends each refresh)\n  ");
+    out.push_str(&match &report.polling {
+        Some(p) => p.describe(),
+        None => "not measured: no platform to ask (the local daemon is not running; \
+                  `--connection NAME` measures a Snowflake connection)"
+            .into(),
     });
     out.push_str("\n\nSNOWFLAKE\n");
     let sf = &report.snowflake;

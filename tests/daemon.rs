@@ -304,7 +304,13 @@ fn status_starts_a_background_daemon_once_and_prints_the_pool() {
     assert!(stdout.contains("none yet"), "{stdout}");
 
     let out = sb.run(&["doctor"]);
-    assert!(text(&out.stdout).contains("running: pid"));
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("running: pid"), "{stdout}");
+    // The cost of one refresh, measured: status, pools, services, models, jobs.
+    assert!(
+        stdout.contains("local daemon: one refresh = 5 requests"),
+        "{stdout}"
+    );
 }
 
 #[test]

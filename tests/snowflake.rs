@@ -917,6 +917,10 @@ async fn the_cli_speaks_to_snowflake_with_connection() {
     );
     assert!(out.contains("$SNOWFLAKE_CONNECTIONS_SIM_HOST"), "{out}");
     assert!(!out.contains(PAT), "the PAT reached doctor's output");
+    assert!(
+        out.contains("Snowflake: one refresh = ") && out.contains("SQL statements"),
+        "{out}"
+    );
     let (code, out, err) = tokio::task::spawn_blocking({
         let run = run.clone();
         move || run(&["--connection", "sim", "status", "--json"])

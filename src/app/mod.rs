@@ -207,33 +207,9 @@ impl Workers {
     /// is said, the rest still shows.
     fn service_detail(&self, name: String) {
         self.call(move |p| async move {
-            let (c, e, m, l) = tokio::join!(
-                p.containers(&name),
-                p.endpoints(&name),
-                p.metrics(&name),
-                p.logs(&name, None, 2000, None)
-            );
-            let mut d = state::ServiceDetail {
-                name: name.clone(),
-                ..Default::default()
-            };
-            match c {
-                Ok(v) => d.containers = v,
-                Err(e) => d.problems.push(format!("containers: {e}")),
-            }
-            match e {
-                Ok(v) => d.endpoints = v,
-                Err(e) => d.problems.push(format!("endpoints: {e}")),
-            }
-            match m {
-                Ok(v) => d.metrics = v,
-                Err(e) => d.problems.push(format!("metrics: {e}")),
-            }
-            match l {
-                Ok(v) => d.logs = v,
-                Err(e) => d.problems.push(format!("logs: {e}")),
-            }
-            Msg::ServiceDetail(Box::new(d))
+            Msg::ServiceDetail(Box::new(
+                state::ServiceDetail::fetch(p.as_ref(), name).await,
+            ))
         });
     }
 

@@ -178,6 +178,41 @@ pub struct ServiceDetail {
     pub problems: Vec<String>,
 }
 
+impl ServiceDetail {
+    /// What the Health pane shows of a service, fetched the way each refresh does: containers,
+    /// endpoints, metrics and the last 2,000 log lines, at once; a part that fails is noted and
+    /// the others still show.
+    pub async fn fetch(p: &dyn crate::platform::Platform, name: String) -> ServiceDetail {
+        let (c, e, m, l) = tokio::join!(
+            p.containers(&name),
+            p.endpoints(&name),
+            p.metrics(&name),
+            p.logs(&name, None, 2000, None)
+        );
+        let mut d = ServiceDetail {
+            name,
+            ..Default::default()
+        };
+        match c {
+            Ok(v) => d.containers = v,
+            Err(e) => d.problems.push(format!("containers: {e}")),
+        }
+        match e {
+            Ok(v) => d.endpoints = v,
+            Err(e) => d.problems.push(format!("endpoints: {e}")),
+        }
+        match m {
+            Ok(v) => d.metrics = v,
+            Err(e) => d.problems.push(format!("metrics: {e}")),
+        }
+        match l {
+            Ok(v) => d.logs = v,
+            Err(e) => d.problems.push(format!("logs: {e}")),
+        }
+        d
+    }
+}
+
 /// The lines behind a log view, borrowed from the app's state.
 #[derive(Debug, Clone, Copy)]
 pub enum LogSource<'a> {

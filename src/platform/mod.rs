@@ -66,6 +66,10 @@ pub struct Snapshot {
 pub trait Platform: Send + Sync {
     fn kind(&self) -> PlatformKind;
 
+    /// What this client has sent so far: HTTP requests, and SQL statements where the platform
+    /// speaks SQL (`hugflake doctor` shows the cost of one refresh from the difference).
+    fn traffic(&self) -> Traffic;
+
     /// Who answers, and since when.
     async fn status(&self) -> Result<PlatformStatus>;
 
@@ -162,6 +166,23 @@ pub trait Platform: Send + Sync {
 pub struct Prediction {
     pub outputs: Vec<serde_json::Value>,
     pub latency_ms: f64,
+}
+
+/// Requests and statements a platform client has sent.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Traffic {
+    pub requests: u64,
+    pub statements: u64,
+}
+
+impl std::ops::Sub for Traffic {
+    type Output = Traffic;
+    fn sub(self, o: Traffic) -> Traffic {
+        Traffic {
+            requests: self.requests.saturating_sub(o.requests),
+            statements: self.statements.saturating_sub(o.statements),
+        }
+    }
 }
 
 /// Fetches a whole snapshot, the calls running concurrently.

@@ -23,6 +23,8 @@ pub struct LocalPlatform {
     http: reqwest::Client,
     /// Service endpoints, on 127.0.0.1 (each call carries that service's own token).
     ingress: reqwest::Client,
+    /// Requests sent to the daemon and to service endpoints.
+    requests: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl std::fmt::Debug for LocalPlatform {
@@ -67,6 +69,7 @@ impl LocalPlatform {
             token,
             http,
             ingress,
+            requests: Default::default(),
         })
     }
 
@@ -79,6 +82,12 @@ impl LocalPlatform {
             }
             _ => full,
         }
+    }
+
+    fn count(&self, req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        self.requests
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        req
     }
 
     async fn call<T: DeserializeOwned>(&self, method: reqwest::Method, path: &str) -> Result<T> {
@@ -103,10 +112,14 @@ impl LocalPlatform {
         if let Some(w) = wait {
             req = req.timeout(w + Duration::from_secs(10));
         }
-        let resp = req.send().await.map_err(|e| PlatformError::Unreachable {
-            what: what.clone(),
-            detail: describe(&e),
-        })?;
+        let resp = self
+            .count(req)
+            .send()
+            .await
+            .map_err(|e| PlatformError::Unreachable {
+                what: what.clone(),
+                detail: describe(&e),
+            })?;
         let status = resp.status();
         let bytes = resp.bytes().await.map_err(|e| PlatformError::Unreachable {
             what: what.clone(),
@@ -150,6 +163,8 @@ impl LocalPlatform {
     /// Asks the daemon to stop.
     pub async fn shutdown(&self) -> Result<()> {
         let what = what(&self.socket);
+        self.requests
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let resp = self
             .http
             .post(format!("{}/v1/shutdown", self.base))
@@ -199,6 +214,13 @@ fn describe(e: &reqwest::Error) -> String {
 impl Platform for LocalPlatform {
     fn kind(&self) -> PlatformKind {
         PlatformKind::Local
+    }
+
+    fn traffic(&self) -> crate::platform::Traffic {
+        crate::platform::Traffic {
+            requests: self.requests.load(std::sync::atomic::Ordering::Relaxed),
+            statements: 0,
+        }
     }
 
     async fn status(&self) -> Result<PlatformStatus> {
@@ -418,6 +440,8 @@ impl Platform for LocalPlatform {
         );
         let body = protocol::request(rows);
         let started = std::time::Instant::now();
+        self.requests
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let resp = self
             .ingress
             .post(&url)

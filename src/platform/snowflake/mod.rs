@@ -511,6 +511,11 @@ impl Platform for SnowflakePlatform {
         PlatformKind::Snowflake
     }
 
+    /// The SQL API's requests and statements (REST ingress calls to services are not counted).
+    fn traffic(&self) -> crate::platform::Traffic {
+        self.api.traffic()
+    }
+
     async fn status(&self) -> Result<PlatformStatus> {
         let rs = self.run(&statements::current_context()).await?;
         let cell = |i: usize| rs.rows.first().and_then(|r| r.get(i)).cloned().flatten();

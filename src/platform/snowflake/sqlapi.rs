@@ -158,6 +158,9 @@ pub struct SqlApi {
     pub context: Context,
     credentials: Credentials,
     pub pacing: Pacing,
+    /// HTTP requests sent (polls, partitions and retries included) and statements submitted.
+    requests: std::sync::atomic::AtomicU64,
+    statements: std::sync::atomic::AtomicU64,
 }
 
 /// What submitting a statement gave back.
@@ -212,6 +215,8 @@ impl SqlApi {
             context,
             credentials,
             pacing: Pacing::default(),
+            requests: Default::default(),
+            statements: Default::default(),
         })
     }
 
@@ -270,6 +275,8 @@ impl SqlApi {
         let mut attempt = 0;
         loop {
             attempt += 1;
+            self.requests
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let result = build()?.send().await;
             match result {
                 Ok(resp) => {
@@ -361,6 +368,8 @@ impl SqlApi {
         bindings: &[Binding],
         timeout_secs: u64,
     ) -> Result<Submitted, SqlError> {
+        self.statements
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let request_id = uuid::Uuid::new_v4().to_string();
         let body = self.body(statement, bindings, timeout_secs);
         let first = std::sync::atomic::AtomicBool::new(true);
@@ -449,6 +458,15 @@ impl SqlApi {
         let v: Value = serde_json::from_slice(&raw)
             .map_err(|e| SqlError::Protocol(format!("partition {n}: {e}")))?;
         parse_rows(&v["data"])
+    }
+
+    /// HTTP requests sent and statements submitted so far.
+    pub fn traffic(&self) -> crate::platform::Traffic {
+        use std::sync::atomic::Ordering::Relaxed;
+        crate::platform::Traffic {
+            requests: self.requests.load(Relaxed),
+            statements: self.statements.load(Relaxed),
+        }
     }
 
     /// Runs a statement to its end: submit, poll with back-off, fetch every partition. A
