@@ -1506,3 +1506,63 @@ async fn canaries_never_reach_logs_files_or_the_terminal() {
             .contains("\"note_id\":\"1\"")
     );
 }
+
+/// A full disk while the weights download: the write fails with ENOSPC (the partial file is a link
+/// to /dev/full, which answers every write that way). The job fails at download and says the disk
+/// is full; nothing half-written is linked into the snapshot and no registry row exists; once
+/// space is back, `retry` finishes the import and the service runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_full_disk_fails_the_download_cleanly_and_retry_finishes_it() {
+    use sha2::Digest;
+    let dir = fixture("tiny-bert");
+    let weights = std::fs::read(dir.join("model.safetensors")).unwrap_or_else(|e| panic!("{e}"));
+    let blob: String = sha2::Sha256::digest(&weights)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let mut p = Platform0::start(vec![Repo::from_dir("fixtures/tiny-bert", &commit(6), &dir)]).await;
+    let blobs = p.dir.path().join("hf/models--fixtures--tiny-bert/blobs");
+    std::fs::create_dir_all(&blobs).unwrap_or_else(|e| panic!("{e}"));
+    let partial = blobs.join(format!("{blob}.incomplete"));
+    std::os::unix::fs::symlink("/dev/full", &partial).unwrap_or_else(|e| panic!("{e}"));
+    let client = p.serve().await;
+
+    let j = client
+        .import(&spec("fixtures/tiny-bert", "TINY"))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let d = wait_job(&client, &j.id, Duration::from_secs(60)).await;
+    assert_eq!(d.summary.state, JobState::Failed);
+    let msg = d.summary.error.clone().unwrap_or_default();
+    assert!(
+        msg.contains("is full") && msg.contains("free space there and retry"),
+        "{msg}"
+    );
+    assert_eq!(
+        d.stage(Stage::Download).map(|s| s.state),
+        Some(StageState::Failed)
+    );
+    assert!(!blobs.join(&blob).exists(), "no finished blob from a failed write");
+    let snapshot = p
+        .dir
+        .path()
+        .join("hf/models--fixtures--tiny-bert/snapshots")
+        .join(commit(6));
+    assert!(
+        !snapshot.join("model.safetensors").exists(),
+        "nothing half-written is linked into the snapshot"
+    );
+    assert!(client.models().await.unwrap_or_default().is_empty());
+    assert!(client.services().await.unwrap_or_default().is_empty());
+    let (code, out, _) = p.run(&["jobs", &j.id]);
+    assert_eq!(code, 0);
+    assert!(out.contains("is full"), "{out}");
+
+    // Space is back: the same job carries on and the model serves.
+    std::fs::remove_file(&partial).unwrap_or_else(|e| panic!("{e}"));
+    client.retry_job(&j.id).await.unwrap_or_else(|e| panic!("{e}"));
+    let d = wait_job(&client, &j.id, Duration::from_secs(60)).await;
+    assert_eq!(d.summary.state, JobState::Done, "{:?}", d.summary.error);
+    assert_eq!(std::fs::read(blobs.join(&blob)).ok(), Some(weights));
+    assert_eq!(client.models().await.unwrap_or_default().len(), 1);
+}
