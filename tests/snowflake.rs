@@ -1100,6 +1100,49 @@ async fn the_cli_speaks_to_snowflake_with_connection() {
         search.0
     );
     assert_eq!(search.1[0], "night wheeze");
+    // A gateway's bad minute: 503s are retried and the run completes.
+    s.sim
+        .state()
+        .notes
+        .push(("6".into(), "Rash on both arms".into()));
+    s.sim.state().faults.server_errors = 3;
+    let (code, _, err) = tokio::task::spawn_blocking(batch(&[]))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(s.sim.state().faults.server_errors, 0, "the 503s were met");
+    assert!(
+        s.sim
+            .state()
+            .cache
+            .contains_key(&("6".to_string(), "ALL_MINILM_L6_V2".to_string()))
+    );
+    // A statement that fails after running a while: the error is Snowflake's, no row is written,
+    // the run is on record as failed, and the next run does the work.
+    s.sim
+        .state()
+        .notes
+        .push(("7".into(), "Ear pain and fever".into()));
+    let rows_before = s.sim.state().cache.len();
+    s.sim.state().faults.batch_fails = Some(Duration::from_millis(400));
+    let (code, _, err) = tokio::task::spawn_blocking(batch(&[]))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("ran out of memory"), "{err}");
+    assert_eq!(s.sim.state().cache.len(), rows_before, "no row from a failed statement");
+    let runs = hugflake::batch::runs::list(
+        &s.dir.path().join("data").join(hugflake::batch::runs::FILE),
+        10,
+    )
+    .unwrap_or_default();
+    assert_eq!(runs[0].state, hugflake::domain::JobState::Failed);
+    s.sim.state().faults.batch_fails = None;
+    let (code, _, err) = tokio::task::spawn_blocking(batch(&[]))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(s.sim.state().cache.len(), rows_before + 1);
     // Ctrl-C during a long statement cancels it in the account; the run is on record as cancelled.
     s.sim.state().faults.slow_batch = Some(Duration::from_secs(60));
     s.sim

@@ -97,6 +97,11 @@ pub struct Faults {
     pub partition_rows: usize,
     /// A batch INSERT runs this long (asynchronously, cancellable) instead of answering at once.
     pub slow_batch: Option<Duration>,
+    /// Answer the next N requests with 503 (a gateway having a bad minute).
+    pub server_errors: u32,
+    /// A batch INSERT runs for this long, then fails (the service call ran out of memory); as in
+    /// Snowflake, a failed statement writes no row.
+    pub batch_fails: Option<Duration>,
 }
 
 pub struct SimState {
@@ -1122,6 +1127,10 @@ fn check_auth(st: &mut SimState, headers: &HeaderMap) -> Option<Response> {
             None,
         ));
     }
+    if st.faults.server_errors > 0 {
+        st.faults.server_errors -= 1;
+        return Some((StatusCode::SERVICE_UNAVAILABLE, "service unavailable").into_response());
+    }
     if st.faults.throttle > 0 {
         st.faults.throttle -= 1;
         let mut r = (StatusCode::TOO_MANY_REQUESTS, "too many requests").into_response();
@@ -1440,6 +1449,23 @@ fn batch_sql(st: &mut SimState, handle: &str, upper: &str, binds: &[String]) -> 
             ));
         }
         let (model, version) = (binds.first()?.clone(), binds.get(1)?.clone());
+        if let Some(d) = st.faults.batch_fails {
+            st.running.insert(
+                handle.to_string(),
+                Running {
+                    done_at: Instant::now() + d,
+                    work: None,
+                    result: Err((
+                        "100357".into(),
+                        "Service ALL_MINILM_L6_V2_SVC: request failed: the container ran out of memory"
+                            .into(),
+                    )),
+                    column: "number of rows inserted".into(),
+                    cancelled: false,
+                },
+            );
+            return Some(running(handle));
+        }
         if let Some(d) = st.faults.slow_batch {
             st.running.insert(
                 handle.to_string(),
