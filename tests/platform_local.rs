@@ -1520,7 +1520,8 @@ async fn a_full_disk_fails_the_download_cleanly_and_retry_finishes_it() {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect();
-    let mut p = Platform0::start(vec![Repo::from_dir("fixtures/tiny-bert", &commit(6), &dir)]).await;
+    let mut p =
+        Platform0::start(vec![Repo::from_dir("fixtures/tiny-bert", &commit(6), &dir)]).await;
     let blobs = p.dir.path().join("hf/models--fixtures--tiny-bert/blobs");
     std::fs::create_dir_all(&blobs).unwrap_or_else(|e| panic!("{e}"));
     let partial = blobs.join(format!("{blob}.incomplete"));
@@ -1542,7 +1543,10 @@ async fn a_full_disk_fails_the_download_cleanly_and_retry_finishes_it() {
         d.stage(Stage::Download).map(|s| s.state),
         Some(StageState::Failed)
     );
-    assert!(!blobs.join(&blob).exists(), "no finished blob from a failed write");
+    assert!(
+        !blobs.join(&blob).exists(),
+        "no finished blob from a failed write"
+    );
     let snapshot = p
         .dir
         .path()
@@ -1560,9 +1564,142 @@ async fn a_full_disk_fails_the_download_cleanly_and_retry_finishes_it() {
 
     // Space is back: the same job carries on and the model serves.
     std::fs::remove_file(&partial).unwrap_or_else(|e| panic!("{e}"));
-    client.retry_job(&j.id).await.unwrap_or_else(|e| panic!("{e}"));
+    client
+        .retry_job(&j.id)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     let d = wait_job(&client, &j.id, Duration::from_secs(60)).await;
     assert_eq!(d.summary.state, JobState::Done, "{:?}", d.summary.error);
     assert_eq!(std::fs::read(blobs.join(&blob)).ok(), Some(weights));
     assert_eq!(client.models().await.unwrap_or_default().len(), 1);
+}
+
+/// Batch work through faults: an instance SIGKILLed under load is restarted by the daemon and the
+/// run waits for it (no row fails); the daemon SIGKILLed mid-run ends the run at once with what is
+/// saved, and the same command after a restart computes exactly the rest.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn batch_rides_out_an_instance_kill_and_resumes_after_a_daemon_kill() {
+    let mut p = Platform0::start(vec![Repo::from_dir(
+        "fixtures/tiny-bert",
+        &commit(6),
+        &fixture("tiny-bert"),
+    )])
+    .await;
+    let client = p.serve().await;
+    let j = client
+        .import(&spec("fixtures/tiny-bert", "TINY"))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let d = wait_job(&client, &j.id, Duration::from_secs(60)).await;
+    assert_eq!(d.summary.state, JobState::Done, "{:?}", d.summary.error);
+    const N: usize = 6000;
+    let notes = p.dir.path().join("notes.csv");
+    std::fs::write(&notes, notes_csv(N, &[])).unwrap_or_else(|e| panic!("{e}"));
+    let n = notes.to_string_lossy().to_string();
+    let count = |cache: &Path| {
+        hugflake::batch::cache::Cache::open(cache)
+            .and_then(|c| c.entries("TINY"))
+            .map(|e| e.len())
+            .unwrap_or(0)
+    };
+    let spawn = |cache: &Path| {
+        p.cmd(&[
+            "batch",
+            "embed",
+            "--service",
+            "TINY_SVC",
+            "--input",
+            &n,
+            "--cache",
+            &cache.to_string_lossy(),
+            "--batch-size",
+            "2",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{e}"))
+    };
+    let wait_for = |cache: &Path, at_least: usize| {
+        let start = Instant::now();
+        while count(cache) < at_least {
+            assert!(start.elapsed() < Duration::from_secs(60), "no progress");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    };
+
+    // 1. The instance is SIGKILLed under load.
+    let first = p.dir.path().join("first.sqlite");
+    let child = spawn(&first);
+    wait_for(&first, 100);
+    let pid = client.containers("TINY_SVC").await.unwrap_or_default()[0]
+        .pid
+        .unwrap_or_else(|| panic!("no pid"));
+    let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+    let at_kill = count(&first);
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(at_kill < N, "the run finished before the kill");
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert_eq!(count(&first), N, "every note embedded: {err}");
+    assert!(!err.contains("could not be processed"), "{err}");
+    let containers = client.containers("TINY_SVC").await.unwrap_or_default();
+    assert!(containers[0].restart_count >= 1, "{containers:?}");
+
+    // 2. The daemon is SIGKILLed mid-run.
+    let second = p.dir.path().join("second.sqlite");
+    let child = spawn(&second);
+    wait_for(&second, 100);
+    p.kill_daemon();
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("are done and saved; run the same command again"),
+        "{err}"
+    );
+    let saved = count(&second);
+    assert!((100..N).contains(&saved), "{saved}");
+    // Restarted, the daemon brings the service back; the same command computes the rest only.
+    let client = p.serve().await;
+    let start = Instant::now();
+    while client
+        .services()
+        .await
+        .unwrap_or_default()
+        .first()
+        .is_none_or(|s| s.status != hugflake::domain::ServiceStatus::Running)
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "service not back"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let s = second.to_string_lossy().to_string();
+    let (code, out, err) = p.run(&[
+        "batch",
+        "embed",
+        "--service",
+        "TINY_SVC",
+        "--input",
+        &n,
+        "--cache",
+        &s,
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let r = report(&out);
+    assert_eq!(
+        (r["computed"].as_u64(), r["unchanged"].as_u64()),
+        (Some((N - saved) as u64), Some(saved as u64)),
+        "{r}"
+    );
+    assert_eq!(count(&second), N);
 }

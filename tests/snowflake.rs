@@ -1130,7 +1130,11 @@ async fn the_cli_speaks_to_snowflake_with_connection() {
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("ran out of memory"), "{err}");
-    assert_eq!(s.sim.state().cache.len(), rows_before, "no row from a failed statement");
+    assert_eq!(
+        s.sim.state().cache.len(),
+        rows_before,
+        "no row from a failed statement"
+    );
     let runs = hugflake::batch::runs::list(
         &s.dir.path().join("data").join(hugflake::batch::runs::FILE),
         10,

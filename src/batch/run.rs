@@ -102,10 +102,22 @@ pub struct Report {
     pub seconds: f64,
 }
 
+/// How often a call that met a passing fault (429, 502, 503, 504: a throttled or restarting
+/// service) is tried again, with waits doubling from `TRANSIENT_FIRST_WAIT`, before the batch is
+/// split as a failing one.
+const TRANSIENT_TRIES: u32 = 8;
+const TRANSIENT_FIRST_WAIT: Duration = Duration::from_millis(250);
+
+fn transient(e: &PlatformError) -> bool {
+    matches!(e, PlatformError::Api { status, .. } if matches!(status, 429 | 502 | 503 | 504))
+}
+
 /// Calls `method` on `service` for `rows` in batches; `done` receives each finished batch (indices
-/// into `rows` and their outputs) and may fail the run. A failed call is split in halves and
-/// retried, down to single rows, which are then reported as failures; a slow call halves the batch
-/// size from then on.
+/// into `rows` and their outputs) and may fail the run. A call that meets a passing fault (the
+/// service throttled or restarting an instance) is tried again after a wait; a failed call is
+/// split in halves and retried, down to single rows, which are then reported as failures; a slow
+/// call halves the batch size from then on. When the platform itself stops answering the run ends
+/// at once (every finished batch is already saved) instead of failing every remaining row.
 #[allow(clippy::too_many_arguments)]
 pub async fn call_in_batches<F>(
     platform: &dyn Platform,
@@ -128,6 +140,7 @@ where
     // Work: ranges of row indices, processed front to back.
     let mut queue: std::collections::VecDeque<(usize, usize)> = std::collections::VecDeque::new();
     let mut next = 0;
+    let mut tries = 0u32;
     loop {
         if stop.load(Ordering::Relaxed) {
             return Ok((failures, true));
@@ -144,6 +157,7 @@ where
         let t = Instant::now();
         match platform.predict(service, method, &rows[lo..hi]).await {
             Ok(p) if p.outputs.len() == hi - lo => {
+                tries = 0;
                 let idx: Vec<usize> = (lo..hi).collect();
                 done(&idx, p.outputs)?;
                 finished += hi - lo;
@@ -158,6 +172,25 @@ where
                     hi - lo
                 )));
             }
+            Err(e) if transient(&e) && tries < TRANSIENT_TRIES => {
+                let wait = TRANSIENT_FIRST_WAIT * 2u32.pow(tries.min(4));
+                tries += 1;
+                tracing::warn!("{service} {method}: {e}; trying again in {wait:?}");
+                queue.push_front((lo, hi));
+                tokio::time::sleep(wait).await;
+                continue;
+            }
+            Err(e @ PlatformError::Unreachable { .. }) => {
+                if finished == 0 {
+                    // Nothing has worked yet: the plain error says it best.
+                    return Err(e.into());
+                }
+                return Err(BatchError::Invalid(format!(
+                    "{e}: {finished} of {} are done and saved; run the same command again to \
+                     continue from there",
+                    rows.len()
+                )));
+            }
             Err(e) if hi - lo > 1 => {
                 // Split and retry; also send smaller batches from now on.
                 tracing::warn!(
@@ -170,10 +203,6 @@ where
                 size = (size / 2).max(1);
             }
             Err(e) => {
-                if matches!(e, PlatformError::Unreachable { .. }) && finished == 0 {
-                    // Nothing has worked yet and the service is unreachable: stop, don't fail every row.
-                    return Err(e.into());
-                }
                 failures.push(Failure {
                     id: ids.get(lo).cloned().unwrap_or_default(),
                     reason: e.to_string(),
