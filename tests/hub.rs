@@ -630,3 +630,80 @@ async fn headless_search_show_and_download() {
         assert!(err.contains(needle), "{args:?}: {err}");
     }
 }
+
+/// A hostile Hub: tree entries that would escape the cache (`..`, absolute) or carry terminal escape
+/// sequences are refused before anything is fetched or written; escape sequences in a model card
+/// and in search results never reach the screen.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_hostile_hub_gets_nowhere() {
+    const ESC: &str = "\u{1b}]0;pwned\u{7}\u{1b}[2J\u{1b}[31m";
+    let commit = "2222222222222222222222222222222222222222";
+    let hostile = |id: &str, path: &str| {
+        Repo::new(id, commit)
+            .file("config.json", "{}")
+            .file(path, "gotcha")
+    };
+    let mut card = Repo::new("evil/card", commit)
+        .file("config.json", "{}")
+        .file(
+            "README.md",
+            format!("---\nlicense: mit\n---\n# Model {ESC}card\nline two{ESC}\n"),
+        );
+    card.pipeline_tag = Some(format!("feature-extraction{ESC}"));
+    let server = HubServer::start(vec![
+        hostile("evil/dotdot", "../../escaped.txt"),
+        hostile("evil/absolute", "/tmp/hugflake-absolute.txt"),
+        hostile("evil/escapes", &format!("name{ESC}.json")),
+        card,
+    ])
+    .await;
+    let cache = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let settings = HubSettings {
+        endpoint: server.endpoint(),
+        token: None,
+        token_source: None,
+        offline: false,
+        cache_dir: cache.path().join("hub"),
+    };
+    let downloader = Downloader::new(HubClient::new(settings.clone()));
+    for repo in ["evil/dotdot", "evil/absolute", "evil/escapes"] {
+        let err = downloader
+            .snapshot(&DownloadRequest {
+                repo: repo.into(),
+                revision: "main".into(),
+                include: None,
+            })
+            .await
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("unsafe file path"), "{repo}: {err}");
+        assert!(
+            !err.contains('\u{1b}'),
+            "{repo}: the error carries the escape"
+        );
+    }
+    // Nothing was fetched for them, nothing written outside the cache or under it.
+    assert!(!cache.path().join("escaped.txt").exists());
+    assert!(!Path::new("/tmp/hugflake-absolute.txt").exists());
+    assert!(
+        server
+            .requests()
+            .iter()
+            .all(|r| r.starts_with("info ") || r.starts_with("tree ")),
+        "only metadata was asked for: {:?}",
+        server.requests()
+    );
+
+    let details =
+        hugflake::hub::details::fetch(&HubClient::new(settings), "evil/card", "main", None)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+    let text = format!("{details:?}");
+    assert!(
+        !text.contains('\u{1b}') && !text.contains('\u{7}'),
+        "{text}"
+    );
+    assert_eq!(details.card.as_deref(), Some("# Model card\nline two"));
+    assert_eq!(details.pipeline_tag.as_deref(), Some("feature-extraction"));
+}

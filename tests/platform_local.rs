@@ -580,7 +580,17 @@ async fn bad_imports_fail_clearly_and_leave_the_registry_intact() {
         )
         .file("model.safetensors", vec![0u8; 64]);
     let biobert_like = Repo::from_dir("fixtures/tiny-bert", &commit(6), &fixture("tiny-bert"));
-    let mut p = Platform0::start(vec![ner_repo(), gpt, biobert_like]).await;
+    let remote_code = Repo::new("fixtures/remote-code", &commit(8))
+        .file(
+            "config.json",
+            r#"{"model_type": "bert", "auto_map": {"AutoModel": "modeling_evil.EvilModel"}}"#,
+        )
+        .file(
+            "modeling_evil.py",
+            "import os; os.system('touch /tmp/pwned')",
+        )
+        .file("model.safetensors", vec![0u8; 64]);
+    let mut p = Platform0::start(vec![ner_repo(), gpt, biobert_like, remote_code]).await;
     let client = p.serve().await;
 
     let failed = |detail: &JobDetail, stage: Stage, needle: &str| {
@@ -601,6 +611,16 @@ async fn bad_imports_fail_clearly_and_leave_the_registry_intact() {
         &wait_job(&client, &j.id, Duration::from_secs(30)).await,
         Stage::Resolve,
         "not found",
+    );
+    // A repo that asks to run its own code (config.json's auto_map): refused, nothing run.
+    let j = client
+        .import(&spec("fixtures/remote-code", "REMOTE"))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    failed(
+        &wait_job(&client, &j.id, Duration::from_secs(30)).await,
+        Stage::Resolve,
+        "hugflake never runs repo code",
     );
     // Unsupported architecture.
     let j = client
@@ -710,7 +730,7 @@ async fn bad_imports_fail_clearly_and_leave_the_registry_intact() {
     assert!(out.contains("model-inference model loaded in"), "{out}");
     let (code, out, _) = p.run(&["jobs"]);
     assert_eq!(code, 0);
-    assert_eq!(out.matches("failed").count(), 4, "{out}");
+    assert_eq!(out.matches("failed").count(), 5, "{out}");
     // The models list still has exactly the one good import.
     let models = client.models().await.unwrap_or_default();
     assert_eq!(models.len(), 1);

@@ -228,13 +228,15 @@ impl Candidate {
         }
     }
 
-    /// A Hub search hit: what the search result says, nothing invented.
+    /// A Hub search hit: what the search result says, nothing invented (terminal escapes in it
+    /// are stripped).
     pub fn from_hub(handle: &str, task: Option<&str>, library: Option<&str>) -> Candidate {
+        use super::units::strip_control as clean;
         let snowflake = snowflake_verdict(library.unwrap_or(""), task.unwrap_or(""), None);
         Candidate::bare(
-            handle,
-            task.map(String::from),
-            library.map(String::from),
+            &clean(handle),
+            task.map(clean),
+            library.map(clean),
             snowflake,
             CandidateSource::Hub,
         )

@@ -163,10 +163,11 @@ impl ModelDetails {
         card: Option<String>,
         pool: Option<(&str, f64)>,
     ) -> ModelDetails {
+        use crate::domain::units::strip_control as clean;
         let files: Vec<FileInfo> = tree
             .iter()
             .map(|e| FileInfo {
-                path: e.path.clone(),
+                path: clean(&e.path),
                 size: e.content_size(),
                 lfs: e.lfs.is_some(),
             })
@@ -200,17 +201,19 @@ impl ModelDetails {
             Some(l) => snowflake_verdict(l, &task, has_head(info)),
             None => snowflake_verdict("", &task, has_head(info)),
         };
+        // Everything the Hub wrote is stripped of terminal escapes before it can reach a screen.
+        let card = card.map(|c| c.lines().map(clean).collect::<Vec<_>>().join("\n"));
         ModelDetails {
-            id: info.id.clone(),
-            commit: info.sha.clone().unwrap_or_default(),
-            pipeline_tag: info.pipeline_tag.clone(),
-            library,
-            license: info.license(),
+            id: clean(&info.id),
+            commit: clean(info.sha.as_deref().unwrap_or_default()),
+            pipeline_tag: info.pipeline_tag.as_deref().map(clean),
+            library: library.as_deref().map(clean),
+            license: info.license().as_deref().map(clean),
             gated: info.is_gated(),
             private: info.private,
             downloads: info.downloads,
             likes: info.likes,
-            last_modified: info.last_modified.clone(),
+            last_modified: info.last_modified.as_deref().map(clean),
             parameters,
             parameters_estimated,
             total_bytes: files.iter().map(|f| f.size).sum(),

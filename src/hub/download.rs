@@ -49,7 +49,7 @@ pub enum DownloadError {
         attempts: u32,
         last: String,
     },
-    #[error("the repo lists an unsafe file path `{0}`; nothing was written for it")]
+    #[error("the repo lists an unsafe file path {0:?}; nothing was written for it")]
     UnsafePath(String),
     #[error("the Hub did not say which commit {repo}@{revision} is")]
     NoCommit { repo: String, revision: String },
@@ -241,9 +241,14 @@ pub fn repo_folder(repo: &str) -> String {
     format!("models--{}", repo.replace('/', "--"))
 }
 
+/// A repo path as a relative path inside the snapshot, or `None` for anything that could escape
+/// it or trick a terminal: `..`, absolute paths, empty names, control characters (escape
+/// sequences) and backslashes.
 fn safe_relative(path: &str) -> Option<PathBuf> {
     let p = Path::new(path);
-    let ok = !path.is_empty() && p.components().all(|c| matches!(c, Component::Normal(_)));
+    let ok = !path.is_empty()
+        && !path.chars().any(|c| c.is_control() || c == '\\')
+        && p.components().all(|c| matches!(c, Component::Normal(_)));
     ok.then(|| p.to_path_buf())
 }
 

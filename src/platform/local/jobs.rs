@@ -612,7 +612,12 @@ impl JobRunner {
             })?;
         let instances = spec.min_instances.max(1);
         let per = FitVerdict::estimate(weights_bytes, &pool.name, pool.memory_gib).needs_gib;
-        let in_use = self.services.pool_memory_in_use(&pool.name, None);
+        // abs: an empty pool sums to -0.0, which would print as "-0.0 GiB".
+        let in_use = self
+            .services
+            .pool_memory_in_use(&pool.name, None)
+            .max(0.0)
+            .abs();
         let free = (pool.memory_gib - in_use).max(0.0);
         let needs = per * f64::from(instances);
         if needs > free {
@@ -1195,6 +1200,8 @@ fn detect(snap: &Path, handle: &str, custom_code: bool) -> Result<Task, StageEnd
     }
     let cfg = crate::inference::read_json(&snap.join("config.json"))
         .map_err(|e| StageEnd::Failed(e.to_string()))?;
+    // `auto_map` in config.json points at Python classes in the repo: remote code.
+    let custom_code = custom_code || cfg.get("auto_map").is_some();
     let model_type = cfg["model_type"].as_str().unwrap_or("unknown");
     if model_type != "bert" {
         let arch = cfg["architectures"][0].as_str().unwrap_or(model_type);
