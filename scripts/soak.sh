@@ -11,10 +11,12 @@ cd "$(dirname "$0")/.."
 DURATION=${1:-1800}
 WARMUP=180
 cargo build --release --locked --bin hugflake --example hub-sim >/dev/null
-BIN=$(realpath target/release/hugflake)
-SIM=$(realpath target/release/examples/hub-sim)
 FIXTURE=$(realpath tests/fixtures/tiny-bert)
 tmp=$(mktemp -d)
+# Copies: a rebuild during the soak must not swap the binaries under it.
+cp target/release/hugflake target/release/examples/hub-sim "$tmp/"
+BIN="$tmp/hugflake"
+SIM="$tmp/hub-sim"
 printf "[daemon]\nimport_concurrency = 2\n" >"$tmp/config.toml"
 "$SIM" hugflake-test/tiny-bert="$FIXTURE" >"$tmp/endpoint" 2>/dev/null &
 sim=$!
