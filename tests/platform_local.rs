@@ -436,6 +436,25 @@ async fn token_classification_imports_serves_and_survives_a_crash() {
     let back = client.containers("TINY_NER_SVC").await.unwrap_or_default();
     assert_eq!(back[0].restart_count, 1);
     assert_ne!(back[0].pid, Some(pid));
+    // The event history tells the story: started, ready, killed (an error), started, ready.
+    let events = client
+        .events("TINY_NER_SVC")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let story: Vec<(&str, &str)> = events
+        .iter()
+        .map(|e| (e.severity.as_str(), e.message.as_str()))
+        .collect();
+    assert!(
+        story.iter().filter(|(_, m)| m.ends_with("READY")).count() >= 2,
+        "{story:?}"
+    );
+    assert!(
+        story
+            .iter()
+            .any(|(s, m)| *s == "ERROR" && m.contains("signal 9") && m.contains("restarting")),
+        "{story:?}"
+    );
     let r = client
         .predict("TINY_NER_SVC", "__CALL__", &[vec![json!("Fever.")]])
         .await;

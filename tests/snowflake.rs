@@ -571,6 +571,22 @@ async fn import_and_health_through_the_platform_trait() {
         .await
         .unwrap_or_default();
     assert!(logs.iter().any(|l| l.line.contains("model loaded")));
+    // SPCS_GET_EVENTS: the container's status changes, oldest first.
+    let events = p
+        .events("ALL_MINILM_L6_V2_SVC")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let messages: Vec<&str> = events.iter().map(|e| e.message.as_str()).collect();
+    assert_eq!(messages, ["PENDING: Waiting to start", "READY: Running"]);
+    assert_eq!(events[1].name, "CONTAINER.STATUS_CHANGE");
+    assert_eq!(events[1].instance_id, Some(0));
+    assert!(
+        s.sim
+            .state()
+            .statements
+            .iter()
+            .any(|(q, _)| q.contains("!SPCS_GET_EVENTS()) ORDER BY TIMESTAMP"))
+    );
     let models = p.models().await.unwrap_or_default();
     assert_eq!(models[0].versions, vec!["V1".to_string()]);
     let v = p.versions("ALL_MINILM_L6_V2").await.unwrap_or_default();

@@ -174,20 +174,23 @@ pub struct ServiceDetail {
     pub endpoints: Vec<crate::domain::Endpoint>,
     pub metrics: Vec<crate::domain::MetricSample>,
     pub logs: Vec<crate::domain::LogLine>,
+    /// What the platform did to the service, oldest first.
+    pub events: Vec<crate::domain::ServiceEvent>,
     /// Parts that could not be read (the others still show).
     pub problems: Vec<String>,
 }
 
 impl ServiceDetail {
     /// What the Health pane shows of a service, fetched the way each refresh does: containers,
-    /// endpoints, metrics and the last 2,000 log lines, at once; a part that fails is noted and
+    /// endpoints, metrics, the last 2,000 log lines and the events, at once; a part that fails is noted and
     /// the others still show.
     pub async fn fetch(p: &dyn crate::platform::Platform, name: String) -> ServiceDetail {
-        let (c, e, m, l) = tokio::join!(
+        let (c, e, m, l, ev) = tokio::join!(
             p.containers(&name),
             p.endpoints(&name),
             p.metrics(&name),
-            p.logs(&name, None, 2000, None)
+            p.logs(&name, None, 2000, None),
+            p.events(&name)
         );
         let mut d = ServiceDetail {
             name,
@@ -208,6 +211,10 @@ impl ServiceDetail {
         match l {
             Ok(v) => d.logs = v,
             Err(e) => d.problems.push(format!("logs: {e}")),
+        }
+        match ev {
+            Ok(v) => d.events = v,
+            Err(e) => d.problems.push(format!("events: {e}")),
         }
         d
     }

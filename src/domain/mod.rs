@@ -15,5 +15,5 @@ pub use job::{
 pub use platform::{
     Column, ComputePool, Container, Endpoint, Function, Health, InstanceStatus, LogLine,
     MetricSample, ModelVersion, PlatformKind, PlatformStatus, PoolState, RegisteredModel, Service,
-    ServiceStatus, VersionFile,
+    ServiceEvent, ServiceStatus, VersionFile,
 };

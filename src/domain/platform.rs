@@ -261,6 +261,20 @@ pub struct LogLine {
     pub line: String,
 }
 
+/// Something the platform did to a service: an instance started, became ready, exited, was
+/// restarted; the service was suspended or resumed. Snowflake's `SPCS_GET_EVENTS` columns.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServiceEvent {
+    pub at: DateTime<Utc>,
+    /// INFO, WARN or ERROR.
+    pub severity: String,
+    /// e.g. `CONTAINER.STATUS_CHANGE`.
+    pub name: String,
+    pub instance_id: Option<u32>,
+    pub container: Option<String>,
+    pub message: String,
+}
+
 /// One metrics sample of a service, over the interval that ends at `at`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MetricSample {

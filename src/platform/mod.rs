@@ -129,6 +129,10 @@ pub trait Platform: Send + Sync {
         wait: Option<std::time::Duration>,
     ) -> Result<Vec<LogLine>>;
 
+    /// The service's events (instances starting, ready, exiting, restarting; suspend/resume),
+    /// oldest first: the local daemon's record, or `SPCS_GET_EVENTS` on Snowflake.
+    async fn events(&self, service: &str) -> Result<Vec<crate::domain::ServiceEvent>>;
+
     /// Metrics samples, oldest first.
     async fn metrics(&self, service: &str) -> Result<Vec<MetricSample>>;
 

@@ -138,21 +138,53 @@ fn render_detail(frame: &mut Frame<'_>, area: Rect, app: &App) {
         left,
     );
     render_sparklines(frame, middle, app, d);
+    // Events (what the platform did: starts, readiness, exits, restarts), newest last, above the
+    // log tail; they take up to half the column.
+    let right = if d.events.is_empty() {
+        right
+    } else {
+        let want = (d.events.len() as u16 + 1).min(right.height / 2);
+        let [top, rest] =
+            Layout::vertical([Constraint::Length(want), Constraint::Fill(1)]).areas(right);
+        let mut lines = vec![Line::from(Span::styled(
+            format!("events ({})", d.events.len()),
+            t.dim(),
+        ))];
+        lines.extend(
+            d.events
+                .iter()
+                .rev()
+                .take(want.saturating_sub(1) as usize)
+                .rev()
+                .map(|e| {
+                    let (sym, style) = match e.severity.as_str() {
+                        "ERROR" | "FATAL" => ("✖", t.error()),
+                        "WARN" | "WARNING" => ("▲", ratatui::style::Style::new().fg(t.pending)),
+                        _ => ("·", t.dim()),
+                    };
+                    Line::from(vec![
+                        Span::styled(format!("{} ", e.at.format("%H:%M:%S")), t.dim()),
+                        Span::styled(format!("{sym} "), style),
+                        Span::raw(e.message.clone()),
+                    ])
+                }),
+        );
+        frame.render_widget(ratatui::widgets::Paragraph::new(lines), top);
+        rest
+    };
     // The log tail (L: the whole log).
-    let n = right.height as usize;
-    let tail: Vec<Line<'_>> = d
-        .logs
-        .iter()
-        .rev()
-        .take(n)
-        .rev()
-        .map(|l| {
-            Line::from(vec![
-                Span::styled(format!("{} ", l.at.format("%H:%M:%S")), t.dim()),
-                Span::raw(l.line.clone()),
-            ])
-        })
-        .collect();
+    let header = !d.events.is_empty();
+    let n = (right.height as usize).saturating_sub(usize::from(header));
+    let mut tail: Vec<Line<'_>> = Vec::new();
+    if header {
+        tail.push(Line::from(Span::styled("log (L: full screen)", t.dim())));
+    }
+    tail.extend(d.logs.iter().rev().take(n).rev().map(|l| {
+        Line::from(vec![
+            Span::styled(format!("{} ", l.at.format("%H:%M:%S")), t.dim()),
+            Span::raw(l.line.clone()),
+        ])
+    }));
     frame.render_widget(ratatui::widgets::Paragraph::new(tail), right);
 }
 

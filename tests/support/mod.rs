@@ -276,6 +276,25 @@ pub fn service_detail(name: &str) -> hugflake::app::state::ServiceDetail {
                 line: "instance 0 READY".into(),
             },
         ],
+        events: [
+            (310, "INFO", "instance 0 started (pid 4242)"),
+            (
+                305,
+                "ERROR",
+                "instance 0 was killed by signal 9; restarting in 1 s",
+            ),
+            (299, "INFO", "instance 0 READY"),
+        ]
+        .into_iter()
+        .map(|(secs, severity, message)| ServiceEvent {
+            at: ago(secs),
+            severity: severity.into(),
+            name: "CONTAINER.STATUS_CHANGE".into(),
+            instance_id: Some(0),
+            container: Some("model-inference".into()),
+            message: message.into(),
+        })
+        .collect(),
         problems: vec![],
     }
 }

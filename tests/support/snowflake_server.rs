@@ -866,6 +866,52 @@ fn answer(st: &mut SimState, handle: &str, sql: &str, binds: &[String]) -> Respo
             0,
         );
     }
+    if let Some(rest) = upper.strip_prefix(
+        "SELECT TIMESTAMP, SEVERITY, EVENT_NAME, EVENT_DETAILS, INSTANCE_ID, CONTAINER_NAME FROM TABLE(",
+    ) {
+        // <svc>!SPCS_GET_EVENTS(): the platform events of a service, as SPCS records them.
+        let name = last_part(rest.split('!').next().unwrap_or(""));
+        let Some(svc) = st.services.iter().find(|x| x.name == name) else {
+            return error(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "002003",
+                "02000",
+                &format!("Service '{name}' does not exist or not authorized."),
+                Some(handle),
+            );
+        };
+        let mut rows = vec![vec![
+            s("2026-11-26 12:00:00.000"),
+            s("INFO"),
+            s("CONTAINER.STATUS_CHANGE"),
+            s(r#"{"message": "Waiting to start", "status": "PENDING"}"#),
+            s("0"),
+            s(&svc.container),
+        ]];
+        if svc.status == "RUNNING" {
+            rows.push(vec![
+                s("2026-11-26 12:00:30.000"),
+                s("INFO"),
+                s("CONTAINER.STATUS_CHANGE"),
+                s(r#"{"message": "Running", "status": "READY"}"#),
+                s("0"),
+                s(&svc.container),
+            ]);
+        }
+        return result(
+            handle,
+            &[
+                "TIMESTAMP",
+                "SEVERITY",
+                "EVENT_NAME",
+                "EVENT_DETAILS",
+                "INSTANCE_ID",
+                "CONTAINER_NAME",
+            ],
+            rows,
+            0,
+        );
+    }
     if upper == "CALL SYSTEM$GET_SERVICE_LOGS(?, ?, ?)" {
         let name = last_part(binds.first().map_or("", String::as_str));
         let logs = st

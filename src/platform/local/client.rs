@@ -355,6 +355,14 @@ impl Platform for LocalPlatform {
             .await
     }
 
+    async fn events(&self, service: &str) -> Result<Vec<crate::domain::ServiceEvent>> {
+        self.call(
+            reqwest::Method::GET,
+            &format!("/v1/services/{}/events", segment(service)),
+        )
+        .await
+    }
+
     async fn metrics(&self, service: &str) -> Result<Vec<MetricSample>> {
         self.call(
             reqwest::Method::GET,

@@ -230,6 +230,7 @@ fn router(state: Shared) -> Router {
         .route("/v1/services/{name}/token", get(service_token))
         .route("/v1/services/{name}/logs", get(logs))
         .route("/v1/services/{name}/metrics", get(metrics))
+        .route("/v1/services/{name}/events", get(events))
         .route("/v1/models", get(models))
         .route("/v1/models/{name}", axum::routing::delete(drop_model))
         .route("/v1/models/{name}/versions", get(versions))
@@ -511,6 +512,13 @@ async fn metrics(
     UrlPath(name): UrlPath<String>,
 ) -> Result<impl IntoResponse, ApiError> {
     Ok(Json(state.services.get(&name)?.metrics.samples()))
+}
+
+async fn events(
+    State(state): State<Shared>,
+    UrlPath(name): UrlPath<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    Ok(Json(state.services.get(&name)?.logs.events()))
 }
 
 async fn models(State(state): State<Shared>) -> Result<impl IntoResponse, ApiError> {

@@ -34,7 +34,8 @@ use super::records::ServiceRow;
 use super::registry::{Registry, RegistryError};
 use super::{DaemonFiles, presented_token, write_private};
 use crate::domain::{
-    Container, Endpoint, InstanceStatus, LogLine, MetricSample, Service, ServiceStatus,
+    Container, Endpoint, InstanceStatus, LogLine, MetricSample, Service, ServiceEvent,
+    ServiceStatus,
 };
 use crate::secret::Secret;
 
@@ -78,8 +79,12 @@ const SAMPLES_KEPT: usize = 720;
 const READY_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// A service's log: the last lines in memory, every line in a file.
+/// Events kept per service (the oldest go first).
+const EVENT_CAPACITY: usize = 500;
+
 pub struct LogRing {
     lines: Mutex<(VecDeque<LogLine>, u64)>,
+    events: Mutex<VecDeque<ServiceEvent>>,
     file: Mutex<Option<std::fs::File>>,
     pub changed: Notify,
 }
@@ -98,9 +103,36 @@ impl LogRing {
         });
         LogRing {
             lines: Mutex::new((VecDeque::new(), 0)),
+            events: Mutex::new(VecDeque::new()),
             file: Mutex::new(file),
             changed: Notify::new(),
         }
+    }
+
+    /// Records an event, and writes it to the log as the supervisor's line.
+    pub fn event(&self, instance_id: Option<u32>, severity: &str, name: &str, message: &str) {
+        self.push(instance_id.unwrap_or(0), "supervisor", message);
+        if let Ok(mut e) = self.events.lock() {
+            e.push_back(ServiceEvent {
+                at: Utc::now(),
+                severity: severity.into(),
+                name: name.into(),
+                instance_id,
+                container: instance_id.map(|_| "model-inference".to_string()),
+                message: crate::secret::redact(&crate::domain::units::strip_control(message))
+                    .into_owned(),
+            });
+            while e.len() > EVENT_CAPACITY {
+                e.pop_front();
+            }
+        }
+    }
+
+    pub fn events(&self) -> Vec<ServiceEvent> {
+        self.events
+            .lock()
+            .map(|e| e.iter().cloned().collect())
+            .unwrap_or_default()
     }
 
     pub fn push(&self, instance_id: u32, container: &str, line: &str) {
@@ -399,9 +431,10 @@ impl ServiceRt {
                 i.last_exit_code = code;
                 i.message = Some(why.clone());
             });
-            self.logs.push(
-                id as u32,
-                "supervisor",
+            self.logs.event(
+                Some(id as u32),
+                "ERROR",
+                "CONTAINER.STATUS_CHANGE",
                 &format!(
                     "{why}; restarting in {:.0} s",
                     backoff.as_secs_f64().max(1.0)
@@ -461,9 +494,10 @@ impl ServiceRt {
         };
         let pid = child.id();
         self.update(id, |i| i.pid = pid);
-        self.logs.push(
-            id as u32,
-            "supervisor",
+        self.logs.event(
+            Some(id as u32),
+            "INFO",
+            "CONTAINER.STATUS_CHANGE",
             &format!("instance {id} started (pid {})", pid.unwrap_or(0)),
         );
         // Keep stdin open: the instance exits when it closes (the daemon is gone).
@@ -537,7 +571,12 @@ impl ServiceRt {
                             i.start_time = Some(Utc::now());
                             i.message = None;
                         });
-                        self.logs.push(id as u32, "supervisor", &format!("instance {id} READY"));
+                        self.logs.event(
+                            Some(id as u32),
+                            "INFO",
+                            "CONTAINER.STATUS_CHANGE",
+                            &format!("instance {id} READY"),
+                        );
                     }
                     _ => {
                         let _ = child.kill().await;
@@ -844,7 +883,8 @@ impl ServiceManager {
     pub async fn suspend(&self, name: &str) -> Result<(), ServiceError> {
         let rt = self.get(name)?;
         rt.stop_instances(ServiceStatus::Suspended, None);
-        rt.logs.push(0, "supervisor", "service suspended");
+        rt.logs
+            .event(None, "INFO", "SERVICE.STATUS_CHANGE", "service suspended");
         let name = name.to_string();
         self.db
             .run(move |r| r.set_service_status(&name, "SUSPENDED", None))
@@ -865,7 +905,8 @@ impl ServiceManager {
         if rt.status().0 == ServiceStatus::Running {
             return Ok(());
         }
-        rt.logs.push(0, "supervisor", "service resumed");
+        rt.logs
+            .event(None, "INFO", "SERVICE.STATUS_CHANGE", "service resumed");
         rt.start_instances();
         Ok(())
     }
@@ -874,6 +915,8 @@ impl ServiceManager {
     /// cannot work).
     pub fn halt(&self, name: &str, message: &str) {
         if let Ok(rt) = self.get(name) {
+            rt.logs
+                .event(None, "ERROR", "SERVICE.STATUS_CHANGE", message);
             rt.stop_instances(ServiceStatus::Failed, Some(message.to_string()));
         }
     }

@@ -765,6 +765,31 @@ impl Platform for SnowflakePlatform {
         }
     }
 
+    async fn events(&self, service: &str) -> Result<Vec<crate::domain::ServiceEvent>> {
+        let q = self.qualify(service)?;
+        let rs = self.run(&statements::service_events(&q)).await?;
+        Ok((0..rs.len())
+            .map(|i| {
+                // EVENT_DETAILS is an OBJECT, sent as JSON text: its message and status read best.
+                let details = rs.get(i, "EVENT_DETAILS").unwrap_or("");
+                let v: serde_json::Value = serde_json::from_str(details).unwrap_or_default();
+                let message = match (v["status"].as_str(), v["message"].as_str()) {
+                    (Some(st), Some(m)) => format!("{st}: {m}"),
+                    (None, Some(m)) => m.to_string(),
+                    _ => details.to_string(),
+                };
+                crate::domain::ServiceEvent {
+                    at: ts(rs.get(i, "TIMESTAMP")).unwrap_or_else(Utc::now),
+                    severity: rs.get(i, "SEVERITY").unwrap_or("INFO").to_string(),
+                    name: rs.get(i, "EVENT_NAME").unwrap_or("").to_string(),
+                    instance_id: rs.get(i, "INSTANCE_ID").and_then(|x| x.parse().ok()),
+                    container: rs.get(i, "CONTAINER_NAME").map(str::to_string),
+                    message: crate::domain::units::strip_control(&message),
+                }
+            })
+            .collect())
+    }
+
     async fn metrics(&self, service: &str) -> Result<Vec<MetricSample>> {
         let q = self.qualify(service)?;
         let rs = self.run(&statements::service_metrics(&q)).await?;

@@ -67,6 +67,13 @@ pub fn service_metrics(service: &Qualified) -> Statement {
     ))
 }
 
+/// The platform events of a service (instances pending, ready, restarting, failing), last day.
+pub fn service_events(service: &Qualified) -> Statement {
+    plain(format!(
+        "SELECT TIMESTAMP, SEVERITY, EVENT_NAME, EVENT_DETAILS, INSTANCE_ID, CONTAINER_NAME FROM TABLE({service}!SPCS_GET_EVENTS()) ORDER BY TIMESTAMP"
+    ))
+}
+
 pub fn alter_pool(pool: &Ident, suspend: bool) -> Statement {
     plain(format!(
         "ALTER COMPUTE POOL {pool} {}",
