@@ -215,6 +215,14 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Show a service's events: instances started, ready, exited or killed, restarted; suspended and
+    /// resumed (SPCS_GET_EVENTS on Snowflake)
+    Events {
+        service: String,
+        /// Print JSON on stdout
+        #[arg(long)]
+        json: bool,
+    },
     /// Show a service's metrics samples (requests, errors, latency, queue, memory)
     Metrics {
         service: String,

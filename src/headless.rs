@@ -313,6 +313,11 @@ pub fn run(cli: Cli) -> Result<()> {
             tail,
             json,
         )),
+        Command::Events { service, json } => runtime.block_on(crate::headless_platform::events(
+            &ctx,
+            &service.to_ascii_uppercase(),
+            json,
+        )),
         Command::Metrics { service, json } => runtime.block_on(crate::headless_platform::metrics(
             &ctx,
             &service.to_ascii_uppercase(),

@@ -276,6 +276,35 @@ pub async fn logs(
     }
 }
 
+/// `hugflake events SERVICE`: what the platform did to the service, oldest first.
+pub async fn events(ctx: &Context, service: &str, json: bool) -> Result<()> {
+    let events = connect(ctx).await?.events(service).await?;
+    if json {
+        return print_json(&events);
+    }
+    if events.is_empty() {
+        eprintln!("no events for {service} yet");
+        return Ok(());
+    }
+    let rows: Vec<Vec<String>> = events
+        .iter()
+        .map(|e| {
+            vec![
+                e.at.format("%Y-%m-%d %H:%M:%S").to_string(),
+                e.severity.clone(),
+                e.name.clone(),
+                e.instance_id.map_or("-".into(), |i| i.to_string()),
+                e.message.clone(),
+            ]
+        })
+        .collect();
+    print!(
+        "{}",
+        text_table(&["AT", "SEVERITY", "EVENT", "INSTANCE", "MESSAGE"], &rows)
+    );
+    Ok(())
+}
+
 pub async fn metrics(ctx: &Context, service: &str, json: bool) -> Result<()> {
     let samples = connect(ctx).await?.metrics(service).await?;
     if json {

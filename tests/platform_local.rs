@@ -455,6 +455,14 @@ async fn token_classification_imports_serves_and_survives_a_crash() {
             .any(|(s, m)| *s == "ERROR" && m.contains("signal 9") && m.contains("restarting")),
         "{story:?}"
     );
+    let (code, out, _) = p.run(&["events", "tiny_ner_svc"]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("SEVERITY")
+            && out.contains("ERROR")
+            && out.contains("CONTAINER.STATUS_CHANGE"),
+        "{out}"
+    );
     let r = client
         .predict("TINY_NER_SVC", "__CALL__", &[vec![json!("Fever.")]])
         .await;
