@@ -92,6 +92,7 @@ impl Setup {
         let api = std::sync::Arc::get_mut(&mut p.api).map(|a| {
             a.pacing.first_poll = Duration::from_millis(50);
             a.pacing.first_retry = Duration::from_millis(20);
+            a.pacing.request_timeout = Duration::from_secs(2);
         });
         assert!(api.is_some());
         p
@@ -634,6 +635,19 @@ async fn import_and_health_through_the_platform_trait() {
     // 429 storms are retried.
     s.sim.state().faults.throttle = 3;
     assert!(p.pools().await.is_ok());
+    // Submissions that hang past the request timeout are sent again with the same request id and
+    // retry=true (Snowflake then never runs a statement twice).
+    s.sim.state().submissions.clear();
+    s.sim.state().faults.stall = (2, Duration::from_secs(3));
+    let pools = p.pools().await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(pools[0].name, "ML_CPU_POOL");
+    let subs = s.sim.state().submissions.clone();
+    assert_eq!(subs.len(), 3, "{subs:?}");
+    assert!(subs.iter().all(|(id, _)| id == &subs[0].0), "{subs:?}");
+    assert_eq!(
+        subs.iter().map(|(_, retry)| *retry).collect::<Vec<_>>(),
+        [false, true, true]
+    );
 
     // Suspend and resume, pool and service; drop.
     let pool = p

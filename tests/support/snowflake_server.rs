@@ -99,6 +99,8 @@ pub struct Faults {
     pub slow_batch: Option<Duration>,
     /// Answer the next N requests with 503 (a gateway having a bad minute).
     pub server_errors: u32,
+    /// Hold the next N statement submissions this long before answering (a client gives up first).
+    pub stall: (u32, Duration),
     /// A batch INSERT runs for this long, then fails (the service call ran out of memory); as in
     /// Snowflake, a failed statement writes no row.
     pub batch_fails: Option<Duration>,
@@ -118,6 +120,8 @@ pub struct SimState {
     pub notes: Vec<(String, String)>,
     /// The batch cache table: (note id, model) → (version, content hash).
     pub cache: HashMap<(String, String), (String, String)>,
+    /// Every statement submission: its requestId and whether it said `retry=true`.
+    pub submissions: Vec<(String, bool)>,
     running: HashMap<String, Running>,
     /// Partitions N >= 1 of finished results, by handle.
     partitions: HashMap<String, Vec<Vec<Vec<Value>>>>,
@@ -173,6 +177,7 @@ impl SnowflakeSim {
             secrets: vec!["HF_TOKEN".into()],
             notes: Vec::new(),
             cache: HashMap::new(),
+            submissions: Vec::new(),
             running: HashMap::new(),
             partitions: HashMap::new(),
             partition_requests: 0,
@@ -1219,6 +1224,23 @@ async fn submit(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    let stall = {
+        let mut st = lock(&state);
+        st.submissions.push((
+            q.get("requestId").cloned().unwrap_or_default(),
+            q.get("retry").is_some_and(|r| r == "true"),
+        ));
+        let (n, d) = st.faults.stall;
+        (n > 0).then(|| {
+            st.faults.stall.0 -= 1;
+            d
+        })
+    };
+    if let Some(d) = stall {
+        // The client gives up before this answer; the statement is never run.
+        tokio::time::sleep(d).await;
+        return error(StatusCode::GATEWAY_TIMEOUT, "", "", "stalled", None);
+    }
     let mut st = lock(&state);
     if let Some(r) = check_auth(&mut st, &headers) {
         return r;

@@ -139,6 +139,9 @@ pub struct Pacing {
     pub max_poll: Duration,
     pub retries: u32,
     pub first_retry: Duration,
+    /// One HTTP request's limit; a request that takes longer is sent again (a submission with
+    /// the same request id and `retry=true`, so Snowflake never runs it twice).
+    pub request_timeout: Duration,
 }
 
 impl Default for Pacing {
@@ -148,6 +151,7 @@ impl Default for Pacing {
             max_poll: Duration::from_secs(5),
             retries: 6,
             first_retry: Duration::from_millis(500),
+            request_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -263,7 +267,8 @@ impl SqlApi {
             .request(method, format!("{}{path}", self.base))
             .bearer_auth(token.expose())
             .header("X-Snowflake-Authorization-Token-Type", kind)
-            .header("Accept", "application/json"))
+            .header("Accept", "application/json")
+            .timeout(self.pacing.request_timeout))
     }
 
     /// Sends with retries on 429, 5xx and dropped connections; other answers come back as they are.
