@@ -765,11 +765,10 @@ async fn bad_imports_fail_clearly_and_leave_the_registry_intact() {
     p.kill_daemon();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn zero_shot_imports_with_its_text_tower_and_matches_the_library() {
-    // BiomedCLIP's layout: the text tower's config and tokenizer live in a second repo.
-    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let clip_dir = tmp.path().join("clip");
+/// Tiny BiomedCLIP as the Hub holds it: the model repo, whose open_clip config names its text tower
+/// `fixtures/tiny-bert`, and that second repo (copied under `tmp`).
+fn clip_repos(tmp: &Path) -> (Repo, Repo) {
+    let clip_dir = tmp.join("clip");
     std::fs::create_dir_all(&clip_dir).unwrap_or_else(|e| panic!("{e}"));
     for e in std::fs::read_dir(fixture("tiny-biomedclip")).unwrap_or_else(|e| panic!("{e}")) {
         let e = e.unwrap_or_else(|e| panic!("{e}"));
@@ -780,8 +779,17 @@ async fn zero_shot_imports_with_its_text_tower_and_matches_the_library() {
         .unwrap_or_default()
         .replace("\"tiny-bert\"", "\"fixtures/tiny-bert\"");
     std::fs::write(&cfg_path, cfg).unwrap_or_else(|e| panic!("{e}"));
-    let clip = Repo::from_dir("fixtures/tiny-biomedclip", &commit(7), &clip_dir);
-    let tower = Repo::from_dir("fixtures/tiny-bert", &commit(8), &fixture("tiny-bert"));
+    (
+        Repo::from_dir("fixtures/tiny-biomedclip", &commit(7), &clip_dir),
+        Repo::from_dir("fixtures/tiny-bert", &commit(8), &fixture("tiny-bert")),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn zero_shot_imports_with_its_text_tower_and_matches_the_library() {
+    // BiomedCLIP's layout: the text tower's config and tokenizer live in a second repo.
+    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let (clip, tower) = clip_repos(tmp.path());
     let mut p = Platform0::start(vec![clip, tower]).await;
     let client = p.serve().await;
     let job = client
@@ -1328,19 +1336,7 @@ async fn batch_embed_caches_only_what_changed_searches_and_resumes_after_a_kill(
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn batch_entities_and_images_through_the_tiny_models() {
     let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let clip_dir = tmp.path().join("clip");
-    std::fs::create_dir_all(&clip_dir).unwrap_or_else(|e| panic!("{e}"));
-    for e in std::fs::read_dir(fixture("tiny-biomedclip")).unwrap_or_else(|e| panic!("{e}")) {
-        let e = e.unwrap_or_else(|e| panic!("{e}"));
-        std::fs::copy(e.path(), clip_dir.join(e.file_name())).unwrap_or_else(|e| panic!("{e}"));
-    }
-    let cfg_path = clip_dir.join("open_clip_config.json");
-    let cfg = std::fs::read_to_string(&cfg_path)
-        .unwrap_or_default()
-        .replace("\"tiny-bert\"", "\"fixtures/tiny-bert\"");
-    std::fs::write(&cfg_path, cfg).unwrap_or_else(|e| panic!("{e}"));
-    let clip = Repo::from_dir("fixtures/tiny-biomedclip", &commit(7), &clip_dir);
-    let tower = Repo::from_dir("fixtures/tiny-bert", &commit(8), &fixture("tiny-bert"));
+    let (clip, tower) = clip_repos(tmp.path());
     let mut p = Platform0::start(vec![clip, tower, ner_repo()]).await;
     let client = p.serve().await;
     for (handle, model) in [

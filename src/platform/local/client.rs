@@ -162,31 +162,9 @@ impl LocalPlatform {
 
     /// Asks the daemon to stop.
     pub async fn shutdown(&self) -> Result<()> {
-        let what = what(&self.socket);
-        self.requests
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let resp = self
-            .http
-            .post(format!("{}/v1/shutdown", self.base))
-            .bearer_auth(self.token.expose())
-            .send()
+        self.call::<serde_json::Value>(reqwest::Method::POST, "/v1/shutdown")
             .await
-            .map_err(|e| PlatformError::Unreachable {
-                what: what.clone(),
-                detail: describe(&e),
-            })?;
-        match resp.status().as_u16() {
-            200..=299 => Ok(()),
-            401 | 403 => Err(PlatformError::Unauthorized {
-                what,
-                detail: "the token file does not match the running daemon".into(),
-            }),
-            code => Err(PlatformError::Api {
-                what,
-                status: code,
-                message: "shutdown refused".into(),
-            }),
-        }
+            .map(|_| ())
     }
 }
 
@@ -448,11 +426,8 @@ impl Platform for LocalPlatform {
         );
         let body = protocol::request(rows);
         let started = std::time::Instant::now();
-        self.requests
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let resp = self
-            .ingress
-            .post(&url)
+            .count(self.ingress.post(&url))
             .header(
                 "Authorization",
                 format!("Snowflake Token=\"{}\"", token.expose()),
