@@ -61,7 +61,8 @@ while [ $SECONDS -lt $end ]; do
   sleep 30
 done
 wait "${pids[@]}" 2>/dev/null || true
-errors=$(cat "$tmp/errors" 2>/dev/null | wc -l)
+errors=0
+[ -f "$tmp/errors" ] && errors=$(wc -l <"$tmp/errors")
 if [ "$errors" != 0 ]; then
   echo "failures, most frequent first:"
   grep "^hugflake:" "$tmp/errors.log" | sort | uniq -c | sort -rn | head -5
