@@ -914,3 +914,43 @@ fn a_send_before_the_methods_arrive_goes_out_when_they_do() {
         "{effects:?}"
     );
 }
+
+/// Tables draw only the rows on screen: moving past the bottom scrolls, the selected row stays
+/// visible and marked, and moving back up scrolls back.
+#[test]
+fn a_long_table_scrolls_with_the_cursor() {
+    let mut app = started(120, 24);
+    let base = hugflake::domain::catalog::builtin().unwrap_or_else(|e| panic!("{e}"));
+    let rows: Vec<_> = (0..500)
+        .map(|i| {
+            let mut c = base[i % base.len()].clone();
+            c.handle = format!("org/model-{i:03}");
+            c
+        })
+        .collect();
+    app.apply(Msg::Candidates(Ok(rows)));
+    for _ in 0..40 {
+        key(&mut app, KeyCode::Char('j'));
+    }
+    let screen = render(&app);
+    let marked: Vec<&str> = screen.lines().filter(|l| l.contains('▶')).collect();
+    assert_eq!(marked.len(), 1, "{screen}");
+    assert!(marked[0].contains("org/model-040"), "{screen}");
+    assert!(!screen.contains("org/model-000"), "scrolled: {screen}");
+    key(&mut app, KeyCode::Char('G'));
+    let screen = render(&app);
+    assert!(
+        screen
+            .lines()
+            .any(|l| l.contains('▶') && l.contains("org/model-499")),
+        "{screen}"
+    );
+    key(&mut app, KeyCode::Char('g'));
+    let screen = render(&app);
+    assert!(
+        screen
+            .lines()
+            .any(|l| l.contains('▶') && l.contains("org/model-000")),
+        "{screen}"
+    );
+}
