@@ -1538,6 +1538,11 @@ async fn canaries_never_reach_logs_files_or_the_terminal() {
         "{found:?}"
     );
     found.retain(|(f, _)| f != &notes);
+    // The UI snapshot files are searched too: the canaries, and no authorization header of any kind.
+    found.extend(leaks(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/snapshots"),
+        &[PHI, MRN, HF_TOKEN, "Bearer ", "Snowflake Token=\""],
+    ));
     assert!(found.is_empty(), "canaries found in files: {found:?}");
     for c in canaries {
         assert!(!printed.contains(c), "`{c}` was printed:\n{printed}");
