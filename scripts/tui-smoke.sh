@@ -2,7 +2,8 @@
 # Opens the TUI in tmux as a person would, on a fresh data dir, and checks what the screen shows:
 # the four tabs, the catalog's three models, LOCAL_CPU in Health, help, and that q leaves cleanly.
 # With the real MiniLM ($HUGFLAKE_TEST_MINILM_DIR, set by scripts/test-deps.sh) it also imports it
-# through the form and runs a semantic search in Query.
+# through the form, runs a semantic search in Query with a PHI-like text, and checks that the text
+# reached no log, database or daemon file.
 set -euo pipefail
 BIN=$(realpath "${1:-target/release/hugflake}")
 SIM=$(realpath "${2:-target/release/examples/hub-sim}")
@@ -73,9 +74,15 @@ if [ -n "${HUGFLAKE_TEST_MINILM_DIR:-}" ]; then
   tmux -L "$sock" send-keys -t smoke 4
   expect "ALL_MINILM_L6_V2_SVC" "Input · ENCODE · compare"
   tmux -L "$sock" send-keys -t smoke m e
-  tmux -L "$sock" send-keys -t smoke -l "toddler with an ear infection"
+  tmux -L "$sock" send-keys -t smoke -l "Jane Doe MRN 00012345 toddler with an ear infection"
   tmux -L "$sock" send-keys -t smoke C-s
   WAIT=30 expect "top notes of 30" "Toddler brought in for ear pulling"
+  # What was typed into Query (PHI-like) is in no log, database or daemon file (history is off).
+  if grep -rqs "00012345" "$tmp/state" "$tmp/data"; then
+    echo "FAILED: the query text reached $(grep -rls "00012345" "$tmp/state" "$tmp/data" | head -3)" >&2
+    exit 1
+  fi
+  passed=$((passed + 1))
   tmux -L "$sock" send-keys -t smoke 3
   expect "ALL_MINILM_L6_V2_SVC" "RUNNING"
 fi

@@ -1000,6 +1000,14 @@ async fn the_cli_speaks_to_snowflake_with_connection() {
     assert_eq!(code, 0, "{err}");
     let rows: Value = serde_json::from_str(&out).unwrap_or_default();
     assert_eq!(rows[0]["output"]["output"][0], 10.0, "{out}");
+    let (code, out, err) = tokio::task::spawn_blocking({
+        let run = run.clone();
+        move || run(&["--connection", "sim", "events", "all_minilm_l6_v2_svc"])
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("READY: Running"), "{out}");
 
     // Batch work runs in the account: the plan, then the cache flow (missing or stale rows only).
     s.sim.state().notes = vec![
