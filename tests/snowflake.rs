@@ -1340,15 +1340,15 @@ async fn snowflake_secrets_and_clinical_text_never_leak() {
         )
     };
     let mut printed = String::new();
-    let steps: Vec<(Vec<&str>, Option<&'static str>, i32)> = vec![
-        (vec!["--connection", "sim", "doctor"], None, 0),
-        (vec!["--connection", "kp", "doctor"], None, 0),
-        (vec!["--connection", "sim", "status", "--json"], None, 0),
-        (vec!["--connection", "kp", "status", "--json"], None, 0),
+    // (connection, arguments, injected fault, expected exit code)
+    let steps: Vec<(&str, Vec<&str>, Option<&'static str>, i32)> = vec![
+        ("sim", vec!["doctor"], None, 0),
+        ("kp", vec!["doctor"], None, 0),
+        ("sim", vec!["status", "--json"], None, 0),
+        ("kp", vec!["status", "--json"], None, 0),
         (
+            "sim",
             vec![
-                "--connection",
-                "sim",
                 "import",
                 "sentence-transformers/all-MiniLM-L6-v2",
                 "--task",
@@ -1360,33 +1360,20 @@ async fn snowflake_secrets_and_clinical_text_never_leak() {
             0,
         ),
         (
-            vec![
-                "--connection",
-                "sim",
-                "predict",
-                "all_minilm_l6_v2_svc",
-                "--text",
-                PHI,
-            ],
+            "sim",
+            vec!["predict", "all_minilm_l6_v2_svc", "--text", PHI],
             None,
             0,
         ),
         (
-            vec![
-                "--connection",
-                "sim",
-                "predict",
-                "no_such_svc",
-                "--text",
-                PHI,
-            ],
+            "sim",
+            vec!["predict", "no_such_svc", "--text", PHI],
             None,
             1,
         ),
         (
+            "sim",
             vec![
-                "--connection",
-                "sim",
                 "batch",
                 "embed",
                 "--service",
@@ -1397,25 +1384,17 @@ async fn snowflake_secrets_and_clinical_text_never_leak() {
             None,
             0,
         ),
-        (
-            vec!["--connection", "sim", "logs", "all_minilm_l6_v2_svc"],
-            None,
-            0,
-        ),
+        ("sim", vec!["logs", "all_minilm_l6_v2_svc"], None, 0),
         // A bug that formats a credential into a panic message: the report is scrubbed.
-        (
-            vec!["--connection", "sim", "status"],
-            Some("snowflake-credentials"),
-            101,
-        ),
-        (
-            vec!["--connection", "kp", "status"],
-            Some("snowflake-credentials"),
-            101,
-        ),
+        ("sim", vec!["status"], Some("snowflake-credentials"), 101),
+        ("kp", vec!["status"], Some("snowflake-credentials"), 101),
     ];
-    for (args, fault, want) in steps {
-        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    for (connection, rest, fault, want) in steps {
+        let args: Vec<String> = ["--connection", connection]
+            .iter()
+            .chain(rest.iter())
+            .map(|a| a.to_string())
+            .collect();
         let shown = args.join(" ");
         let run = run.clone();
         let (code, out) = tokio::task::spawn_blocking(move || run(args, fault))
