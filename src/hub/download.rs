@@ -851,6 +851,34 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_space_still_needed_counts_finished_and_partial_blobs() {
+        let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let entry = |oid: &str, size: u64| TreeEntry {
+            kind: "file".into(),
+            oid: oid.into(),
+            size,
+            path: format!("{oid}.bin"),
+            lfs: None,
+        };
+        let entries = [entry("done", 100), entry("half", 1000), entry("none", 50)];
+        fs::write(tmp.path().join("done"), vec![0u8; 100]).unwrap_or_else(|e| panic!("{e}"));
+        fs::write(tmp.path().join("half.incomplete"), vec![0u8; 400])
+            .unwrap_or_else(|e| panic!("{e}"));
+        // 0 for the finished blob, 600 left of the partial one, 50 for the missing one.
+        assert_eq!(still_to_write(&entries, tmp.path()), 650);
+        assert!(free_bytes(tmp.path()).is_some_and(|b| b > 0));
+        let full = DownloadError::DiskFull {
+            cache: tmp.path().to_path_buf(),
+            needs: Some((650, 10)),
+        }
+        .to_string();
+        assert!(
+            full.contains("is full (650 B still to download, 10 B free)"),
+            "{full}"
+        );
+    }
+
+    #[test]
     fn git_blob_ids_match_git() {
         let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let p = tmp.path().join("f");
