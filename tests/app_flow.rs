@@ -937,20 +937,17 @@ fn a_long_table_scrolls_with_the_cursor() {
     assert_eq!(marked.len(), 1, "{screen}");
     assert!(marked[0].contains("org/model-040"), "{screen}");
     assert!(!screen.contains("org/model-000"), "scrolled: {screen}");
+    let marked = |app: &hugflake::app::state::App, handle: &str| {
+        let screen = render(app);
+        assert!(
+            screen
+                .lines()
+                .any(|l| l.contains('▶') && l.contains(handle)),
+            "{handle} is not the marked row:\n{screen}"
+        );
+    };
     key(&mut app, KeyCode::Char('G'));
-    let screen = render(&app);
-    assert!(
-        screen
-            .lines()
-            .any(|l| l.contains('▶') && l.contains("org/model-499")),
-        "{screen}"
-    );
+    marked(&app, "org/model-499");
     key(&mut app, KeyCode::Char('g'));
-    let screen = render(&app);
-    assert!(
-        screen
-            .lines()
-            .any(|l| l.contains('▶') && l.contains("org/model-000")),
-        "{screen}"
-    );
+    marked(&app, "org/model-000");
 }

@@ -167,6 +167,12 @@ async fn wait_job(client: &LocalPlatform, id: &str, limit: Duration) -> JobDetai
     }
 }
 
+/// Submits an import and waits (at most 60 s) until its job ends.
+async fn import_to_end(client: &LocalPlatform, spec: &ImportSpec) -> JobDetail {
+    let job = client.import(spec).await.unwrap_or_else(|e| panic!("{e}"));
+    wait_job(client, &job.id, Duration::from_secs(60)).await
+}
+
 async fn wait_status(client: &LocalPlatform, service: &str, want: ServiceStatus, limit: Duration) {
     let start = Instant::now();
     loop {
@@ -630,41 +636,28 @@ async fn bad_imports_fail_clearly_and_leave_the_registry_intact() {
         );
     };
     // Unknown model.
-    let j = client
-        .import(&spec("fixtures/nope", "NOPE"))
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
     failed(
-        &wait_job(&client, &j.id, Duration::from_secs(30)).await,
+        &import_to_end(&client, &spec("fixtures/nope", "NOPE")).await,
         Stage::Resolve,
         "not found",
     );
     // A repo that asks to run its own code (config.json's auto_map): refused, nothing run.
-    let j = client
-        .import(&spec("fixtures/remote-code", "REMOTE"))
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
     failed(
-        &wait_job(&client, &j.id, Duration::from_secs(30)).await,
+        &import_to_end(&client, &spec("fixtures/remote-code", "REMOTE")).await,
         Stage::Resolve,
         "hugflake never runs repo code",
     );
     // Unsupported architecture.
-    let j = client
-        .import(&spec("fixtures/tiny-gpt", "GPT"))
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
     failed(
-        &wait_job(&client, &j.id, Duration::from_secs(30)).await,
+        &import_to_end(&client, &spec("fixtures/tiny-gpt", "GPT")).await,
         Stage::Resolve,
         "unsupported architecture `gpt2`",
     );
     // A checkpoint without a head, asked for entities.
     let mut s = spec("fixtures/tiny-bert", "TINY");
     s.task = Some("token-classification".into());
-    let j = client.import(&s).await.unwrap_or_else(|e| panic!("{e}"));
     failed(
-        &wait_job(&client, &j.id, Duration::from_secs(30)).await,
+        &import_to_end(&client, &s).await,
         Stage::Resolve,
         "no token-classification head",
     );
@@ -672,9 +665,8 @@ async fn bad_imports_fail_clearly_and_leave_the_registry_intact() {
     let mut s = spec("fixtures/tiny-bert-ner", "BIG");
     s.min_instances = 1000;
     s.max_instances = 1000;
-    let j = client.import(&s).await.unwrap_or_else(|e| panic!("{e}"));
     failed(
-        &wait_job(&client, &j.id, Duration::from_secs(30)).await,
+        &import_to_end(&client, &s).await,
         Stage::Resolve,
         "too big for compute pool LOCAL_CPU",
     );
@@ -1576,11 +1568,7 @@ async fn a_full_disk_fails_the_download_cleanly_and_retry_finishes_it() {
     std::os::unix::fs::symlink("/dev/full", &partial).unwrap_or_else(|e| panic!("{e}"));
     let client = p.serve().await;
 
-    let j = client
-        .import(&spec("fixtures/tiny-bert", "TINY"))
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let d = wait_job(&client, &j.id, Duration::from_secs(60)).await;
+    let d = import_to_end(&client, &spec("fixtures/tiny-bert", "TINY")).await;
     assert_eq!(d.summary.state, JobState::Failed);
     let msg = d.summary.error.clone().unwrap_or_default();
     assert!(
@@ -1606,17 +1594,18 @@ async fn a_full_disk_fails_the_download_cleanly_and_retry_finishes_it() {
     );
     assert!(client.models().await.unwrap_or_default().is_empty());
     assert!(client.services().await.unwrap_or_default().is_empty());
-    let (code, out, _) = p.run(&["jobs", &j.id]);
+    let id = d.summary.id.clone();
+    let (code, out, _) = p.run(&["jobs", &id]);
     assert_eq!(code, 0);
     assert!(out.contains("is full"), "{out}");
 
     // Space is back: the same job carries on and the model serves.
     std::fs::remove_file(&partial).unwrap_or_else(|e| panic!("{e}"));
     client
-        .retry_job(&j.id)
+        .retry_job(&id)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    let d = wait_job(&client, &j.id, Duration::from_secs(60)).await;
+    let d = wait_job(&client, &id, Duration::from_secs(60)).await;
     assert_eq!(d.summary.state, JobState::Done, "{:?}", d.summary.error);
     assert_eq!(std::fs::read(blobs.join(&blob)).ok(), Some(weights));
     assert_eq!(client.models().await.unwrap_or_default().len(), 1);
@@ -1634,11 +1623,7 @@ async fn batch_rides_out_an_instance_kill_and_resumes_after_a_daemon_kill() {
     )])
     .await;
     let client = p.serve().await;
-    let j = client
-        .import(&spec("fixtures/tiny-bert", "TINY"))
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let d = wait_job(&client, &j.id, Duration::from_secs(60)).await;
+    let d = import_to_end(&client, &spec("fixtures/tiny-bert", "TINY")).await;
     assert_eq!(d.summary.state, JobState::Done, "{:?}", d.summary.error);
     const N: usize = 6000;
     let notes = p.dir.path().join("notes.csv");

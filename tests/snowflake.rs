@@ -886,6 +886,18 @@ async fn wrong_credentials_and_unknown_statements_say_so() {
     assert!(matches!(err, Some(PlatformError::NotFound(_))), "{err:?}");
 }
 
+/// `batch embed` of the simulator's notes table through the MiniLM service, on connection `sim`.
+const EMBED_NOTES: [&str; 8] = [
+    "--connection",
+    "sim",
+    "batch",
+    "embed",
+    "--service",
+    "all_minilm_l6_v2_svc",
+    "--input",
+    "clinical_notes",
+];
+
 /// The binary on the Snowflake platform: `--connection` picks it; doctor shows each key's source
 /// with secrets masked; `status --json` and an import through the headless command.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1018,19 +1030,7 @@ async fn the_cli_speaks_to_snowflake_with_connection() {
     ];
     let batch = |extra: &[&str]| {
         let run = run.clone();
-        let mut args: Vec<String> = [
-            "--connection",
-            "sim",
-            "batch",
-            "embed",
-            "--service",
-            "all_minilm_l6_v2_svc",
-            "--input",
-            "clinical_notes",
-        ]
-        .iter()
-        .map(|a| a.to_string())
-        .collect();
+        let mut args: Vec<String> = EMBED_NOTES.iter().map(|a| a.to_string()).collect();
         args.extend(extra.iter().map(|a| a.to_string()));
         move || run(&args.iter().map(String::as_str).collect::<Vec<_>>())
     };
@@ -1191,22 +1191,11 @@ async fn the_cli_speaks_to_snowflake_with_connection() {
         .state()
         .notes
         .push(("5".into(), "Knee pain after football".into()));
-    let child = command(&[
-        "--connection",
-        "sim",
-        "batch",
-        "embed",
-        "--service",
-        "all_minilm_l6_v2_svc",
-        "--input",
-        "clinical_notes",
-        "--model-version",
-        "V2",
-    ])
-    .stdout(std::process::Stdio::null())
-    .stderr(std::process::Stdio::piped())
-    .spawn()
-    .unwrap_or_else(|e| panic!("{e}"));
+    let child = command(&[&EMBED_NOTES[..], &["--model-version", "V2"]].concat())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{e}"));
     let inserts = |st: &SimState| {
         st.statements
             .iter()

@@ -84,10 +84,23 @@ impl LocalPlatform {
         }
     }
 
-    fn count(&self, req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+    /// Sends one request (counted for `traffic`) and reads its whole answer; a transport failure
+    /// is `Unreachable` with its cause.
+    async fn exchange(
+        &self,
+        req: reqwest::RequestBuilder,
+        what: &str,
+    ) -> Result<(reqwest::StatusCode, axum::body::Bytes)> {
         self.requests
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        req
+        let unreachable = |e: reqwest::Error| PlatformError::Unreachable {
+            what: what.to_string(),
+            detail: describe(&e),
+        };
+        let resp = req.send().await.map_err(unreachable)?;
+        let status = resp.status();
+        let bytes = resp.bytes().await.map_err(unreachable)?;
+        Ok((status, bytes))
     }
 
     async fn call<T: DeserializeOwned>(&self, method: reqwest::Method, path: &str) -> Result<T> {
@@ -112,19 +125,7 @@ impl LocalPlatform {
         if let Some(w) = wait {
             req = req.timeout(w + Duration::from_secs(10));
         }
-        let resp = self
-            .count(req)
-            .send()
-            .await
-            .map_err(|e| PlatformError::Unreachable {
-                what: what.clone(),
-                detail: describe(&e),
-            })?;
-        let status = resp.status();
-        let bytes = resp.bytes().await.map_err(|e| PlatformError::Unreachable {
-            what: what.clone(),
-            detail: describe(&e),
-        })?;
+        let (status, bytes) = self.exchange(req, &what).await?;
         if status.is_success() {
             let bytes = if bytes.is_empty() {
                 &b"null"[..]
@@ -426,25 +427,16 @@ impl Platform for LocalPlatform {
         );
         let body = protocol::request(rows);
         let started = std::time::Instant::now();
-        let resp = self
-            .count(self.ingress.post(&url))
+        let req = self
+            .ingress
+            .post(&url)
             .header(
                 "Authorization",
                 format!("Snowflake Token=\"{}\"", token.expose()),
             )
             .timeout(Duration::from_secs(300))
-            .json(&body)
-            .send()
-            .await
-            .map_err(|e| PlatformError::Unreachable {
-                what: what.clone(),
-                detail: describe(&e),
-            })?;
-        let status = resp.status();
-        let bytes = resp.bytes().await.map_err(|e| PlatformError::Unreachable {
-            what: what.clone(),
-            detail: describe(&e),
-        })?;
+            .json(&body);
+        let (status, bytes) = self.exchange(req, &what).await?;
         let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
         let value: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
         if !status.is_success() {

@@ -311,11 +311,6 @@ async fn authenticate(State(state): State<Shared>, req: Request, next: Next) -> 
 /// A body over the cap is refused with what the cap is, in the API's error shape (axum's own
 /// rejection is a bare line of text). A declared length over the cap is refused before it is read.
 async fn explain_too_large(req: Request, next: Next) -> Response {
-    let declared = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
     let too_large = || {
         ApiError(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -327,7 +322,7 @@ async fn explain_too_large(req: Request, next: Next) -> Response {
         )
         .into_response()
     };
-    if declared.is_some_and(|n| n > MAX_CONTROL_BODY as u64) {
+    if super::declared_over(req.headers(), MAX_CONTROL_BODY) {
         return too_large();
     }
     let resp = next.run(req).await;

@@ -62,12 +62,7 @@ pub async fn refuse_oversized(
     req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
-    let declared = req
-        .headers()
-        .get(axum::http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > MAX_BODY as u64) {
+    if super::declared_over(req.headers(), MAX_BODY) {
         return too_large();
     }
     next.run(req).await

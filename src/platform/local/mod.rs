@@ -148,6 +148,16 @@ pub fn write_private(path: &Path, contents: &[u8]) -> std::io::Result<()> {
     fs::rename(&tmp, path)
 }
 
+/// True when a request declares (`Content-Length`) a body over `max` bytes: refused before a byte of
+/// it is read (a body extractor would wait for all of it).
+pub fn declared_over(headers: &axum::http::HeaderMap, max: usize) -> bool {
+    headers
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .is_some_and(|n| n > max as u64)
+}
+
 /// The token a request presents: `Authorization: Bearer <t>` or Snowflake's
 /// `Authorization: Snowflake Token="<t>"`.
 pub fn presented_token(headers: &axum::http::HeaderMap) -> Option<&str> {
