@@ -833,6 +833,22 @@ async fn snowflake(ctx: &Context, command: BatchCommand) -> Result<()> {
         );
         return Ok(());
     }
+    // Warehouse inference runs only on versions logged for it (SHOW VERSIONS `runnable_in`):
+    // refuse before anything runs, with what to do instead.
+    let options = match &command {
+        BatchCommand::Embed { snowflake: o, .. }
+        | BatchCommand::Search { snowflake: o, .. }
+        | BatchCommand::Entities { snowflake: o, .. } => Some(o),
+        BatchCommand::ClassifyImages { .. } => None,
+    };
+    if let Some(o) = options
+        && let Some(m) = &o.warehouse_model
+    {
+        let version = ident(o.model_version.as_deref().unwrap_or("V1"))?;
+        sf.check_warehouse(&qualified(m)?, &version)
+            .await
+            .map_err(|e| eyre!("{e}"))?;
+    }
     let timeout = Duration::from_secs(6 * 3600);
     let t0 = Instant::now();
     // Ctrl-C cancels the statement in the account (it would otherwise run on, spending credits).

@@ -5,126 +5,20 @@
 
 mod support;
 
-use std::collections::HashMap;
-use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
-use hugflake::domain::{ImportSpec, JobState, PoolState, ServiceStatus, Stage, StageState};
-use hugflake::paths::Env;
+use hugflake::domain::{JobState, PoolState, ServiceStatus, Stage, StageState};
 use hugflake::platform::snowflake::auth::Signer;
 use hugflake::platform::snowflake::connection;
 use hugflake::platform::snowflake::ident::{Ident, Qualified};
 use hugflake::platform::snowflake::{InferenceRoute, SnowflakePlatform, jobs, statements};
 use hugflake::platform::{Platform, PlatformError};
 use serde_json::{Value, json};
-use support::snowflake_server::{PAT, SimState, SnowflakeSim};
+use support::snowflake_server::{PAT, SimState};
 
-struct Vars(HashMap<String, String>);
-impl Env for Vars {
-    fn var(&self, key: &str) -> Option<String> {
-        self.0.get(key).cloned()
-    }
-}
-
-fn vars(pairs: &[(&str, String)]) -> Vars {
-    Vars(
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.clone()))
-            .collect(),
-    )
-}
-
-struct Setup {
-    dir: tempfile::TempDir,
-    sim: SnowflakeSim,
-}
-
-impl Setup {
-    async fn new() -> Setup {
-        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        let sim = SnowflakeSim::start().await;
-        sim.state().step = Duration::from_millis(300);
-        Setup { dir, sim }
-    }
-
-    fn env(&self, auth: &[(&str, String)]) -> Vars {
-        let mut pairs = vec![
-            (
-                "SNOWFLAKE_HOME",
-                self.dir.path().join("sf").display().to_string(),
-            ),
-            (
-                "SNOWFLAKE_CONNECTIONS_SIM_ACCOUNT",
-                "sim12345.us-east-1".to_string(),
-            ),
-            ("SNOWFLAKE_CONNECTIONS_SIM_USER", "hugflake".to_string()),
-            ("SNOWFLAKE_CONNECTIONS_SIM_DATABASE", "ml".to_string()),
-            ("SNOWFLAKE_CONNECTIONS_SIM_SCHEMA", "public".to_string()),
-            ("SNOWFLAKE_CONNECTIONS_SIM_ROLE", "ML_ENGINEER".to_string()),
-            ("SNOWFLAKE_CONNECTIONS_SIM_WAREHOUSE", "ML_WH".to_string()),
-            ("SNOWFLAKE_CONNECTIONS_SIM_HOST", "127.0.0.1".to_string()),
-            (
-                "SNOWFLAKE_CONNECTIONS_SIM_PORT",
-                self.sim.addr.port().to_string(),
-            ),
-            ("SNOWFLAKE_CONNECTIONS_SIM_PROTOCOL", "http".to_string()),
-        ];
-        pairs.extend(auth.iter().cloned());
-        vars(&pairs)
-    }
-
-    fn platform(&self, route: InferenceRoute) -> SnowflakePlatform {
-        let env = self.env(&[
-            (
-                "SNOWFLAKE_CONNECTIONS_SIM_AUTHENTICATOR",
-                "PROGRAMMATIC_ACCESS_TOKEN".into(),
-            ),
-            ("SNOWFLAKE_CONNECTIONS_SIM_TOKEN", PAT.into()),
-        ]);
-        let conn = connection::load(&env, self.dir.path(), Some("sim"), &[])
-            .unwrap_or_else(|e| panic!("{e}"));
-        let mut p = SnowflakePlatform::new(&conn, &env, &self.dir.path().join("data"), route)
-            .unwrap_or_else(|e| panic!("{e}"))
-            .with_poll_every(Duration::from_millis(100));
-        let api = std::sync::Arc::get_mut(&mut p.api).map(|a| {
-            a.pacing.first_poll = Duration::from_millis(50);
-            a.pacing.first_retry = Duration::from_millis(20);
-            a.pacing.request_timeout = Duration::from_secs(2);
-        });
-        assert!(api.is_some());
-        p
-    }
-}
-
-fn spec(handle: &str, task: &str, model: &str) -> ImportSpec {
-    let mut s = ImportSpec::with_defaults(handle, "ML_CPU_POOL");
-    s.task = Some(task.into());
-    s.model = model.into();
-    s.service = format!("{model}_SVC");
-    s
-}
-
-async fn wait_job(p: &SnowflakePlatform, id: &str) -> hugflake::domain::JobDetail {
-    let start = Instant::now();
-    loop {
-        let d = p
-            .job(id, None, Some(Duration::from_millis(300)))
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
-        if !matches!(d.summary.state, JobState::Queued | JobState::Running) {
-            return d;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "job still {:?} at {:?}",
-            d.summary.state,
-            d.summary.stage
-        );
-    }
-}
+use support::sim_setup::{Setup, keys, openssl, spec, wait_job};
 
 #[test]
 fn statements_are_golden() {
@@ -258,6 +152,7 @@ models:
     hf_model_kwargs: '{}'
   log_model_args:
     target_platforms:
+    - WAREHOUSE
     - SNOWPARK_CONTAINER_SERVICES
     comment: imported by hugflake
 "
@@ -276,7 +171,6 @@ service:
   ingress_enabled: true
   min_instances: 0
   max_instances: 1
-  autocapture: false
 "
     );
     let ner = spec("d4data/biomedical-ner-all", "token-classification", "NER");
@@ -293,62 +187,6 @@ service:
     .err()
     .unwrap_or_default();
     assert!(err.contains("open_clip"), "{err}");
-}
-
-fn openssl(args: &[&str], input: Option<&[u8]>) -> Vec<u8> {
-    use std::io::Write;
-    let mut child = Command::new("openssl")
-        .args(args)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("openssl: {e}"));
-    if let Some(i) = input
-        && let Some(mut stdin) = child.stdin.take()
-    {
-        let _ = stdin.write_all(i);
-    }
-    let out = child.wait_with_output().unwrap_or_else(|e| panic!("{e}"));
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
-}
-
-fn keys(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
-    let plain = dir.join("rsa_key.p8");
-    let enc = dir.join("rsa_key_enc.p8");
-    openssl(
-        &[
-            "genpkey",
-            "-algorithm",
-            "RSA",
-            "-pkeyopt",
-            "rsa_keygen_bits:2048",
-            "-out",
-            plain.to_str().unwrap_or(""),
-        ],
-        None,
-    );
-    openssl(
-        &[
-            "pkcs8",
-            "-topk8",
-            "-v2",
-            "aes-256-cbc",
-            "-in",
-            plain.to_str().unwrap_or(""),
-            "-out",
-            enc.to_str().unwrap_or(""),
-            "-passout",
-            "pass:canary-passphrase",
-        ],
-        None,
-    );
-    (plain, enc)
 }
 
 #[test]
@@ -547,7 +385,11 @@ async fn import_and_health_through_the_platform_trait() {
         .find(|(q, _)| q == "SELECT SYSTEM$IMPORT_MODEL(?)")
         .unwrap_or_else(|| panic!("no import in {st:?}"));
     assert!(import.1[0].contains("hf_model_name: sentence-transformers/all-MiniLM-L6-v2"));
-    assert!(st.iter().any(|(q, b)| q == "CALL SYSTEM$DEPLOY_MODEL(?)" && b[0].contains("autocapture: false")));
+    // Autocapture is left out of the spec (off), as snowflake-ml-python leaves it out.
+    assert!(
+        st.iter()
+            .any(|(q, b)| q == "CALL SYSTEM$DEPLOY_MODEL(?)" && !b[0].contains("autocapture"))
+    );
 
     // Health and inference on the new service.
     let services = p.services().await.unwrap_or_default();

@@ -36,6 +36,9 @@ pub struct ImportForm {
     /// On Snowflake: the database and schema the import goes to (the plan then shows the exact
     /// statements and specs).
     pub snowflake: Option<(String, String)>,
+    /// The repo's library when known (Hub details or the catalog): Snowflake refuses the ones its
+    /// import cannot serve.
+    pub library: Option<String>,
 }
 
 impl ImportForm {
@@ -83,6 +86,7 @@ impl ImportForm {
             notes,
             service_edited: false,
             snowflake: None,
+            library: None,
         }
     }
 
@@ -212,6 +216,7 @@ impl ImportForm {
             max_instances: max,
             token_secret: Some(self.value(FieldKey::TokenSecret).trim().to_string())
                 .filter(|t| !t.is_empty()),
+            library: self.library.clone(),
         })
     }
 

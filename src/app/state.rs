@@ -1705,6 +1705,10 @@ impl App {
             |p| p.0,
         );
         let mut form = ImportForm::new(&c.handle, task.as_deref(), &pool_name, notes);
+        form.library = details
+            .as_ref()
+            .and_then(|d| d.library.clone())
+            .or_else(|| c.library.clone());
         if self.platform_kind == PlatformKind::Snowflake
             && let Some((d, sc)) = self.snapshot.data.as_ref().and_then(|s| {
                 s.status

@@ -94,11 +94,11 @@ pub fn embed(
         },
         Statement {
             purpose: "embed only the notes without a current embedding".into(),
-            // `R:"output"` is the ENCODE result's one field (SNOWFLAKE.md §2); casting it from
-            // VARIANT to VECTOR is (?) until the live suite confirms it.
+            // `R:"output"` is the ENCODE result's one field (SNOWFLAKE.md §2). VECTOR is cast from
+            // ARRAY (the documented source type), so the VARIANT goes through ARRAY first.
             sql: format!(
                 "INSERT INTO {cache} (NOTE_ID, EMBEDDING, MODEL, MODEL_VERSION, CONTENT_HASH, COMPUTED_AT) \
-                 SELECT s.NOTE_ID, s.R:\"output\"::VECTOR(FLOAT, {dim}), ?, ?, s.CONTENT_HASH, \
+                 SELECT s.NOTE_ID, s.R:\"output\"::ARRAY::VECTOR(FLOAT, {dim}), ?, ?, s.CONTENT_HASH, \
                  CURRENT_TIMESTAMP()::TIMESTAMP_NTZ FROM (SELECT TO_VARCHAR(t.{id}) AS NOTE_ID, {hash} AS CONTENT_HASH, \
                  {call} AS R FROM {t} t WHERE t.{text} IS NOT NULL AND LENGTH(TRIM(t.{text})) > 0 \
                  AND NOT EXISTS (SELECT 1 FROM {cache} c WHERE c.NOTE_ID = TO_VARCHAR(t.{id}) AND c.MODEL = ? \
@@ -145,7 +145,7 @@ pub fn search(
         purpose: format!("the {k} notes most similar to the query"),
         sql: format!(
             "SELECT c.NOTE_ID, VECTOR_COSINE_SIMILARITY(c.EMBEDDING, q.V) AS SCORE FROM {cache} c, \
-             (SELECT R:\"output\"::VECTOR(FLOAT, {dim}) AS V FROM (SELECT {call} AS R)) q \
+             (SELECT R:\"output\"::ARRAY::VECTOR(FLOAT, {dim}) AS V FROM (SELECT {call} AS R)) q \
              WHERE c.MODEL = ? AND c.MODEL_VERSION = ? ORDER BY SCORE DESC, c.NOTE_ID LIMIT {k}",
             call = target.call(method, "?"),
         ),

@@ -108,6 +108,11 @@ pub fn snowflake_verdict(library: &str, task: &str, has_head: Option<bool>) -> S
         (_, t @ ("zero-shot-classification" | "text-classification" | "fill-mask")) => {
             yes(t, &["__CALL__"], "a transformers pipeline with an automatic signature")
         }
+        (_, "zero-shot-image-classification") => yes(
+            "zero-shot-image-classification",
+            &["__CALL__"],
+            "a transformers pipeline: inputs `images` (bytes) and `candidate_labels`, output labels with scores",
+        ),
         (_, t) => SnowflakeVerdict {
             supported: None,
             task: None,

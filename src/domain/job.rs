@@ -126,6 +126,10 @@ pub struct ImportSpec {
     /// token never leaves this machine). Ignored locally, where the HF token is used directly.
     #[serde(default)]
     pub token_secret: Option<String>,
+    /// The repo's library (`transformers`, `sentence-transformers`, `open_clip`...), when the
+    /// caller knows it: Snowflake refuses libraries its import cannot serve before starting.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub library: Option<String>,
 }
 
 fn main_revision() -> String {
@@ -148,6 +152,7 @@ impl ImportSpec {
             min_instances: 1,
             max_instances: 1,
             token_secret: None,
+            library: None,
         }
     }
 }

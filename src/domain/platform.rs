@@ -331,8 +331,25 @@ pub struct ModelVersion {
     pub files: Vec<VersionFile>,
     pub total_bytes: u64,
     pub functions: Vec<Function>,
+    /// The services serving this version, fully qualified on Snowflake (job services left out).
     pub inference_services: Vec<String>,
+    /// Where the version may run: `WAREHOUSE`, `SNOWPARK_CONTAINER_SERVICES` (Snowflake's SHOW
+    /// VERSIONS `runnable_in`); empty when the platform does not say (locally: its services).
+    #[serde(default)]
+    pub runnable_in: Vec<String>,
+    /// Snowflake's ML task for the version (`model_attributes.task`, e.g.
+    /// `TABULAR_BINARY_CLASSIFICATION`): Snowflake's own enum, not a Hugging Face task.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snowflake_ml_task: Option<String>,
     pub created_on: DateTime<Utc>,
+}
+
+impl ModelVersion {
+    /// Whether warehouse inference (`MODEL(m, v)!METHOD`) may be offered: the platform says the
+    /// version runs in a warehouse, or says nothing.
+    pub fn runs_in_warehouse(&self) -> bool {
+        self.runnable_in.is_empty() || self.runnable_in.iter().any(|r| r == "WAREHOUSE")
+    }
 }
 
 /// A file of a model version, as it was verified.

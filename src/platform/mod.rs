@@ -66,6 +66,12 @@ pub struct Snapshot {
 pub trait Platform: Send + Sync {
     fn kind(&self) -> PlatformKind;
 
+    /// The name under which a model version lists a service among its inference services:
+    /// the name itself locally, the fully qualified name on Snowflake.
+    fn service_key(&self, service: &str) -> String {
+        service.to_string()
+    }
+
     /// What this client has sent so far: HTTP requests, and SQL statements where the platform
     /// speaks SQL (`hugflake doctor` shows the cost of one refresh from the difference).
     fn traffic(&self) -> Traffic;
@@ -189,6 +195,12 @@ impl std::ops::Sub for Traffic {
     }
 }
 
+/// HTTP statuses that mean "busy or not up yet, ask again": throttled, bad gateway, unavailable,
+/// gateway timeout.
+pub fn transient_status(status: u16) -> bool {
+    matches!(status, 429 | 502 | 503 | 504)
+}
+
 /// Fetches a whole snapshot, the calls running concurrently.
 pub async fn snapshot(platform: &dyn Platform) -> Result<Snapshot> {
     let (status, pools, services, models, jobs) = tokio::try_join!(
@@ -226,12 +238,13 @@ pub async fn service_functions(
             .map(|x| x.functions)
             .unwrap_or_default());
     }
+    let key = platform.service_key(service);
     for m in platform.models().await? {
         if let Some(v) = platform
             .versions(&m.name)
             .await?
             .into_iter()
-            .find(|v| v.inference_services.iter().any(|s| s.ends_with(service)))
+            .find(|v| v.inference_services.contains(&key))
         {
             return Ok(v.functions);
         }

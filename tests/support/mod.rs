@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod hub_server;
+pub mod sim_setup;
 pub mod snowflake_server;
 
 use chrono::{DateTime, TimeZone, Utc};

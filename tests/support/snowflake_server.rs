@@ -5,6 +5,15 @@
 //! time (MODEL_LOGGING_ → MODEL_BUILD_ → service containers READY, logs growing), failures on
 //! demand, and a REST ingress that checks the `Snowflake Token` header.
 //!
+//! It enforces the documented rules a real account applies (SNOWFLAKE.md §8): role and warehouse
+//! in the request body are case-sensitive names (an unknown role is refused, an unknown or missing
+//! warehouse leaves none for statements that need one); VECTOR is cast from ARRAY, never straight
+//! from VARIANT; `MODEL(m, v)!` runs only on versions logged for WAREHOUSE (SHOW VERSIONS
+//! `runnable_in`); the ingress refuses a token scoped to PUBLIC for a service another role owns;
+//! services answer only the methods their version has (`__call__` alone for pipelines, with their
+//! own inputs); inline deployment specs need the capability; job services live in the model's
+//! and the service's schema.
+//!
 //! It is a simulator, not Snowflake: statements it does not know answer 422 with the text.
 //! Choices where Snowflake's behaviour is not documented: an unknown handle answers 422 (not
 //! 400); cancel answers 200 with `{"code": "000604"}`.
@@ -38,6 +47,8 @@ pub struct Pool {
 
 #[derive(Clone, Debug)]
 pub struct Svc {
+    pub database: String,
+    pub schema: String,
     pub name: String,
     pub status: String,
     pub pool: String,
@@ -48,6 +59,10 @@ pub struct Svc {
     pub container: String,
     pub min_instances: u32,
     pub max_instances: u32,
+    /// The model version a service serves (model, version).
+    pub serves: Option<(String, String)>,
+    /// The role that owns it.
+    pub owner: String,
 }
 
 #[derive(Clone, Debug)]
@@ -56,6 +71,8 @@ pub struct Version {
     pub name: String,
     pub task: String,
     pub functions: Vec<&'static str>,
+    /// `target_platforms` of the import spec: SHOW VERSIONS `runnable_in`.
+    pub runnable_in: Vec<String>,
 }
 
 enum Work {
@@ -69,11 +86,13 @@ enum Work {
         logging: String,
     },
     Deploy {
-        service: String,
+        service: (String, String, String),
         pool: String,
-        build: String,
+        build: Option<String>,
         min: u32,
         max: u32,
+        serves: (String, String),
+        owner: String,
     },
 }
 
@@ -104,6 +123,13 @@ pub struct Faults {
     /// A batch INSERT runs for this long, then fails (the service call ran out of memory); as in
     /// Snowflake, a failed statement writes no row.
     pub batch_fails: Option<Duration>,
+    /// `SYSTEM$ML_PLATFORM_CAPABILITIES()` without the inline deployment spec capability; a
+    /// deploy with an inline spec then fails (after the import ran).
+    pub no_inline_specs: bool,
+    /// The deploy reuses an image: no MODEL_BUILD_ job runs.
+    pub reuse_image: bool,
+    /// The deploy statement returns but the service never appears.
+    pub service_never_appears: bool,
 }
 
 pub struct SimState {
@@ -115,6 +141,17 @@ pub struct SimState {
     pub tokens: Vec<String>,
     pub faults: Faults,
     pub ingress_calls: u32,
+    /// JWT → OAuth exchanges, with the scope each asked for.
+    pub oauth_scopes: Vec<String>,
+    /// Roles that exist (upper-case, as Snowflake stores unquoted names), the user's default role,
+    /// and warehouses.
+    pub roles: Vec<String>,
+    pub default_role: String,
+    pub warehouses: Vec<String>,
+    /// The user's DEFAULT_WAREHOUSE, used when a request names none.
+    pub default_warehouse: Option<String>,
+    /// The role and warehouse each request's body named (None: left out).
+    pub contexts: Vec<(Option<String>, Option<String>)>,
     pub secrets: Vec<String>,
     /// The table CLINICAL_NOTES: (NOTE_ID, NOTE_TEXT).
     pub notes: Vec<(String, String)>,
@@ -174,6 +211,12 @@ impl SnowflakeSim {
             tokens: Vec::new(),
             faults: Faults::default(),
             ingress_calls: 0,
+            oauth_scopes: Vec::new(),
+            roles: vec!["ML_ENGINEER".into(), "PUBLIC".into(), "SYSADMIN".into()],
+            default_role: "ML_ENGINEER".into(),
+            warehouses: vec!["ML_WH".into()],
+            default_warehouse: Some("ML_WH".into()),
+            contexts: Vec::new(),
             secrets: vec!["HF_TOKEN".into()],
             notes: Vec::new(),
             cache: HashMap::new(),
@@ -191,8 +234,7 @@ impl SnowflakeSim {
             .route("/api/v2/statements/{handle}", get(status))
             .route("/api/v2/statements/{handle}/cancel", post(cancel))
             .route("/oauth/token", post(oauth))
-            .route("/encode", post(ingress))
-            .route("/--call--", post(ingress))
+            .route("/{svc}/{method}", post(ingress))
             .with_state(state.clone());
         let stop = shutdown.clone();
         tokio::spawn(async move {
@@ -303,6 +345,31 @@ fn job_hash(handle: &str) -> String {
     d.iter().map(|b| format!("{b:02x}")).collect::<String>()[..8].to_ascii_uppercase()
 }
 
+/// `DB.SCHEMA.NAME` → its three parts (quotes dropped); a bare name is in ML.PUBLIC.
+fn fq_parts(fq: &str) -> (String, String, String) {
+    let p: Vec<String> = fq
+        .trim()
+        .split('.')
+        .map(|x| x.trim().trim_matches('"').to_string())
+        .collect();
+    match p.as_slice() {
+        [d, s, n] => (d.clone(), s.clone(), n.clone()),
+        [s, n] => ("ML".into(), s.clone(), n.clone()),
+        _ => ("ML".into(), "PUBLIC".into(), p.concat()),
+    }
+}
+
+impl Svc {
+    fn is(&self, fq: &str) -> bool {
+        let (d, s, n) = fq_parts(fq);
+        self.database == d && self.schema == s && self.name == n
+    }
+
+    fn fq(&self) -> String {
+        format!("{}.{}.{}", self.database, self.schema, self.name)
+    }
+}
+
 fn last_part(fq: &str) -> String {
     fq.rsplit('.')
         .next()
@@ -362,7 +429,7 @@ fn tick(st: &mut SimState) {
                 } else {
                     st.versions.push(version);
                 }
-                if let Some(j) = st.services.iter_mut().find(|x| x.name == logging) {
+                if let Some(j) = st.services.iter_mut().find(|x| x.is(&logging)) {
                     j.status = "DONE".into();
                 }
             }
@@ -372,16 +439,24 @@ fn tick(st: &mut SimState) {
                 build,
                 min,
                 max,
+                serves,
+                owner,
             }) => {
-                let failed = st
-                    .services
-                    .iter()
-                    .any(|x| x.name == build && x.status == "FAILED");
+                let failed = build
+                    .as_ref()
+                    .is_some_and(|b| st.services.iter().any(|x| x.is(b) && x.status == "FAILED"));
+                let fq = format!("{}.{}.{}", service.0, service.1, service.2);
                 if failed {
-                    r.result = Err(("100358".into(), format!("image build {build} failed")));
-                } else if !st.services.iter().any(|x| x.name == service) {
+                    r.result = Err((
+                        "100358".into(),
+                        format!("image build {} failed", build.unwrap_or_default()),
+                    ));
+                } else if st.faults.service_never_appears {
+                } else if !st.services.iter().any(|x| x.is(&fq)) {
                     st.services.push(Svc {
-                        name: service,
+                        database: service.0,
+                        schema: service.1,
+                        name: service.2,
                         status: "PENDING".into(),
                         pool,
                         is_job: false,
@@ -391,6 +466,8 @@ fn tick(st: &mut SimState) {
                         container: "model-inference".into(),
                         min_instances: min,
                         max_instances: max,
+                        serves: Some(serves),
+                        owner,
                     });
                 }
             }
@@ -522,8 +599,12 @@ fn answer(st: &mut SimState, handle: &str, sql: &str, binds: &[String]) -> Respo
             vec![vec![
                 s("SIM12345"),
                 s("HUGFLAKE"),
-                s("ML_ENGINEER"),
-                s("ML_WH"),
+                s(&current_role(st)),
+                match st.contexts.last().and_then(|(_, w)| w.clone()) {
+                    Some(w) if st.warehouses.contains(&w) => s(&w),
+                    Some(_) => Value::Null,
+                    None => st.default_warehouse.as_deref().map_or(Value::Null, s),
+                },
                 s("9.38.1"),
             ]],
             0,
@@ -531,17 +612,19 @@ fn answer(st: &mut SimState, handle: &str, sql: &str, binds: &[String]) -> Respo
     }
     if let Some(rest) = upper.strip_prefix("SHOW SERVICES IN SCHEMA ") {
         let (db, sc) = rest.split_once('.').unwrap_or(("", ""));
+        let (db, sc) = (db.trim_matches('"'), sc.trim_matches('"'));
         let rows: Vec<Vec<Value>> = st
             .services
             .iter()
+            .filter(|x| x.database == db && x.schema == sc)
             .map(|x| {
                 let running = x.status == "RUNNING";
                 vec![
                     s(&x.name),
                     s(&x.status),
-                    s(db),
-                    s(sc),
-                    s("ML_ENGINEER"),
+                    s(&x.database),
+                    s(&x.schema),
+                    s(&x.owner),
                     s(&x.pool),
                     s(&format!("{}.sim.svc.spcs.internal", x.name.to_lowercase())),
                     s(if running { "1" } else { "0" }),
@@ -627,11 +710,15 @@ fn answer(st: &mut SimState, handle: &str, sql: &str, binds: &[String]) -> Respo
         let rows = vs
             .iter()
             .map(|v| {
+                // Fully qualified names; the image build jobs are listed too, as Snowflake does.
                 let services: Vec<String> = st
                     .services
                     .iter()
-                    .filter(|x| !x.is_job)
-                    .map(|x| x.name.clone())
+                    .filter(|x| {
+                        x.serves.as_ref() == Some(&(v.model.clone(), v.name.clone()))
+                            && (!x.is_job || x.name.starts_with("MODEL_BUILD_"))
+                    })
+                    .map(Svc::fq)
                     .collect();
                 vec![
                     s("1764100000.000000000"),
@@ -642,7 +729,9 @@ fn answer(st: &mut SimState, handle: &str, sql: &str, binds: &[String]) -> Respo
                     s(&json!(v.functions).to_string()),
                     s("{}"),
                     s(&serde_json::to_string_pretty(&services).unwrap_or_default()),
-                    s(&json!({"task": v.task, "framework": "huggingface_pipeline"}).to_string()),
+                    // Snowflake's ML task enum, not the Hugging Face task.
+                    s(&json!({"task": "UNKNOWN", "framework": "huggingface_pipeline", "hf_task": v.task}).to_string()),
+                    s(&serde_json::to_string_pretty(&v.runnable_in).unwrap_or_default()),
                 ]
             })
             .collect();
@@ -658,6 +747,7 @@ fn answer(st: &mut SimState, handle: &str, sql: &str, binds: &[String]) -> Respo
                 "metadata",
                 "inference_services",
                 "model_attributes",
+                "runnable_in",
             ],
             rows,
             0,
@@ -679,10 +769,11 @@ fn answer(st: &mut SimState, handle: &str, sql: &str, binds: &[String]) -> Respo
             .functions
             .iter()
             .map(|f| {
-                let (arg, ret) = if *f == "__CALL__" {
-                    ("INPUTS VARCHAR", "OBJECT")
+                let ret = "OBJECT";
+                let arg = if *f == "__CALL__" {
+                    call_arguments(&ver.task)
                 } else {
-                    ("SENTENCE VARCHAR", "OBJECT")
+                    "SENTENCE VARCHAR"
                 };
                 vec![
                     s(f),
@@ -709,8 +800,7 @@ fn answer(st: &mut SimState, handle: &str, sql: &str, binds: &[String]) -> Respo
         );
     }
     if let Some(rest) = upper.strip_prefix("SHOW SERVICE CONTAINERS IN SERVICE ") {
-        let name = last_part(rest);
-        let Some(x) = st.services.iter().find(|x| x.name == name) else {
+        let Some(x) = st.services.iter().find(|x| x.is(rest)) else {
             return error(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "002003",
@@ -727,8 +817,8 @@ fn answer(st: &mut SimState, handle: &str, sql: &str, binds: &[String]) -> Respo
             _ => ("PENDING", "PENDING"),
         };
         let rows = vec![vec![
-            s("ML"),
-            s("PUBLIC"),
+            s(&x.database),
+            s(&x.schema),
             s(&x.name),
             s(&x.status),
             s("0"),
@@ -767,8 +857,7 @@ fn answer(st: &mut SimState, handle: &str, sql: &str, binds: &[String]) -> Respo
         );
     }
     if let Some(rest) = upper.strip_prefix("SHOW ENDPOINTS IN SERVICE ") {
-        let name = last_part(rest);
-        let Some(x) = st.services.iter().find(|x| x.name == name) else {
+        let Some(x) = st.services.iter().find(|x| x.is(rest)) else {
             return error(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "002003",
@@ -777,8 +866,9 @@ fn answer(st: &mut SimState, handle: &str, sql: &str, binds: &[String]) -> Respo
                 Some(handle),
             );
         };
+        // One port for every service here: the service is the first path segment.
         let url = if x.status == "RUNNING" {
-            format!("127.0.0.1:{}", st.ingress_port)
+            format!("127.0.0.1:{}/{}", st.ingress_port, x.fq())
         } else {
             "Endpoints provisioning in progress... check back in a few minutes".into()
         };
@@ -875,8 +965,8 @@ fn answer(st: &mut SimState, handle: &str, sql: &str, binds: &[String]) -> Respo
         "SELECT TIMESTAMP, SEVERITY, EVENT_NAME, EVENT_DETAILS, INSTANCE_ID, CONTAINER_NAME FROM TABLE(",
     ) {
         // <svc>!SPCS_GET_EVENTS(): the platform events of a service, as SPCS records them.
-        let name = last_part(rest.split('!').next().unwrap_or(""));
-        let Some(svc) = st.services.iter().find(|x| x.name == name) else {
+        let name = rest.split('!').next().unwrap_or("");
+        let Some(svc) = st.services.iter().find(|x| x.is(name)) else {
             return error(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "002003",
@@ -918,11 +1008,14 @@ fn answer(st: &mut SimState, handle: &str, sql: &str, binds: &[String]) -> Respo
         );
     }
     if upper == "CALL SYSTEM$GET_SERVICE_LOGS(?, ?, ?)" {
-        let name = last_part(binds.first().map_or("", String::as_str));
+        let name = binds
+            .first()
+            .map_or("", String::as_str)
+            .to_ascii_uppercase();
         let logs = st
             .services
             .iter()
-            .find(|x| x.name == name)
+            .find(|x| x.is(&name))
             .map(|x| x.logs.join("\n"))
             .unwrap_or_default();
         return result(
@@ -967,8 +1060,7 @@ fn answer(st: &mut SimState, handle: &str, sql: &str, binds: &[String]) -> Respo
     }
     if let Some(rest) = upper.strip_prefix("ALTER SERVICE ") {
         let (fq, action) = rest.rsplit_once(' ').unwrap_or((rest, ""));
-        let name = last_part(fq);
-        let Some(x) = st.services.iter_mut().find(|x| x.name == name) else {
+        let Some(x) = st.services.iter_mut().find(|x| x.is(fq)) else {
             return error(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "002003",
@@ -991,7 +1083,7 @@ fn answer(st: &mut SimState, handle: &str, sql: &str, binds: &[String]) -> Respo
     }
     if let Some(rest) = upper.strip_prefix("DROP SERVICE ") {
         let name = last_part(rest);
-        st.services.retain(|x| x.name != name);
+        st.services.retain(|x| !x.is(rest));
         return result(
             handle,
             &["status"],
@@ -999,13 +1091,30 @@ fn answer(st: &mut SimState, handle: &str, sql: &str, binds: &[String]) -> Respo
             0,
         );
     }
+    if upper.starts_with("SELECT SYSTEM$ML_PLATFORM_CAPABILITIES()") {
+        let caps = if st.faults.no_inline_specs {
+            json!({"ENABLE_PIP_ONLY_PACKAGING": true})
+        } else {
+            json!({"ENABLE_INLINE_DEPLOYMENT_SPEC_FROM_CLIENT_VERSION": "1.8.6", "ENABLE_PIP_ONLY_PACKAGING": true})
+        };
+        return result(
+            handle,
+            &["SYSTEM$ML_PLATFORM_CAPABILITIES()"],
+            vec![vec![s(&caps.to_string())]],
+            0,
+        );
+    }
     if upper.starts_with("SELECT SYSTEM$IMPORT_MODEL(?)") {
         let spec: serde_yaml_value::Spec =
             serde_yaml_value::parse(binds.first().map_or("", String::as_str));
-        let logging = format!("MODEL_LOGGING_{}", job_hash(handle));
+        // The logging job runs in the model's database.schema.
+        let (mdb, msc, mname) = fq_parts(&spec.model_name);
+        let logging = format!("{mdb}.{msc}.MODEL_LOGGING_{}", job_hash(handle));
         let step = st.step;
         st.services.push(Svc {
-            name: logging.clone(),
+            database: mdb,
+            schema: msc,
+            name: format!("MODEL_LOGGING_{}", job_hash(handle)),
             status: "RUNNING".into(),
             pool: spec.compute_pool.clone(),
             is_job: true,
@@ -1018,29 +1127,43 @@ fn answer(st: &mut SimState, handle: &str, sql: &str, binds: &[String]) -> Respo
             container: "model-logging".into(),
             min_instances: 1,
             max_instances: 1,
+            serves: None,
+            owner: current_role(st),
         });
-        let functions = if spec.task.as_deref() == Some("token-classification") {
-            vec!["__CALL__"]
-        } else {
+        let task = spec
+            .task
+            .clone()
+            .unwrap_or_else(|| "sentence-transformers".into());
+        let functions = if task == "sentence-transformers" {
             vec!["ENCODE", "ENCODE_QUERY", "ENCODE_DOCUMENT"]
+        } else {
+            // Every transformers pipeline answers `__call__` only.
+            vec!["__CALL__"]
         };
+        // open_clip repos are not transformers pipelines: logging fails server-side.
+        let open_clip = spec.hf_model_name.contains("BiomedCLIP");
         st.running.insert(
             handle.to_string(),
             Running {
                 done_at: Instant::now() + step * 2,
                 work: Some(Work::Import {
                     version: Version {
-                        model: last_part(&spec.model_name),
+                        model: mname,
                         name: spec.version_name.clone(),
-                        task: spec
-                            .task
-                            .clone()
-                            .unwrap_or_else(|| "sentence-transformers".into()),
+                        task,
                         functions,
+                        runnable_in: spec.target_platforms.clone(),
                     },
                     logging,
                 }),
-                result: Ok(vec![vec![s("Model imported successfully.")]]),
+                result: if open_clip {
+                    Err((
+                        "100357".into(),
+                        "Failed to log model: open_clip models are not supported by the Hugging Face import".into(),
+                    ))
+                } else {
+                    Ok(vec![vec![s("Model imported successfully.")]])
+                },
                 column: "SYSTEM$IMPORT_MODEL(?)".into(),
                 cancelled: false,
             },
@@ -1048,31 +1171,55 @@ fn answer(st: &mut SimState, handle: &str, sql: &str, binds: &[String]) -> Respo
         return running(handle);
     }
     if upper.starts_with("CALL SYSTEM$DEPLOY_MODEL(?)") {
-        let spec = serde_yaml_value::parse_deploy(binds.first().map_or("", String::as_str));
-        let build = format!("MODEL_BUILD_{}", job_hash(handle));
+        let text = binds.first().map_or("", String::as_str);
+        if st.faults.no_inline_specs && !text.starts_with('@') {
+            return error(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "100357",
+                "P0000",
+                "Inline deployment specification is not supported for this client; stage the spec file",
+                Some(handle),
+            );
+        }
+        let spec = serde_yaml_value::parse_deploy(text);
+        let (sdb, ssc, sname) = fq_parts(&spec.0);
+        let (_, _, model) = fq_parts(&spec.4);
+        let serves = (model, spec.5.clone());
         let step = st.step;
-        st.services.push(Svc {
-            name: build.clone(),
-            status: "RUNNING".into(),
-            pool: spec.1.clone(),
-            is_job: true,
-            created: Instant::now(),
-            ready_after: step,
-            logs: vec!["building image".into()],
-            container: "model-build".into(),
-            min_instances: 1,
-            max_instances: 1,
+        let owner = current_role(st);
+        // The build job runs in the service's database.schema.
+        let build = (!st.faults.reuse_image).then(|| {
+            let name = format!("MODEL_BUILD_{}", job_hash(handle));
+            st.services.push(Svc {
+                database: sdb.clone(),
+                schema: ssc.clone(),
+                name: name.clone(),
+                status: "RUNNING".into(),
+                pool: spec.1.clone(),
+                is_job: true,
+                created: Instant::now(),
+                ready_after: step,
+                logs: vec!["building image".into()],
+                container: "model-build".into(),
+                min_instances: 1,
+                max_instances: 1,
+                serves: Some(serves.clone()),
+                owner: owner.clone(),
+            });
+            format!("{sdb}.{ssc}.{name}")
         });
         st.running.insert(
             handle.to_string(),
             Running {
                 done_at: Instant::now() + step + Duration::from_millis(50),
                 work: Some(Work::Deploy {
-                    service: last_part(&spec.0),
+                    service: (sdb, ssc, sname),
                     pool: spec.1,
                     build,
                     min: spec.2,
                     max: spec.3,
+                    serves,
+                    owner,
                 }),
                 result: Ok(vec![vec![s("Deployment started.")]]),
                 column: "SYSTEM$DEPLOY_MODEL".into(),
@@ -1086,11 +1233,11 @@ fn answer(st: &mut SimState, handle: &str, sql: &str, binds: &[String]) -> Respo
         let inside = rest.split(")!").next().unwrap_or("");
         let (m, v) = inside.split_once(", ").unwrap_or(("", ""));
         let (model, version) = (last_part(m), v.trim().to_string());
-        if !st
+        let Some(ver) = st
             .versions
             .iter()
-            .any(|x| x.model == model && x.name == version)
-        {
+            .find(|x| x.model == model && x.name == version)
+        else {
             return error(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "002003",
@@ -1098,44 +1245,59 @@ fn answer(st: &mut SimState, handle: &str, sql: &str, binds: &[String]) -> Respo
                 &format!("Model '{m}' version '{version}' does not exist."),
                 Some(handle),
             );
+        };
+        if let Some(e) = warehouse_refusal(ver, handle) {
+            return e;
         }
-        let rows = binds
-            .iter()
-            .map(|t| {
-                vec![s(
-                    &serde_json::to_string_pretty(&fake_output(&upper, t)).unwrap_or_default()
-                )]
-            })
-            .collect();
+        let rows = vec![vec![s(&serde_json::to_string_pretty(&fake_output(
+            &upper,
+            binds.first().map_or("", String::as_str),
+        ))
+        .unwrap_or_default())]];
         return result(handle, &["RESULT"], rows, 0);
     }
     if upper.starts_with("SELECT ") && upper.contains('!') {
-        // A service function: one row per bound input.
-        let name = upper[7..]
+        // A service function: one call, its inputs bound in signature order.
+        let fq = upper[7..]
             .split('!')
             .next()
-            .map(last_part)
-            .unwrap_or_default();
-        match st.services.iter().find(|x| x.name == name) {
-            Some(x) if x.status == "RUNNING" => {}
-            _ => {
-                return error(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "002003",
-                    "02000",
-                    "Service not running.",
-                    Some(handle),
-                );
-            }
-        }
-        let rows = binds
+            .unwrap_or("")
+            .trim()
+            .to_string();
+        let method = upper
+            .split('!')
+            .nth(1)
+            .and_then(|m| m.split('(').next())
+            .unwrap_or("")
+            .trim_matches('"')
+            .to_string();
+        let Some(x) = st
+            .services
             .iter()
-            .map(|t| {
-                vec![s(
-                    &serde_json::to_string_pretty(&fake_output(&upper, t)).unwrap_or_default()
-                )]
-            })
-            .collect();
+            .find(|x| x.is(&fq) && x.status == "RUNNING")
+        else {
+            return error(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "002003",
+                "02000",
+                "Service not running.",
+                Some(handle),
+            );
+        };
+        if let Err(msg) = method_check(st, x, &method, binds.len()) {
+            return error(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "002140",
+                "42601",
+                &format!("SQL compilation error: {msg}"),
+                Some(handle),
+            );
+        }
+        let rows = vec![vec![s(&serde_json::to_string_pretty(&fake_output(
+            &upper,
+            binds.first().map_or("", String::as_str),
+        ))
+        .unwrap_or_default())]];
         return result(handle, &["RESULT"], rows, 0);
     }
     error(
@@ -1145,6 +1307,69 @@ fn answer(st: &mut SimState, handle: &str, sql: &str, binds: &[String]) -> Respo
         &format!("SQL compilation error: simulator does not know `{sql}`"),
         Some(handle),
     )
+}
+
+/// The role a request runs as: the body's, else the user's default role.
+fn current_role(st: &SimState) -> String {
+    st.contexts
+        .last()
+        .and_then(|(r, _)| r.clone())
+        .unwrap_or_else(|| st.default_role.clone())
+}
+
+/// snowflake-ml-python's refusal of warehouse inference on a version logged for SPCS only.
+fn warehouse_refusal(v: &Version, handle: &str) -> Option<Response> {
+    (!v.runnable_in.is_empty() && !v.runnable_in.iter().any(|r| r == "WAREHOUSE")).then(|| {
+        error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "002140",
+            "42601",
+            &format!(
+                "SQL compilation error: The model {} version {} is not logged for inference in Warehouse.",
+                v.model, v.name
+            ),
+            Some(handle),
+        )
+    })
+}
+
+/// Whether a service's version has `method`, called with `inputs` inputs.
+fn method_check(st: &SimState, x: &Svc, method: &str, inputs: usize) -> Result<(), String> {
+    let Some((m, v)) = &x.serves else {
+        return Ok(());
+    };
+    let Some(ver) = st.versions.iter().find(|y| &y.model == m && &y.name == v) else {
+        return Ok(());
+    };
+    if !ver.functions.iter().any(|f| f.eq_ignore_ascii_case(method)) {
+        return Err(format!(
+            "service {} has no method {method} (it has {})",
+            x.name,
+            ver.functions.join(", ")
+        ));
+    }
+    let wanted = if method == "__CALL__" {
+        call_arguments(&ver.task).split(',').count()
+    } else {
+        1
+    };
+    if inputs != wanted {
+        return Err(format!(
+            "{method} of service {} takes {wanted} input(s), {inputs} given",
+            x.name
+        ));
+    }
+    Ok(())
+}
+
+/// The inputs of a pipeline's `__call__`, as snowflake-ml-python's signatures name them.
+fn call_arguments(task: &str) -> &'static str {
+    match task {
+        "text-classification" => "TEXT VARCHAR",
+        "zero-shot-classification" => "SEQUENCES VARCHAR, CANDIDATE_LABELS ARRAY",
+        "zero-shot-image-classification" => "IMAGES BINARY, CANDIDATE_LABELS ARRAY",
+        _ => "INPUTS VARCHAR",
+    }
 }
 
 fn fake_output(method: &str, text: &str) -> Value {
@@ -1270,9 +1495,81 @@ async fn submit(
         }
     }
     st.statements.push((sql.clone(), binds.clone()));
+    let role = v["role"].as_str().map(str::to_string);
+    let warehouse = v["warehouse"].as_str().map(str::to_string);
+    st.contexts.push((role.clone(), warehouse.clone()));
     tick(&mut st);
     let handle = new_handle(&mut st);
+    // The body's context fields are case-sensitive names: `ml_engineer` names no role.
+    if let Some(r) = &role
+        && !st.roles.contains(r)
+    {
+        return error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "390189",
+            "08004",
+            &format!(
+                "Role '{r}' specified in the connect string does not exist or not authorized. Contact your local system administrator, or attempt to login with another role, e.g. PUBLIC."
+            ),
+            Some(&handle),
+        );
+    }
+    // Without a warehouse field the user's default applies; a name that is not a warehouse
+    // (`ml_wh` for ML_WH) leaves the request with none, and statements that compute need one.
+    let has_warehouse = match &warehouse {
+        Some(w) => st.warehouses.contains(w),
+        None => st.default_warehouse.is_some(),
+    };
+    if !has_warehouse && needs_warehouse(&sql) {
+        return error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "000606",
+            "57P03",
+            "No active warehouse selected in the current session.  Select an active warehouse with the 'use warehouse' command.",
+            Some(&handle),
+        );
+    }
+    // VECTOR is cast from ARRAY; a VARIANT cast straight to VECTOR is refused.
+    if let Some(bad) = variant_to_vector(&sql) {
+        return error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "002023",
+            "22000",
+            &format!(
+                "SQL compilation error: invalid cast from VARIANT to VECTOR near `{bad}`: cast an ARRAY (::ARRAY::VECTOR(...))"
+            ),
+            Some(&handle),
+        );
+    }
     answer(&mut st, &handle, &sql, &binds)
+}
+
+/// Statements that compute (and so need a warehouse): DML, and SELECTs that read tables or call
+/// functions; SHOW, CALL SYSTEM$... and the context functions do not.
+fn needs_warehouse(sql: &str) -> bool {
+    let u = sql.trim_start().to_ascii_uppercase();
+    if u.starts_with("INSERT") || u.starts_with("DELETE") || u.starts_with("UPDATE") {
+        return true;
+    }
+    u.starts_with("SELECT")
+        && !u.starts_with("SELECT CURRENT_")
+        && !u.starts_with("SELECT SYSTEM$")
+        && (u.contains(" FROM ") || u.contains('!'))
+}
+
+/// The text before a `::VECTOR(` cast that does not come from `::ARRAY`, if any.
+fn variant_to_vector(sql: &str) -> Option<String> {
+    let u = sql.to_ascii_uppercase();
+    let mut rest = u.as_str();
+    while let Some(i) = rest.find("::VECTOR(") {
+        let before = &rest[..i];
+        if !before.ends_with("::ARRAY") {
+            let from = before.len().saturating_sub(30);
+            return Some(before[from..].to_string());
+        }
+        rest = &rest[i + 2..];
+    }
+    None
 }
 
 async fn status(
@@ -1360,18 +1657,65 @@ async fn cancel(
         .into_response()
 }
 
-async fn oauth(body: Bytes) -> Response {
-    let text = String::from_utf8_lossy(&body);
-    if text.contains("assertion=") && text.contains("grant_type=urn") {
-        (StatusCode::OK, "sim-oauth-token").into_response()
-    } else {
-        (StatusCode::BAD_REQUEST, "bad grant").into_response()
+/// The JWT → OAuth exchange: the token carries the role its scope named, or the user's default
+/// role when the scope names none.
+async fn oauth(State(state): State<Shared>, body: Bytes) -> Response {
+    let text = String::from_utf8_lossy(&body).to_string();
+    let form: HashMap<String, String> = text
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.to_string(), percent_decode(v)))
+        .collect();
+    if !(form.contains_key("assertion")
+        && form.get("grant_type").map(String::as_str)
+            == Some("urn:ietf:params:oauth:grant-type:jwt-bearer"))
+    {
+        return (StatusCode::BAD_REQUEST, "bad grant").into_response();
     }
+    let scope = form.get("scope").cloned().unwrap_or_default();
+    let mut st = lock(&state);
+    st.oauth_scopes.push(scope.clone());
+    let role = scope
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("session:role:"))
+        .map_or_else(|| st.default_role.clone(), str::to_string);
+    if !st.roles.contains(&role) {
+        return (
+            StatusCode::BAD_REQUEST,
+            format!("role {role} does not exist"),
+        )
+            .into_response();
+    }
+    (StatusCode::OK, format!("sim-oauth-{role}")).into_response()
+}
+
+fn percent_decode(v: &str) -> String {
+    let bytes = v.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' if i + 2 < bytes.len() => {
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("");
+                out.push(u8::from_str_radix(hex, 16).unwrap_or(b'?'));
+                i += 3;
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).to_string()
 }
 
 async fn ingress(
     State(state): State<Shared>,
-    uri: axum::http::Uri,
+    UrlPath((svc, method)): UrlPath<(String, String)>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
@@ -1379,25 +1723,57 @@ async fn ingress(
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    let ok = auth == format!("Snowflake Token=\"{PAT}\"")
-        || auth == "Snowflake Token=\"sim-oauth-token\"";
-    if !ok {
+    let Some(token) = auth
+        .strip_prefix("Snowflake Token=\"")
+        .and_then(|t| t.strip_suffix('"'))
+    else {
         return (StatusCode::UNAUTHORIZED, "missing Snowflake Token").into_response();
-    }
-    lock(&state).ingress_calls += 1;
-    let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    let method = if uri.path() == "/--call--" {
-        "__CALL__"
-    } else {
-        "ENCODE"
     };
-    let rows: Vec<Value> = v["data"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|r| json!([r[0], fake_output(method, r[1].as_str().unwrap_or(""))]))
+    let mut st = lock(&state);
+    let Some(x) = st.services.iter().find(|x| x.is(&svc)).cloned() else {
+        return (StatusCode::NOT_FOUND, "no such service").into_response();
+    };
+    // A PAT acts as the user's default role; an exchanged token as the role its scope named.
+    let role = if token == PAT {
+        st.default_role.clone()
+    } else if let Some(r) = token.strip_prefix("sim-oauth-") {
+        r.to_string()
+    } else {
+        return (StatusCode::UNAUTHORIZED, "invalid token").into_response();
+    };
+    if role != x.owner && role != "SYSADMIN" {
+        return (
+            StatusCode::FORBIDDEN,
+            format!(
+                "role {role} has no privilege on the endpoint of service {}",
+                x.name
+            ),
+        )
+            .into_response();
+    }
+    st.ingress_calls += 1;
+    let method = match method.as_str() {
+        "--call--" => "__CALL__".to_string(),
+        m => m.replace('-', "_").to_ascii_uppercase(),
+    };
+    let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let rows: Vec<Value> = v["data"].as_array().cloned().unwrap_or_default();
+    for r in &rows {
+        let inputs = r.as_array().map_or(0, |a| a.len().saturating_sub(1));
+        if let Err(msg) = method_check(&st, &x, &method, inputs) {
+            let status = if msg.contains("has no method") {
+                StatusCode::NOT_FOUND
+            } else {
+                StatusCode::BAD_REQUEST
+            };
+            return (status, msg).into_response();
+        }
+    }
+    let out: Vec<Value> = rows
+        .iter()
+        .map(|r| json!([r[0], fake_output(&method, r[1].as_str().unwrap_or(""))]))
         .collect();
-    axum::Json(json!({ "data": rows })).into_response()
+    axum::Json(json!({ "data": out })).into_response()
 }
 
 /// Gzip of a partition body (what partitions N ≥ 1 look like on the wire).
@@ -1416,6 +1792,7 @@ mod serde_yaml_value {
         pub version_name: String,
         pub hf_model_name: String,
         pub task: Option<String>,
+        pub target_platforms: Vec<String>,
     }
 
     fn field(text: &str, key: &str) -> Option<String> {
@@ -1426,6 +1803,30 @@ mod serde_yaml_value {
         })
     }
 
+    /// The items of a block list under `key:` (`- ITEM` lines), or of a flow list `[A, B]`.
+    fn list(text: &str, key: &str) -> Vec<String> {
+        let mut lines = text
+            .lines()
+            .skip_while(|l| !l.trim().starts_with(&format!("{key}:")));
+        let Some(first) = lines.next() else {
+            return Vec::new();
+        };
+        let inline = first.trim().trim_start_matches(&format!("{key}:")).trim();
+        if let Some(flow) = inline.strip_prefix('[') {
+            return flow
+                .trim_end_matches(']')
+                .split(',')
+                .map(|x| x.trim().to_string())
+                .filter(|x| !x.is_empty())
+                .collect();
+        }
+        lines
+            .map(str::trim)
+            .take_while(|l| l.starts_with("- "))
+            .map(|l| l.trim_start_matches("- ").trim().to_string())
+            .collect()
+    }
+
     pub fn parse(text: &str) -> Spec {
         Spec {
             compute_pool: field(text, "compute_pool").unwrap_or_default(),
@@ -1433,12 +1834,15 @@ mod serde_yaml_value {
             version_name: field(text, "version_name").unwrap_or_default(),
             hf_model_name: field(text, "hf_model_name").unwrap_or_default(),
             task: field(text, "task"),
+            target_platforms: list(text, "target_platforms"),
         }
     }
 
-    /// (service name, pool, min, max)
-    pub fn parse_deploy(text: &str) -> (String, String, u32, u32) {
+    /// (service name, pool, min, max, model name, model version)
+    pub fn parse_deploy(text: &str) -> (String, String, u32, u32, String, String) {
         let service = text.split("service:").nth(1).unwrap_or("");
+        let models = text.split("models:").nth(1).unwrap_or("");
+        let models = models.split("image_build:").next().unwrap_or(models);
         (
             field(service, "name").unwrap_or_default(),
             field(service, "compute_pool").unwrap_or_default(),
@@ -1448,6 +1852,8 @@ mod serde_yaml_value {
             field(service, "max_instances")
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(1),
+            field(models, "name").unwrap_or_default(),
+            field(models, "version").unwrap_or_default(),
         )
     }
 }
@@ -1497,17 +1903,35 @@ fn batch_sql(st: &mut SimState, handle: &str, upper: &str, binds: &[String]) -> 
         ));
     }
     if upper.starts_with("INSERT INTO ") && upper.contains("!ENCODE(") {
-        let svc = upper
-            .split("!ENCODE(")
-            .next()?
-            .rsplit(' ')
+        let call = upper.split("!ENCODE(").next()?;
+        let answered = if let Some(inside) = call
+            .rsplit("MODEL(")
             .next()
-            .map(last_part)?;
-        if !st
-            .services
-            .iter()
-            .any(|x| x.name == svc && x.status == "RUNNING")
+            .filter(|_| call.contains("MODEL("))
         {
+            // Warehouse inference: MODEL(DB.S.M, V)
+            let (m, v) = inside.split_once(", ")?;
+            let (model, version) = (last_part(m), v.trim_end_matches(')').trim().to_string());
+            match st
+                .versions
+                .iter()
+                .find(|x| x.model == model && x.name == version)
+            {
+                Some(ver) => {
+                    if let Some(e) = warehouse_refusal(ver, handle) {
+                        return Some(e);
+                    }
+                    true
+                }
+                None => false,
+            }
+        } else {
+            let svc = call.rsplit(' ').next()?;
+            st.services
+                .iter()
+                .any(|x| x.is(svc) && x.status == "RUNNING")
+        };
+        if !answered {
             return Some(error(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "002003",

@@ -911,6 +911,8 @@ impl JobRunner {
             total_bytes: plan.files.iter().map(|f| f.size).sum(),
             functions: protocol::functions_for(&plan.task),
             inference_services: Vec::new(),
+            runnable_in: Vec::new(),
+            snowflake_ml_task: None,
             created_on: Utc::now(),
         };
         let names: Vec<String> = version.functions.iter().map(|f| f.name.clone()).collect();

@@ -367,6 +367,8 @@ impl Registry {
                         created_on: req_ts(r.get(6)?)?,
                         functions: Vec::new(),
                         inference_services: Vec::new(),
+                        runnable_in: Vec::new(),
+                        snowflake_ml_task: None,
                     })
                 })())
             })?

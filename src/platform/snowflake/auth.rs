@@ -19,7 +19,7 @@ pub enum KeyError {
     #[error("{path}: {detail}")]
     Read { path: String, detail: String },
     #[error(
-        "{path}: the private key is encrypted: set private_key_file_pwd in the connection (or PRIVATE_KEY_PASSPHRASE)"
+        "{path}: the private key is encrypted: set private_key_passphrase in the connection (or PRIVATE_KEY_PASSPHRASE)"
     )]
     NeedsPassphrase { path: String },
     #[error("{path}: {detail}")]
@@ -151,14 +151,17 @@ impl Signer {
     }
 }
 
-/// The account part of JWT claims: upper-cased, cut at its first dot (a locator with a region
-/// suffix keeps only the locator).
+/// The account part of JWT claims, as the connector's `auth/keypair.py` (and snowflake-ml-python's
+/// `jwt_generator.py`) cut it: for a `.global` account identifier, everything before the first
+/// `-`; otherwise everything before the first `.` (a locator with a region suffix keeps only the
+/// locator); upper-cased.
 pub fn jwt_account(account: &str) -> String {
-    account
-        .split('.')
-        .next()
-        .unwrap_or(account)
-        .to_ascii_uppercase()
+    let cut = if account.contains(".global") {
+        account.split('-').next()
+    } else {
+        account.split('.').next()
+    };
+    cut.unwrap_or(account).to_ascii_uppercase()
 }
 
 #[cfg(test)]
@@ -169,6 +172,8 @@ mod tests {
     fn accounts_are_cut_and_upper_cased() {
         assert_eq!(jwt_account("myorg-myacct"), "MYORG-MYACCT");
         assert_eq!(jwt_account("xy12345.us-east-2.aws"), "XY12345");
+        assert_eq!(jwt_account("xy12345-abcdef.global"), "XY12345");
+        assert_eq!(jwt_account("myorg-myacct.privatelink"), "MYORG-MYACCT");
     }
 
     #[test]

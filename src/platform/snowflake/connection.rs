@@ -19,7 +19,7 @@ pub const KEYS: &[&str] = &[
     "password",
     "authenticator",
     "private_key_file",
-    "private_key_file_pwd",
+    "private_key_passphrase",
     "token",
     "token_file_path",
     "role",
@@ -29,9 +29,26 @@ pub const KEYS: &[&str] = &[
     "host",
     "port",
     "protocol",
+    "region",
 ];
 
-const SECRET_KEYS: &[&str] = &["password", "private_key_file_pwd", "token"];
+/// Other spellings of keys, as Snowflake's tools accept them: the connector's `private_key_path`
+/// and `private_key_file_pwd` (the Snowflake CLI's names are `private_key_file` and
+/// `private_key_passphrase`).
+const ALIASES: &[(&str, &str)] = &[
+    ("private_key_path", "private_key_file"),
+    ("private_key_file_pwd", "private_key_passphrase"),
+];
+
+const SECRET_KEYS: &[&str] = &["password", "private_key_passphrase", "token"];
+
+/// The key a spelling stands for.
+fn canonical(key: &str) -> &str {
+    ALIASES
+        .iter()
+        .find(|(alias, _)| *alias == key)
+        .map_or(key, |(_, k)| k)
+}
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ConnectionError {
@@ -123,12 +140,13 @@ impl Connection {
         self.need("user")
     }
 
-    /// `protocol://host:port`, by default `https://<account>.snowflakecomputing.com`.
+    /// `protocol://host:port`, by default `https://<account>[.<region>].snowflakecomputing.com`
+    /// (`.cn` for China regions), as the connector's `construct_hostname` builds it.
     pub fn base_url(&self) -> Result<String, ConnectionError> {
         let protocol = self.get("protocol").unwrap_or("https").to_ascii_lowercase();
         let host = match self.get("host") {
             Some(h) => h.to_string(),
-            None => format!("{}.snowflakecomputing.com", self.account()?),
+            None => hostname(self.account()?, self.get("region")),
         };
         let port = match self.get("port") {
             Some(p) => format!(":{p}"),
@@ -152,7 +170,9 @@ impl Connection {
             .collect()
     }
 
-    /// The authentication method the connection describes. A plain password is refused.
+    /// The authentication method the connection describes. A plain password is refused; a
+    /// programmatic access token may sit in `password` (Snowflake documents a PAT as a drop-in
+    /// password replacement) when `authenticator = PROGRAMMATIC_ACCESS_TOKEN` says so.
     pub fn auth(&self, env: &dyn Env) -> Result<Auth, ConnectionError> {
         let authenticator = self
             .get("authenticator")
@@ -166,13 +186,27 @@ impl Connection {
                     "SNOWFLAKE".into()
                 }
             });
-        let token = || -> Result<Secret, ConnectionError> {
+        let token = |password_too: bool| -> Result<Secret, ConnectionError> {
             if let Some(t) = self.get("token") {
                 return Ok(Secret::new(t.trim()));
             }
-            let path = PathBuf::from(self.need("token_file_path")?);
-            let warn = check_permissions(&path, env)?;
-            let _ = warn;
+            if self.get("token_file_path").is_none()
+                && password_too
+                && let Some(p) = self.get("password")
+            {
+                return Ok(Secret::new(p.trim()));
+            }
+            let path = PathBuf::from(self.get("token_file_path").ok_or_else(|| {
+                ConnectionError::Missing {
+                    name: self.name.clone(),
+                    key: if password_too {
+                        "token (or token_file_path, or the token as password)"
+                    } else {
+                        "token (or token_file_path)"
+                    },
+                }
+            })?);
+            check_permissions(&path, env)?;
             std::fs::read_to_string(&path)
                 .map(|t| Secret::new(t.trim()))
                 .map_err(|e| ConnectionError::File {
@@ -183,19 +217,21 @@ impl Connection {
         match authenticator.as_str() {
             "SNOWFLAKE_JWT" => Ok(Auth::KeyPair {
                 private_key_file: PathBuf::from(self.need("private_key_file")?),
-                passphrase: self
-                    .get("private_key_file_pwd")
+                // The Snowflake CLI: PRIVATE_KEY_PASSPHRASE wins over the file's passphrase.
+                passphrase: env
+                    .var("PRIVATE_KEY_PASSPHRASE")
                     .map(Secret::new)
-                    .or_else(|| env.var("PRIVATE_KEY_PASSPHRASE").map(Secret::new)),
+                    .or_else(|| self.get("private_key_passphrase").map(Secret::new)),
             }),
-            "PROGRAMMATIC_ACCESS_TOKEN" => Ok(Auth::Pat(token()?)),
-            "OAUTH" => Ok(Auth::OAuth(token()?)),
+            "PROGRAMMATIC_ACCESS_TOKEN" => Ok(Auth::Pat(token(true)?)),
+            "OAUTH" => Ok(Auth::OAuth(token(false)?)),
             other => Err(ConnectionError::Unsupported(format!(
                 "connection `{}` uses {}: hugflake talks to Snowflake's SQL API, which takes a key pair \
                  (authenticator = \"SNOWFLAKE_JWT\" with private_key_file), a programmatic access token \
-                 (authenticator = \"PROGRAMMATIC_ACCESS_TOKEN\" with token_file_path; create one with \
-                 `ALTER USER <you> ADD PROGRAMMATIC ACCESS TOKEN hugflake` in Snowsight) or an OAuth token \
-                 (authenticator = \"OAUTH\")",
+                 (authenticator = \"PROGRAMMATIC_ACCESS_TOKEN\" with the token in token_file_path, token or \
+                 password; create one with `ALTER USER <you> ADD PROGRAMMATIC ACCESS TOKEN hugflake` in \
+                 Snowsight) or an OAuth token (authenticator = \"OAUTH\"). If `password` holds a programmatic \
+                 access token, add authenticator = \"PROGRAMMATIC_ACCESS_TOKEN\"",
                 self.name,
                 if other == "SNOWFLAKE" {
                     "a password".to_string()
@@ -207,19 +243,78 @@ impl Connection {
     }
 }
 
-/// The directory of Snowflake's config files.
+/// The account host (connector `util_text.py` `construct_hostname`): with a region, the account's
+/// first dot-separated part, then the region, then `snowflakecomputing.cn` for regions starting
+/// with `cn-` and `snowflakecomputing.com` otherwise; without one (or with `us-west-2`, the
+/// default region), the account as written, in `.cn` when its second part is a China region.
+pub fn hostname(account: &str, region: Option<&str>) -> String {
+    let china = |r: &str| r.to_ascii_lowercase().starts_with("cn-");
+    match region.filter(|r| !r.is_empty() && *r != "us-west-2") {
+        Some(region) => {
+            let account = account.split('.').next().unwrap_or(account);
+            let domain = if china(region) {
+                "snowflakecomputing.cn"
+            } else {
+                "snowflakecomputing.com"
+            };
+            format!("{account}.{region}.{domain}")
+        }
+        None => {
+            let tld = if account.split('.').nth(1).is_some_and(china) {
+                "cn"
+            } else {
+                "com"
+            };
+            format!("{account}.snowflakecomputing.{tld}")
+        }
+    }
+}
+
+/// The directory of Snowflake's config files, as the connector's `sf_dirs.py` picks it: the
+/// directory `$SNOWFLAKE_HOME` names (default `~/.snowflake`) if it exists, else the platform's
+/// config directory (`$XDG_CONFIG_HOME/snowflake` or `~/.config/snowflake` on Linux,
+/// `~/Library/Application Support/snowflake` on macOS). A SNOWFLAKE_HOME that does not exist is
+/// passed over for the platform directory, not for `~/.snowflake`.
 pub fn config_dir(env: &dyn Env, home: &Path) -> PathBuf {
-    if let Some(d) = env.var("SNOWFLAKE_HOME") {
-        return PathBuf::from(d);
+    let named = env
+        .var("SNOWFLAKE_HOME")
+        .filter(|d| !d.is_empty())
+        .map_or_else(|| home.join(".snowflake"), |d| expand_home(&d, home));
+    if named.is_dir() {
+        return named;
     }
-    let dot = home.join(".snowflake");
-    if dot.is_dir() {
-        return dot;
+    if cfg!(target_os = "macos") {
+        return home
+            .join("Library")
+            .join("Application Support")
+            .join("snowflake");
     }
-    match env.var("XDG_CONFIG_HOME") {
+    match env.var("XDG_CONFIG_HOME").filter(|x| !x.is_empty()) {
         Some(x) => PathBuf::from(x).join("snowflake"),
         None => home.join(".config").join("snowflake"),
     }
+}
+
+/// `~/x` → `<home>/x` (the connector expands the user in SNOWFLAKE_HOME).
+fn expand_home(p: &str, home: &Path) -> PathBuf {
+    match p.strip_prefix("~/") {
+        Some(rest) => home.join(rest),
+        None if p == "~" => home.to_path_buf(),
+        None => PathBuf::from(p),
+    }
+}
+
+/// Why SNOWFLAKE_HOME was passed over, for `doctor` and error messages.
+pub fn home_note(env: &dyn Env, home: &Path) -> Option<String> {
+    let d = env.var("SNOWFLAKE_HOME").filter(|d| !d.is_empty())?;
+    let path = expand_home(&d, home);
+    (!path.is_dir()).then(|| {
+        format!(
+            "SNOWFLAKE_HOME={d} is not a directory, so it is ignored (as Snowflake's own tools ignore it); \
+             reading {}",
+            config_dir(env, home).display()
+        )
+    })
 }
 
 /// Refuses a file writable by group or others; warns (returns the text) when readable by them.
@@ -325,32 +420,44 @@ pub fn load(
     let upper = name.to_ascii_uppercase();
     let mut values: BTreeMap<String, (String, Source)> = BTreeMap::new();
     // Lowest first; each layer overwrites.
-    for key in KEYS {
-        let var = format!("SNOWFLAKE_{}", key.to_ascii_uppercase());
-        if let Some(v) = env.var(&var) {
-            values.insert(key.to_string(), (v, Source::Env(var)));
+    // Every spelling a layer may use: the keys, then their aliases (an alias never overwrites
+    // the key's own spelling in the same layer).
+    let spellings: Vec<&str> = KEYS
+        .iter()
+        .copied()
+        .chain(ALIASES.iter().map(|(a, _)| *a))
+        .collect();
+    let layer = |values: &mut BTreeMap<String, (String, Source)>, prefix: &str| -> bool {
+        let mut any = false;
+        let mut set = std::collections::BTreeSet::new();
+        for spelling in &spellings {
+            let var = format!("{prefix}{}", spelling.to_ascii_uppercase());
+            let key = canonical(spelling);
+            if let Some(v) = env.var(&var)
+                && set.insert(key)
+            {
+                any = true;
+                values.insert(key.to_string(), (v, Source::Env(var)));
+            }
         }
-    }
+        any
+    };
+    layer(&mut values, "SNOWFLAKE_");
     if let Some(t) = &table {
-        for (k, v) in t {
-            let key = if k == "private_key_path" {
-                "private_key_file"
-            } else {
-                k.as_str()
-            };
-            if let Some(v) = scalar(v) {
+        let mut set = std::collections::BTreeSet::new();
+        // Keys first, aliases after: `private_key_file` wins over `private_key_path`.
+        let mut entries: Vec<(&String, &toml::Value)> = t.iter().collect();
+        entries.sort_by_key(|(k, _)| canonical(k) != k.as_str());
+        for (k, v) in entries {
+            let key = canonical(k);
+            if let Some(v) = scalar(v)
+                && set.insert(key.to_string())
+            {
                 values.insert(key.to_string(), (v, Source::File(file.clone())));
             }
         }
     }
-    let mut from_conn_env = false;
-    for key in KEYS {
-        let var = format!("SNOWFLAKE_CONNECTIONS_{upper}_{}", key.to_ascii_uppercase());
-        if let Some(v) = env.var(&var) {
-            from_conn_env = true;
-            values.insert(key.to_string(), (v, Source::Env(var)));
-        }
-    }
+    let from_conn_env = layer(&mut values, &format!("SNOWFLAKE_CONNECTIONS_{upper}_"));
     for (k, v) in flags {
         values.insert(k.clone(), (v.clone(), Source::Flag));
     }

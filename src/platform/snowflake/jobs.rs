@@ -216,18 +216,23 @@ fn spawn_driver(p: &SnowflakePlatform, id: String) {
 /// Starts an import: records the job (so it survives this process) and drives it.
 pub async fn start(p: &SnowflakePlatform, mut spec: ImportSpec) -> Result<JobSummary> {
     crate::hub::api::validate_repo_id(&spec.handle).map_err(PlatformError::Invalid)?;
-    for (what, v) in [
-        ("model", &spec.model),
-        ("version", &spec.version),
-        ("pool", &spec.pool),
-        ("service", &spec.service),
-    ] {
+    for (what, v) in [("version", &spec.version), ("pool", &spec.pool)] {
         super::ident::Ident::parse(v)
             .map_err(|e| PlatformError::Invalid(format!("{what}: {e}")))?;
     }
-    spec.model = spec.model.to_ascii_uppercase();
+    // Model and service may live in another database.schema than the connection's
+    // (`OTHER_DB.MODELS.MINILM`): kept qualified, each part by the identifier rules.
+    for (what, v) in [("model", &mut spec.model), ("service", &mut spec.service)] {
+        let q = p
+            .qualify(v)
+            .map_err(|e| PlatformError::Invalid(format!("{what}: {e}")))?;
+        *v = if v.contains('.') {
+            q.sql()
+        } else {
+            v.to_ascii_uppercase()
+        };
+    }
     spec.version = spec.version.to_ascii_uppercase();
-    spec.service = spec.service.to_ascii_uppercase();
     spec.pool = spec.pool.to_ascii_uppercase();
     let now = Utc::now();
     let id = format!(
@@ -448,17 +453,85 @@ fn snowflake_task(task: &str) -> std::result::Result<Option<&'static str>, Strin
              embedding models through the sentence-transformers route, or serve this one on the local platform"
                 .into(),
         ),
-        "zero-shot-image-classification" => Err(
-            "this is an open_clip model: Snowflake's Hugging Face import serves transformers pipelines and \
-             sentence-transformers, not open_clip (?); serve it on the local platform instead"
+        "text-classification" => Ok(Some("text-classification")),
+        "zero-shot-classification" => Ok(Some("zero-shot-classification")),
+        "fill-mask" => Ok(Some("fill-mask")),
+        // Snowflake has a signature for it (images as BYTES, candidate_labels); only open_clip
+        // repos cannot be served, which `library_refusal` says.
+        "zero-shot-image-classification" => Ok(Some("zero-shot-image-classification")),
+        other => Err(format!("task `{other}` is not one hugflake imports to Snowflake")),
+    }
+}
+
+/// Why a repo's library cannot go through Snowflake's Hugging Face import (transformers
+/// pipelines and sentence-transformers only), if it cannot.
+fn library_refusal(library: Option<&str>) -> Option<String> {
+    match library? {
+        "open_clip" => Some(
+            "this is an open_clip model (library open_clip): Snowflake's Hugging Face import serves \
+             transformers pipelines and sentence-transformers, not open_clip; serve it on the local \
+             platform, or import a transformers CLIP model (e.g. flaviagiammarino/pubmed-clip-vit-base-patch32) \
+             for zero-shot image classification on Snowflake"
                 .into(),
         ),
-        other => Ok(Some(match other {
-            "text-classification" => "text-classification",
-            "zero-shot-classification" => "zero-shot-classification",
-            "fill-mask" => "fill-mask",
-            _ => return Err(format!("task `{other}` is not one hugflake imports to Snowflake")),
-        })),
+        "timm" | "diffusers" | "peft" | "adapter-transformers" | "spacy" | "flair" => Some(format!(
+            "a {} model is not a transformers pipeline or sentence-transformers model: Snowflake's \
+             Hugging Face import cannot serve it",
+            library.unwrap_or_default()
+        )),
+        _ => None,
+    }
+}
+
+/// The library of a repo when the spec does not carry it: the curated catalog knows its entries.
+fn library_of(spec: &ImportSpec) -> Option<String> {
+    spec.library.clone().or_else(|| {
+        crate::domain::catalog::builtin()
+            .ok()?
+            .into_iter()
+            .find(|c| c.handle == spec.handle)
+            .and_then(|c| c.library)
+    })
+}
+
+/// The snowflake-ml-python version whose deployment spec hugflake writes: the account's
+/// `ENABLE_INLINE_DEPLOYMENT_SPEC_FROM_CLIENT_VERSION` is compared with it, as the Python client
+/// compares it with its own version (`_internal/platform_capabilities.py`).
+pub const SPEC_CLIENT_VERSION: &str = "1.48.0";
+
+/// Whether `SYSTEM$ML_PLATFORM_CAPABILITIES()` allows inline deployment specs from this client:
+/// `Ok(())`, or the reason it does not. A missing or unreadable value means disabled.
+pub fn inline_spec_allowed(capabilities: Option<&str>) -> std::result::Result<(), String> {
+    const KEY: &str = "ENABLE_INLINE_DEPLOYMENT_SPEC_FROM_CLIENT_VERSION";
+    let v: serde_json::Value = capabilities
+        .and_then(|c| serde_json::from_str(c).ok())
+        .unwrap_or_default();
+    let minimum = match &v[KEY] {
+        serde_json::Value::String(s) => Some(s.clone()),
+        serde_json::Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    };
+    let parse = |s: &str| -> Option<Vec<u64>> {
+        s.trim()
+            .split('.')
+            .map(|p| p.parse::<u64>().ok())
+            .collect::<Option<Vec<u64>>>()
+    };
+    let Some(minimum) = minimum else {
+        return Err(format!(
+            "this account does not accept deployment specs sent inline (SYSTEM$ML_PLATFORM_CAPABILITIES() \
+             has no {KEY}); snowflake-ml-python then stages the spec with PUT, which the SQL API cannot do. \
+             Deploy this version with snowflake-ml-python (ModelVersion.create_service) and watch it here, \
+             or ask your account team to enable inline deployment specs"
+        ));
+    };
+    match (parse(&minimum), parse(SPEC_CLIENT_VERSION)) {
+        (Some(min), Some(ours)) if ours >= min => Ok(()),
+        _ => Err(format!(
+            "this account accepts inline deployment specs only from clients {minimum} or newer \
+             ({KEY}), and hugflake writes the spec of snowflake-ml-python {SPEC_CLIENT_VERSION}: \
+             deploy with snowflake-ml-python {minimum} or newer (ModelVersion.create_service) and watch it here"
+        )),
     }
 }
 
@@ -473,6 +546,19 @@ async fn preflight(
         )
     })?;
     snowflake_task(&task).map_err(End::Failed)?;
+    let library = library_of(spec);
+    if let Some(why) = library_refusal(library.as_deref()) {
+        return Err(End::Failed(why));
+    }
+    // The deploy sends its spec inline; find out now, not after a 10-minute import, whether the
+    // account takes that.
+    let capabilities = match p.run(&statements::capabilities()).await {
+        Ok(rs) => rs.scalar().map(str::to_string),
+        // Servers older than 9.2 do not know the function: no capabilities, as in the Python client.
+        Err(super::sqlapi::SqlError::Statement { .. }) => None,
+        Err(e) => return Err(e.into()),
+    };
+    inline_spec_allowed(capabilities.as_deref()).map_err(End::Failed)?;
     let pools = p.pools().await?;
     let pool = pools.iter().find(|x| x.name == spec.pool).ok_or_else(|| {
         End::Failed(format!(
@@ -486,10 +572,12 @@ async fn preflight(
             spec.pool
         )));
     }
-    if p.services().await?.iter().any(|s| s.name == spec.service) {
+    let service = model_fq(p, &spec.service)?;
+    if p.service_in(&service).await?.is_some() {
         return Err(End::Failed(format!(
-            "a service named {} already exists in {}.{}: pick another name or drop it",
-            spec.service, p.database, p.schema
+            "a service named {} already exists in {}: pick another name or drop it",
+            service.name,
+            service.schema_sql()
         )));
     }
     match p.versions(&spec.model).await {
@@ -516,8 +604,11 @@ async fn preflight(
     p.jobs.log(
         id,
         &format!(
-            "resolve: task {task}; pool {} is {}; service name and version are free; autocapture off",
-            pool.name, pool.state
+            "resolve: task {task}{}; pool {} is {}; service name and version are free; inline deployment specs \
+             accepted; autocapture off",
+            library.map(|l| format!(" (library {l})")).unwrap_or_default(),
+            pool.name,
+            pool.state
         ),
     );
     Ok(())
@@ -538,9 +629,8 @@ async fn privileges(p: &SnowflakePlatform, id: &str, spec: &ImportSpec) {
             Err(_) => return,
         },
     };
-    let Ok(role_id) = super::ident::Ident::parse(&role) else {
-        return;
-    };
+    // The context's role and CURRENT_ROLE() are stored names already.
+    let role_id = super::ident::Ident::from_stored(&role);
     let rs = match p.run(&statements::show_grants(&role_id)).await {
         Ok(rs) => rs,
         Err(e) => {
@@ -621,6 +711,9 @@ pub fn import_yaml_in(
     spec: &ImportSpec,
 ) -> std::result::Result<String, String> {
     let task = snowflake_task(spec.task.as_deref().unwrap_or(""))?;
+    if let Some(why) = library_refusal(library_of(spec).as_deref()) {
+        return Err(why);
+    }
     let model = Qualified::parse(&spec.model, database, schema)?;
     statements::yaml(&ImportSpecYaml {
         compute_pool: spec.pool.clone(),
@@ -642,7 +735,10 @@ pub fn import_yaml_in(
                 hf_model_kwargs: "{}".into(),
             },
             log_model_args: statements::LogModelArgs {
-                target_platforms: vec!["SNOWPARK_CONTAINER_SERVICES".into()],
+                // Both, so that the version can also be called in a warehouse
+                // (`MODEL(m, v)!METHOD`, batch --warehouse-model): snowflake-ml-python refuses
+                // warehouse inference on a version logged for SPCS only.
+                target_platforms: vec!["WAREHOUSE".into(), "SNOWPARK_CONTAINER_SERVICES".into()],
                 comment: "imported by hugflake".into(),
             },
         }],
@@ -671,44 +767,49 @@ pub fn deploy_yaml_in(
             ingress_enabled: true,
             min_instances: spec.min_instances,
             max_instances: spec.max_instances.max(spec.min_instances).max(1),
-            autocapture: false,
+            autocapture: None,
         },
     })
 }
 
-/// Shows the new lines of a job service's log (`model-logging`, `model-build`).
+/// Shows the new lines of a job service's log (`model-logging`, `model-build`); the job service
+/// is looked up in its own schema (`MODEL_LOGGING_` in the model's, `MODEL_BUILD_` in the
+/// service's).
 async fn follow_job_service(
     p: &SnowflakePlatform,
     id: &str,
-    name: &str,
+    job: &Qualified,
     container: &str,
 ) -> Option<ServiceStatus> {
-    let q = p.qualify(name).ok()?;
-    let status = p
-        .services()
-        .await
-        .ok()?
-        .into_iter()
-        .find(|s| s.name == q.name.name)
-        .map(|s| s.status)?;
-    if let Ok(rs) = p.run(&statements::service_logs(&q, 0, container)).await {
+    let status = p.service_in(job).await.ok()??.status;
+    if let Ok(rs) = p.run(&statements::service_logs(job, 0, container)).await {
         let text = rs.scalar().unwrap_or("").to_string();
+        let key = job.name.name.clone();
         let seen = p
             .jobs
             .get(id)
-            .and_then(|j| j.log_seen.get(name).copied())
+            .and_then(|j| j.log_seen.get(&key).copied())
             .unwrap_or(0);
         let lines: Vec<&str> = text.lines().collect();
         for l in lines.iter().skip(seen) {
             p.jobs.log(id, &format!("{container}: {l}"));
         }
         let n = lines.len();
-        let key = name.to_string();
         p.jobs.update(id, |j| {
             j.log_seen.insert(key, n.max(seen));
         });
     }
     Some(status)
+}
+
+/// The job service `<prefix><H>` of a statement, in the schema of `beside`.
+fn job_service(handle: &str, prefix: &str, beside: &Qualified) -> Option<Qualified> {
+    let hash = statements::job_hash(handle)?;
+    Some(Qualified {
+        database: beside.database.clone(),
+        schema: beside.schema.clone(),
+        name: super::ident::Ident::from_stored(&format!("{prefix}{hash}")),
+    })
 }
 
 async fn run_import(
@@ -746,9 +847,17 @@ async fn run_import(
             }
         }
     };
-    let logging = statements::job_hash(&handle).map(|h| format!("MODEL_LOGGING_{h}"));
+    let model = model_fq(p, &spec.model)?;
+    let logging = job_service(&handle, "MODEL_LOGGING_", &model);
     if let Some(l) = &logging {
-        p.jobs.log(id, &format!("download: the logging job is {l}"));
+        p.jobs.log(
+            id,
+            &format!(
+                "download: the logging job is {} in {}",
+                l.name,
+                l.schema_sql()
+            ),
+        );
     }
     loop {
         if cancelled(p, id) {
@@ -833,22 +942,38 @@ async fn run_deploy(
             }
         }
     };
-    let build = statements::job_hash(&handle).map(|h| format!("MODEL_BUILD_{h}"));
+    let service = model_fq(p, &spec.service)?;
+    let build = job_service(&handle, "MODEL_BUILD_", &service);
+    if let Some(b) = &build {
+        p.jobs.log(
+            id,
+            &format!(
+                "build: the image build job is {} in {}",
+                b.name,
+                b.schema_sql()
+            ),
+        );
+    }
+    let deadline = std::time::Instant::now() + p.deadline();
+    let mut statement_done = false;
     loop {
         if cancelled(p, id) {
             return Err(End::Cancelled);
         }
         // A statement error ends the deploy; its success alone does not mean the image is built.
-        if let Err(e) = p.api.check(&handle).await {
-            // Show the build job's log first: it usually says why.
-            if let Some(b) = &build {
-                let _ = follow_job_service(p, id, b, "model-build").await;
+        match p.api.check(&handle).await {
+            Ok(Some(_)) => statement_done = true,
+            Ok(None) => {}
+            Err(e) => {
+                // Show the build job's log first: it usually says why.
+                if let Some(b) = &build {
+                    let _ = follow_job_service(p, id, b, "model-build").await;
+                }
+                return Err(e.into());
             }
-            return Err(e.into());
         }
-        let services = p.services().await?;
         if let Some(b) = &build {
-            match services.iter().find(|s| &s.name == b).map(|s| s.status) {
+            match p.service_in(b).await?.map(|s| s.status) {
                 Some(ServiceStatus::Failed | ServiceStatus::InternalError) => {
                     let _ = follow_job_service(p, id, b, "model-build").await;
                     return Err(End::Failed(format!(
@@ -876,14 +1001,32 @@ async fn run_deploy(
                 }
             }
         }
-        if services.iter().any(|s| s.name == spec.service) {
-            if !p.jobs.get(id).is_some_and(|j| j.build_seen) {
-                p.jobs.log(
-                    id,
-                    "build: no build job ran: a previously built image was reused",
-                );
-            }
+        let build_seen = p.jobs.get(id).is_some_and(|j| j.build_seen);
+        if !build_seen && p.service_in(&service).await?.is_some() {
+            p.jobs.log(
+                id,
+                "build: no build job ran: a previously built image was reused",
+            );
             return Ok(());
+        }
+        // The statement returned, no build job is running and the service is not listed yet:
+        // the service's own state decides from here (the deploy stage has its own deadline).
+        if statement_done && !build_seen {
+            p.jobs.log(
+                id,
+                &format!(
+                    "build: SYSTEM$DEPLOY_MODEL returned and no build job is running: following service {service}"
+                ),
+            );
+            return Ok(());
+        }
+        if std::time::Instant::now() >= deadline {
+            return Err(End::Failed(format!(
+                "no image build finished and service {service} did not appear within {} min: \
+                 see `hugflake logs` of the build job, or SHOW SERVICES IN SCHEMA {}",
+                p.deadline().as_secs() / 60,
+                service.schema_sql()
+            )));
         }
         tokio::time::sleep(p.poll_every()).await;
     }
@@ -894,12 +1037,14 @@ async fn wait_running(
     id: &str,
     spec: &ImportSpec,
 ) -> std::result::Result<(), End> {
+    let service = model_fq(p, &spec.service)?;
+    let deadline = std::time::Instant::now() + p.deadline();
     let mut last = String::new();
     loop {
         if cancelled(p, id) {
             return Err(End::Cancelled);
         }
-        match p.containers(&spec.service).await {
+        match p.containers(&service.sql()).await {
             Ok(c) if !c.is_empty() => {
                 let summary: Vec<String> = c
                     .iter()
@@ -930,8 +1075,106 @@ async fn wait_running(
             Ok(_) | Err(PlatformError::NotFound(_)) => {}
             Err(e) => return Err(e.into()),
         }
+        if std::time::Instant::now() >= deadline {
+            return Err(End::Failed(format!(
+                "service {service} was not READY within {} min (last seen: {}): its containers' \
+                 messages are in `hugflake logs {}`",
+                p.deadline().as_secs() / 60,
+                if last.is_empty() {
+                    "no containers"
+                } else {
+                    last.as_str()
+                },
+                spec.service
+            )));
+        }
         tokio::time::sleep(p.poll_every()).await;
     }
+}
+
+/// Inputs that are parameters with defaults, not inputs (snowflake-ml-python `_signatures`):
+/// never sent by the readiness call.
+const PARAMETERS: &[&str] = &[
+    "top_k",
+    "function_to_apply",
+    "targets",
+    "hypothesis_template",
+    "multi_label",
+    "batch_size",
+    "truncate_dim",
+    "timeout",
+];
+
+/// A small grey PNG, base64: the image of a readiness call to an image service.
+fn tiny_png() -> String {
+    use base64::Engine;
+    let img = image::RgbImage::from_pixel(8, 8, image::Rgb([128, 128, 128]));
+    let mut buf = std::io::Cursor::new(Vec::new());
+    let _ = image::DynamicImage::ImageRgb8(img).write_to(&mut buf, image::ImageFormat::Png);
+    base64::engine::general_purpose::STANDARD.encode(buf.into_inner())
+}
+
+/// The method and one valid row of inputs for a service's first call, from the version's
+/// functions (`SHOW FUNCTIONS IN MODEL`) and, where they say nothing, the task's documented
+/// signature (SNOWFLAKE.md §2): sentence-transformers answer `ENCODE(sentence)`; every
+/// transformers pipeline `__CALL__` with its own inputs (`inputs`, `text`, `sequences` and
+/// `candidate_labels`, `images` and `candidate_labels`); fill-mask needs a mask token.
+pub fn readiness_call(
+    functions: &[crate::domain::Function],
+    task: Option<&str>,
+    mask: &str,
+) -> (String, Vec<serde_json::Value>) {
+    use serde_json::json;
+    let by_name = |n: &str| functions.iter().find(|f| f.name.eq_ignore_ascii_case(n));
+    let function = by_name("ENCODE")
+        .or_else(|| by_name("__CALL__"))
+        .or_else(|| functions.first());
+    let task = task.unwrap_or("");
+    let method = function.map_or_else(
+        || {
+            if matches!(
+                task,
+                "sentence-similarity" | "sentence-transformers" | "embeddings"
+            ) {
+                "ENCODE".to_string()
+            } else {
+                "__CALL__".to_string()
+            }
+        },
+        |f| f.name.clone(),
+    );
+    let mut inputs: Vec<String> = function
+        .map(|f| {
+            f.arguments
+                .iter()
+                .map(|a| a.name.to_ascii_lowercase())
+                .filter(|n| !PARAMETERS.contains(&n.as_str()))
+                .collect()
+        })
+        .unwrap_or_default();
+    if inputs.is_empty() {
+        inputs = match (method.as_str(), task) {
+            ("ENCODE", _) => vec!["sentence".into()],
+            (_, "zero-shot-classification") => {
+                vec!["sequences".into(), "candidate_labels".into()]
+            }
+            (_, "zero-shot-image-classification") => {
+                vec!["images".into(), "candidate_labels".into()]
+            }
+            (_, "text-classification") => vec!["text".into()],
+            _ => vec!["inputs".into()],
+        };
+    }
+    let row = inputs
+        .iter()
+        .map(|name| match name.as_str() {
+            "candidate_labels" => json!(["normal", "abnormal"]),
+            "images" => json!(tiny_png()),
+            _ if task == "fill-mask" => json!(format!("The child has a {mask} and a cough.")),
+            _ => json!("hugflake readiness check"),
+        })
+        .collect();
+    (method, row)
 }
 
 async fn first_call(
@@ -939,21 +1182,23 @@ async fn first_call(
     id: &str,
     spec: &ImportSpec,
 ) -> std::result::Result<(), End> {
-    let method = match spec.task.as_deref() {
-        Some("token-classification" | "ner") => "__CALL__",
-        _ => "ENCODE",
-    };
+    let functions = p
+        .versions(&spec.model)
+        .await?
+        .into_iter()
+        .find(|v| v.name == spec.version)
+        .map(|v| v.functions)
+        .unwrap_or_default();
+    let service = model_fq(p, &spec.service)?.sql();
+    // BERT-style vocabularies mask with [MASK], RoBERTa-style ones with <mask>.
+    let masks = ["[MASK]", "<mask>"];
+    let mut mask = 0;
     let started = std::time::Instant::now();
-    let deadline = started + Duration::from_secs(300);
+    let deadline = started + Duration::from_secs(300).min(p.deadline());
     loop {
-        match p
-            .predict(
-                &spec.service,
-                method,
-                &[vec![serde_json::json!("hugflake readiness check")]],
-            )
-            .await
-        {
+        let (method, row) = readiness_call(&functions, spec.task.as_deref(), masks[mask]);
+        let early = std::time::Instant::now() < deadline;
+        match p.predict(&service, &method, &[row]).await {
             Ok(r) => {
                 p.jobs.log(
                     id,
@@ -961,8 +1206,22 @@ async fn first_call(
                 );
                 return Ok(());
             }
-            Err(PlatformError::Conflict(_)) if std::time::Instant::now() < deadline => {}
-            Err(e) if std::time::Instant::now() < deadline && e.to_string().contains("502") => {}
+            Err(PlatformError::Api { message, .. })
+                if spec.task.as_deref() == Some("fill-mask")
+                    && mask + 1 < masks.len()
+                    && message.to_ascii_lowercase().contains("mask") =>
+            {
+                mask += 1;
+                continue;
+            }
+            // Still provisioning, or the model still loading (502/503/504, connection refused).
+            Err(
+                PlatformError::Conflict(_)
+                | PlatformError::NotFound(_)
+                | PlatformError::Unreachable { .. },
+            ) if early => {}
+            Err(PlatformError::Api { status, .. })
+                if early && crate::platform::transient_status(status) => {}
             Err(e) => return Err(e.into()),
         }
         tokio::time::sleep(p.poll_every()).await;
@@ -985,6 +1244,9 @@ impl Clone for SnowflakePlatform {
             families: tokio::sync::Mutex::new(None),
             loopback: self.loopback,
             poll_every: self.poll_every,
+            deadline: self.deadline,
+            ingress_tokens: self.ingress_tokens.clone(),
+            runnable: self.runnable.clone(),
         }
     }
 }
@@ -1006,11 +1268,69 @@ mod tests {
                 .unwrap_or_default()
                 .contains("no automatic signature")
         );
+        // Zero-shot image classification has a Snowflake signature: only the library refuses.
+        assert_eq!(
+            snowflake_task("zero-shot-image-classification"),
+            Ok(Some("zero-shot-image-classification"))
+        );
         assert!(
-            snowflake_task("zero-shot-image-classification")
-                .err()
+            library_refusal(Some("open_clip"))
                 .unwrap_or_default()
                 .contains("open_clip")
         );
+        assert_eq!(library_refusal(Some("transformers")), None);
+        assert_eq!(library_refusal(None), None);
+    }
+
+    #[test]
+    fn inline_specs_follow_the_capability_version() {
+        let caps =
+            |v: &str| format!(r#"{{"ENABLE_INLINE_DEPLOYMENT_SPEC_FROM_CLIENT_VERSION": "{v}"}}"#);
+        assert_eq!(inline_spec_allowed(Some(&caps("1.8.6"))), Ok(()));
+        assert_eq!(inline_spec_allowed(Some(&caps("1.48.0"))), Ok(()));
+        let newer = inline_spec_allowed(Some(&caps("1.48.1")))
+            .err()
+            .unwrap_or_default();
+        assert!(newer.contains("1.48.1 or newer"), "{newer}");
+        let missing = inline_spec_allowed(Some("{}")).err().unwrap_or_default();
+        assert!(missing.contains("PUT"), "{missing}");
+        assert!(inline_spec_allowed(None).is_err());
+        assert!(inline_spec_allowed(Some(&caps("not a version"))).is_err());
+    }
+
+    #[test]
+    fn readiness_calls_follow_the_signature() {
+        use crate::domain::{Column, Function};
+        let f = |name: &str, args: &[&str]| Function {
+            name: name.into(),
+            arguments: args
+                .iter()
+                .map(|a| Column {
+                    name: (*a).into(),
+                    kind: String::new(),
+                })
+                .collect(),
+            returns: Vec::new(),
+        };
+        let (m, row) = readiness_call(&[f("ENCODE", &["sentence"])], None, "[MASK]");
+        assert_eq!((m.as_str(), row.len()), ("ENCODE", 1));
+        let (m, row) = readiness_call(
+            &[f(
+                "__CALL__",
+                &["sequences", "candidate_labels", "multi_label"],
+            )],
+            Some("zero-shot-classification"),
+            "[MASK]",
+        );
+        assert_eq!(m, "__CALL__");
+        assert_eq!(row.len(), 2, "{row:?}");
+        assert!(row[1].is_array());
+        let (_, row) = readiness_call(&[], Some("fill-mask"), "<mask>");
+        assert!(row[0].as_str().unwrap_or("").contains("<mask>"));
+        let (m, row) = readiness_call(&[], Some("zero-shot-image-classification"), "");
+        assert_eq!(m, "__CALL__");
+        assert_eq!(row.len(), 2);
+        let (m, _) = readiness_call(&[], Some("text-classification"), "");
+        assert_eq!(m, "__CALL__");
     }
 }

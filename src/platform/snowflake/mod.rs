@@ -81,7 +81,18 @@ pub struct SnowflakePlatform {
     loopback: bool,
     /// How often a running import is polled (the official client: every 2 s).
     poll_every: Duration,
+    /// How long an import's build and deploy may take before it fails (the official client: 30
+    /// minutes).
+    deadline: Duration,
+    /// OAuth tokens exchanged for the key-pair JWT, per ingress host, with when they were issued.
+    ingress_tokens: Arc<std::sync::Mutex<HashMap<String, (Secret, std::time::Instant)>>>,
+    /// Where each model version may run (SHOW VERSIONS `runnable_in`), read once per version.
+    runnable: Arc<std::sync::Mutex<HashMap<(String, String), Vec<String>>>>,
 }
+
+/// How long an exchanged ingress token is reused. Snowflake does not say how long such a token
+/// lives (?); it is dropped earlier when the ingress refuses it.
+const INGRESS_TOKEN_REUSE: Duration = Duration::from_secs(50 * 60);
 
 impl std::fmt::Debug for SnowflakePlatform {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -155,11 +166,24 @@ impl SnowflakePlatform {
         let schema =
             Ident::parse(conn.get("schema").unwrap_or("PUBLIC")).map_err(PlatformError::Other)?;
         let base = conn.base_url().map_err(bad)?;
+        // The SQL API's context fields are case-sensitive names: `role = "ml_engineer"` means the
+        // role ML_ENGINEER, so role and warehouse go through the identifier rules as database and
+        // schema do (unquoted → upper case; "quoted" kept exactly).
+        let stored = |key: &str| -> Result<Option<String>> {
+            conn.get(key)
+                .filter(|v| !v.trim().is_empty())
+                .map(|v| {
+                    Ident::parse(v).map(|i| i.name).map_err(|e| {
+                        PlatformError::Other(format!("connection `{}`: {key}: {e}", conn.name))
+                    })
+                })
+                .transpose()
+        };
         let context = Context {
             database: Some(database.name.clone()),
             schema: Some(schema.name.clone()),
-            warehouse: conn.get("warehouse").map(str::to_string),
-            role: conn.get("role").map(str::to_string),
+            warehouse: stored("warehouse")?,
+            role: stored("role")?,
         };
         let api =
             SqlApi::new(&base, &auth, &account, &user, context).map_err(PlatformError::from)?;
@@ -187,6 +211,9 @@ impl SnowflakePlatform {
             families: tokio::sync::Mutex::new(None),
             loopback,
             poll_every: Duration::from_secs(2),
+            deadline: Duration::from_secs(30 * 60),
+            ingress_tokens: Default::default(),
+            runnable: Default::default(),
         };
         Ok(platform)
     }
@@ -199,6 +226,16 @@ impl SnowflakePlatform {
 
     pub fn poll_every(&self) -> Duration {
         self.poll_every
+    }
+
+    /// A shorter (tests) or longer limit for an import's build and deploy.
+    pub fn with_deadline(mut self, deadline: Duration) -> SnowflakePlatform {
+        self.deadline = deadline;
+        self
+    }
+
+    pub fn deadline(&self) -> Duration {
+        self.deadline
     }
 
     pub async fn run(&self, st: &Statement) -> std::result::Result<ResultSet, SqlError> {
@@ -284,6 +321,26 @@ impl SnowflakePlatform {
             .ok_or_else(|| PlatformError::NotFound(format!("compute pool {name}")))
     }
 
+    /// `SHOW SERVICES IN SCHEMA db.schema` of any schema (job services live in the model's and
+    /// the service's schema, which need not be the connection's).
+    pub async fn services_in(&self, database: &Ident, schema: &Ident) -> Result<Vec<Service>> {
+        let rs = self
+            .run(&statements::show_services(database, schema))
+            .await?;
+        Ok((0..rs.len())
+            .filter_map(|i| self.service_from_row(&rs, i))
+            .collect())
+    }
+
+    /// The service with exactly this fully qualified name, if it exists.
+    pub async fn service_in(&self, q: &Qualified) -> Result<Option<Service>> {
+        Ok(self
+            .services_in(&q.database, &q.schema)
+            .await?
+            .into_iter()
+            .find(|s| s.name == q.name.name))
+    }
+
     async fn service_named(&self, q: &Qualified) -> Result<Service> {
         self.services()
             .await?
@@ -297,24 +354,30 @@ impl SnowflakePlatform {
     }
 
     /// The token for the REST ingress: the PAT itself, or an OAuth token exchanged for the
-    /// key-pair JWT at `/oauth/token` (SNOWFLAKE.md §3). A connector session token is never used.
+    /// key-pair JWT at `/oauth/token` (SNOWFLAKE.md §3), reused until shortly before it could
+    /// expire. The scope names the role only when the connection names one: without it the
+    /// user's default role applies (a PUBLIC token would normally lack the endpoint's grant), as
+    /// snowflake-ml-python does. A connector session token is never used.
     async fn ingress_token(&self, ingress_host: &str) -> Result<Secret> {
         match &self.auth {
             Auth::Pat(t) | Auth::OAuth(t) => Ok(t.clone()),
             Auth::KeyPair { .. } => {
+                if let Ok(cache) = self.ingress_tokens.lock()
+                    && let Some((t, at)) = cache.get(ingress_host)
+                    && at.elapsed() < INGRESS_TOKEN_REUSE
+                {
+                    return Ok(t.clone());
+                }
                 let (jwt, _) = self.api.token().map_err(PlatformError::from)?;
-                let role = self
-                    .api
-                    .context
-                    .role
-                    .clone()
-                    .unwrap_or_else(|| "PUBLIC".into());
                 let form = [
                     (
                         "grant_type",
                         "urn:ietf:params:oauth:grant-type:jwt-bearer".to_string(),
                     ),
-                    ("scope", format!("session:role:{role} {ingress_host}")),
+                    (
+                        "scope",
+                        ingress_scope(self.api.context.role.as_deref(), ingress_host),
+                    ),
                     ("assertion", jwt.expose().to_string()),
                 ];
                 let resp = self
@@ -341,9 +404,24 @@ impl SnowflakePlatform {
                         detail: format!("{status}: {}", body.chars().take(200).collect::<String>()),
                     });
                 }
-                Ok(Secret::new(body.trim()))
+                let token = Secret::new(body.trim());
+                if let Ok(mut cache) = self.ingress_tokens.lock() {
+                    cache.insert(
+                        ingress_host.to_string(),
+                        (token.clone(), std::time::Instant::now()),
+                    );
+                }
+                Ok(token)
             }
         }
+    }
+
+    /// Forgets an exchanged ingress token the ingress refused.
+    fn drop_ingress_token(&self, ingress_host: &str) -> bool {
+        self.ingress_tokens
+            .lock()
+            .map(|mut c| c.remove(ingress_host).is_some())
+            .unwrap_or(false)
     }
 
     /// The REST ingress host of a service, once it is really reachable.
@@ -378,7 +456,8 @@ impl SnowflakePlatform {
         rows: &[Vec<Value>],
     ) -> Result<Prediction> {
         let host = self.ingress(q).await?;
-        let token = self.ingress_token(&host).await?;
+        let mut token = self.ingress_token(&host).await?;
+        let mut fresh_token = false;
         let scheme = if self.loopback { "http" } else { "https" };
         let url = format!(
             "{scheme}://{host}{}",
@@ -416,6 +495,16 @@ impl SnowflakePlatform {
                     });
                 }
                 Ok(r) if matches!(r.status().as_u16(), 429 | 502 | 503 | 504) && attempt < 5 => {}
+                // A reused exchanged token the ingress no longer takes: exchange once more.
+                Ok(r)
+                    if matches!(r.status().as_u16(), 401 | 403)
+                        && !fresh_token
+                        && self.drop_ingress_token(&host) =>
+                {
+                    fresh_token = true;
+                    token = self.ingress_token(&host).await?;
+                    continue;
+                }
                 Ok(r) => {
                     let status = r.status().as_u16();
                     let text = r.text().await.unwrap_or_default();
@@ -441,6 +530,34 @@ impl SnowflakePlatform {
         )))
     }
 
+    /// Refuses warehouse inference on a version that was not logged for it (SHOW VERSIONS
+    /// `runnable_in` without `WAREHOUSE`), with what to do, before any call is sent.
+    pub async fn check_warehouse(&self, model: &Qualified, version: &Ident) -> Result<()> {
+        let key = (model.sql(), version.sql());
+        let known = self.runnable.lock().ok().and_then(|c| c.get(&key).cloned());
+        let runnable_in = match known {
+            Some(r) => r,
+            None => {
+                let versions = self.versions(&model.sql()).await?;
+                let Some(v) = versions.into_iter().find(|x| x.name == version.name) else {
+                    return Err(PlatformError::NotFound(format!(
+                        "version {} of model {model}",
+                        version.name
+                    )));
+                };
+                v.runnable_in
+            }
+        };
+        if runnable_in.is_empty() || runnable_in.iter().any(|r| r == "WAREHOUSE") {
+            return Ok(());
+        }
+        Err(PlatformError::Conflict(warehouse_refusal(
+            model,
+            version,
+            &runnable_in,
+        )))
+    }
+
     async fn predict_sql(
         &self,
         q: &Qualified,
@@ -450,17 +567,9 @@ impl SnowflakePlatform {
         let started = std::time::Instant::now();
         let mut outputs = Vec::with_capacity(rows.len());
         for row in rows {
-            // One text input per row (the text methods); other signatures go through REST.
-            let input = match row.as_slice() {
-                [Value::String(s)] => s.clone(),
-                _ => {
-                    return Err(PlatformError::Invalid(
-                        "over SQL, hugflake sends one text input per row: use the REST route for images".into(),
-                    ));
-                }
-            };
+            // Inputs in signature order; images (BYTES) go through REST.
             let rs = self
-                .run(&statements::service_call(q, method, &[input]))
+                .run(&statements::service_call_values(q, method, row))
                 .await?;
             outputs.push(variant(rs.scalar()));
         }
@@ -509,6 +618,12 @@ fn pool_from_row(
 impl Platform for SnowflakePlatform {
     fn kind(&self) -> PlatformKind {
         PlatformKind::Snowflake
+    }
+
+    /// Services are matched on their fully qualified name (`ML.PUBLIC.MY_SVC`).
+    fn service_key(&self, service: &str) -> String {
+        self.qualify(service)
+            .map_or_else(|_| service.to_string(), |q| q.sql())
     }
 
     /// The SQL API's requests and statements (REST ingress calls to services are not counted).
@@ -639,23 +754,43 @@ impl Platform for SnowflakePlatform {
                 Err(_) => Vec::new(),
             };
             let attributes = variant(rs.get(i, "model_attributes"));
-            out.push(ModelVersion {
-                model: q.name.name.clone(),
-                name: name.to_string(),
-                source: String::new(),
-                revision: String::new(),
-                task: attributes["task"].as_str().unwrap_or("").to_string(),
-                files: Vec::new(),
-                total_bytes: 0,
-                functions,
-                inference_services: variant(rs.get(i, "inference_services"))
-                    .as_array()
+            let strings = |v: Value| -> Vec<String> {
+                v.as_array()
                     .map(|a| {
                         a.iter()
                             .filter_map(|v| v.as_str().map(str::to_string))
                             .collect()
                     })
-                    .unwrap_or_default(),
+                    .unwrap_or_default()
+            };
+            // Fully qualified names; the image build jobs are listed too and are not services
+            // of the version (snowflake-ml-python filters `MODEL_BUILD_` the same way).
+            let inference_services = strings(variant(rs.get(i, "inference_services")))
+                .into_iter()
+                .filter(|s| !s.contains("MODEL_BUILD_"))
+                .map(|s| self.qualify(&s).map_or(s, |q| q.sql()))
+                .collect();
+            let runnable_in = strings(variant(rs.get(i, "runnable_in")));
+            if let Ok(mut cache) = self.runnable.lock() {
+                cache.insert((q.sql(), version.sql()), runnable_in.clone());
+            }
+            out.push(ModelVersion {
+                model: q.name.name.clone(),
+                name: name.to_string(),
+                source: String::new(),
+                revision: String::new(),
+                // `model_attributes.task` is Snowflake's own ML task enum, not a Hugging Face
+                // task: it is kept apart, under its own name.
+                task: String::new(),
+                files: Vec::new(),
+                total_bytes: 0,
+                functions,
+                inference_services,
+                runnable_in,
+                snowflake_ml_task: attributes["task"]
+                    .as_str()
+                    .filter(|t| !t.is_empty())
+                    .map(str::to_string),
                 created_on: ts(rs.get(i, "created_on")).unwrap_or_else(Utc::now),
             });
         }
@@ -851,6 +986,7 @@ impl Platform for SnowflakePlatform {
     ) -> Result<Prediction> {
         let q = self.qualify(model)?;
         let v = Ident::parse(version).map_err(PlatformError::Invalid)?;
+        self.check_warehouse(&q, &v).await?;
         let started = std::time::Instant::now();
         let mut outputs = Vec::with_capacity(rows.len());
         for row in rows {
@@ -881,6 +1017,27 @@ impl Platform for SnowflakePlatform {
             InferenceRoute::Rest => self.predict_rest(&q, method, rows).await,
             InferenceRoute::Sql => self.predict_sql(&q, method, rows).await,
         }
+    }
+}
+
+/// Why warehouse inference is refused on a version, and what to do instead.
+pub fn warehouse_refusal(model: &Qualified, version: &Ident, runnable_in: &[String]) -> String {
+    format!(
+        "model {model} version {} is not logged for inference in a warehouse (it runs in {}): \
+         call its service instead (Query: pick the service; batch: --service), or import it again \
+         with warehouse inference enabled (hugflake now logs text models for WAREHOUSE and \
+         SNOWPARK_CONTAINER_SERVICES), e.g. `hugflake import HANDLE --version V2`",
+        version.name,
+        runnable_in.join(", ")
+    )
+}
+
+/// The scope of the JWT → OAuth exchange for the ingress: `session:role:<ROLE> <host>` when the
+/// connection names a role, else only the host, so the user's default role applies.
+pub fn ingress_scope(role: Option<&str>, ingress_host: &str) -> String {
+    match role {
+        Some(r) => format!("session:role:{r} {ingress_host}"),
+        None => ingress_host.to_string(),
     }
 }
 

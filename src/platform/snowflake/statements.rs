@@ -147,11 +147,43 @@ pub fn method_ident(method: &str) -> String {
     }
 }
 
-/// The service function over SQL, one row per input, inputs bound.
+/// The service function over SQL with text inputs, in signature order, each bound.
 pub fn service_call(service: &Qualified, method: &str, inputs: &[String]) -> Statement {
+    let values: Vec<serde_json::Value> = inputs
+        .iter()
+        .map(|i| serde_json::Value::String(i.clone()))
+        .collect();
+    service_call_values(service, method, &values)
+}
+
+/// The service function over SQL, inputs in signature order: text bound as TEXT, anything else
+/// (`candidate_labels` arrays) bound as JSON text and read with `PARSE_JSON`.
+pub fn service_call_values(
+    service: &Qualified,
+    method: &str,
+    inputs: &[serde_json::Value],
+) -> Statement {
+    let mut marks = Vec::with_capacity(inputs.len());
+    let mut bindings = Vec::with_capacity(inputs.len());
+    for v in inputs {
+        match v {
+            serde_json::Value::String(s) => {
+                marks.push("?");
+                bindings.push(text(s.as_str()));
+            }
+            other => {
+                marks.push("PARSE_JSON(?)");
+                bindings.push(text(other.to_string()));
+            }
+        }
+    }
     Statement {
-        sql: format!("SELECT {service}!{}(?)", method_ident(method)),
-        bindings: inputs.iter().map(|i| text(i.as_str())).collect(),
+        sql: format!(
+            "SELECT {service}!{}({})",
+            method_ident(method),
+            marks.join(", ")
+        ),
+        bindings,
     }
 }
 
@@ -234,8 +266,10 @@ pub struct ServiceSpecYaml {
     pub ingress_enabled: bool,
     pub min_instances: u32,
     pub max_instances: u32,
-    /// Inference inputs and outputs stored by Snowflake: off unless the user asks.
-    pub autocapture: bool,
+    /// Inference inputs and outputs stored by Snowflake: left out (off) unless the user asks, as
+    /// snowflake-ml-python leaves it out.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub autocapture: Option<bool>,
 }
 
 pub fn yaml<T: Serialize>(spec: &T) -> Result<String, String> {
