@@ -1010,7 +1010,7 @@ async fn statement(
                 "timed out"
             };
             return Err(Stopped::Cancelled(match api.cancel(&handle).await {
-                Ok(()) => format!(
+                Ok(_) => format!(
                     "{why}: statement {handle} cancelled in the account; run the same command again to continue"
                 ),
                 Err(e) => format!(

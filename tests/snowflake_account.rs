@@ -171,6 +171,16 @@ async fn warehouse_inference_only_on_versions_logged_for_it() {
         v[0].inference_services,
         vec!["ML.PUBLIC.ALL_MINILM_L6_V2_SVC".to_string()]
     );
+    // A service's functions come from the version that lists exactly that service: `SVC` is
+    // not `…_SVC`.
+    let f = hugflake::platform::service_functions(&p, "ALL_MINILM_L6_V2_SVC", None, None)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(f.iter().any(|f| f.name == "ENCODE"), "{f:?}");
+    let none = hugflake::platform::service_functions(&p, "SVC", None, None)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(none.is_empty(), "{none:?}");
     let r = p
         .predict_version(
             "ALL_MINILM_L6_V2",

@@ -1,7 +1,15 @@
 //! Opt-in checks against a real Snowflake account, to settle the lines SNOWFLAKE.md marks (?).
-//! Read-only: nothing is created or changed.
 //!
 //!     HUGFLAKE_LIVE_SNOWFLAKE=<connection name> cargo test --release --test snowflake_live -- --include-ignored
+//!
+//! `live_snowflake_read_only_checks` changes nothing. `live_snowflake_writes` runs only when
+//! `HUGFLAKE_LIVE_SNOWFLAKE_WRITE=1` as well: it creates one table `HUGFLAKE_LIVE_<random>` in the
+//! connection's schema and drops it (ARRAY → VECTOR and VARIANT → VECTOR casts, `DELETE … USING`
+//! on a VECTOR table, the statement handle against QUERY_HISTORY, the cancel answer's body).
+//! With `HUGFLAKE_LIVE_SNOWFLAKE_IMPORT_POOL=<pool>` it also imports MiniLM as a new version
+//! through `SYSTEM$IMPORT_MODEL(?)` with the spec bound (a real import: minutes, credits), and with
+//! `HUGFLAKE_LIVE_SNOWFLAKE_PIPELINE_SERVICE=<service>` (a transformers pipeline service you
+//! already run) it calls `/--call--` on its ingress and prints its SPCS_GET_EVENTS rows.
 //!
 //! The connection comes from connections.toml exactly as `hugflake --connection NAME` reads it.
 //! `scripts/test.sh` skips this file (there is no account in CI).
@@ -121,5 +129,163 @@ async fn live_snowflake_read_only_checks() {
                 .map(|v| (&v.name, &v.task, v.functions.len()))
                 .collect::<Vec<_>>()
         );
+    }
+}
+
+fn live_writes() -> bool {
+    std::env::var("HUGFLAKE_LIVE_SNOWFLAKE_WRITE").is_ok_and(|v| v == "1")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a Snowflake account: HUGFLAKE_LIVE_SNOWFLAKE=<connection> HUGFLAKE_LIVE_SNOWFLAKE_WRITE=1"]
+async fn live_snowflake_writes() {
+    if !live_writes() {
+        println!("HUGFLAKE_LIVE_SNOWFLAKE_WRITE is not 1: nothing written");
+        return;
+    }
+    let p = platform().await;
+    let run = |sql: String| {
+        let api = p.api.clone();
+        async move {
+            api.execute(&sql, &[], Duration::from_secs(120))
+                .await
+                .map_err(|e| e.to_string())
+        }
+    };
+    let table = format!(
+        "{}.{}.HUGFLAKE_LIVE_{}",
+        p.database,
+        p.schema,
+        &uuid::Uuid::new_v4().simple().to_string()[..8].to_ascii_uppercase()
+    );
+    let created = run(format!(
+        "CREATE TABLE {table} (NOTE_ID VARCHAR, EMBEDDING VECTOR(FLOAT, 3))"
+    ))
+    .await;
+    assert!(created.is_ok(), "{created:?}");
+    // What hugflake sends: VARIANT → ARRAY → VECTOR.
+    let through_array = run(format!(
+        r#"INSERT INTO {table} SELECT 'a', PARSE_JSON('{{"output": [0.1, 0.2, 0.3]}}'):"output"::ARRAY::VECTOR(FLOAT, 3)"#
+    ))
+    .await;
+    // What it used to send: VARIANT straight to VECTOR (printed, not asserted).
+    let direct = run(
+        r#"SELECT PARSE_JSON('{"output": [0.1, 0.2, 0.3]}'):"output"::VECTOR(FLOAT, 3)"#.into(),
+    )
+    .await;
+    println!("VARIANT -> VECTOR directly: {direct:?}");
+    let delete = run(format!(
+        "DELETE FROM {table} c USING (SELECT 'a' AS NOTE_ID) t WHERE c.NOTE_ID = t.NOTE_ID"
+    ))
+    .await;
+    // The statement handle is the query id (the job-name hash depends on it).
+    let marker = format!("hugflake-marker-{}", uuid::Uuid::new_v4().simple());
+    let marked = p
+        .api
+        .execute(&format!("SELECT '{marker}'"), &[], Duration::from_secs(60))
+        .await;
+    let history = match &marked {
+        Ok(rs) => run(format!(
+            "SELECT QUERY_ID FROM TABLE(INFORMATION_SCHEMA.QUERY_HISTORY(RESULT_LIMIT => 1000)) \
+             WHERE QUERY_TEXT = 'SELECT ''{marker}''' AND QUERY_ID = '{}'",
+            rs.handle
+        ))
+        .await
+        .map(|h| h.len()),
+        Err(e) => Err(e.to_string()),
+    };
+    // The cancel answer's body.
+    let cancel = match p
+        .api
+        .start("CALL SYSTEM$WAIT(30)", &[], 60)
+        .await
+        .map_err(|e| e.to_string())
+    {
+        Ok(Err(handle)) => p.api.cancel(&handle).await.map_err(|e| e.to_string()),
+        Ok(Ok(_)) => Err("SYSTEM$WAIT returned at once".into()),
+        Err(e) => Err(e),
+    };
+    println!("cancel answered: {cancel:?}");
+    let dropped = run(format!("DROP TABLE {table}")).await;
+    assert!(through_array.is_ok(), "ARRAY -> VECTOR: {through_array:?}");
+    assert!(
+        delete.is_ok(),
+        "DELETE ... USING on a VECTOR table: {delete:?}"
+    );
+    assert_eq!(history, Ok(1), "the statement handle is not the query id");
+    assert!(cancel.is_ok(), "{cancel:?}");
+    assert!(dropped.is_ok(), "{dropped:?}");
+
+    if let Ok(pool) = std::env::var("HUGFLAKE_LIVE_SNOWFLAKE_IMPORT_POOL") {
+        // SYSTEM$IMPORT_MODEL with its spec as a bound `?`, then the whole flow to READY, then
+        // warehouse inference on hugflake's own import.
+        let mut spec = hugflake::domain::ImportSpec::with_defaults(
+            "sentence-transformers/all-MiniLM-L6-v2",
+            &pool,
+        );
+        spec.task = Some("sentence-similarity".into());
+        spec.model = "HUGFLAKE_LIVE_MINILM".into();
+        spec.version = format!("V{}", chrono::Utc::now().format("%Y%m%d%H%M%S"));
+        spec.service = format!("HUGFLAKE_LIVE_{}", spec.version);
+        let job = p.import(&spec).await.unwrap_or_else(|e| panic!("{e}"));
+        let d = loop {
+            let d = p
+                .job(&job.id, None, Some(Duration::from_secs(10)))
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+            if !matches!(
+                d.summary.state,
+                hugflake::domain::JobState::Queued | hugflake::domain::JobState::Running
+            ) {
+                break d;
+            }
+        };
+        for l in &d.log {
+            println!("  {}", l.line);
+        }
+        assert_eq!(
+            d.summary.state,
+            hugflake::domain::JobState::Done,
+            "{:?}",
+            d.summary.error
+        );
+        let v = p
+            .versions(&spec.model)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        println!(
+            "runnable_in of the new version: {:?}",
+            v.iter()
+                .find(|x| x.name == spec.version)
+                .map(|x| &x.runnable_in)
+        );
+        let r = p
+            .predict_version(
+                &spec.model,
+                &spec.version,
+                "ENCODE",
+                &[vec![serde_json::json!("warehouse inference")]],
+            )
+            .await;
+        assert!(
+            r.is_ok(),
+            "MODEL(m, v)!ENCODE on hugflake's own import: {r:?}"
+        );
+    }
+
+    if let Ok(service) = std::env::var("HUGFLAKE_LIVE_SNOWFLAKE_PIPELINE_SERVICE") {
+        // `__call__` as `/--call--` on the ingress, and the events SPCS records.
+        let r = p
+            .predict(
+                &service,
+                "__CALL__",
+                &[vec![serde_json::json!("fever and cough in a toddler")]],
+            )
+            .await;
+        println!("/--call--: {r:?}");
+        assert!(r.is_ok(), "{r:?}");
+        let events = p.events(&service).await;
+        println!("SPCS_GET_EVENTS: {events:?}");
+        assert!(events.is_ok(), "{events:?}");
     }
 }

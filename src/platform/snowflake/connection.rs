@@ -310,8 +310,8 @@ pub fn home_note(env: &dyn Env, home: &Path) -> Option<String> {
     let path = expand_home(&d, home);
     (!path.is_dir()).then(|| {
         format!(
-            "SNOWFLAKE_HOME={d} is not a directory, so it is ignored (as Snowflake's own tools ignore it); \
-             reading {}",
+            "SNOWFLAKE_HOME={d} is not a directory, so it is passed over as Snowflake's own tools pass \
+             over it; reading {}",
             config_dir(env, home).display()
         )
     })
@@ -387,7 +387,7 @@ pub fn load(
     flags: &[(String, String)],
 ) -> Result<Connection, ConnectionError> {
     let dir = config_dir(env, home);
-    let mut warnings = Vec::new();
+    let mut warnings: Vec<String> = home_note(env, home).into_iter().collect();
     let config_path = dir.join("config.toml");
     let connections_path = dir.join("connections.toml");
     let config = read_toml(&config_path, env, &mut warnings)?;
@@ -462,10 +462,14 @@ pub fn load(
         values.insert(k.clone(), (v.clone(), Source::Flag));
     }
     if table.is_none() && !from_conn_env && flags.is_empty() {
+        let mut shown = dir.display().to_string();
+        if let Some(note) = home_note(env, home) {
+            shown = format!("{shown} ({note})");
+        }
         return Err(ConnectionError::NoSuchConnection {
             name,
             upper,
-            dir: dir.display().to_string(),
+            dir: shown,
         });
     }
     Ok(Connection {
@@ -626,5 +630,154 @@ mod tests {
             Ok(Auth::Pat(t)) => assert_eq!(t.expose(), "pat-secret"),
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn the_config_directory_follows_the_connector() {
+        let home = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let h = home.path();
+        let platform_dir = h.join(".config").join("snowflake");
+        // Nothing exists: the platform directory.
+        assert_eq!(config_dir(&vars(&[]), h), platform_dir);
+        // ~/.snowflake exists: it, unless SNOWFLAKE_HOME names another directory.
+        std::fs::create_dir_all(h.join(".snowflake")).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(config_dir(&vars(&[]), h), h.join(".snowflake"));
+        let missing = h.join("missing");
+        let env = vars(&[("SNOWFLAKE_HOME", missing.to_str().unwrap_or(""))]);
+        // A SNOWFLAKE_HOME that does not exist goes to the platform directory, not ~/.snowflake.
+        assert_eq!(config_dir(&env, h), platform_dir);
+        assert!(
+            home_note(&env, h).is_some_and(|n| n.contains("passed over")),
+            "{:?}",
+            home_note(&env, h)
+        );
+        std::fs::create_dir_all(&missing).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(config_dir(&env, h), missing);
+        assert_eq!(home_note(&env, h), None);
+        let xdg = vars(&[
+            ("SNOWFLAKE_HOME", "/nonexistent-sf-home"),
+            ("XDG_CONFIG_HOME", "/xdg"),
+        ]);
+        assert_eq!(config_dir(&xdg, h), PathBuf::from("/xdg/snowflake"));
+    }
+
+    #[test]
+    fn hosts_follow_region_and_china() {
+        assert_eq!(
+            hostname("acme-prod", None),
+            "acme-prod.snowflakecomputing.com"
+        );
+        assert_eq!(
+            hostname("xy12345", Some("eu-central-1")),
+            "xy12345.eu-central-1.snowflakecomputing.com"
+        );
+        assert_eq!(
+            hostname("xy12345.whatever", Some("cn-north-1")),
+            "xy12345.cn-north-1.snowflakecomputing.cn"
+        );
+        assert_eq!(
+            hostname("xy12345.cn-northwest-1", None),
+            "xy12345.cn-northwest-1.snowflakecomputing.cn"
+        );
+        assert_eq!(
+            hostname("xy12345", Some("us-west-2")),
+            "xy12345.snowflakecomputing.com"
+        );
+        let home = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let env = vars(&[
+            ("SNOWFLAKE_CONNECTIONS_X_ACCOUNT", "xy12345"),
+            ("SNOWFLAKE_CONNECTIONS_X_REGION", "cn-north-1"),
+        ]);
+        let c = load(&env, home.path(), Some("x"), &[]).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            c.base_url().ok().as_deref(),
+            Some("https://xy12345.cn-north-1.snowflakecomputing.cn")
+        );
+    }
+
+    #[test]
+    fn key_settings_take_every_spelling_and_the_environment_passphrase_wins() {
+        let home = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let dir = home.path().join(".snowflake");
+        write(
+            &dir.join("connections.toml"),
+            "[cli]\naccount = \"a\"\nuser = \"u\"\nprivate_key_file = \"/k.p8\"\nprivate_key_passphrase = \"from-file\"\n\
+             [connector]\naccount = \"a\"\nuser = \"u\"\nprivate_key_path = \"/c.p8\"\nprivate_key_file_pwd = \"old-name\"\n",
+            0o600,
+        );
+        let passphrase = |c: &Connection, env: &Vars| match c.auth(env) {
+            Ok(Auth::KeyPair {
+                private_key_file,
+                passphrase,
+            }) => (
+                private_key_file.display().to_string(),
+                passphrase.map(|p| p.expose().to_string()),
+            ),
+            other => panic!("{other:?}"),
+        };
+        let none = vars(&[]);
+        let c = load(&none, home.path(), Some("cli"), &[]).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            passphrase(&c, &none),
+            ("/k.p8".into(), Some("from-file".into()))
+        );
+        let c = load(&none, home.path(), Some("connector"), &[]).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            passphrase(&c, &none),
+            ("/c.p8".into(), Some("old-name".into()))
+        );
+        let shown = format!("{:?}", c.describe());
+        assert!(!shown.contains("old-name"), "{shown}");
+        // The Snowflake CLI: PRIVATE_KEY_PASSPHRASE wins over the file.
+        let env = vars(&[("PRIVATE_KEY_PASSPHRASE", "from-env")]);
+        let c = load(&env, home.path(), Some("cli"), &[]).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(passphrase(&c, &env).1.as_deref(), Some("from-env"));
+        // private_key_path from the environment, in both layers.
+        let env = vars(&[
+            ("SNOWFLAKE_CONNECTIONS_ENVONLY_ACCOUNT", "a"),
+            ("SNOWFLAKE_CONNECTIONS_ENVONLY_PRIVATE_KEY_PATH", "/env.p8"),
+        ]);
+        let c = load(&env, home.path(), Some("envonly"), &[]).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(passphrase(&c, &env).0, "/env.p8");
+        let env = vars(&[
+            ("SNOWFLAKE_CONNECTIONS_ENVONLY_ACCOUNT", "a"),
+            ("SNOWFLAKE_PRIVATE_KEY_PATH", "/global.p8"),
+        ]);
+        let c = load(&env, home.path(), Some("envonly"), &[]).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(passphrase(&c, &env).0, "/global.p8");
+    }
+
+    #[test]
+    fn a_token_kept_as_password_works_with_its_authenticator() {
+        let home = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let env = vars(&[
+            ("SNOWFLAKE_CONNECTIONS_X_ACCOUNT", "a"),
+            (
+                "SNOWFLAKE_CONNECTIONS_X_AUTHENTICATOR",
+                "PROGRAMMATIC_ACCESS_TOKEN",
+            ),
+            ("SNOWFLAKE_CONNECTIONS_X_PASSWORD", "pat-as-password"),
+        ]);
+        let c = load(&env, home.path(), Some("x"), &[]).unwrap_or_else(|e| panic!("{e}"));
+        match c.auth(&env) {
+            Ok(Auth::Pat(t)) => assert_eq!(t.expose(), "pat-as-password"),
+            other => panic!("{other:?}"),
+        }
+        // Without the authenticator a password stays a password: refused, saying what works.
+        let env = vars(&[
+            ("SNOWFLAKE_CONNECTIONS_X_ACCOUNT", "a"),
+            ("SNOWFLAKE_CONNECTIONS_X_PASSWORD", "pat-as-password"),
+        ]);
+        let c = load(&env, home.path(), Some("x"), &[]).unwrap_or_else(|e| panic!("{e}"));
+        let err = c
+            .auth(&env)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            err.contains("If `password` holds a programmatic access token")
+                && !err.contains("pat-as-password"),
+            "{err}"
+        );
     }
 }

@@ -530,14 +530,15 @@ impl SqlApi {
         }
     }
 
-    pub async fn cancel(&self, handle: &str) -> Result<(), SqlError> {
+    /// Cancels a running statement; the answer's body comes back as text (its shape is not
+    /// documented, SNOWFLAKE.md §7 (?): any 2xx is enough, the live suite prints it).
+    pub async fn cancel(&self, handle: &str) -> Result<String, SqlError> {
         let path = format!("/api/v2/statements/{handle}/cancel");
         let (status, bytes, _) = self
             .send(|| self.request(reqwest::Method::POST, &path))
             .await?;
-        // The cancel answer's body shape is not documented (SNOWFLAKE.md §7 (?)): any 2xx is enough.
         if status.is_success() {
-            Ok(())
+            Ok(String::from_utf8_lossy(&bytes).chars().take(500).collect())
         } else {
             Err(SqlError::Http {
                 status: status.as_u16(),
