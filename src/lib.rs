@@ -2,8 +2,8 @@
 //! them, watches their health and lets people try them.
 //!
 //! Layers: `domain` (plain types), `hub` (Hugging Face), `platform` (the Platform trait, the local
-//! daemon and its client) know nothing of terminals; `app` and `ui` are the TUI; `headless` is the
-//! same engine for scripts.
+//! daemon and its client) know nothing of terminals; `session` is the front door both faces start
+//! from; `app` and `ui` are the TUI; `cli` is the same engine for scripts.
 
 /// mimalloc keeps freed pages for reuse: the encoder allocates activations of a few megabytes per
 /// layer, which glibc's allocator maps and unmaps each time (page faults on every pass).
@@ -16,15 +16,13 @@ pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod fault;
-pub mod headless;
-pub mod headless_batch;
-pub mod headless_platform;
 pub mod hub;
 pub mod inference;
 pub mod logging;
 pub mod paths;
 pub mod platform;
 pub mod secret;
+pub mod session;
 pub mod ui;
 
 use std::process::ExitCode;
@@ -44,7 +42,7 @@ pub fn main() -> ExitCode {
         }
     };
     install_hooks();
-    match headless::run(cli) {
+    match cli::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("hugflake: {}", secret::redact(&format!("{e:#}")));

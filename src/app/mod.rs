@@ -20,11 +20,11 @@ use ratatui::DefaultTerminal;
 use ratatui::layout::Rect;
 use tokio::sync::mpsc;
 
-use crate::headless::Context;
 use crate::hub::api::HubClient;
 use crate::hub::settings::HubSettings;
 use crate::paths::ProcessEnv;
 use crate::platform::{self, Platform};
+use crate::session::Context;
 use search as state_search;
 use state::{App, Effect, Link, Msg};
 
@@ -71,7 +71,7 @@ const DETAILS_DEBOUNCE: Duration = Duration::from_millis(250);
 impl Workers {
     fn connect(
         &mut self,
-        opener: crate::headless::Opener,
+        opener: crate::session::Opener,
         platform_tx: mpsc::UnboundedSender<Arc<dyn Platform>>,
     ) {
         if self.connecting {
@@ -81,10 +81,13 @@ impl Workers {
         let tx = self.tx.clone();
         tokio::spawn(async move {
             let msg = match opener.open().await {
-                Ok((platform, description)) => {
+                Ok((platform, opened)) => {
                     let kind = platform.kind();
                     let _ = platform_tx.send(platform);
-                    Link::Connected { kind, description }
+                    Link::Connected {
+                        kind,
+                        description: opened.describe(),
+                    }
                 }
                 Err(e) => Link::Failed(e.to_string()),
             };

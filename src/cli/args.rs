@@ -1,4 +1,5 @@
-//! The command line: the TUI by default, headless commands for scripts and CI.
+//! The command line as clap parses it: the TUI by default, commands for scripts and CI. Each
+//! command's arguments are one struct, handed whole to the file that runs it.
 
 use std::path::PathBuf;
 
@@ -52,183 +53,32 @@ pub enum Command {
         stop: bool,
     },
     /// Show the platform: daemon, compute pools and services (starts the daemon if needed)
-    Status {
-        /// Print JSON on stdout
-        #[arg(long)]
-        json: bool,
-        /// Exit with 3 when a pool or service is faulty (FAILED, INTERNAL_ERROR, a pool error),
-        /// for cron and on-call scripts
-        #[arg(long)]
-        fail_on_unhealthy: bool,
-    },
+    Status(StatusArgs),
     /// Search the Hugging Face Hub
-    Search {
-        /// Words to search for in model names
-        query: Option<String>,
-        /// Only this pipeline tag (task), e.g. token-classification
-        #[arg(long)]
-        task: Option<String>,
-        /// Only this author or organisation
-        #[arg(long)]
-        author: Option<String>,
-        /// Only this library, e.g. sentence-transformers
-        #[arg(long)]
-        library: Option<String>,
-        /// Sort order, most first
-        #[arg(long, value_enum, default_value_t = SortKey::Downloads)]
-        sort: SortKey,
-        /// How many models to list
-        #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=1000))]
-        limit: u32,
-        /// Print JSON on stdout
-        #[arg(long)]
-        json: bool,
-    },
+    Search(SearchArgs),
     /// Show a Hub model: metadata, files and sizes, model card, and the import verdicts
-    Show {
-        /// The model's repo id, e.g. sentence-transformers/all-MiniLM-L6-v2
-        handle: String,
-        /// Branch, tag or commit
-        #[arg(long, default_value = "main")]
-        revision: String,
-        /// Print JSON on stdout
-        #[arg(long)]
-        json: bool,
-    },
+    Show(ShowArgs),
     /// Download a model revision into the shared Hugging Face cache (verified, resumable)
-    Download {
-        /// The model's repo id
-        handle: String,
-        /// Branch, tag or commit (pinned to its commit before anything is fetched)
-        #[arg(long, default_value = "main")]
-        revision: String,
-        /// Only this file (repeat for more)
-        #[arg(long = "include", value_name = "PATH")]
-        include: Vec<String>,
-        /// Print JSON on stdout
-        #[arg(long)]
-        json: bool,
-    },
+    Download(DownloadArgs),
     /// Run a model: through a service's endpoint (`predict SERVICE`), or straight from a
     /// directory with no daemon (`predict --model-dir DIR`)
-    Predict {
-        /// The service to call (its REST endpoint); leave out to use --model-dir
-        #[arg(value_name = "SERVICE", conflicts_with = "model_dir")]
-        service: Option<String>,
-        /// The service method: ENCODE, ENCODE_QUERY, ENCODE_DOCUMENT or __CALL__ (default: the
-        /// service's first)
-        #[arg(long, requires = "service")]
-        method: Option<String>,
-        /// The model directory (a Hub snapshot, e.g. from `hugflake download`)
-        #[arg(long, value_name = "DIR", required_unless_present = "service")]
-        model_dir: Option<PathBuf>,
-        /// What to run; detected from the directory's files when left out
-        #[arg(long, value_parser = crate::inference::parse_task)]
-        task: Option<crate::inference::Task>,
-        /// An input text (repeat for more)
-        #[arg(long = "text", value_name = "TEXT")]
-        text: Vec<String>,
-        /// Read inputs from standard input, one per line
-        #[arg(long)]
-        stdin: bool,
-        /// Zero-shot image classification: the image (PNG or JPEG)
-        #[arg(long, value_name = "PATH")]
-        image: Vec<PathBuf>,
-        /// Zero-shot image classification: candidate labels, comma-separated
-        #[arg(long, value_name = "A,B,C")]
-        labels: Option<String>,
-        /// Zero-shot image classification: the prompt template for each label
-        #[arg(long, default_value = "this is a photo of {}")]
-        template: String,
-        /// Zero-shot image classification: the text tower's directory (default: beside the model,
-        /// or its Hub repo in the HF cache)
-        #[arg(long, value_name = "DIR")]
-        text_tower: Option<PathBuf>,
-        /// Texts per forward pass (per request through a service)
-        #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=1024))]
-        batch_size: u32,
-        /// Print JSON on stdout
-        #[arg(long)]
-        json: bool,
-    },
+    Predict(PredictArgs),
     /// Import a Hugging Face model into the registry and serve it: resolve, download, verify,
     /// register, build, deploy, first call
-    Import {
-        /// The model's repo id, e.g. sentence-transformers/all-MiniLM-L6-v2
-        handle: String,
-        /// Branch, tag or commit (pinned to its commit)
-        #[arg(long, default_value = "main")]
-        revision: String,
-        /// sentence-similarity, token-classification, feature-extraction or
-        /// zero-shot-image-classification (default: what the repo's files say)
-        #[arg(long)]
-        task: Option<String>,
-        /// Registry model name (default: the repo name upper-cased, e.g. ALL_MINILM_L6_V2)
-        #[arg(long)]
-        model: Option<String>,
-        /// Version name
-        #[arg(long, default_value = "V1")]
-        version: String,
-        /// Compute pool
-        #[arg(long, default_value = "LOCAL_CPU")]
-        pool: String,
-        /// Service name (default: <MODEL>_SVC)
-        #[arg(long)]
-        service: Option<String>,
-        /// Instances kept running (0 starts one, like Snowflake)
-        #[arg(long, default_value_t = 1)]
-        min_instances: u32,
-        #[arg(long, default_value_t = 1)]
-        max_instances: u32,
-        /// Snowflake, gated repos: the name of a Snowflake secret holding your HF token
-        #[arg(long, value_name = "SECRET")]
-        token_secret: Option<String>,
-        /// Return once the job is queued instead of when the service is RUNNING
-        #[arg(long)]
-        detach: bool,
-        /// Stream job events as JSON lines on stdout
-        #[arg(long)]
-        json: bool,
-    },
+    Import(ImportArgs),
     /// List import jobs, or show one with its stages and log
-    Jobs {
-        /// A job id to show
-        id: Option<String>,
-        /// Print JSON on stdout
-        #[arg(long)]
-        json: bool,
-    },
+    Jobs(JobsArgs),
     /// Cancel a queued or running import job
     Cancel { job: String },
     /// Run a failed or cancelled import job again from its first unfinished stage
     Retry { job: String },
     /// Show a service's container logs
-    Logs {
-        service: String,
-        /// Keep printing new lines as they arrive
-        #[arg(long, short)]
-        follow: bool,
-        /// How many of the newest lines to show first
-        #[arg(long, default_value_t = 200)]
-        tail: usize,
-        /// Print JSON lines on stdout
-        #[arg(long)]
-        json: bool,
-    },
+    Logs(LogsArgs),
     /// Show a service's events: instances started, ready, exited or killed, restarted; suspended and
     /// resumed (SPCS_GET_EVENTS on Snowflake)
-    Events {
-        service: String,
-        /// Print JSON on stdout
-        #[arg(long)]
-        json: bool,
-    },
+    Events(ServiceArgs),
     /// Show a service's metrics samples (requests, errors, latency, queue, memory)
-    Metrics {
-        service: String,
-        #[arg(long)]
-        json: bool,
-    },
+    Metrics(ServiceArgs),
     /// Batch work over a table of notes or a folder of images: through a local service, or as SQL
     /// run in the Snowflake account
     Batch {
@@ -236,57 +86,252 @@ pub enum Command {
         command: BatchCommand,
     },
     /// Suspend a compute pool (and its services) or a service
-    Suspend {
-        #[arg(value_enum)]
-        kind: ObjectKind,
-        name: String,
-    },
+    Suspend(ObjectArgs),
     /// Resume a compute pool or a service
-    Resume {
-        #[arg(value_enum)]
-        kind: ObjectKind,
-        name: String,
-    },
+    Resume(ObjectArgs),
     /// Drop a service, a model, or one version of a model (`drop version MODEL V1`)
-    Drop {
-        #[arg(value_enum)]
-        kind: DropKind,
-        name: String,
-        /// The version, for `drop version`
-        version: Option<String>,
-    },
+    Drop(DropArgs),
     /// Run one service instance (started by the daemon; not for direct use)
     #[command(hide = true)]
-    Instance {
-        #[arg(long)]
-        model_dir: PathBuf,
-        #[arg(long, value_parser = crate::inference::parse_task)]
-        task: crate::inference::Task,
-        #[arg(long)]
-        text_dir: Option<PathBuf>,
-        #[arg(long)]
-        hf_cache: Option<PathBuf>,
-        #[arg(long, default_value_t = 32)]
-        max_batch: usize,
-    },
+    Instance(InstanceArgs),
     /// List the curated catalog and the models in the local Hugging Face cache
-    Catalog {
-        /// Print JSON on stdout
-        #[arg(long)]
-        json: bool,
-    },
+    Catalog(JsonArgs),
     /// Show the effective configuration and where each setting came from
-    Config {
-        /// Print the built-in default config file instead
-        #[arg(long)]
-        print_default: bool,
-    },
+    Config(ConfigArgs),
     /// Show every path hugflake uses, where each setting came from, and the daemon's state
-    Doctor {
-        /// Print JSON on stdout
-        #[arg(long)]
-        json: bool,
-    },
+    Doctor(JsonArgs),
+}
+
+/// `hugflake status`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct StatusArgs {
+    /// Print JSON on stdout
+    #[arg(long)]
+    pub json: bool,
+    /// Exit with 3 when a pool or service is faulty (FAILED, INTERNAL_ERROR, a pool error),
+    /// for cron and on-call scripts
+    #[arg(long)]
+    pub fail_on_unhealthy: bool,
+}
+
+/// `hugflake search`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SearchArgs {
+    /// Words to search for in model names
+    pub query: Option<String>,
+    /// Only this pipeline tag (task), e.g. token-classification
+    #[arg(long)]
+    pub task: Option<String>,
+    /// Only this author or organisation
+    #[arg(long)]
+    pub author: Option<String>,
+    /// Only this library, e.g. sentence-transformers
+    #[arg(long)]
+    pub library: Option<String>,
+    /// Sort order, most first
+    #[arg(long, value_enum, default_value_t = SortKey::Downloads)]
+    pub sort: SortKey,
+    /// How many models to list
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub limit: u32,
+    /// Print JSON on stdout
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `hugflake show`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ShowArgs {
+    /// The model's repo id, e.g. sentence-transformers/all-MiniLM-L6-v2
+    pub handle: String,
+    /// Branch, tag or commit
+    #[arg(long, default_value = "main")]
+    pub revision: String,
+    /// Print JSON on stdout
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `hugflake download`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DownloadArgs {
+    /// The model's repo id
+    pub handle: String,
+    /// Branch, tag or commit (pinned to its commit before anything is fetched)
+    #[arg(long, default_value = "main")]
+    pub revision: String,
+    /// Only this file (repeat for more)
+    #[arg(long = "include", value_name = "PATH")]
+    pub include: Vec<String>,
+    /// Print JSON on stdout
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `hugflake predict`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct PredictArgs {
+    /// The service to call (its REST endpoint); leave out to use --model-dir
+    #[arg(value_name = "SERVICE", conflicts_with = "model_dir")]
+    pub service: Option<String>,
+    /// The service method: ENCODE, ENCODE_QUERY, ENCODE_DOCUMENT or __CALL__ (default: the
+    /// service's first)
+    #[arg(long, requires = "service")]
+    pub method: Option<String>,
+    /// The model directory (a Hub snapshot, e.g. from `hugflake download`)
+    #[arg(long, value_name = "DIR", required_unless_present = "service")]
+    pub model_dir: Option<PathBuf>,
+    /// What to run; detected from the directory's files when left out
+    #[arg(long, value_parser = crate::inference::parse_task)]
+    pub task: Option<crate::inference::Task>,
+    /// An input text (repeat for more)
+    #[arg(long = "text", value_name = "TEXT")]
+    pub text: Vec<String>,
+    /// Read inputs from standard input, one per line
+    #[arg(long)]
+    pub stdin: bool,
+    /// Zero-shot image classification: the image (PNG or JPEG)
+    #[arg(long, value_name = "PATH")]
+    pub image: Vec<PathBuf>,
+    /// Zero-shot image classification: candidate labels, comma-separated
+    #[arg(long, value_name = "A,B,C")]
+    pub labels: Option<String>,
+    /// Zero-shot image classification: the prompt template for each label
+    #[arg(long, default_value = "this is a photo of {}")]
+    pub template: String,
+    /// Zero-shot image classification: the text tower's directory (default: beside the model,
+    /// or its Hub repo in the HF cache)
+    #[arg(long, value_name = "DIR")]
+    pub text_tower: Option<PathBuf>,
+    /// Texts per forward pass (per request through a service)
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub batch_size: u32,
+    /// Print JSON on stdout
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `hugflake import`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ImportArgs {
+    /// The model's repo id, e.g. sentence-transformers/all-MiniLM-L6-v2
+    pub handle: String,
+    /// Branch, tag or commit (pinned to its commit)
+    #[arg(long, default_value = "main")]
+    pub revision: String,
+    /// sentence-similarity, token-classification, feature-extraction or
+    /// zero-shot-image-classification (default: what the repo's files say)
+    #[arg(long)]
+    pub task: Option<String>,
+    /// Registry model name (default: the repo name upper-cased, e.g. ALL_MINILM_L6_V2)
+    #[arg(long)]
+    pub model: Option<String>,
+    /// Version name
+    #[arg(long, default_value = "V1")]
+    pub version: String,
+    /// Compute pool
+    #[arg(long, default_value = "LOCAL_CPU")]
+    pub pool: String,
+    /// Service name (default: <MODEL>_SVC)
+    #[arg(long)]
+    pub service: Option<String>,
+    /// Instances kept running (0 starts one, like Snowflake)
+    #[arg(long, default_value_t = 1)]
+    pub min_instances: u32,
+    #[arg(long, default_value_t = 1)]
+    pub max_instances: u32,
+    /// Snowflake, gated repos: the name of a Snowflake secret holding your HF token
+    #[arg(long, value_name = "SECRET")]
+    pub token_secret: Option<String>,
+    /// Return once the job is queued instead of when the service is RUNNING
+    #[arg(long)]
+    pub detach: bool,
+    /// Stream job events as JSON lines on stdout
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `hugflake jobs`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct JobsArgs {
+    /// A job id to show
+    pub id: Option<String>,
+    /// Print JSON on stdout
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `hugflake logs`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct LogsArgs {
+    pub service: String,
+    /// Keep printing new lines as they arrive
+    #[arg(long, short)]
+    pub follow: bool,
+    /// How many of the newest lines to show first
+    #[arg(long, default_value_t = 200)]
+    pub tail: usize,
+    /// Print JSON lines on stdout
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// A service, and JSON or text.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServiceArgs {
+    pub service: String,
+    /// Print JSON on stdout
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// What `suspend` and `resume` act on, by name.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ObjectArgs {
+    #[arg(value_enum)]
+    pub kind: ObjectKind,
+    pub name: String,
+}
+
+/// `hugflake drop`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DropArgs {
+    #[arg(value_enum)]
+    pub kind: DropKind,
+    pub name: String,
+    /// The version, for `drop version`
+    pub version: Option<String>,
+}
+
+/// The hidden `instance` mode.
+#[derive(Debug, Clone, clap::Args)]
+pub struct InstanceArgs {
+    #[arg(long)]
+    pub model_dir: PathBuf,
+    #[arg(long, value_parser = crate::inference::parse_task)]
+    pub task: crate::inference::Task,
+    #[arg(long)]
+    pub text_dir: Option<PathBuf>,
+    #[arg(long)]
+    pub hf_cache: Option<PathBuf>,
+    #[arg(long, default_value_t = 32)]
+    pub max_batch: usize,
+}
+
+/// Only `--json`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct JsonArgs {
+    /// Print JSON on stdout
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `hugflake config`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ConfigArgs {
+    /// Print the built-in default config file instead
+    #[arg(long)]
+    pub print_default: bool,
 }
 
 /// Hub search orders.

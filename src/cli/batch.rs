@@ -13,10 +13,11 @@ use crate::batch::cache::Cache;
 use crate::batch::input::{self, Columns, Table};
 use crate::batch::run::{self, Pacing, Progress};
 use crate::batch::sql;
+use crate::cli::output::print_json;
 use crate::cli::{BatchCommand, BatchSnowflake};
 use crate::config::PlatformChoice;
-use crate::headless::{Context, print_json};
 use crate::platform::Platform;
+use crate::session::Context;
 
 /// Exit code of a run stopped by Ctrl-C (what shells use for SIGINT).
 const INTERRUPTED: u8 = 130;
@@ -26,9 +27,9 @@ pub async fn run(ctx: &Context, command: BatchCommand) -> Result<()> {
     if opener.choice == PlatformChoice::Snowflake {
         return snowflake(ctx, command).await;
     }
-    let (platform, line) = opener.open().await?;
-    if !line.starts_with("connected") {
-        eprintln!("{line}");
+    let (platform, opened) = opener.open().await?;
+    if opened.worth_saying() {
+        eprintln!("{}", opened.describe());
     }
     let platform = platform.as_ref();
     match command {
@@ -280,8 +281,7 @@ async fn query_method(
     platform: &dyn Platform,
     service: &str,
 ) -> Result<(crate::domain::Service, String)> {
-    let (svc, functions) =
-        crate::headless_platform::service_with_functions(platform, service).await?;
+    let (svc, functions) = crate::cli::platform::service_with_functions(platform, service).await?;
     let has = |n: &str| functions.iter().any(|f| f.name == n);
     if has("ENCODE_QUERY") {
         Ok((svc, "ENCODE_QUERY".into()))
@@ -695,8 +695,8 @@ async fn calls_to_lines(
 /// The batch commands on Snowflake: SQL in the account.
 async fn snowflake(ctx: &Context, command: BatchCommand) -> Result<()> {
     let opener = ctx.opener();
-    let (sf, line) = opener.snowflake()?;
-    eprintln!("{line}");
+    let (sf, opened) = opener.snowflake()?;
+    eprintln!("{}", opened.describe());
     let (db, schema) = (sf.database.clone(), sf.schema.clone());
     let qualified = |s: &str| {
         crate::platform::snowflake::ident::Qualified::parse(s, &db, &schema)
@@ -939,7 +939,7 @@ async fn snowflake(ctx: &Context, command: BatchCommand) -> Result<()> {
                 .iter()
                 .map(|row| row.iter().map(|v| v.clone().unwrap_or_default()).collect())
                 .collect();
-            print!("{}", crate::headless::text_table(&headers, &body));
+            print!("{}", crate::cli::output::text_table(&headers, &body));
         } else {
             let counts: Vec<String> = r
                 .columns

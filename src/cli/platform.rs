@@ -1,35 +1,57 @@
-//! Headless commands that act on a platform: import, jobs, logs, metrics, suspend/resume, drop,
-//! predict through a service, and the hidden `instance` mode the daemon runs. They use the same
+//! Commands that act on a platform: serve/stop, status, import, jobs, logs, metrics,
+//! suspend/resume, drop, predict through a service, and the hidden `instance` mode the daemon runs. They use the same
 //! Platform trait as the panes.
 
 use std::time::Duration;
 
 use color_eyre::eyre::{Result, WrapErr, eyre};
 
-use crate::cli::{DropKind, ObjectKind};
+use crate::cli::args::{
+    DropArgs, DropKind, ImportArgs, InstanceArgs, JobsArgs, LogsArgs, ObjectArgs, ObjectKind,
+    PredictArgs, ServiceArgs, StatusArgs,
+};
+use crate::cli::output::{print_json, text_table};
 use crate::domain::{ImportSpec, JobDetail, JobState, StageState, units};
-use crate::headless::{Context, print_json, text_table};
-use crate::platform::Platform;
+use crate::hub::settings::HubSettings;
+use crate::paths::ProcessEnv;
+use crate::platform::local::daemon;
+use crate::platform::local::lifecycle::{self, StopOutcome};
+use crate::platform::{self as engine, Platform, Snapshot};
+use crate::session::Context;
 
 async fn connect(ctx: &Context) -> Result<std::sync::Arc<dyn Platform>> {
-    let (client, line) = ctx.opener().open().await?;
-    if !line.starts_with("connected") {
-        eprintln!("{line}");
+    let (client, opened) = ctx.opener().open().await?;
+    if opened.worth_saying() {
+        eprintln!("{}", opened.describe());
     }
     Ok(client)
 }
 
-pub struct ImportArgs {
-    pub spec: ImportSpec,
-    pub detach: bool,
-    pub json: bool,
+/// The import spec `hugflake import` describes: DESIGN.md's default names, overridden by flags.
+fn import_spec(a: ImportArgs) -> ImportSpec {
+    let mut spec = ImportSpec::with_defaults(&a.handle, &a.pool);
+    spec.revision = a.revision;
+    spec.task = a.task;
+    if let Some(m) = a.model {
+        spec.service = format!("{}_SVC", m.to_ascii_uppercase());
+        spec.model = m;
+    }
+    if let Some(s) = a.service {
+        spec.service = s;
+    }
+    spec.version = a.version;
+    spec.min_instances = a.min_instances;
+    spec.max_instances = a.max_instances.max(a.min_instances.max(1));
+    spec.token_secret = a.token_secret;
+    spec
 }
 
 /// `hugflake import`: queues the job, then follows it until the service runs (or the job fails).
 pub async fn import(ctx: &Context, args: ImportArgs) -> Result<()> {
     let client = connect(ctx).await?;
-    let spec = args.spec;
-    if !args.json {
+    let (detach, json) = (args.detach, args.json);
+    let spec = import_spec(args);
+    if !json {
         eprintln!(
             "import {}@{} → model {} version {} (task {}), service {} on pool {} ({}..{} instances)",
             spec.handle,
@@ -44,13 +66,13 @@ pub async fn import(ctx: &Context, args: ImportArgs) -> Result<()> {
         );
     }
     let job = client.import(&spec).await?;
-    if args.json {
+    if json {
         println!("{}", serde_json::json!({ "event": "queued", "job": job }));
     } else {
         eprintln!("job {} queued", job.id);
     }
-    if args.detach {
-        if !args.json {
+    if detach {
+        if !json {
             eprintln!(
                 "follow it with `hugflake jobs {}`; the daemon keeps working when this exits",
                 job.id
@@ -58,7 +80,7 @@ pub async fn import(ctx: &Context, args: ImportArgs) -> Result<()> {
         }
         return Ok(());
     }
-    follow_job(client.as_ref(), &job.id, args.json).await
+    follow_job(client.as_ref(), &job.id, json).await
 }
 
 /// Prints a job's log and stage changes until it ends; errors when it did not end done.
@@ -168,7 +190,8 @@ fn print_stages(d: &JobDetail) {
     );
 }
 
-pub async fn jobs(ctx: &Context, id: Option<String>, json: bool) -> Result<()> {
+pub async fn jobs(ctx: &Context, a: JobsArgs) -> Result<()> {
+    let JobsArgs { id, json } = a;
     let client = connect(ctx).await?;
     if let Some(id) = id {
         let d = client.job(&id, None, None).await?;
@@ -240,13 +263,12 @@ pub async fn retry(ctx: &Context, id: &str) -> Result<()> {
     follow_job(client.as_ref(), id, false).await
 }
 
-pub async fn logs(
-    ctx: &Context,
-    service: &str,
-    follow: bool,
-    tail: usize,
-    json: bool,
-) -> Result<()> {
+pub async fn logs(ctx: &Context, a: LogsArgs) -> Result<()> {
+    let service = a.service.to_ascii_uppercase();
+    let service = service.as_str();
+    let LogsArgs {
+        follow, tail, json, ..
+    } = a;
     let client = connect(ctx).await?;
     let mut since = None;
     let mut first = true;
@@ -277,8 +299,10 @@ pub async fn logs(
 }
 
 /// `hugflake events SERVICE`: what the platform did to the service, oldest first.
-pub async fn events(ctx: &Context, service: &str, json: bool) -> Result<()> {
-    let events = connect(ctx).await?.events(service).await?;
+pub async fn events(ctx: &Context, a: ServiceArgs) -> Result<()> {
+    let json = a.json;
+    let service = a.service.to_ascii_uppercase();
+    let events = connect(ctx).await?.events(&service).await?;
     if json {
         return print_json(&events);
     }
@@ -305,8 +329,10 @@ pub async fn events(ctx: &Context, service: &str, json: bool) -> Result<()> {
     Ok(())
 }
 
-pub async fn metrics(ctx: &Context, service: &str, json: bool) -> Result<()> {
-    let samples = connect(ctx).await?.metrics(service).await?;
+pub async fn metrics(ctx: &Context, a: ServiceArgs) -> Result<()> {
+    let json = a.json;
+    let service = a.service.to_ascii_uppercase();
+    let samples = connect(ctx).await?.metrics(&service).await?;
     if json {
         return print_json(&samples);
     }
@@ -344,14 +370,10 @@ pub async fn metrics(ctx: &Context, service: &str, json: bool) -> Result<()> {
     Ok(())
 }
 
-pub async fn suspend_resume(
-    ctx: &Context,
-    kind: ObjectKind,
-    name: &str,
-    suspend: bool,
-) -> Result<()> {
+pub async fn suspend_resume(ctx: &Context, a: ObjectArgs, suspend: bool) -> Result<()> {
     let client = connect(ctx).await?;
-    let name = name.to_ascii_uppercase();
+    let kind = a.kind;
+    let name = a.name.to_ascii_uppercase();
     match (kind, suspend) {
         (ObjectKind::Pool, true) => {
             let p = client.suspend_pool(&name).await?;
@@ -382,14 +404,10 @@ pub async fn suspend_resume(
     Ok(())
 }
 
-pub async fn drop(
-    ctx: &Context,
-    kind: DropKind,
-    name: &str,
-    version: Option<String>,
-) -> Result<()> {
+pub async fn drop(ctx: &Context, a: DropArgs) -> Result<()> {
     let client = connect(ctx).await?;
-    let name = name.to_ascii_uppercase();
+    let DropArgs { kind, version, .. } = a;
+    let name = a.name.to_ascii_uppercase();
     match kind {
         DropKind::Service => {
             client.drop_service(&name).await?;
@@ -410,18 +428,6 @@ pub async fn drop(
     Ok(())
 }
 
-pub struct ServicePredict {
-    pub service: String,
-    pub method: Option<String>,
-    pub texts: Vec<String>,
-    pub stdin: bool,
-    pub images: Vec<std::path::PathBuf>,
-    pub labels: Option<String>,
-    pub batch_size: usize,
-    pub json: bool,
-}
-
-/// `hugflake predict SERVICE`: the inputs go through the service's REST endpoint.
 /// A service by name, with the functions of the model version it serves.
 pub async fn service_with_functions(
     platform: &dyn Platform,
@@ -443,10 +449,11 @@ pub async fn service_with_functions(
     Ok((svc, functions))
 }
 
-pub async fn predict_service(ctx: &Context, p: ServicePredict) -> Result<()> {
+/// `hugflake predict SERVICE`: the inputs go through the service's REST endpoint.
+pub async fn predict_service(ctx: &Context, p: PredictArgs) -> Result<()> {
     use base64::Engine;
     let client = connect(ctx).await?;
-    let service = p.service.to_ascii_uppercase();
+    let service = p.service.clone().unwrap_or_default().to_ascii_uppercase();
     let (_, functions) = service_with_functions(client.as_ref(), &service).await?;
     let method = match &p.method {
         Some(m) => m.to_ascii_uppercase(),
@@ -477,12 +484,12 @@ pub async fn predict_service(ctx: &Context, p: ServicePredict) -> Result<()> {
             .map(|l| l.trim().to_string())
             .filter(|l| !l.is_empty())
             .collect();
-        if p.images.is_empty() || labels.len() < 2 {
+        if p.image.is_empty() || labels.len() < 2 {
             return Err(eyre!(
                 "service {service} classifies images: give --image PATH and --labels \"a,b\" (two or more)"
             ));
         }
-        for path in &p.images {
+        for path in &p.image {
             let bytes =
                 std::fs::read(path).wrap_err_with(|| format!("cannot read {}", path.display()))?;
             rows.push(vec![
@@ -491,7 +498,7 @@ pub async fn predict_service(ctx: &Context, p: ServicePredict) -> Result<()> {
             ]);
         }
     } else {
-        let mut texts = p.texts;
+        let mut texts = p.text;
         if p.stdin {
             use std::io::BufRead;
             for line in std::io::stdin().lock().lines() {
@@ -509,7 +516,7 @@ pub async fn predict_service(ctx: &Context, p: ServicePredict) -> Result<()> {
     let n_rows = rows.len();
     let mut outputs = Vec::with_capacity(n_rows);
     let mut total_ms = 0.0;
-    for chunk in rows.chunks(p.batch_size.max(1)) {
+    for chunk in rows.chunks((p.batch_size as usize).max(1)) {
         let r = client.predict(&service, &method, chunk).await?;
         total_ms += r.latency_ms;
         outputs.extend(r.outputs);
@@ -523,7 +530,7 @@ pub async fn predict_service(ctx: &Context, p: ServicePredict) -> Result<()> {
         print_json(&rows)?;
     } else {
         for (i, o) in outputs.iter().enumerate() {
-            println!("{i}: {}", crate::headless::output_line(o));
+            println!("{i}: {}", crate::cli::output::output_line(o));
         }
     }
     eprintln!("{service} {method}: {n_rows} row(s) in {total_ms:.0} ms");
@@ -531,7 +538,17 @@ pub async fn predict_service(ctx: &Context, p: ServicePredict) -> Result<()> {
 }
 
 /// `hugflake instance`: one service instance, run by the daemon.
-pub fn instance(opts: crate::platform::local::instance::InstanceOptions) -> Result<()> {
+pub fn instance(a: InstanceArgs) -> Result<()> {
+    let opts = crate::platform::local::instance::InstanceOptions {
+        model_dir: a.model_dir,
+        task: a.task,
+        text_dir: a.text_dir,
+        hf_cache: a.hf_cache,
+        limits: crate::inference::runtime::Limits {
+            max_batch: a.max_batch.max(1),
+            ..Default::default()
+        },
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -540,4 +557,161 @@ pub fn instance(opts: crate::platform::local::instance::InstanceOptions) -> Resu
     runtime
         .block_on(crate::platform::local::instance::run(opts))
         .map_err(|e| eyre!(e))
+}
+
+pub async fn serve(ctx: &Context) -> Result<()> {
+    let data_dir = ctx.paths.data_dir.path.clone();
+    let log = ctx.paths.log_file(true);
+    let d = &ctx.config.daemon;
+    let hub = HubSettings::from_env(&ProcessEnv);
+    let opts = daemon::ServeOptions {
+        data_dir,
+        services: crate::platform::local::services::ServiceSettings {
+            exe: std::env::current_exe().wrap_err("cannot find the hugflake executable")?,
+            hf_cache: hub.cache_dir.clone(),
+            sample_every: Duration::from_secs_f64(d.metrics_secs),
+            first_backoff: Duration::from_secs_f64(d.restart_backoff_secs),
+            max_backoff: Duration::from_secs(60),
+            request_timeout: Duration::from_secs(d.request_timeout_secs),
+            max_batch: d.max_batch as usize,
+        },
+        hub,
+        import_concurrency: d.import_concurrency as usize,
+        on_ready: Some(Box::new(move |info| {
+            eprintln!(
+                "hugflake daemon {} listening on {} (pid {}, data {}, log {})",
+                info.version,
+                info.socket.display(),
+                info.pid,
+                info.data_dir.display(),
+                log.display()
+            );
+        })),
+    };
+    daemon::serve(opts).await?;
+    eprintln!("hugflake daemon stopped");
+    Ok(())
+}
+
+pub async fn stop(ctx: &Context) -> Result<()> {
+    match lifecycle::stop(&ctx.paths.data_dir.path, Duration::from_secs(10)).await? {
+        StopOutcome::Stopped { pid } => eprintln!("stopped the local daemon (pid {pid})"),
+        StopOutcome::NotRunning => eprintln!(
+            "no local daemon runs for {}",
+            ctx.paths.data_dir.path.display()
+        ),
+    }
+    Ok(())
+}
+
+pub async fn status(ctx: &Context, a: StatusArgs) -> Result<()> {
+    let StatusArgs {
+        json,
+        fail_on_unhealthy,
+    } = a;
+    let (client, opened) = ctx.opener().open().await?;
+    if !json || matches!(opened, crate::session::Opened::Started { .. }) {
+        eprintln!("{}", opened.describe());
+    }
+    let snap = engine::snapshot(client.as_ref()).await?;
+    if json {
+        print_json(&snap)?;
+    } else {
+        print!("{}", status_text(&snap));
+    }
+    let faults = unhealthy(&snap);
+    if fail_on_unhealthy && !faults.is_empty() {
+        for f in &faults {
+            eprintln!("unhealthy: {f}");
+        }
+        std::process::exit(3);
+    }
+    Ok(())
+}
+
+/// Pools and services that are faulty, each with why.
+pub fn unhealthy(snap: &Snapshot) -> Vec<String> {
+    use crate::domain::Health;
+    let pools = snap
+        .pools
+        .iter()
+        .filter(|p| p.health() == Health::Fault)
+        .map(|p| {
+            format!(
+                "compute pool {} {}{}",
+                p.name,
+                p.state,
+                p.status_message
+                    .as_deref()
+                    .map(|m| format!(": {m}"))
+                    .unwrap_or_default()
+            )
+        });
+    let services = snap
+        .services
+        .iter()
+        .filter(|s| s.health() == Health::Fault)
+        .map(|s| {
+            format!(
+                "service {} {}{}",
+                s.name,
+                s.status,
+                s.message
+                    .as_deref()
+                    .map(|m| format!(": {m}"))
+                    .unwrap_or_default()
+            )
+        });
+    pools.chain(services).collect()
+}
+
+/// `hugflake status` as text.
+pub fn status_text(snap: &Snapshot) -> String {
+    let mut out = String::new();
+    out.push_str(&format!(
+        "platform  {} at {} (version {})\n\n",
+        snap.status.kind, snap.status.location, snap.status.version
+    ));
+    out.push_str("COMPUTE POOLS\n");
+    let rows: Vec<Vec<String>> = snap
+        .pools
+        .iter()
+        .map(|p| {
+            vec![
+                p.name.clone(),
+                p.state.to_string(),
+                format!("{}/{}", p.active_nodes, p.max_nodes),
+                p.num_services.to_string(),
+                format!("{} vCPU, {:.1} GiB", p.vcpu, p.memory_gib),
+                p.instance_family.clone(),
+            ]
+        })
+        .collect();
+    out.push_str(&text_table(
+        &["NAME", "STATE", "NODES", "SERVICES", "BUDGET", "FAMILY"],
+        &rows,
+    ));
+    out.push_str("\nSERVICES\n");
+    if snap.services.is_empty() {
+        out.push_str("  none yet: import a model and deploy it to get one\n");
+    } else {
+        let rows: Vec<Vec<String>> = snap
+            .services
+            .iter()
+            .map(|s| {
+                vec![
+                    s.name.clone(),
+                    s.status.to_string(),
+                    format!("{}/{}", s.ready_instances, s.target_instances),
+                    s.compute_pool.clone(),
+                    s.endpoint.clone().unwrap_or_else(|| "-".into()),
+                ]
+            })
+            .collect();
+        out.push_str(&text_table(
+            &["NAME", "STATUS", "READY", "POOL", "ENDPOINT"],
+            &rows,
+        ));
+    }
+    out
 }

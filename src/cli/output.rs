@@ -1,0 +1,127 @@
+//! Output shared by the commands: JSON, text tables, one line per model output.
+
+use std::io::Write;
+
+use color_eyre::eyre::{Result, WrapErr, eyre};
+use serde::Serialize;
+
+pub fn print_json<T: Serialize>(value: &T) -> Result<()> {
+    let text = serde_json::to_string_pretty(value).map_err(|e| eyre!("cannot encode JSON: {e}"))?;
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "{text}").wrap_err("cannot write to stdout")?;
+    Ok(())
+}
+
+/// Left-aligned columns, two spaces apart, with a header row.
+pub fn text_table(headers: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (i, cell) in row.iter().enumerate() {
+            if let Some(w) = widths.get_mut(i) {
+                *w = (*w).max(cell.chars().count());
+            }
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let mut s = String::from(" ");
+        for (i, c) in cells.iter().enumerate() {
+            let pad = widths[i].saturating_sub(c.chars().count());
+            s.push(' ');
+            s.push_str(c);
+            if i + 1 < cells.len() {
+                s.push_str(&" ".repeat(pad + 1));
+            }
+        }
+        s.push('\n');
+        s
+    };
+    let mut out = line(headers.to_vec());
+    for row in rows {
+        out.push_str(&line(row.iter().map(String::as_str).collect()));
+    }
+    out
+}
+
+/// One readable line per result; inputs are not echoed (they may be clinical text).
+/// One readable line for a service's output object.
+pub fn output_line(o: &serde_json::Value) -> String {
+    let mut row = o.clone();
+    if let Some(v) = o.get("output") {
+        row = serde_json::json!({ "embedding": v });
+    } else if let Some(t) = o.get("outputs") {
+        let groups: Vec<serde_json::Value> = t
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|t| serde_json::json!({ "entity_group": t["entity"], "word": t["word"], "score": t["score"], "start": t["start"], "end": t["end"] }))
+            .collect();
+        row = serde_json::json!({ "entities": groups });
+    } else if let (Some(l), Some(s)) = (o.get("labels"), o.get("scores")) {
+        let parts: Vec<String> = l
+            .as_array()
+            .into_iter()
+            .flatten()
+            .zip(s.as_array().into_iter().flatten())
+            .map(|(l, s)| {
+                format!(
+                    "{} {:.1}%",
+                    l.as_str().unwrap_or(""),
+                    s.as_f64().unwrap_or(0.0) * 100.0
+                )
+            })
+            .collect();
+        return format!(
+            "{} ({})",
+            parts.join(", "),
+            crate::inference::clip::RESEARCH_USE
+        );
+    }
+    let line = predict_line(&row);
+    line.split_once(": ")
+        .map_or(line.clone(), |(_, rest)| rest.to_string())
+}
+
+pub fn predict_line(row: &serde_json::Value) -> String {
+    let i = row["index"].as_u64().unwrap_or(0);
+    let head = |v: &serde_json::Value| {
+        let vals: Vec<String> = v
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .take(6)
+                    .filter_map(|x| x.as_f64())
+                    .map(|x| format!("{x:.4}"))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let n = v.as_array().map_or(0, Vec::len);
+        format!("dim {n} [{}, …]", vals.join(", "))
+    };
+    if let Some(e) = row.get("embedding") {
+        format!("{i}: {}", head(e))
+    } else if let Some(groups) = row.get("entities").and_then(|g| g.as_array()) {
+        if groups.is_empty() {
+            return format!("{i}: no entities");
+        }
+        let parts: Vec<String> = groups
+            .iter()
+            .map(|g| {
+                format!(
+                    "{} \"{}\" {:.2} [{}..{}]",
+                    g["entity_group"].as_str().unwrap_or(""),
+                    g["word"].as_str().unwrap_or(""),
+                    g["score"].as_f64().unwrap_or(0.0),
+                    g["start"],
+                    g["end"]
+                )
+            })
+            .collect();
+        format!("{i}: {}", parts.join("; "))
+    } else {
+        format!(
+            "{i}: cls {}; mean {}",
+            head(&row["cls"]),
+            head(&row["mean"])
+        )
+    }
+}
