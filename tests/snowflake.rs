@@ -154,6 +154,7 @@ models:
     target_platforms:
     - WAREHOUSE
     - SNOWPARK_CONTAINER_SERVICES
+    warehouse: ML_WH
     comment: imported by hugflake
 "
     );

@@ -17,6 +17,14 @@ use support::snowflake_server::{PAT, Version};
 
 /// The platform on connection `sim` with `extra` variables on top (`None` removes one).
 fn platform_with(s: &Setup, extra: &[(&str, Option<&str>)]) -> SnowflakePlatform {
+    platform_on(s, extra, InferenceRoute::Rest)
+}
+
+fn platform_on(
+    s: &Setup,
+    extra: &[(&str, Option<&str>)],
+    route: InferenceRoute,
+) -> SnowflakePlatform {
     let mut env = s.env(&[
         (
             "SNOWFLAKE_CONNECTIONS_SIM_AUTHENTICATOR",
@@ -33,13 +41,8 @@ fn platform_with(s: &Setup, extra: &[(&str, Option<&str>)]) -> SnowflakePlatform
     let conn =
         connection::load(&env, s.dir.path(), Some("sim"), &[]).unwrap_or_else(|e| panic!("{e}"));
     fast(
-        SnowflakePlatform::new(
-            &conn,
-            &env,
-            &s.dir.path().join("data"),
-            InferenceRoute::Rest,
-        )
-        .unwrap_or_else(|e| panic!("{e}")),
+        SnowflakePlatform::new(&conn, &env, &s.dir.path().join("data"), route)
+            .unwrap_or_else(|e| panic!("{e}")),
     )
 }
 
@@ -364,6 +367,29 @@ async fn every_pipeline_answers_its_own_readiness_call() {
             "{handle}: {log:#?}"
         );
     }
+    // Over SQL as well: the image travels as TO_BINARY(?, 'BASE64'), the labels as an ARRAY.
+    let sql = platform_on(&s, &[], InferenceRoute::Sql);
+    let r = sql
+        .predict(
+            "PUBMED_CLIP_SVC",
+            "__CALL__",
+            &[vec![
+                json!("iVBORw0KGgo="),
+                json!(["chest x-ray", "brain MRI"]),
+            ]],
+        )
+        .await;
+    assert!(r.is_ok(), "{r:?}");
+    let last = s
+        .sim
+        .statements()
+        .into_iter()
+        .rfind(|q| q.contains("PUBMED_CLIP_SVC!"))
+        .unwrap_or_default();
+    assert!(
+        last.contains("(TO_BINARY(?, 'BASE64'), PARSE_JSON(?)::ARRAY)"),
+        "{last}"
+    );
     // A pipeline service has no ENCODE, and zero-shot needs its labels: the simulator says so.
     match p
         .predict("SST2_SVC", "ENCODE", &[vec![json!("great")]])

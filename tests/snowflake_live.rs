@@ -9,7 +9,9 @@
 //! With `HUGFLAKE_LIVE_SNOWFLAKE_IMPORT_POOL=<pool>` it also imports MiniLM as a new version
 //! through `SYSTEM$IMPORT_MODEL(?)` with the spec bound (a real import: minutes, credits), and with
 //! `HUGFLAKE_LIVE_SNOWFLAKE_PIPELINE_SERVICE=<service>` (a transformers pipeline service you
-//! already run) it calls `/--call--` on its ingress and prints its SPCS_GET_EVENTS rows.
+//! already run) it calls `/--call--` on its ingress and prints its SPCS_GET_EVENTS rows; with
+//! `HUGFLAKE_LIVE_SNOWFLAKE_IMAGE_SERVICE=<service>` (a zero-shot image service, e.g. PubMedCLIP)
+//! it sends a demo picture, settling how BYTES travel in an ingress request.
 //!
 //! The connection comes from connections.toml exactly as `hugflake --connection NAME` reads it.
 //! `scripts/test.sh` skips this file (there is no account in CI).
@@ -287,5 +289,28 @@ async fn live_snowflake_writes() {
         let events = p.events(&service).await;
         println!("SPCS_GET_EVENTS: {events:?}");
         assert!(events.is_ok(), "{events:?}");
+    }
+
+    if let Ok(service) = std::env::var("HUGFLAKE_LIVE_SNOWFLAKE_IMAGE_SERVICE") {
+        // How BYTES travel: hugflake sends hex to the ingress (BINARY_OUTPUT_FORMAT's default).
+        use base64::Engine;
+        let png = std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/assets/demo/chest-xray-synthetic.png"
+        ))
+        .unwrap_or_default();
+        let image = base64::engine::general_purpose::STANDARD.encode(png);
+        let r = p
+            .predict(
+                &service,
+                "__CALL__",
+                &[vec![
+                    serde_json::json!(image),
+                    serde_json::json!(["chest x-ray", "brain MRI"]),
+                ]],
+            )
+            .await;
+        println!("image call: {r:?}");
+        assert!(r.is_ok(), "{r:?}");
     }
 }

@@ -39,6 +39,8 @@ pub struct ImportForm {
     /// The repo's library when known (Hub details or the catalog): Snowflake refuses the ones its
     /// import cannot serve.
     pub library: Option<String>,
+    /// On Snowflake: the connection's current warehouse (the import spec names it).
+    pub warehouse: Option<String>,
 }
 
 impl ImportForm {
@@ -87,6 +89,7 @@ impl ImportForm {
             service_edited: false,
             snowflake: None,
             library: None,
+            warehouse: None,
         }
     }
 
@@ -112,7 +115,7 @@ impl ImportForm {
             let spec = self.spec()?;
             let db = Ident::parse(db)?;
             let schema = Ident::parse(schema)?;
-            let import = jobs::import_yaml_in(&db, &schema, &spec)?;
+            let import = jobs::import_yaml_in(&db, &schema, self.warehouse.as_deref(), &spec)?;
             let deploy = jobs::deploy_yaml_in(&db, &schema, &spec)?;
             let mut lines = vec!["SELECT SYSTEM$IMPORT_MODEL(?)  -- ? bound to:".to_string()];
             lines.extend(import.lines().map(|l| format!("  {l}")));

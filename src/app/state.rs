@@ -1720,6 +1720,14 @@ impl App {
             })
         {
             form.for_snowflake(&d, &sc);
+            form.warehouse = self.snapshot.data.as_ref().and_then(|s| {
+                s.status
+                    .details
+                    .iter()
+                    .find(|(k, _)| k == "warehouse")
+                    .map(|(_, v)| v.clone())
+                    .filter(|v| !v.is_empty())
+            });
         }
         self.overlay = Overlay::Import(Box::new(form));
         Vec::new()

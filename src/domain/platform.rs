@@ -298,6 +298,10 @@ pub struct Function {
     pub name: String,
     pub arguments: Vec<Column>,
     pub returns: Vec<Column>,
+    /// How many leading arguments a call must give (`min_num_arguments`; the rest are parameters
+    /// with defaults, such as `top_k`), when the platform says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub required: Option<usize>,
 }
 
 impl Function {

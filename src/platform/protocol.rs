@@ -23,22 +23,26 @@ pub fn functions_for(task: &str) -> Vec<Function> {
                 name: (*name).into(),
                 arguments: vec![col("sentence", "STRING")],
                 returns: vec![col("output", "ARRAY")],
+                required: None,
             })
             .collect(),
         "token-classification" => vec![Function {
             name: "__CALL__".into(),
             arguments: vec![col("inputs", "STRING")],
             returns: vec![col("outputs", "ARRAY")],
+            required: None,
         }],
         "feature-extraction" => vec![Function {
             name: "__CALL__".into(),
             arguments: vec![col("inputs", "STRING")],
             returns: vec![col("cls", "ARRAY"), col("mean", "ARRAY")],
+            required: None,
         }],
         "zero-shot-image-classification" => vec![Function {
             name: "__CALL__".into(),
             arguments: vec![col("images", "BINARY"), col("candidate_labels", "ARRAY")],
             returns: vec![col("labels", "ARRAY"), col("scores", "ARRAY")],
+            required: None,
         }],
         _ => Vec::new(),
     }

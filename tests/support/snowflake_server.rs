@@ -770,16 +770,17 @@ fn answer(st: &mut SimState, handle: &str, sql: &str, binds: &[String]) -> Respo
             .iter()
             .map(|f| {
                 let ret = "OBJECT";
-                let arg = if *f == "__CALL__" {
-                    call_arguments(&ver.task)
+                let (arg, min) = if *f == "__CALL__" {
+                    (call_arguments(&ver.task), call_required(&ver.task))
                 } else {
-                    "SENTENCE VARCHAR"
+                    ("SENTENCE VARCHAR", 1)
                 };
+                let max = arg.split(',').count();
                 vec![
                     s(f),
                     s(&ver.name),
-                    s("1"),
-                    s("1"),
+                    s(&min.to_string()),
+                    s(&max.to_string()),
                     s(&format!("{f}({arg}) RETURN {ret}")),
                     s(ret),
                 ]
@@ -1284,6 +1285,18 @@ fn answer(st: &mut SimState, handle: &str, sql: &str, binds: &[String]) -> Respo
                 Some(handle),
             );
         };
+        // A BINARY argument takes binary: text is not converted from base64 by itself.
+        if serves_task(st, x) == Some("zero-shot-image-classification")
+            && !upper.contains("TO_BINARY(?, 'BASE64')")
+        {
+            return error(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "100071",
+                "22000",
+                "Failed to cast variant value to BINARY: not a valid hex string",
+                Some(handle),
+            );
+        }
         if let Err(msg) = method_check(st, x, &method, binds.len()) {
             return error(
                 StatusCode::UNPROCESSABLE_ENTITY,
@@ -1333,6 +1346,15 @@ fn warehouse_refusal(v: &Version, handle: &str) -> Option<Response> {
     })
 }
 
+/// The task of the version a service serves.
+fn serves_task<'a>(st: &'a SimState, x: &Svc) -> Option<&'a str> {
+    let (m, v) = x.serves.as_ref()?;
+    st.versions
+        .iter()
+        .find(|y| &y.model == m && &y.name == v)
+        .map(|y| y.task.as_str())
+}
+
 /// Whether a service's version has `method`, called with `inputs` inputs.
 fn method_check(st: &SimState, x: &Svc, method: &str, inputs: usize) -> Result<(), String> {
     let Some((m, v)) = &x.serves else {
@@ -1348,25 +1370,39 @@ fn method_check(st: &SimState, x: &Svc, method: &str, inputs: usize) -> Result<(
             ver.functions.join(", ")
         ));
     }
-    let wanted = if method == "__CALL__" {
-        call_arguments(&ver.task).split(',').count()
+    let (min, max) = if method == "__CALL__" {
+        (
+            call_required(&ver.task),
+            call_arguments(&ver.task).split(',').count(),
+        )
     } else {
-        1
+        (1, 1)
     };
-    if inputs != wanted {
+    if inputs < min || inputs > max {
         return Err(format!(
-            "{method} of service {} takes {wanted} input(s), {inputs} given",
+            "{method} of service {} takes {min} to {max} argument(s), {inputs} given",
             x.name
         ));
     }
     Ok(())
 }
 
+/// How many leading arguments of a pipeline's `__call__` are inputs (the rest have defaults).
+fn call_required(task: &str) -> usize {
+    match task {
+        "zero-shot-classification" | "zero-shot-image-classification" => 2,
+        _ => 1,
+    }
+}
+
 /// The inputs of a pipeline's `__call__`, as snowflake-ml-python's signatures name them.
 fn call_arguments(task: &str) -> &'static str {
     match task {
         "text-classification" => "TEXT VARCHAR",
-        "zero-shot-classification" => "SEQUENCES VARCHAR, CANDIDATE_LABELS ARRAY",
+        // Parameters with defaults follow the inputs, as snowflake-ml-python signatures put them.
+        "zero-shot-classification" => {
+            "SEQUENCES VARCHAR, CANDIDATE_LABELS ARRAY, HYPOTHESIS_TEMPLATE VARCHAR, MULTI_LABEL BOOLEAN"
+        }
         "zero-shot-image-classification" => "IMAGES BINARY, CANDIDATE_LABELS ARRAY",
         _ => "INPUTS VARCHAR",
     }
@@ -1760,6 +1796,14 @@ async fn ingress(
     let rows: Vec<Value> = v["data"].as_array().cloned().unwrap_or_default();
     for r in &rows {
         let inputs = r.as_array().map_or(0, |a| a.len().saturating_sub(1));
+        // BINARY inputs arrive as text in BINARY_OUTPUT_FORMAT's default, hex.
+        if serves_task(&st, &x) == Some("zero-shot-image-classification")
+            && !r[1]
+                .as_str()
+                .is_some_and(|h| !h.is_empty() && h.chars().all(|c| c.is_ascii_hexdigit()))
+        {
+            return (StatusCode::BAD_REQUEST, "images: not hex-encoded binary").into_response();
+        }
         if let Err(msg) = method_check(&st, &x, &method, inputs) {
             let status = if msg.contains("has no method") {
                 StatusCode::NOT_FOUND

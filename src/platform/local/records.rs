@@ -401,6 +401,7 @@ impl Registry {
                     name: r.get(0)?,
                     arguments: serde_json::from_str(&args).map_err(json_err)?,
                     returns: serde_json::from_str(&rets).map_err(json_err)?,
+                    required: None,
                 })
             })())
         })?;

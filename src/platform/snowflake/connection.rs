@@ -186,15 +186,16 @@ impl Connection {
                     "SNOWFLAKE".into()
                 }
             });
+        // As the connector reads them: `token_file_path` wins over `token`; a PAT may also sit
+        // in `password`.
         let token = |password_too: bool| -> Result<Secret, ConnectionError> {
-            if let Some(t) = self.get("token") {
-                return Ok(Secret::new(t.trim()));
-            }
-            if self.get("token_file_path").is_none()
-                && password_too
-                && let Some(p) = self.get("password")
-            {
-                return Ok(Secret::new(p.trim()));
+            if self.get("token_file_path").is_none() {
+                if let Some(t) = self.get("token") {
+                    return Ok(Secret::new(t.trim()));
+                }
+                if password_too && let Some(p) = self.get("password") {
+                    return Ok(Secret::new(p.trim()));
+                }
             }
             let path = PathBuf::from(self.get("token_file_path").ok_or_else(|| {
                 ConnectionError::Missing {
@@ -443,6 +444,14 @@ pub fn load(
         any
     };
     layer(&mut values, "SNOWFLAKE_");
+    // SNOWFLAKE_REGION is not among the Snowflake CLI's overrides: a stray one must not move the
+    // host of every connection (SNOWFLAKE_CONNECTIONS_<NAME>_REGION still sets it).
+    if values
+        .get("region")
+        .is_some_and(|(_, src)| matches!(src, Source::Env(v) if v == "SNOWFLAKE_REGION"))
+    {
+        values.remove("region");
+    }
     if let Some(t) = &table {
         let mut set = std::collections::BTreeSet::new();
         // Keys first, aliases after: `private_key_file` wins over `private_key_path`.
@@ -763,6 +772,29 @@ mod tests {
             Ok(Auth::Pat(t)) => assert_eq!(t.expose(), "pat-as-password"),
             other => panic!("{other:?}"),
         }
+        // As the connector: token_file_path wins over token.
+        let file = home.path().join("pat");
+        write(&file, "from-file\n", 0o600);
+        let env = vars(&[
+            ("SNOWFLAKE_CONNECTIONS_X_ACCOUNT", "a"),
+            ("SNOWFLAKE_CONNECTIONS_X_TOKEN", "inline"),
+            (
+                "SNOWFLAKE_CONNECTIONS_X_TOKEN_FILE_PATH",
+                file.to_str().unwrap_or(""),
+            ),
+        ]);
+        let c = load(&env, home.path(), Some("x"), &[]).unwrap_or_else(|e| panic!("{e}"));
+        match c.auth(&env) {
+            Ok(Auth::Pat(t)) => assert_eq!(t.expose(), "from-file"),
+            other => panic!("{other:?}"),
+        }
+        // SNOWFLAKE_REGION is not an override of every connection.
+        let env = vars(&[
+            ("SNOWFLAKE_CONNECTIONS_X_ACCOUNT", "a"),
+            ("SNOWFLAKE_REGION", "eu-west-1"),
+        ]);
+        let c = load(&env, home.path(), Some("x"), &[]).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.get("region"), None);
         // Without the authenticator a password stays a password: refused, saying what works.
         let env = vars(&[
             ("SNOWFLAKE_CONNECTIONS_X_ACCOUNT", "a"),

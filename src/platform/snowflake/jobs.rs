@@ -229,7 +229,7 @@ pub async fn start(p: &SnowflakePlatform, mut spec: ImportSpec) -> Result<JobSum
         *v = if v.contains('.') {
             q.sql()
         } else {
-            v.to_ascii_uppercase()
+            q.name.sql()
         };
     }
     spec.version = spec.version.to_ascii_uppercase();
@@ -499,6 +499,38 @@ fn library_of(spec: &ImportSpec) -> Option<String> {
 /// compares it with its own version (`_internal/platform_capabilities.py`).
 pub const SPEC_CLIENT_VERSION: &str = "1.48.0";
 
+/// A version as `packaging.version` orders release numbers: trailing zeros do not count
+/// (`1.48` = `1.48.0.0`), and a pre-release or dev suffix (`1.48.0rc1`, `1.48.0.dev2`) sorts before
+/// its release; the suffix's own number is not compared. `None` when it is not a version.
+fn release_version(s: &str) -> Option<(Vec<u64>, bool)> {
+    let s = s.trim().trim_start_matches(['v', 'V']);
+    let end = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
+    let (numbers, suffix) = s.split_at(end);
+    let mut parts = numbers
+        .trim_end_matches('.')
+        .split('.')
+        .map(|p| p.parse::<u64>().ok())
+        .collect::<Option<Vec<u64>>>()?;
+    while parts.len() > 1 && parts.last() == Some(&0) {
+        parts.pop();
+    }
+    let suffix = suffix
+        .trim_start_matches(['.', '-', '_'])
+        .to_ascii_lowercase();
+    let pre = [
+        "a", "b", "c", "rc", "alpha", "beta", "pre", "preview", "dev",
+    ]
+    .iter()
+    .any(|p| suffix.starts_with(p));
+    if !suffix.is_empty() && !pre && !suffix.starts_with("post") {
+        return None;
+    }
+    // (release, is a final release or later): a pre-release of the same numbers sorts first.
+    Some((parts, !pre))
+}
+
 /// Whether `SYSTEM$ML_PLATFORM_CAPABILITIES()` allows inline deployment specs from this client:
 /// `Ok(())`, or the reason it does not. A missing or unreadable value means disabled.
 pub fn inline_spec_allowed(capabilities: Option<&str>) -> std::result::Result<(), String> {
@@ -511,12 +543,7 @@ pub fn inline_spec_allowed(capabilities: Option<&str>) -> std::result::Result<()
         serde_json::Value::Number(n) => Some(n.to_string()),
         _ => None,
     };
-    let parse = |s: &str| -> Option<Vec<u64>> {
-        s.trim()
-            .split('.')
-            .map(|p| p.parse::<u64>().ok())
-            .collect::<Option<Vec<u64>>>()
-    };
+    let parse = |s: &str| release_version(s);
     let Some(minimum) = minimum else {
         return Err(format!(
             "this account does not accept deployment specs sent inline (SYSTEM$ML_PLATFORM_CAPABILITIES() \
@@ -694,7 +721,12 @@ pub fn import_yaml(
     p: &SnowflakePlatform,
     spec: &ImportSpec,
 ) -> std::result::Result<String, String> {
-    import_yaml_in(&p.database, &p.schema, spec)
+    import_yaml_in(
+        &p.database,
+        &p.schema,
+        p.api.context.warehouse.as_deref(),
+        spec,
+    )
 }
 
 /// The deploy spec, as the plan shows it and as it is sent.
@@ -705,9 +737,12 @@ pub fn deploy_yaml(
     deploy_yaml_in(&p.database, &p.schema, spec)
 }
 
+/// The import spec in `database.schema`; `warehouse` (the connection's, stored form) goes with
+/// the WAREHOUSE target.
 pub fn import_yaml_in(
     database: &super::ident::Ident,
     schema: &super::ident::Ident,
+    warehouse: Option<&str>,
     spec: &ImportSpec,
 ) -> std::result::Result<String, String> {
     let task = snowflake_task(spec.task.as_deref().unwrap_or(""))?;
@@ -738,11 +773,26 @@ pub fn import_yaml_in(
                 // Both, so that the version can also be called in a warehouse
                 // (`MODEL(m, v)!METHOD`, batch --warehouse-model): snowflake-ml-python refuses
                 // warehouse inference on a version logged for SPCS only.
-                target_platforms: vec!["WAREHOUSE".into(), "SNOWPARK_CONTAINER_SERVICES".into()],
+                target_platforms: target_platforms(task),
+                warehouse: target_platforms(task)
+                    .iter()
+                    .any(|t| t == "WAREHOUSE")
+                    .then(|| warehouse.map(|w| super::ident::Ident::from_stored(w).sql()))
+                    .flatten(),
                 comment: "imported by hugflake".into(),
             },
         }],
     })
+}
+
+/// Where a version is logged to run: text tasks also in a warehouse, so that `MODEL(m, v)!METHOD`
+/// and batch `--warehouse-model` work on hugflake's imports (snowflake-ml-python refuses warehouse
+/// inference on a version logged for SPCS only); image models in services only.
+fn target_platforms(task: Option<&str>) -> Vec<String> {
+    match task {
+        Some("zero-shot-image-classification") => vec!["SNOWPARK_CONTAINER_SERVICES".into()],
+        _ => vec!["WAREHOUSE".into(), "SNOWPARK_CONTAINER_SERVICES".into()],
+    }
 }
 
 pub fn deploy_yaml_in(
@@ -1143,13 +1193,25 @@ pub fn readiness_call(
         },
         |f| f.name.clone(),
     );
+    // Only the inputs: the first `min_num_arguments` when Snowflake says how many, else every
+    // argument not known as a parameter. An argument without a name is named by its type.
     let mut inputs: Vec<String> = function
         .map(|f| {
-            f.arguments
-                .iter()
-                .map(|a| a.name.to_ascii_lowercase())
-                .filter(|n| !PARAMETERS.contains(&n.as_str()))
-                .collect()
+            let named = f.arguments.iter().map(|a| {
+                let kind = a.kind.to_ascii_uppercase();
+                match a.name.to_ascii_lowercase() {
+                    n if !n.is_empty() => n,
+                    _ if kind.contains("BINARY") || kind.contains("BYTES") => "images".into(),
+                    _ if kind.contains("ARRAY") => "candidate_labels".into(),
+                    _ => "inputs".into(),
+                }
+            });
+            match f.required {
+                Some(n) => named.take(n).collect(),
+                None => named
+                    .filter(|n| !PARAMETERS.contains(&n.as_str()))
+                    .collect(),
+            }
         })
         .unwrap_or_default();
     if inputs.is_empty() {
@@ -1220,8 +1282,10 @@ async fn first_call(
                 | PlatformError::NotFound(_)
                 | PlatformError::Unreachable { .. },
             ) if early => {}
+            // 401 too: right after a service comes up its ingress may refuse a good token for a
+            // while (snowflake-ml-python's own deployment tests retry it).
             Err(PlatformError::Api { status, .. })
-                if early && crate::platform::transient_status(status) => {}
+                if early && (status == 401 || crate::platform::transient_status(status)) => {}
             Err(e) => return Err(e.into()),
         }
         tokio::time::sleep(p.poll_every()).await;
@@ -1247,6 +1311,7 @@ impl Clone for SnowflakePlatform {
             deadline: self.deadline,
             ingress_tokens: self.ingress_tokens.clone(),
             runnable: self.runnable.clone(),
+            signatures: self.signatures.clone(),
         }
     }
 }
@@ -1296,6 +1361,12 @@ mod tests {
         assert!(missing.contains("PUT"), "{missing}");
         assert!(inline_spec_allowed(None).is_err());
         assert!(inline_spec_allowed(Some(&caps("not a version"))).is_err());
+        // As packaging.version orders them: trailing zeros, pre-releases.
+        assert_eq!(inline_spec_allowed(Some(&caps("1.48"))), Ok(()));
+        assert_eq!(inline_spec_allowed(Some(&caps("1.48.0.0"))), Ok(()));
+        assert_eq!(inline_spec_allowed(Some(&caps("1.48.0rc1"))), Ok(()));
+        assert!(inline_spec_allowed(Some(&caps("1.49.0.dev1"))).is_err());
+        assert_eq!(release_version("1.48.0rc1"), Some((vec![1, 48], false)));
     }
 
     #[test]
@@ -1311,6 +1382,7 @@ mod tests {
                 })
                 .collect(),
             returns: Vec::new(),
+            required: None,
         };
         let (m, row) = readiness_call(&[f("ENCODE", &["sentence"])], None, "[MASK]");
         assert_eq!((m.as_str(), row.len()), ("ENCODE", 1));

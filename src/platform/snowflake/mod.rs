@@ -88,6 +88,9 @@ pub struct SnowflakePlatform {
     ingress_tokens: Arc<std::sync::Mutex<HashMap<String, (Secret, std::time::Instant)>>>,
     /// Where each model version may run (SHOW VERSIONS `runnable_in`), read once per version.
     runnable: Arc<std::sync::Mutex<HashMap<(String, String), Vec<String>>>>,
+    /// Each service's functions (from its version's SHOW FUNCTIONS), read once per service: which
+    /// arguments are BINARY decides how images travel.
+    signatures: Arc<std::sync::Mutex<HashMap<String, Vec<crate::domain::Function>>>>,
 }
 
 /// How long an exchanged ingress token is reused. Snowflake does not say how long such a token
@@ -214,6 +217,7 @@ impl SnowflakePlatform {
             deadline: Duration::from_secs(30 * 60),
             ingress_tokens: Default::default(),
             runnable: Default::default(),
+            signatures: Default::default(),
         };
         Ok(platform)
     }
@@ -456,6 +460,7 @@ impl SnowflakePlatform {
         rows: &[Vec<Value>],
     ) -> Result<Prediction> {
         let host = self.ingress(q).await?;
+        let rows = &self.rows_for_rest(q, method, rows).await;
         let mut token = self.ingress_token(&host).await?;
         let mut fresh_token = false;
         let scheme = if self.loopback { "http" } else { "https" };
@@ -530,6 +535,76 @@ impl SnowflakePlatform {
         )))
     }
 
+    /// Which arguments of `method` on a service are BINARY (images), from its signature; empty
+    /// when the signature cannot be read (then nothing is converted).
+    async fn binary_arguments(&self, q: &Qualified, method: &str) -> Vec<bool> {
+        let key = q.sql();
+        let cached = self
+            .signatures
+            .lock()
+            .ok()
+            .and_then(|c| c.get(&key).cloned());
+        let functions = match cached {
+            Some(f) => f,
+            None => {
+                let f = crate::platform::service_functions(self, &key, None, None)
+                    .await
+                    .unwrap_or_default();
+                if !f.is_empty()
+                    && let Ok(mut c) = self.signatures.lock()
+                {
+                    c.insert(key, f.clone());
+                }
+                f
+            }
+        };
+        functions
+            .iter()
+            .find(|f| f.name.eq_ignore_ascii_case(method))
+            .map(|f| f.arguments.iter().map(|a| is_binary(&a.kind)).collect())
+            .unwrap_or_default()
+    }
+
+    /// The BINARY arguments of a call, looked up only for rows that could carry one: a single text
+    /// input (ENCODE, NER, classification) never does, so those calls cost no lookup.
+    async fn binary_for(&self, q: &Qualified, method: &str, rows: &[Vec<Value>]) -> Vec<bool> {
+        if rows
+            .iter()
+            .all(|r| matches!(r.as_slice(), [Value::String(_)]))
+        {
+            return Vec::new();
+        }
+        self.binary_arguments(q, method).await
+    }
+
+    /// Rows as the ingress takes them: BINARY inputs (hugflake's callers give base64) become
+    /// hex, the text form Snowflake gives BINARY values when it calls a service itself
+    /// (BINARY_OUTPUT_FORMAT's default) (?: the live suite's image call settles it).
+    async fn rows_for_rest(
+        &self,
+        q: &Qualified,
+        method: &str,
+        rows: &[Vec<Value>],
+    ) -> Vec<Vec<Value>> {
+        let binary = self.binary_for(q, method, rows).await;
+        if !binary.iter().any(|b| *b) {
+            return rows.to_vec();
+        }
+        rows.iter()
+            .map(|row| {
+                row.iter()
+                    .enumerate()
+                    .map(|(i, v)| match v {
+                        Value::String(s) if binary.get(i) == Some(&true) => {
+                            Value::String(base64_to_hex(s).unwrap_or_else(|| s.clone()))
+                        }
+                        other => other.clone(),
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
     /// Refuses warehouse inference on a version that was not logged for it (SHOW VERSIONS
     /// `runnable_in` without `WAREHOUSE`), with what to do, before any call is sent.
     pub async fn check_warehouse(&self, model: &Qualified, version: &Ident) -> Result<()> {
@@ -566,10 +641,11 @@ impl SnowflakePlatform {
     ) -> Result<Prediction> {
         let started = std::time::Instant::now();
         let mut outputs = Vec::with_capacity(rows.len());
+        let binary = self.binary_for(q, method, rows).await;
         for row in rows {
-            // Inputs in signature order; images (BYTES) go through REST.
+            // Inputs in signature order; BINARY ones (images, given as base64) decoded in SQL.
             let rs = self
-                .run(&statements::service_call_values(q, method, row))
+                .run(&statements::service_call_values(q, method, row, &binary))
                 .await?;
             outputs.push(variant(rs.scalar()));
         }
@@ -748,6 +824,7 @@ impl Platform for SnowflakePlatform {
                             name: f.get(j, "name")?.to_string(),
                             arguments: parse_signature(f.get(j, "arguments")),
                             returns: parse_signature(f.get(j, "return_type")),
+                            required: f.get(j, "min_num_arguments").and_then(|n| n.parse().ok()),
                         })
                     })
                     .collect(),
@@ -1020,6 +1097,21 @@ impl Platform for SnowflakePlatform {
     }
 }
 
+/// Whether a signature type is binary (`BINARY`, ml's `BYTES`).
+fn is_binary(kind: &str) -> bool {
+    let k = kind.to_ascii_uppercase();
+    k.contains("BINARY") || k.contains("BYTES")
+}
+
+/// Base64 text as upper-case hex, if it is base64.
+fn base64_to_hex(s: &str) -> Option<String> {
+    use base64::Engine;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(s.trim())
+        .ok()?;
+    Some(bytes.iter().map(|b| format!("{b:02X}")).collect())
+}
+
 /// Why warehouse inference is refused on a version, and what to do instead.
 pub fn warehouse_refusal(model: &Qualified, version: &Ident, runnable_in: &[String]) -> String {
     format!(
@@ -1035,23 +1127,70 @@ pub fn warehouse_refusal(model: &Qualified, version: &Ident, runnable_in: &[Stri
 /// The scope of the JWT → OAuth exchange for the ingress: `session:role:<ROLE> <host>` when the
 /// connection names a role, else only the host, so the user's default role applies.
 pub fn ingress_scope(role: Option<&str>, ingress_host: &str) -> String {
+    let plain = |r: &str| {
+        r.chars()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_' || c == '$')
+    };
     match role {
-        Some(r) => format!("session:role:{r} {ingress_host}"),
+        Some(r) if plain(r) => format!("session:role:{r} {ingress_host}"),
+        // Any other name (lower case, spaces, punctuation) goes URL-encoded, as Snowflake's
+        // OAuth documents `session:role-encoded:`.
+        Some(r) => format!(
+            "session:role-encoded:{} {ingress_host}",
+            crate::hub::api::encode_segment(r)
+        ),
         None => ingress_host.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ingress_scopes_name_the_role_as_snowflake_reads_it() {
+        assert_eq!(
+            ingress_scope(None, "abc.snowflakecomputing.app"),
+            "abc.snowflakecomputing.app"
+        );
+        assert_eq!(
+            ingress_scope(Some("ML_ENGINEER"), "h"),
+            "session:role:ML_ENGINEER h"
+        );
+        assert_eq!(
+            ingress_scope(Some("Data Team"), "h"),
+            "session:role-encoded:Data%20Team h"
+        );
+    }
+
+    #[test]
+    fn images_travel_as_hex_to_the_ingress() {
+        assert_eq!(base64_to_hex("AAEC/w==").as_deref(), Some("000102FF"));
+        assert_eq!(base64_to_hex("not base64!"), None);
+        assert!(is_binary("BINARY") && is_binary("bytes") && !is_binary("ARRAY"));
+        let sig = parse_signature(Some(r#"["BINARY", "ARRAY"]"#));
+        assert_eq!(sig.len(), 2);
+        assert_eq!(sig[0].kind, "BINARY");
     }
 }
 
 /// `SHOW FUNCTIONS` signatures: `ENCODE(SENTENCE VARCHAR) RETURN OBJECT` style text (?), or JSON.
 fn parse_signature(v: Option<&str>) -> Vec<crate::domain::Column> {
     let Some(s) = v else { return Vec::new() };
+    // Documented as "the data types of the arguments as a JSON-formatted string": objects with a
+    // name and a type, or bare type names (then the names are unknown).
     if let Ok(Value::Array(items)) = serde_json::from_str::<Value>(s) {
         return items
             .iter()
-            .filter_map(|c| {
-                Some(crate::domain::Column {
-                    name: c["name"].as_str()?.to_string(),
+            .filter_map(|c| match c {
+                Value::String(kind) => Some(crate::domain::Column {
+                    name: String::new(),
+                    kind: kind.clone(),
+                }),
+                _ => Some(crate::domain::Column {
+                    name: c["name"].as_str()?.to_ascii_lowercase(),
                     kind: c["type"].as_str().unwrap_or("").to_string(),
-                })
+                }),
             })
             .collect();
     }

@@ -153,23 +153,34 @@ pub fn service_call(service: &Qualified, method: &str, inputs: &[String]) -> Sta
         .iter()
         .map(|i| serde_json::Value::String(i.clone()))
         .collect();
-    service_call_values(service, method, &values)
+    service_call_values(service, method, &values, &[])
 }
 
-/// The service function over SQL, inputs in signature order: text bound as TEXT, anything else
-/// (`candidate_labels` arrays) bound as JSON text and read with `PARSE_JSON`.
+/// The service function over SQL, inputs in signature order: text bound as TEXT; BINARY
+/// arguments (`binary[i]`; images, given as base64) decoded with `TO_BINARY(?, 'BASE64')`;
+/// anything else (`candidate_labels` arrays) bound as JSON text and cast with
+/// `PARSE_JSON(?)::ARRAY`.
 pub fn service_call_values(
     service: &Qualified,
     method: &str,
     inputs: &[serde_json::Value],
+    binary: &[bool],
 ) -> Statement {
     let mut marks = Vec::with_capacity(inputs.len());
     let mut bindings = Vec::with_capacity(inputs.len());
-    for v in inputs {
+    for (i, v) in inputs.iter().enumerate() {
         match v {
+            serde_json::Value::String(s) if binary.get(i) == Some(&true) => {
+                marks.push("TO_BINARY(?, 'BASE64')");
+                bindings.push(text(s.as_str()));
+            }
             serde_json::Value::String(s) => {
                 marks.push("?");
                 bindings.push(text(s.as_str()));
+            }
+            serde_json::Value::Array(_) => {
+                marks.push("PARSE_JSON(?)::ARRAY");
+                bindings.push(text(v.to_string()));
             }
             other => {
                 marks.push("PARSE_JSON(?)");
@@ -237,6 +248,10 @@ pub struct HfModel {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct LogModelArgs {
     pub target_platforms: Vec<String>,
+    /// The warehouse the server-side logging uses to check packages when WAREHOUSE is a target
+    /// (snowflake-ml-python `LogModelArgs.warehouse`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub warehouse: Option<String>,
     pub comment: String,
 }
 
