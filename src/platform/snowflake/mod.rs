@@ -87,11 +87,14 @@ pub struct SnowflakePlatform {
     /// OAuth tokens exchanged for the key-pair JWT, per ingress host, with when they were issued.
     ingress_tokens: Arc<std::sync::Mutex<HashMap<String, (Secret, std::time::Instant)>>>,
     /// Where each model version may run (SHOW VERSIONS `runnable_in`), read once per version.
-    runnable: Arc<std::sync::Mutex<HashMap<(String, String), Vec<String>>>>,
+    runnable: Arc<std::sync::Mutex<RunnableIn>>,
     /// Each service's functions (from its version's SHOW FUNCTIONS), read once per service: which
     /// arguments are BINARY decides how images travel.
     signatures: Arc<std::sync::Mutex<HashMap<String, Vec<crate::domain::Function>>>>,
 }
+
+/// `runnable_in` by (model, version), both as SQL names.
+type RunnableIn = HashMap<(String, String), Vec<String>>;
 
 /// How long an exchanged ingress token is reused. Snowflake does not say how long such a token
 /// lives (?); it is dropped earlier when the ingress refuses it.
@@ -1143,37 +1146,6 @@ pub fn ingress_scope(role: Option<&str>, ingress_host: &str) -> String {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ingress_scopes_name_the_role_as_snowflake_reads_it() {
-        assert_eq!(
-            ingress_scope(None, "abc.snowflakecomputing.app"),
-            "abc.snowflakecomputing.app"
-        );
-        assert_eq!(
-            ingress_scope(Some("ML_ENGINEER"), "h"),
-            "session:role:ML_ENGINEER h"
-        );
-        assert_eq!(
-            ingress_scope(Some("Data Team"), "h"),
-            "session:role-encoded:Data%20Team h"
-        );
-    }
-
-    #[test]
-    fn images_travel_as_hex_to_the_ingress() {
-        assert_eq!(base64_to_hex("AAEC/w==").as_deref(), Some("000102FF"));
-        assert_eq!(base64_to_hex("not base64!"), None);
-        assert!(is_binary("BINARY") && is_binary("bytes") && !is_binary("ARRAY"));
-        let sig = parse_signature(Some(r#"["BINARY", "ARRAY"]"#));
-        assert_eq!(sig.len(), 2);
-        assert_eq!(sig[0].kind, "BINARY");
-    }
-}
-
 /// `SHOW FUNCTIONS` signatures: `ENCODE(SENTENCE VARCHAR) RETURN OBJECT` style text (?), or JSON.
 fn parse_signature(v: Option<&str>) -> Vec<crate::domain::Column> {
     let Some(s) = v else { return Vec::new() };
@@ -1209,4 +1181,35 @@ fn parse_signature(v: Option<&str>) -> Vec<crate::domain::Column> {
             })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ingress_scopes_name_the_role_as_snowflake_reads_it() {
+        assert_eq!(
+            ingress_scope(None, "abc.snowflakecomputing.app"),
+            "abc.snowflakecomputing.app"
+        );
+        assert_eq!(
+            ingress_scope(Some("ML_ENGINEER"), "h"),
+            "session:role:ML_ENGINEER h"
+        );
+        assert_eq!(
+            ingress_scope(Some("Data Team"), "h"),
+            "session:role-encoded:Data%20Team h"
+        );
+    }
+
+    #[test]
+    fn images_travel_as_hex_to_the_ingress() {
+        assert_eq!(base64_to_hex("AAEC/w==").as_deref(), Some("000102FF"));
+        assert_eq!(base64_to_hex("not base64!"), None);
+        assert!(is_binary("BINARY") && is_binary("bytes") && !is_binary("ARRAY"));
+        let sig = parse_signature(Some(r#"["BINARY", "ARRAY"]"#));
+        assert_eq!(sig.len(), 2);
+        assert_eq!(sig[0].kind, "BINARY");
+    }
 }
