@@ -16,6 +16,7 @@ pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod fault;
+pub mod http;
 pub mod hub;
 pub mod inference;
 pub mod logging;

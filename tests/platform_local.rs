@@ -1373,11 +1373,13 @@ async fn batch_entities_and_images_through_the_tiny_models() {
             "N00000", "N00005", "N00010", "N00015", "N00020", "N00025", "N00030"
         ]
     );
-    // Each entity's word is the note's own text at its offsets.
-    let text = notes_csv(1, &[]);
+    // Each entity's word is its word pieces joined as transformers joins them (the one grouping
+    // every face uses): the note's own text, spacing and `##` aside.
+    let norm = |t: &str| -> String { t.replace("##", "").split_whitespace().collect() };
+    let text = norm(&notes_csv(1, &[]));
     for e in lines[0]["entities"].as_array().into_iter().flatten() {
         let w = e["word"].as_str().unwrap_or("");
-        assert!(text.contains(w), "{w}");
+        assert!(text.contains(&norm(w)), "{w}");
     }
     assert!(err.contains("entities of 7 note(s) written"), "{err}");
 
@@ -1735,4 +1737,107 @@ async fn batch_rides_out_an_instance_kill_and_resumes_after_a_daemon_kill() {
         "{r}"
     );
     assert_eq!(count(&second), N);
+}
+
+/// One token-classification text through the four faces (`predict --model-dir`, `predict
+/// SERVICE`, the Query pane's grouping, `batch entities`) gives the same entities, and they are
+/// transformers' own (`aggregation_strategy="simple"`); after the first call, `predict` through the
+/// client costs one request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_face_groups_entities_one_way_and_a_call_is_one_request() {
+    let mut p = Platform0::start(vec![ner_repo()]).await;
+    let client = p.serve().await;
+    let mut s = spec("fixtures/tiny-bert-ner", "NER");
+    s.task = Some("token-classification".into());
+    import_to_end(&client, &s).await;
+    let reference: Value = serde_json::from_str(
+        &std::fs::read_to_string(fixture("tiny-bert-ner/reference.json")).unwrap_or_default(),
+    )
+    .unwrap_or_default();
+    let text = reference["sentences"][0].as_str().unwrap_or("").to_string();
+    let key = |v: &Value| -> Vec<(String, String, u64, u64, i64)> {
+        v.as_array()
+            .into_iter()
+            .flatten()
+            .map(|e| {
+                (
+                    e["entity_group"].as_str().unwrap_or("").to_string(),
+                    e["word"].as_str().unwrap_or("").to_string(),
+                    e["start"].as_u64().unwrap_or(0),
+                    e["end"].as_u64().unwrap_or(0),
+                    (e["score"].as_f64().unwrap_or(0.0) * 1e4).round() as i64,
+                )
+            })
+            .collect()
+    };
+    let want = key(&reference["pipeline_simple"][0]);
+    assert!(!want.is_empty());
+
+    let dir = fixture("tiny-bert-ner");
+    let (code, out, err) = p.run(&[
+        "predict",
+        "--model-dir",
+        &dir.to_string_lossy(),
+        "--task",
+        "token-classification",
+        "--text",
+        &text,
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let from_dir: Value = serde_json::from_str(&out).unwrap_or_default();
+    assert_eq!(key(&from_dir[0]["entities"]), want, "predict --model-dir");
+
+    let (code, out, err) = p.run(&["predict", "NER_SVC", "--text", &text, "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let from_service: Value = serde_json::from_str(&out).unwrap_or_default();
+    assert_eq!(key(&from_service[0]["entities"]), want, "predict SERVICE");
+
+    let r = client
+        .predict("NER_SVC", "__CALL__", &[vec![json!(text)]])
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let pane = hugflake::app::query::group_entities(&r.outputs[0]["outputs"]);
+    assert_eq!(
+        key(&serde_json::to_value(&pane).unwrap_or_default()),
+        want,
+        "the Query pane"
+    );
+
+    let notes = p.dir.path().join("one.csv");
+    std::fs::write(
+        &notes,
+        format!("NOTE_ID,NOTE_TEXT\nN1,\"{}\"\n", text.replace('"', "\"\"")),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let out_file = p.dir.path().join("one.jsonl");
+    let (code, _, err) = p.run(&[
+        "batch",
+        "entities",
+        "--service",
+        "NER_SVC",
+        "--input",
+        &notes.to_string_lossy(),
+        "--output",
+        &out_file.to_string_lossy(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let line: Value = serde_json::from_str(
+        std::fs::read_to_string(&out_file)
+            .unwrap_or_default()
+            .lines()
+            .next()
+            .unwrap_or(""),
+    )
+    .unwrap_or_default();
+    assert_eq!(key(&line["entities"]), want, "batch entities");
+
+    // The route is known now: one more call is one request, to the service itself.
+    let before = client.traffic();
+    client
+        .predict("NER_SVC", "__CALL__", &[vec![json!(text)]])
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!((client.traffic() - before).requests, 1);
+    p.kill_daemon();
 }

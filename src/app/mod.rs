@@ -484,7 +484,6 @@ async fn run_query(
     r: &query::QueryRequest,
     cache: &std::path::Path,
 ) -> std::result::Result<query::QueryResult, String> {
-    use base64::Engine;
     use query::QueryKind;
     let mut thumbnail = None;
     let mut png = None;
@@ -505,18 +504,8 @@ async fn run_query(
                 .map_err(|e| e.to_string())??;
             thumbnail = Some(small);
             png = big;
-            let labels: Vec<String> = r.inputs[1]
-                .split(',')
-                .map(|l| l.trim().to_string())
-                .filter(|l| !l.is_empty())
-                .collect();
-            if labels.len() < 2 {
-                return Err("give at least two labels, comma-separated".into());
-            }
-            vec![vec![
-                serde_json::json!(base64::engine::general_purpose::STANDARD.encode(&bytes)),
-                serde_json::json!(labels),
-            ]]
+            let labels = crate::platform::call::labels(&r.inputs[1])?;
+            vec![crate::platform::call::image_row(&bytes, &labels)]
         }
         _ => r
             .inputs
@@ -541,7 +530,7 @@ async fn run_query(
     );
     let (cache_hits, cache_searched) = match (&matrix, prediction.outputs.first()) {
         (Some(m), Some(q)) => {
-            let q = query::vector(&q["output"]);
+            let q = crate::platform::call::embedding(&q["output"]).unwrap_or_default();
             let hits = m.search(&q, 8).map_err(|e| e.to_string())?;
             let searched = query::CacheSearched {
                 notes: m.len(),

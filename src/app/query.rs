@@ -23,43 +23,10 @@ pub fn demo_notes() -> Vec<&'static str> {
         .collect()
 }
 
-/// What a service does, read from its functions.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum QueryKind {
-    /// `ENCODE`: sentence embeddings.
-    Embeddings,
-    /// `__CALL__` → `outputs`: token classification.
-    Entities,
-    /// `__CALL__` → `cls`, `mean`: feature extraction.
-    Features,
-    /// `__CALL__` with `images`: zero-shot image classification.
-    Images,
-}
+/// What a service does, read from its functions: the one reading every face uses.
+pub use crate::platform::call::ServiceKind as QueryKind;
 
 impl QueryKind {
-    pub fn of(functions: &[Function]) -> Option<(QueryKind, String)> {
-        if functions.iter().any(|f| f.name == "ENCODE") {
-            return Some((QueryKind::Embeddings, "ENCODE".into()));
-        }
-        let call = functions.iter().find(|f| f.name == "__CALL__")?;
-        let kind = if call
-            .arguments
-            .iter()
-            .any(|a| a.kind == "BINARY" || a.name == "images")
-        {
-            QueryKind::Images
-        } else if call
-            .returns
-            .iter()
-            .any(|r| r.name == "cls" || r.name == "mean")
-        {
-            QueryKind::Features
-        } else {
-            QueryKind::Entities
-        };
-        Some((kind, call.name.clone()))
-    }
-
     /// What to type, in one line.
     pub fn hint(self, search: bool) -> &'static str {
         match (self, search) {
@@ -156,17 +123,6 @@ pub struct QueryState {
     pub note_vectors: HashMap<String, Vec<Vec<f32>>>,
 }
 
-pub fn vector(v: &Value) -> Vec<f32> {
-    v.as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|x| x.as_f64())
-                .map(|x| x as f32)
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 pub fn norm(v: &[f32]) -> f32 {
     v.iter().map(|x| x * x).sum::<f32>().sqrt()
 }
@@ -188,36 +144,10 @@ pub fn rank(query: &[f32], notes: &[Vec<f32>]) -> Vec<(usize, f32)> {
     scored
 }
 
-/// A token-classification output grouped like `aggregation_strategy="simple"`: consecutive tokens
-/// of one type (a `B-` starts a new group), `O` dropped. (entity type, score, start, end)
-pub fn group_entities(tokens: &Value) -> Vec<(String, f32, usize, usize)> {
-    let mut groups: Vec<(String, Vec<f32>, usize, usize)> = Vec::new();
-    for t in tokens.as_array().into_iter().flatten() {
-        let label = t["entity"].as_str().unwrap_or("O");
-        let (bi, ty) = label.split_once('-').unwrap_or(("", label));
-        if ty == "O" || label == "O" {
-            continue;
-        }
-        let start = t["start"].as_u64().unwrap_or(0) as usize;
-        let end = t["end"].as_u64().unwrap_or(0) as usize;
-        let score = t["score"].as_f64().unwrap_or(0.0) as f32;
-        let word = t["word"].as_str().unwrap_or("");
-        let continues = word.starts_with("##") || bi == "I";
-        match groups.last_mut() {
-            Some(g) if g.0 == ty && continues && start <= g.3 + 1 => {
-                g.1.push(score);
-                g.3 = end;
-            }
-            _ => groups.push((ty.to_string(), vec![score], start, end)),
-        }
-    }
-    groups
-        .into_iter()
-        .map(|(ty, scores, s, e)| {
-            let mean = scores.iter().sum::<f32>() / scores.len().max(1) as f32;
-            (ty, mean, s, e)
-        })
-        .collect()
+/// A token-classification output's entities, grouped by the one rule every face uses
+/// ([`crate::domain::entities`]).
+pub fn group_entities(tokens: &Value) -> Vec<crate::domain::entities::EntityGroup> {
+    crate::domain::entities::group_json(tokens)
 }
 
 #[cfg(test)]
@@ -245,8 +175,14 @@ mod tests {
         ]);
         let g = group_entities(&tokens);
         assert_eq!(g.len(), 2);
-        assert_eq!((g[0].0.as_str(), g[0].2, g[0].3), ("DRUG", 0, 11));
-        assert!((g[0].1 - 0.8).abs() < 1e-6);
-        assert_eq!((g[1].0.as_str(), g[1].2, g[1].3), ("DISEASE", 16, 28));
+        assert_eq!(
+            (g[0].entity_group.as_str(), g[0].start, g[0].end),
+            ("DRUG", 0, 11)
+        );
+        assert!((g[0].score - 0.8).abs() < 1e-6);
+        assert_eq!(
+            (g[1].entity_group.as_str(), g[1].start, g[1].end),
+            ("DISEASE", 16, 28)
+        );
     }
 }

@@ -1084,7 +1084,10 @@ impl App {
                             if !request.notes.is_empty() {
                                 let vectors: Vec<Vec<f32>> = r.outputs[1..]
                                     .iter()
-                                    .map(|o| super::query::vector(&o["output"]))
+                                    .map(|o| {
+                                        crate::platform::call::embedding(&o["output"])
+                                            .unwrap_or_default()
+                                    })
                                     .collect();
                                 self.query
                                     .note_vectors
@@ -1095,8 +1098,11 @@ impl App {
                                 r.outputs.first(),
                                 self.query.note_vectors.get(&request.service),
                             ) {
-                                r.ranking =
-                                    super::query::rank(&super::query::vector(&q["output"]), notes);
+                                r.ranking = super::query::rank(
+                                    &crate::platform::call::embedding(&q["output"])
+                                        .unwrap_or_default(),
+                                    notes,
+                                );
                             }
                         }
                         self.query.error = None;

@@ -109,7 +109,7 @@ const TRANSIENT_TRIES: u32 = 8;
 const TRANSIENT_FIRST_WAIT: Duration = Duration::from_millis(250);
 
 fn transient(e: &PlatformError) -> bool {
-    matches!(e, PlatformError::Api { status, .. } if matches!(status, 429 | 502 | 503 | 504))
+    matches!(e, PlatformError::Api { status, .. } if crate::http::transient_status(*status))
 }
 
 /// Calls `method` on `service` for `rows` in batches; `done` receives each finished batch (indices
@@ -220,12 +220,6 @@ where
     Ok((failures, false))
 }
 
-/// The embedding in one ENCODE output (`{"output": [...]}`, or a bare array).
-pub fn embedding(v: &Value) -> Option<Vec<f32>> {
-    let arr = v.get("output").unwrap_or(v).as_array()?;
-    arr.iter().map(|x| x.as_f64().map(|f| f as f32)).collect()
-}
-
 /// Which notes need computing under `model`/`version`: new ones, changed ones (text hash), and ones
 /// embedded by another version. Returns their indices and how many are current.
 pub fn stale(
@@ -280,7 +274,7 @@ pub async fn embed(
             let mut items = Vec::with_capacity(idx.len());
             for (&k, out) in idx.iter().zip(&outputs) {
                 let note = &notes[todo[k]];
-                let v = embedding(out).ok_or_else(|| {
+                let v = crate::platform::call::embedding(out).ok_or_else(|| {
                     BatchError::Invalid(format!(
                         "{service} {method} did not answer an embedding for note {}: is it a sentence-embedding service?",
                         note.id
@@ -330,10 +324,16 @@ mod tests {
     #[test]
     fn embeddings_are_read_from_both_shapes() {
         assert_eq!(
-            embedding(&serde_json::json!({"output": [1.0, 2.5]})),
+            crate::platform::call::embedding(&serde_json::json!({"output": [1.0, 2.5]})),
             Some(vec![1.0, 2.5])
         );
-        assert_eq!(embedding(&serde_json::json!([0.5])), Some(vec![0.5]));
-        assert_eq!(embedding(&serde_json::json!({"outputs": []})), None);
+        assert_eq!(
+            crate::platform::call::embedding(&serde_json::json!([0.5])),
+            Some(vec![0.5])
+        );
+        assert_eq!(
+            crate::platform::call::embedding(&serde_json::json!({"outputs": []})),
+            None
+        );
     }
 }

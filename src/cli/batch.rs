@@ -16,7 +16,7 @@ use crate::batch::sql;
 use crate::cli::output::print_json;
 use crate::cli::{BatchCommand, BatchSnowflake};
 use crate::config::PlatformChoice;
-use crate::platform::Platform;
+use crate::platform::{Platform, call};
 use crate::session::Context;
 
 /// Exit code of a run stopped by Ctrl-C (what shells use for SIGINT).
@@ -121,7 +121,7 @@ pub async fn run(ctx: &Context, command: BatchCommand) -> Result<()> {
             let q = p
                 .outputs
                 .first()
-                .and_then(run::embedding)
+                .and_then(call::embedding)
                 .ok_or_else(|| eyre!("{service} {method} answered no embedding"))?;
             let t = Instant::now();
             let hits = matrix.search(&q, top)?;
@@ -192,13 +192,7 @@ pub async fn run(ctx: &Context, command: BatchCommand) -> Result<()> {
             };
             calls_to_lines(ctx, platform, &job, &rows, &ids, &table, |i, o| {
                 let note = &notes[i];
-                let tokens = o.get("outputs").cloned().unwrap_or(Value::Null);
-                let entities: Vec<Value> = crate::app::query::group_entities(&tokens)
-                    .into_iter()
-                    .map(|(ty, score, s, e)| {
-                        json!({ "entity_group": ty, "word": char_slice(&note.text, s, e), "score": score, "start": s, "end": e })
-                    })
-                    .collect();
+                let entities = crate::domain::entities::group_json(o);
                 json!({ "note_id": note.id, "entities": entities })
             })
             .await
@@ -251,14 +245,6 @@ fn snippet(text: &str, max: usize) -> String {
     }
 }
 
-/// Characters `start..end` of a text (entity offsets count characters).
-fn char_slice(text: &str, start: usize, end: usize) -> String {
-    text.chars()
-        .skip(start)
-        .take(end.saturating_sub(start))
-        .collect()
-}
-
 /// A RUNNING service of the model version.
 async fn serving(platform: &dyn Platform, model: &str, version: &str) -> Result<String> {
     platform
@@ -276,27 +262,14 @@ async fn serving(platform: &dyn Platform, model: &str, version: &str) -> Result<
         })
 }
 
-/// ENCODE_QUERY when the service has it, else ENCODE; with the service.
+/// The service, and the method that embeds a query on it.
 async fn query_method(
     platform: &dyn Platform,
     service: &str,
 ) -> Result<(crate::domain::Service, String)> {
     let (svc, functions) = crate::cli::platform::service_with_functions(platform, service).await?;
-    let has = |n: &str| functions.iter().any(|f| f.name == n);
-    if has("ENCODE_QUERY") {
-        Ok((svc, "ENCODE_QUERY".into()))
-    } else if has("ENCODE") || functions.is_empty() {
-        Ok((svc, "ENCODE".into()))
-    } else {
-        Err(eyre!(
-            "service {service} does not embed text (it has {})",
-            functions
-                .iter()
-                .map(|f| f.name.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ))
-    }
+    let method = call::query_method(&functions, service).map_err(|e| eyre!(e))?;
+    Ok((svc, method))
 }
 
 /// A stop flag that the first Ctrl-C sets (the run stops after the batch in flight); a second
@@ -552,16 +525,8 @@ async fn classify_images(
     output: Option<&Path>,
     batch_size: usize,
 ) -> Result<()> {
-    use base64::Engine;
     let service = service.to_ascii_uppercase();
-    let labels: Vec<String> = labels
-        .split(',')
-        .map(|l| l.trim().to_string())
-        .filter(|l| !l.is_empty())
-        .collect();
-    if labels.len() < 2 {
-        return Err(eyre!("give two or more --labels, comma-separated"));
-    }
+    let labels = call::labels(labels).map_err(|e| eyre!("--labels: {e}"))?;
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .wrap_err_with(|| format!("cannot read {}", dir.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -585,10 +550,7 @@ async fn classify_images(
             .unwrap_or_default();
         match std::fs::read(f) {
             Ok(bytes) if bytes.len() <= crate::platform::local::instance::MAX_BODY / 2 => {
-                rows.push(vec![
-                    json!(base64::engine::general_purpose::STANDARD.encode(bytes)),
-                    json!(labels),
-                ]);
+                rows.push(call::image_row(&bytes, &labels));
                 ids.push(name);
             }
             Ok(bytes) => table.rejected.push(input::Rejected {

@@ -48,14 +48,8 @@ pub fn output_line(o: &serde_json::Value) -> String {
     let mut row = o.clone();
     if let Some(v) = o.get("output") {
         row = serde_json::json!({ "embedding": v });
-    } else if let Some(t) = o.get("outputs") {
-        let groups: Vec<serde_json::Value> = t
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|t| serde_json::json!({ "entity_group": t["entity"], "word": t["word"], "score": t["score"], "start": t["start"], "end": t["end"] }))
-            .collect();
-        row = serde_json::json!({ "entities": groups });
+    } else if o.get("outputs").is_some() {
+        row = serde_json::json!({ "entities": crate::domain::entities::group_json(o) });
     } else if let (Some(l), Some(s)) = (o.get("labels"), o.get("scores")) {
         let parts: Vec<String> = l
             .as_array()

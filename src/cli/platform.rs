@@ -16,7 +16,7 @@ use crate::hub::settings::HubSettings;
 use crate::paths::ProcessEnv;
 use crate::platform::local::daemon;
 use crate::platform::local::lifecycle::{self, StopOutcome};
-use crate::platform::{self as engine, Platform, Snapshot};
+use crate::platform::{self as engine, Platform, Snapshot, call};
 use crate::session::Context;
 
 async fn connect(ctx: &Context) -> Result<std::sync::Arc<dyn Platform>> {
@@ -451,51 +451,27 @@ pub async fn service_with_functions(
 
 /// `hugflake predict SERVICE`: the inputs go through the service's REST endpoint.
 pub async fn predict_service(ctx: &Context, p: PredictArgs) -> Result<()> {
-    use base64::Engine;
     let client = connect(ctx).await?;
     let service = p.service.clone().unwrap_or_default().to_ascii_uppercase();
     let (_, functions) = service_with_functions(client.as_ref(), &service).await?;
-    let method = match &p.method {
-        Some(m) => m.to_ascii_uppercase(),
-        None => functions
-            .iter()
-            .map(|f| f.name.clone())
-            .find(|n| n == "ENCODE")
-            .or_else(|| functions.first().map(|f| f.name.clone()))
-            .ok_or_else(|| eyre!("service {service} lists no functions"))?,
-    };
-    if !functions.is_empty() && !functions.iter().any(|f| f.name == method) {
-        let names: Vec<&str> = functions.iter().map(|f| f.name.as_str()).collect();
-        return Err(eyre!(
-            "service {service} has no method {method}: it has {}",
-            names.join(", ")
-        ));
-    }
+    let method = call::method(&functions, p.method.as_deref(), &service).map_err(|e| eyre!(e))?;
     let images = functions
         .iter()
         .find(|f| f.name == method)
-        .is_some_and(|f| f.arguments.iter().any(|a| a.kind == "BINARY"));
+        .is_some_and(call::takes_images);
     let mut rows: Vec<Vec<serde_json::Value>> = Vec::new();
     if images {
-        let labels: Vec<String> = p
-            .labels
-            .unwrap_or_default()
-            .split(',')
-            .map(|l| l.trim().to_string())
-            .filter(|l| !l.is_empty())
-            .collect();
-        if p.image.is_empty() || labels.len() < 2 {
+        if p.image.is_empty() {
             return Err(eyre!(
                 "service {service} classifies images: give --image PATH and --labels \"a,b\" (two or more)"
             ));
         }
+        let labels = call::labels(p.labels.as_deref().unwrap_or_default())
+            .map_err(|e| eyre!("service {service} classifies images: --labels: {e}"))?;
         for path in &p.image {
             let bytes =
                 std::fs::read(path).wrap_err_with(|| format!("cannot read {}", path.display()))?;
-            rows.push(vec![
-                serde_json::json!(base64::engine::general_purpose::STANDARD.encode(bytes)),
-                serde_json::json!(labels),
-            ]);
+            rows.push(call::image_row(&bytes, &labels));
         }
     } else {
         let mut texts = p.text;
@@ -508,10 +484,7 @@ pub async fn predict_service(ctx: &Context, p: PredictArgs) -> Result<()> {
         if texts.is_empty() {
             return Err(eyre!("no input: give --text TEXT (repeatable) or --stdin"));
         }
-        rows = texts
-            .into_iter()
-            .map(|t| vec![serde_json::json!(t)])
-            .collect();
+        rows = call::text_rows(texts);
     }
     let n_rows = rows.len();
     let mut outputs = Vec::with_capacity(n_rows);
@@ -525,7 +498,15 @@ pub async fn predict_service(ctx: &Context, p: PredictArgs) -> Result<()> {
         let rows: Vec<serde_json::Value> = outputs
             .into_iter()
             .enumerate()
-            .map(|(i, o)| serde_json::json!({ "index": i, "output": o }))
+            .map(|(i, o)| match o.get("outputs") {
+                // Token rows, and the entities they form (the one grouping every face uses).
+                Some(_) => serde_json::json!({
+                    "index": i,
+                    "output": o,
+                    "entities": crate::domain::entities::group_json(&o),
+                }),
+                None => serde_json::json!({ "index": i, "output": o }),
+            })
             .collect();
         print_json(&rows)?;
     } else {

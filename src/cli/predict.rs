@@ -123,17 +123,8 @@ fn classify_images(
             "zero-shot image classification needs --image PATH (repeatable)"
         ));
     }
-    let labels: Vec<String> = labels
-        .unwrap_or_default()
-        .split(',')
-        .map(|l| l.trim().to_string())
-        .filter(|l| !l.is_empty())
-        .collect();
-    if labels.len() < 2 {
-        return Err(eyre!(
-            "give at least two candidate labels: --labels \"chest X-ray,brain MRI\""
-        ));
-    }
+    let labels = crate::platform::call::labels(labels.as_deref().unwrap_or_default())
+        .map_err(|e| eyre!("--labels: {e}"))?;
     let label_refs: Vec<&str> = labels.iter().map(String::as_str).collect();
     let model = ZeroShot::load(dir, text_tower, Some(hf_cache))?;
     let mut rows = Vec::new();

@@ -3,6 +3,7 @@
 
 pub mod candidate;
 pub mod catalog;
+pub mod entities;
 pub mod job;
 pub mod platform;
 pub mod units;

@@ -36,17 +36,6 @@ pub enum HubApiError {
     Protocol { what: String, detail: String },
 }
 
-impl HubApiError {
-    /// Worth trying again: throttling, server errors, timeouts and dropped connections.
-    pub fn is_transient(&self) -> bool {
-        match self {
-            HubApiError::Unreachable { .. } => true,
-            HubApiError::Status { status, .. } => *status == 429 || *status >= 500,
-            _ => false,
-        }
-    }
-}
-
 /// Search filters, as the Hub's `/api/models` takes them.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct SearchQuery {

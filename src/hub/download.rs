@@ -662,7 +662,8 @@ impl Downloader {
                     after: None,
                 });
             }
-            s if s == StatusCode::TOO_MANY_REQUESTS || s.is_server_error() => {
+            // The Hub's 500s pass too (its own clients retry every 5xx).
+            s if crate::http::transient_status(s.as_u16()) || s.is_server_error() => {
                 let after = resp
                     .headers()
                     .get(RETRY_AFTER)

@@ -12,75 +12,13 @@ use tokenizers::Tokenizer;
 use super::bert::{Bert, batch};
 use super::{InferenceError, Result, tokenizer};
 
-/// One token's prediction, as Snowflake's `__CALL__` returns rows.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TokenPrediction {
-    pub entity: String,
-    pub score: f32,
-    pub index: usize,
-    pub word: String,
-    pub start: usize,
-    pub end: usize,
-}
-
-/// A group of tokens with one entity type (`aggregation_strategy="simple"`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct EntityGroup {
-    pub entity_group: String,
-    pub score: f32,
-    pub word: String,
-    pub start: usize,
-    pub end: usize,
-}
+pub use crate::domain::entities::{EntityGroup, TokenPrediction, tokens_to_string};
 
 pub struct TokenClassifier {
     pub bert: Bert,
     pub tokenizer: Tokenizer,
     pub classifier: candle_nn::Linear,
     pub labels: Vec<String>,
-}
-
-/// `B-X` → ("B", "X"), `I-X` → ("I", "X"), anything else → ("I", it), as transformers does.
-fn tag(entity: &str) -> (&str, &str) {
-    if let Some(t) = entity.strip_prefix("B-") {
-        ("B", t)
-    } else if let Some(t) = entity.strip_prefix("I-") {
-        ("I", t)
-    } else {
-        ("I", entity)
-    }
-}
-
-/// What transformers gives for a group's word: the WordPiece decoder (glue `##` pieces after the
-/// first token, spaces elsewhere) with its clean-up of spaces before punctuation and contractions.
-fn tokens_to_string(tokens: &[&str]) -> String {
-    let mut s = String::new();
-    for (i, t) in tokens.iter().enumerate() {
-        match t.strip_prefix("##") {
-            Some(rest) if i > 0 => s.push_str(rest),
-            _ => {
-                if i > 0 {
-                    s.push(' ');
-                }
-                s.push_str(t);
-            }
-        }
-    }
-    for (from, to) in [
-        (" .", "."),
-        (" ?", "?"),
-        (" !", "!"),
-        (" ,", ","),
-        (" ' ", "'"),
-        (" n't", "n't"),
-        (" 'm", "'m"),
-        (" 's", "'s"),
-        (" 've", "'ve"),
-        (" 're", "'re"),
-    ] {
-        s = s.replace(from, to);
-    }
-    s
 }
 
 fn softmax(row: &[f32]) -> Vec<f32> {
@@ -192,32 +130,9 @@ pub fn entities(tagged: &Tagged) -> Vec<TokenPrediction> {
         .collect()
 }
 
-/// `aggregation_strategy="simple"`: consecutive tokens of one type (a `B-` starts a new group),
-/// mean score, `O` groups dropped.
+/// `aggregation_strategy="simple"` over every token (with `O`), the one grouping every face uses.
 pub fn group_simple(tagged: &Tagged) -> Vec<EntityGroup> {
-    let mut groups: Vec<Vec<&TokenPrediction>> = Vec::new();
-    for t in &tagged.tokens {
-        let (bi, ty) = tag(&t.entity);
-        match groups.last_mut() {
-            Some(g) if bi != "B" && g.last().is_some_and(|l| tag(&l.entity).1 == ty) => g.push(t),
-            _ => groups.push(vec![t]),
-        }
-    }
-    groups
-        .into_iter()
-        .filter_map(|g| {
-            let first = g.first()?;
-            let last = g.last()?;
-            let ty = tag(&first.entity).1.to_string();
-            (ty != "O").then(|| EntityGroup {
-                entity_group: ty,
-                score: g.iter().map(|t| t.score).sum::<f32>() / g.len() as f32,
-                word: tokens_to_string(&g.iter().map(|t| t.word.as_str()).collect::<Vec<_>>()),
-                start: first.start,
-                end: last.end,
-            })
-        })
-        .collect()
+    crate::domain::entities::group_simple(&tagged.tokens)
 }
 
 /// Feature extraction for a BERT checkpoint without a head (BioBERT): CLS and mean vectors.

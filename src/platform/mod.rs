@@ -7,6 +7,7 @@
 //! registry models with versions, import jobs with stages. Operations arrive with the issues that
 //! build them; each one is added here with both platforms in mind.
 
+pub mod call;
 pub mod local;
 pub mod protocol;
 pub mod snowflake;
@@ -195,11 +196,7 @@ impl std::ops::Sub for Traffic {
     }
 }
 
-/// HTTP statuses that mean "busy or not up yet, ask again": throttled, bad gateway, unavailable,
-/// gateway timeout.
-pub fn transient_status(status: u16) -> bool {
-    matches!(status, 429 | 502 | 503 | 504)
-}
+pub use crate::http::transient_status;
 
 /// Fetches a whole snapshot, the calls running concurrently.
 pub async fn snapshot(platform: &dyn Platform) -> Result<Snapshot> {

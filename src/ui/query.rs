@@ -316,7 +316,7 @@ fn vectors(r: &QueryResult) -> Vec<Vec<f32>> {
             } else {
                 &o["mean"]
             };
-            query::vector(v)
+            crate::platform::call::embedding(v).unwrap_or_default()
         })
         .collect()
 }
@@ -438,8 +438,8 @@ fn entity_lines<'a>(r: &QueryResult, t: &Theme) -> Vec<Line<'a>> {
         let text = r.inputs.get(i).cloned().unwrap_or_default();
         let groups = query::group_entities(&out["outputs"]);
         for g in &groups {
-            if !types.contains(&g.0) {
-                types.push(g.0.clone());
+            if !types.contains(&g.entity_group) {
+                types.push(g.entity_group.clone());
             }
         }
         // The text with each entity span coloured by its type.
@@ -448,17 +448,23 @@ fn entity_lines<'a>(r: &QueryResult, t: &Theme) -> Vec<Line<'a>> {
         let chars: Vec<(usize, char)> = text.char_indices().collect();
         let byte_of = |c: usize| chars.get(c).map_or(text.len(), |(b, _)| *b);
         for g in &groups {
-            let (s, e) = (byte_of(g.2).max(pos), byte_of(g.3));
+            let (s, e) = (byte_of(g.start).max(pos), byte_of(g.end));
             if s >= e || e > text.len() {
                 continue;
             }
             spans.push(Span::raw(text[pos..s].to_string()));
-            let colour = entity_colour(t, types.iter().position(|x| x == &g.0).unwrap_or(0));
+            let colour = entity_colour(
+                t,
+                types.iter().position(|x| x == &g.entity_group).unwrap_or(0),
+            );
             spans.push(Span::styled(
                 text[s..e].to_string(),
                 Style::new().fg(Color::Black).bg(colour),
             ));
-            spans.push(Span::styled(format!("⟨{}⟩", g.0), Style::new().fg(colour)));
+            spans.push(Span::styled(
+                format!("⟨{}⟩", g.entity_group),
+                Style::new().fg(colour),
+            ));
             pos = e;
         }
         spans.push(Span::raw(text[pos.min(text.len())..].to_string()));
@@ -467,12 +473,18 @@ fn entity_lines<'a>(r: &QueryResult, t: &Theme) -> Vec<Line<'a>> {
             lines.push(Line::from(Span::styled("    no entities", t.dim())));
         }
         for g in &groups {
-            let colour = entity_colour(t, types.iter().position(|x| x == &g.0).unwrap_or(0));
-            let word = text.get(byte_of(g.2)..byte_of(g.3)).unwrap_or("");
+            let colour = entity_colour(
+                t,
+                types.iter().position(|x| x == &g.entity_group).unwrap_or(0),
+            );
+            let word = &g.word;
             lines.push(Line::from(vec![
                 Span::raw("    "),
-                Span::styled(format!("{:<10}", g.0), Style::new().fg(colour)),
-                Span::raw(format!("{:.3}  [{}..{}]  {}", g.1, g.2, g.3, word)),
+                Span::styled(format!("{:<10}", g.entity_group), Style::new().fg(colour)),
+                Span::raw(format!(
+                    "{:.3}  [{}..{}]  {}",
+                    g.score, g.start, g.end, word
+                )),
             ]));
         }
         lines.push(Line::raw(""));

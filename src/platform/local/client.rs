@@ -25,6 +25,16 @@ pub struct LocalPlatform {
     ingress: reqwest::Client,
     /// Requests sent to the daemon and to service endpoints.
     requests: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    /// Each service's endpoint and token, asked of the daemon once and again only when the
+    /// endpoint refuses them (401, 404) or cannot be reached (a restart moved it).
+    routes: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, Route>>>,
+}
+
+/// Where a service answers and the token it takes.
+#[derive(Clone)]
+struct Route {
+    ingress_url: String,
+    token: Secret,
 }
 
 impl std::fmt::Debug for LocalPlatform {
@@ -70,6 +80,7 @@ impl LocalPlatform {
             http,
             ingress,
             requests: Default::default(),
+            routes: Default::default(),
         })
     }
 
@@ -398,12 +409,69 @@ impl Platform for LocalPlatform {
         self.predict(&svc.name, method, rows).await
     }
 
+    /// One request per call once the service's route is known: the endpoint and token are
+    /// asked of the daemon the first time, and again only when the endpoint refuses them or
+    /// cannot be reached.
     async fn predict(
         &self,
         service: &str,
         method: &str,
         rows: &[Vec<serde_json::Value>],
     ) -> Result<Prediction> {
+        let body = protocol::request(rows);
+        let cached = self
+            .routes
+            .lock()
+            .ok()
+            .and_then(|r| r.get(service).cloned());
+        let mut fresh = cached.is_none();
+        let mut route = match cached {
+            Some(r) => r,
+            None => self.route(service).await?,
+        };
+        loop {
+            let what = format!("service {service} at {}", route.ingress_url);
+            let url = format!(
+                "http://{}{}",
+                route.ingress_url,
+                crate::domain::platform::rest_path(method)
+            );
+            let started = std::time::Instant::now();
+            let req = self
+                .ingress
+                .post(&url)
+                .header(
+                    "Authorization",
+                    crate::http::snowflake_token(route.token.expose()),
+                )
+                .timeout(Duration::from_secs(300))
+                .json(&body);
+            let answer = self.exchange(req, &what).await;
+            let stale = match &answer {
+                Ok((status, _)) => matches!(status.as_u16(), 401 | 404),
+                Err(PlatformError::Unreachable { .. }) => true,
+                Err(_) => false,
+            };
+            if stale && !fresh {
+                if let Ok(mut r) = self.routes.lock() {
+                    r.remove(service);
+                }
+                route = self.route(service).await?;
+                fresh = true;
+                continue;
+            }
+            if !stale && let Ok(mut r) = self.routes.lock() {
+                r.insert(service.to_string(), route.clone());
+            }
+            let (status, bytes) = answer?;
+            return self.prediction(what, status, &bytes, rows.len(), started);
+        }
+    }
+}
+
+impl LocalPlatform {
+    /// A service's endpoint and token, from the daemon.
+    async fn route(&self, service: &str) -> Result<Route> {
         let endpoint = self
             .endpoints(service)
             .await?
@@ -418,39 +486,35 @@ impl Platform for LocalPlatform {
                 &format!("/v1/services/{}/token", segment(service)),
             )
             .await?;
-        let token = Secret::new(token["token"].as_str().unwrap_or_default());
-        let what = format!("service {service} at {}", endpoint.ingress_url);
-        let url = format!(
-            "http://{}{}",
-            endpoint.ingress_url,
-            crate::domain::platform::rest_path(method)
-        );
-        let body = protocol::request(rows);
-        let started = std::time::Instant::now();
-        let req = self
-            .ingress
-            .post(&url)
-            .header(
-                "Authorization",
-                format!("Snowflake Token=\"{}\"", token.expose()),
-            )
-            .timeout(Duration::from_secs(300))
-            .json(&body);
-        let (status, bytes) = self.exchange(req, &what).await?;
+        Ok(Route {
+            ingress_url: endpoint.ingress_url,
+            token: Secret::new(token["token"].as_str().unwrap_or_default()),
+        })
+    }
+
+    /// A service's answer as a prediction, or the error it carries.
+    fn prediction(
+        &self,
+        what: String,
+        status: reqwest::StatusCode,
+        bytes: &[u8],
+        rows: usize,
+        started: std::time::Instant,
+    ) -> Result<Prediction> {
         let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
-        let value: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
+        let value: serde_json::Value = serde_json::from_slice(bytes).unwrap_or_default();
         if !status.is_success() {
             let message = value["error"]["message"]
                 .as_str()
                 .map(str::to_string)
-                .unwrap_or_else(|| String::from_utf8_lossy(&bytes).chars().take(200).collect());
+                .unwrap_or_else(|| String::from_utf8_lossy(bytes).chars().take(200).collect());
             return Err(PlatformError::Api {
                 what,
                 status: status.as_u16(),
                 message,
             });
         }
-        let outputs = protocol::parse_response(&value, rows.len())
+        let outputs = protocol::parse_response(&value, rows)
             .map_err(|detail| PlatformError::Protocol { what, detail })?;
         Ok(Prediction {
             outputs,

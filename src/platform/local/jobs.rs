@@ -1085,7 +1085,7 @@ impl JobRunner {
                 .post(&url)
                 .header(
                     "Authorization",
-                    format!("Snowflake Token=\"{}\"", rt.token().expose()),
+                    crate::http::snowflake_token(rt.token().expose()),
                 )
                 .json(&body)
                 .send()

@@ -161,14 +161,10 @@ pub fn declared_over(headers: &axum::http::HeaderMap, max: usize) -> bool {
 /// The token a request presents: `Authorization: Bearer <t>` or Snowflake's
 /// `Authorization: Snowflake Token="<t>"`.
 pub fn presented_token(headers: &axum::http::HeaderMap) -> Option<&str> {
-    let value = headers
-        .get(axum::http::header::AUTHORIZATION)?
-        .to_str()
-        .ok()?;
-    if let Some(t) = value.strip_prefix("Bearer ") {
-        return Some(t.trim());
-    }
-    value
-        .strip_prefix("Snowflake Token=")
-        .map(|t| t.trim().trim_matches('"'))
+    crate::http::presented_token(
+        headers
+            .get(axum::http::header::AUTHORIZATION)?
+            .to_str()
+            .ok()?,
+    )
 }

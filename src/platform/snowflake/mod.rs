@@ -480,7 +480,7 @@ impl SnowflakePlatform {
                 .post(&url)
                 .header(
                     "Authorization",
-                    format!("Snowflake Token=\"{}\"", token.expose()),
+                    crate::http::snowflake_token(token.expose()),
                 )
                 .json(&body)
                 .send()
@@ -502,7 +502,7 @@ impl SnowflakePlatform {
                         latency_ms: started.elapsed().as_secs_f64() * 1000.0,
                     });
                 }
-                Ok(r) if matches!(r.status().as_u16(), 429 | 502 | 503 | 504) && attempt < 5 => {}
+                Ok(r) if crate::http::transient_status(r.status().as_u16()) && attempt < 5 => {}
                 // A reused exchanged token the ingress no longer takes: exchange once more.
                 Ok(r)
                     if matches!(r.status().as_u16(), 401 | 403)

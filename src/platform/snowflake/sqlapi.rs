@@ -296,8 +296,9 @@ impl SqlApi {
                         .get("content-encoding")
                         .and_then(|v| v.to_str().ok())
                         .map(str::to_string);
-                    let transient = status == StatusCode::TOO_MANY_REQUESTS
-                        || matches!(status.as_u16(), 500 | 502 | 503 | 504);
+                    // The SQL API documents its 500s as passing too.
+                    let transient = crate::http::transient_status(status.as_u16())
+                        || status == StatusCode::INTERNAL_SERVER_ERROR;
                     if transient && attempt <= self.pacing.retries {
                         let pause = retry_after
                             .map_or(wait, Duration::from_secs)
