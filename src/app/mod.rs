@@ -67,6 +67,8 @@ struct Workers {
 /// How long typing or scrolling must pause before the Hub is asked.
 const SEARCH_DEBOUNCE: Duration = Duration::from_millis(300);
 const DETAILS_DEBOUNCE: Duration = Duration::from_millis(250);
+/// What a request answers while no platform is connected.
+const NOT_CONNECTED: &str = "not connected to a platform yet: wait for the status line to say so";
 
 impl Workers {
     fn connect(
@@ -124,8 +126,10 @@ impl Workers {
         });
     }
 
-    /// Runs one platform call and sends its message; without a platform, says why.
-    fn call<F, Fut>(&self, f: F)
+    /// Runs one platform call and sends its message. Without a platform the request still gets
+    /// its own answer (`offline` turns the reason into the message the request waits for), so
+    /// whatever waits on it (a busy Query, a loading pane) is released.
+    fn call<F, Fut>(&self, f: F, offline: impl FnOnce(String) -> Msg)
     where
         F: FnOnce(Arc<dyn Platform>) -> Fut + Send + 'static,
         Fut: std::future::Future<Output = Msg> + Send + 'static,
@@ -138,82 +142,121 @@ impl Workers {
                 });
             }
             None => {
-                let _ = tx.send(Msg::PlatformDone(Err(
-                    "not connected to a platform yet: wait for the status line to say so".into(),
-                )));
+                let _ = tx.send(offline(NOT_CONNECTED.into()));
             }
         }
     }
 
     fn import(&self, spec: crate::domain::ImportSpec) {
-        self.call(move |p| async move {
-            Msg::ImportStarted(p.import(&spec).await.map_err(|e| e.to_string()))
-        });
+        self.call(
+            move |p| async move {
+                Msg::ImportStarted(p.import(&spec).await.map_err(|e| e.to_string()))
+            },
+            |e| Msg::ImportStarted(Err(e)),
+        );
     }
 
     fn job_detail(&self, id: String) {
-        self.call(move |p| async move {
-            let result = p
-                .job(&id, None, None)
-                .await
-                .map(Box::new)
-                .map_err(|e| e.to_string());
-            Msg::JobDetail { id, result }
-        });
+        let offline_id = id.clone();
+        self.call(
+            move |p| async move {
+                let result = p
+                    .job(&id, None, None)
+                    .await
+                    .map(Box::new)
+                    .map_err(|e| e.to_string());
+                Msg::JobDetail { id, result }
+            },
+            |e| Msg::JobDetail {
+                id: offline_id,
+                result: Err(e),
+            },
+        );
     }
 
     fn platform_op(&self, op: state::PlatformOp) {
         use state::PlatformOp;
-        self.call(move |p| async move {
-            let what = op.describe();
-            let result = match &op {
-                PlatformOp::CancelJob(id) => p.cancel_job(id).await.map(|_| ()),
-                PlatformOp::RetryJob(id) => p.retry_job(id).await.map(|_| ()),
-                PlatformOp::SuspendPool(n) => p.suspend_pool(n).await.map(|_| ()),
-                PlatformOp::ResumePool(n) => p.resume_pool(n).await.map(|_| ()),
-                PlatformOp::SuspendService(n) => p.suspend_service(n).await.map(|_| ()),
-                PlatformOp::ResumeService(n) => p.resume_service(n).await.map(|_| ()),
-            };
-            Msg::PlatformDone(
-                result
-                    .map(|()| format!("done: {what}"))
-                    .map_err(|e| format!("could not {what}: {e}")),
-            )
-        });
+        self.call(
+            move |p| async move {
+                let what = op.describe();
+                let result = match &op {
+                    PlatformOp::CancelJob(id) => p.cancel_job(id).await.map(|_| ()),
+                    PlatformOp::RetryJob(id) => p.retry_job(id).await.map(|_| ()),
+                    PlatformOp::SuspendPool(n) => p.suspend_pool(n).await.map(|_| ()),
+                    PlatformOp::ResumePool(n) => p.resume_pool(n).await.map(|_| ()),
+                    PlatformOp::SuspendService(n) => p.suspend_service(n).await.map(|_| ()),
+                    PlatformOp::ResumeService(n) => p.resume_service(n).await.map(|_| ()),
+                };
+                Msg::PlatformDone(
+                    result
+                        .map(|()| format!("done: {what}"))
+                        .map_err(|e| format!("could not {what}: {e}")),
+                )
+            },
+            |e| Msg::PlatformDone(Err(e)),
+        );
     }
 
     /// A service's functions: from its model version, or (Snowflake) the version that lists it.
     fn functions(&self, service: String, model: Option<String>, version: Option<String>) {
-        self.call(move |p| async move {
-            let result = crate::platform::service_functions(
-                p.as_ref(),
-                &service,
-                model.as_deref(),
-                version.as_deref(),
-            )
-            .await
-            .map_err(|e| e.to_string());
-            Msg::Functions { service, result }
-        });
+        let offline_service = service.clone();
+        self.call(
+            move |p| async move {
+                let result = crate::platform::service_functions(
+                    p.as_ref(),
+                    &service,
+                    model.as_deref(),
+                    version.as_deref(),
+                )
+                .await
+                .map_err(|e| e.to_string());
+                Msg::Functions { service, result }
+            },
+            |e| Msg::Functions {
+                service: offline_service,
+                result: Err(e),
+            },
+        );
     }
 
     /// One call from the Query pane; images are read and thumbnailed here, off the UI thread.
     fn query(&self, request: query::QueryRequest) {
         let cache = self.cache.clone();
-        self.call(move |p| async move {
-            let result = run_query(p.as_ref(), &request, &cache).await.map(Box::new);
-            Msg::QueryDone { request, result }
-        });
+        let offline_request = request.clone();
+        self.call(
+            move |p| async move {
+                let result = run_query(p.as_ref(), &request, &cache).await.map(Box::new);
+                Msg::QueryDone { request, result }
+            },
+            |e| Msg::QueryDone {
+                request: offline_request,
+                result: Err(e),
+            },
+        );
     }
 
     /// Containers, endpoints, metrics and the log tail of a service, fetched together; what fails
     /// is said, the rest still shows.
     fn service_detail(&self, name: String) {
-        self.call(move |p| async move {
-            Msg::ServiceDetail(Box::new(
-                state::ServiceDetail::fetch(p.as_ref(), name).await,
-            ))
-        });
+        let offline_name = name.clone();
+        self.call(
+            move |p| async move {
+                Msg::ServiceDetail(Box::new(
+                    state::ServiceDetail::fetch(p.as_ref(), name).await,
+                ))
+            },
+            |e| {
+                Msg::ServiceDetail(Box::new(state::ServiceDetail {
+                    name: offline_name,
+                    containers: Vec::new(),
+                    endpoints: Vec::new(),
+                    metrics: Vec::new(),
+                    logs: Vec::new(),
+                    events: Vec::new(),
+                    problems: vec![e],
+                }))
+            },
+        );
     }
 
     fn search(&self, req: state_search::SearchRequest) {
@@ -631,4 +674,80 @@ fn picture_of(path: &std::path::Path) -> std::result::Result<Picture, String> {
         (small.width(), small.height(), small.into_raw()),
         png,
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crossterm::event::{Event, KeyCode, KeyEvent, KeyModifiers};
+
+    fn key(app: &mut App, code: KeyCode, modifiers: KeyModifiers) -> Vec<Effect> {
+        app.handle_event(&Event::Key(KeyEvent::new(code, modifiers)))
+    }
+
+    fn typed(app: &mut App, text: &str) {
+        for c in text.chars() {
+            key(app, KeyCode::Char(c), KeyModifiers::NONE);
+        }
+    }
+
+    /// `:version` target, then `:platform` (the workers drop the platform while they reconnect),
+    /// then a send: the Query gets its own answer (not connected) and is free again, instead of
+    /// saying "a call is already on its way" for good.
+    #[tokio::test]
+    async fn a_send_while_switching_platform_releases_the_query() {
+        let config = crate::config::Config::defaults().unwrap_or_else(|e| panic!("{e}"));
+        let mut app = App::new(&config, Utc::now(), Rect::new(0, 0, 120, 30));
+        key(&mut app, KeyCode::Char(':'), KeyModifiers::NONE);
+        typed(&mut app, "version all_minilm_l6_v2 v1");
+        key(&mut app, KeyCode::Enter, KeyModifiers::NONE);
+        app.apply(Msg::Functions {
+            service: "ALL_MINILM_L6_V2 V1".into(),
+            result: Ok(crate::platform::protocol::functions_for(
+                "sentence-similarity",
+            )),
+        });
+        key(&mut app, KeyCode::Char(':'), KeyModifiers::NONE);
+        typed(&mut app, "platform snowflake");
+        let switch = key(&mut app, KeyCode::Enter, KeyModifiers::NONE);
+        assert!(
+            switch
+                .iter()
+                .any(|e| matches!(e, Effect::SwitchPlatform(_))),
+            "{switch:?}"
+        );
+        key(&mut app, KeyCode::Char('e'), KeyModifiers::NONE);
+        typed(&mut app, "fever");
+        let effects = key(&mut app, KeyCode::Char('s'), KeyModifiers::CONTROL);
+        let Some(Effect::Query(request)) =
+            effects.into_iter().find(|e| matches!(e, Effect::Query(_)))
+        else {
+            panic!("no query was sent");
+        };
+        assert!(app.query.busy);
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let workers = Workers {
+            tx,
+            platform: None,
+            connecting: true,
+            fetching: false,
+            hub: HubClient::new(HubSettings::from_env(&ProcessEnv)),
+            latest_search: Default::default(),
+            latest_details: Default::default(),
+            cache: std::path::PathBuf::new(),
+        };
+        workers.query(request);
+        let msg = rx.recv().await.unwrap_or_else(|| panic!("no answer"));
+        assert!(matches!(msg, Msg::QueryDone { .. }), "{msg:?}");
+        app.apply(msg);
+        assert!(!app.query.busy, "the Query stayed busy");
+        assert!(
+            app.query
+                .error
+                .as_deref()
+                .is_some_and(|e| e.contains("not connected")),
+            "{:?}",
+            app.query.error
+        );
+    }
 }

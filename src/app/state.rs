@@ -772,7 +772,6 @@ impl App {
             .copied()
     }
 
-    /// The selected service's kind and method, once its functions are known.
     /// What the Query pane calls: the `:version` target, else the selected service.
     pub fn query_target(&self) -> Option<String> {
         match &self.query.version_target {
@@ -781,6 +780,7 @@ impl App {
         }
     }
 
+    /// The selected service's kind and method, once its functions are known.
     pub fn query_kind(&self) -> Option<(QueryKind, String)> {
         let target = self.query_target()?;
         match self.query.functions.get(&target)? {

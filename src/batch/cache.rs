@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use candle_core::{Device, Tensor};
 use rayon::prelude::*;
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, params};
 
 use super::BatchError;
 
@@ -233,19 +233,6 @@ impl Cache {
             dim,
             data,
         })
-    }
-
-    /// When the cache last changed for a model, if ever.
-    pub fn last_computed(&self, model: &str) -> Result<Option<String>, BatchError> {
-        self.conn
-            .query_row(
-                "SELECT MAX(computed_at) FROM embeddings WHERE model = ?1",
-                params![model],
-                |r| r.get::<_, Option<String>>(0),
-            )
-            .optional()
-            .map(Option::flatten)
-            .map_err(db_err(&self.path))
     }
 }
 

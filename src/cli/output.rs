@@ -42,8 +42,7 @@ pub fn text_table(headers: &[&str], rows: &[Vec<String>]) -> String {
     out
 }
 
-/// One readable line per result; inputs are not echoed (they may be clinical text).
-/// One readable line for a service's output object.
+/// One readable line for a service's output object (token rows read as entities).
 pub fn output_line(o: &serde_json::Value) -> String {
     let mut row = o.clone();
     if let Some(v) = o.get("output") {
@@ -75,6 +74,7 @@ pub fn output_line(o: &serde_json::Value) -> String {
         .map_or(line.clone(), |(_, rest)| rest.to_string())
 }
 
+/// One readable line per result; inputs are not echoed (they may be clinical text).
 pub fn predict_line(row: &serde_json::Value) -> String {
     let i = row["index"].as_u64().unwrap_or(0);
     let head = |v: &serde_json::Value| {

@@ -1,5 +1,5 @@
 //! Candidates: models a user may import, from the curated catalog, the local Hugging Face cache
-//! and (later) the Hub, with the verdicts the tool says out loud.
+//! and the Hub, with the verdicts the tool says out loud.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};

@@ -1,4 +1,5 @@
-//! Hugging Face: the local cache now; search, model info and downloads through the Hub API later.
+//! Hugging Face: the shared local cache, and search, model info, details and verified downloads
+//! through the Hub API.
 
 pub mod api;
 pub mod cache;

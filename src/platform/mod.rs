@@ -2,10 +2,10 @@
 //! platform answers.
 //!
 //! Two platforms implement it: the local platform (a client of the `hugflake serve` daemon on
-//! 127.0.0.1) and, later, Snowflake (SQL API v2 + SPCS ingress). The shape follows what Snowflake
-//! exposes: compute pools with Snowflake's states, services (model services and job services),
-//! registry models with versions, import jobs with stages. Operations arrive with the issues that
-//! build them; each one is added here with both platforms in mind.
+//! 127.0.0.1) and Snowflake (SQL API v2 + SPCS ingress). The shape follows what Snowflake exposes:
+//! compute pools with Snowflake's states, services (model services and job services), registry
+//! models with versions, import jobs with stages. `call` is the one way every face calls a
+//! service; `protocol` is the wire format both platforms' services speak.
 
 pub mod call;
 pub mod local;
