@@ -24,6 +24,19 @@ pub fn presented_token(authorization: &str) -> Option<&str> {
         .map(|t| t.trim().trim_matches('"'))
 }
 
+/// One path segment or form value, percent-encoded: everything but RFC 3986's unreserved
+/// characters (`A-Z a-z 0-9 - . _ ~`) as `%XX`.
+pub fn encode_segment(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -35,5 +48,7 @@ mod tests {
         assert_eq!(presented_token(&snowflake_token("abc")), Some("abc"));
         assert_eq!(presented_token("Bearer xyz"), Some("xyz"));
         assert_eq!(presented_token("Basic xyz"), None);
+        assert_eq!(encode_segment("MY_SVC"), "MY_SVC");
+        assert_eq!(encode_segment("\"My Svc\"$"), "%22My%20Svc%22%24");
     }
 }

@@ -640,7 +640,7 @@ impl App {
         let pools = &self.snapshot.data.as_ref()?.pools;
         pools
             .iter()
-            .find(|p| p.name == crate::platform::local::registry::DEFAULT_POOL)
+            .find(|p| p.name == crate::platform::local::daemon::registry::DEFAULT_POOL)
             .or_else(|| pools.first())
             .map(|p| (p.name.clone(), p.memory_gib))
     }
@@ -1707,7 +1707,7 @@ impl App {
             ));
         }
         let pool_name = pool.map_or(
-            crate::platform::local::registry::DEFAULT_POOL.to_string(),
+            crate::platform::local::daemon::registry::DEFAULT_POOL.to_string(),
             |p| p.0,
         );
         let mut form = ImportForm::new(&c.handle, task.as_deref(), &pool_name, notes);

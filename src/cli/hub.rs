@@ -10,8 +10,8 @@ use crate::hub::details;
 use crate::hub::download::{DownloadRequest, Downloader, ProgressEvent, ProgressTotals};
 use crate::hub::settings::HubSettings;
 use crate::paths::ProcessEnv;
+use crate::platform::local::daemon::registry::{DEFAULT_POOL, Machine};
 use crate::platform::local::lifecycle::{self};
-use crate::platform::local::registry::{DEFAULT_POOL, Machine};
 use crate::session::Context;
 
 pub fn catalog(ctx: &Context, a: JsonArgs) -> Result<()> {

@@ -547,7 +547,7 @@ pub async fn serve(ctx: &Context) -> Result<()> {
     let hub = HubSettings::from_env(&ProcessEnv);
     let opts = daemon::ServeOptions {
         data_dir,
-        services: crate::platform::local::services::ServiceSettings {
+        services: crate::platform::local::daemon::services::ServiceSettings {
             exe: std::env::current_exe().wrap_err("cannot find the hugflake executable")?,
             hf_cache: hub.cache_dir.clone(),
             sample_every: Duration::from_secs_f64(d.metrics_secs),

@@ -226,17 +226,7 @@ pub fn validate_repo_id(id: &str) -> Result<(), String> {
     }
 }
 
-/// Percent-encodes a URL path segment.
-pub fn encode_segment(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
+pub use crate::http::encode_segment;
 
 /// A repo file path encoded segment by segment (slashes kept).
 pub fn encode_path(path: &str) -> String {

@@ -244,7 +244,7 @@ impl Platform for LocalPlatform {
     async fn suspend_pool(&self, name: &str) -> Result<ComputePool> {
         self.call(
             reqwest::Method::POST,
-            &format!("/v1/pools/{}/suspend", segment(name)),
+            &format!("/v1/pools/{}/suspend", crate::http::encode_segment(name)),
         )
         .await
     }
@@ -252,7 +252,7 @@ impl Platform for LocalPlatform {
     async fn resume_pool(&self, name: &str) -> Result<ComputePool> {
         self.call(
             reqwest::Method::POST,
-            &format!("/v1/pools/{}/resume", segment(name)),
+            &format!("/v1/pools/{}/resume", crate::http::encode_segment(name)),
         )
         .await
     }
@@ -271,7 +271,11 @@ impl Platform for LocalPlatform {
         if let Some(w) = wait {
             q.push(format!("wait_ms={}", w.as_millis()));
         }
-        let path = format!("/v1/jobs/{}?{}", segment(id), q.join("&"));
+        let path = format!(
+            "/v1/jobs/{}?{}",
+            crate::http::encode_segment(id),
+            q.join("&")
+        );
         self.call_with(reqwest::Method::GET, &path, None, wait)
             .await
     }
@@ -279,7 +283,7 @@ impl Platform for LocalPlatform {
     async fn cancel_job(&self, id: &str) -> Result<JobSummary> {
         self.call(
             reqwest::Method::POST,
-            &format!("/v1/jobs/{}/cancel", segment(id)),
+            &format!("/v1/jobs/{}/cancel", crate::http::encode_segment(id)),
         )
         .await
     }
@@ -287,7 +291,7 @@ impl Platform for LocalPlatform {
     async fn retry_job(&self, id: &str) -> Result<JobSummary> {
         self.call(
             reqwest::Method::POST,
-            &format!("/v1/jobs/{}/retry", segment(id)),
+            &format!("/v1/jobs/{}/retry", crate::http::encode_segment(id)),
         )
         .await
     }
@@ -295,15 +299,19 @@ impl Platform for LocalPlatform {
     async fn versions(&self, model: &str) -> Result<Vec<ModelVersion>> {
         self.call(
             reqwest::Method::GET,
-            &format!("/v1/models/{}/versions", segment(model)),
+            &format!("/v1/models/{}/versions", crate::http::encode_segment(model)),
         )
         .await
     }
 
     async fn drop_model(&self, model: &str, version: Option<&str>) -> Result<()> {
         let path = match version {
-            Some(v) => format!("/v1/models/{}/versions/{}", segment(model), segment(v)),
-            None => format!("/v1/models/{}", segment(model)),
+            Some(v) => format!(
+                "/v1/models/{}/versions/{}",
+                crate::http::encode_segment(model),
+                crate::http::encode_segment(v)
+            ),
+            None => format!("/v1/models/{}", crate::http::encode_segment(model)),
         };
         self.call::<serde_json::Value>(reqwest::Method::DELETE, &path)
             .await
@@ -313,7 +321,10 @@ impl Platform for LocalPlatform {
     async fn containers(&self, service: &str) -> Result<Vec<Container>> {
         self.call(
             reqwest::Method::GET,
-            &format!("/v1/services/{}/containers", segment(service)),
+            &format!(
+                "/v1/services/{}/containers",
+                crate::http::encode_segment(service)
+            ),
         )
         .await
     }
@@ -321,7 +332,10 @@ impl Platform for LocalPlatform {
     async fn endpoints(&self, service: &str) -> Result<Vec<Endpoint>> {
         self.call(
             reqwest::Method::GET,
-            &format!("/v1/services/{}/endpoints", segment(service)),
+            &format!(
+                "/v1/services/{}/endpoints",
+                crate::http::encode_segment(service)
+            ),
         )
         .await
     }
@@ -340,7 +354,11 @@ impl Platform for LocalPlatform {
         if let Some(w) = wait {
             q.push(format!("wait_ms={}", w.as_millis()));
         }
-        let path = format!("/v1/services/{}/logs?{}", segment(service), q.join("&"));
+        let path = format!(
+            "/v1/services/{}/logs?{}",
+            crate::http::encode_segment(service),
+            q.join("&")
+        );
         self.call_with(reqwest::Method::GET, &path, None, wait)
             .await
     }
@@ -348,7 +366,10 @@ impl Platform for LocalPlatform {
     async fn events(&self, service: &str) -> Result<Vec<crate::domain::ServiceEvent>> {
         self.call(
             reqwest::Method::GET,
-            &format!("/v1/services/{}/events", segment(service)),
+            &format!(
+                "/v1/services/{}/events",
+                crate::http::encode_segment(service)
+            ),
         )
         .await
     }
@@ -356,7 +377,10 @@ impl Platform for LocalPlatform {
     async fn metrics(&self, service: &str) -> Result<Vec<MetricSample>> {
         self.call(
             reqwest::Method::GET,
-            &format!("/v1/services/{}/metrics", segment(service)),
+            &format!(
+                "/v1/services/{}/metrics",
+                crate::http::encode_segment(service)
+            ),
         )
         .await
     }
@@ -364,7 +388,7 @@ impl Platform for LocalPlatform {
     async fn suspend_service(&self, name: &str) -> Result<Service> {
         self.call(
             reqwest::Method::POST,
-            &format!("/v1/services/{}/suspend", segment(name)),
+            &format!("/v1/services/{}/suspend", crate::http::encode_segment(name)),
         )
         .await
     }
@@ -372,7 +396,7 @@ impl Platform for LocalPlatform {
     async fn resume_service(&self, name: &str) -> Result<Service> {
         self.call(
             reqwest::Method::POST,
-            &format!("/v1/services/{}/resume", segment(name)),
+            &format!("/v1/services/{}/resume", crate::http::encode_segment(name)),
         )
         .await
     }
@@ -380,7 +404,7 @@ impl Platform for LocalPlatform {
     async fn drop_service(&self, name: &str) -> Result<()> {
         self.call::<serde_json::Value>(
             reqwest::Method::DELETE,
-            &format!("/v1/services/{}", segment(name)),
+            &format!("/v1/services/{}", crate::http::encode_segment(name)),
         )
         .await
         .map(|_| ())
@@ -483,7 +507,10 @@ impl LocalPlatform {
         let token: serde_json::Value = self
             .call(
                 reqwest::Method::GET,
-                &format!("/v1/services/{}/token", segment(service)),
+                &format!(
+                    "/v1/services/{}/token",
+                    crate::http::encode_segment(service)
+                ),
             )
             .await?;
         Ok(Route {
@@ -521,16 +548,4 @@ impl LocalPlatform {
             latency_ms,
         })
     }
-}
-
-/// Percent-encodes a path segment (pool names are identifiers, but quoted ones may hold anything).
-fn segment(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'_' | b'-' | b'.' | b'$' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }

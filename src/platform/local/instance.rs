@@ -10,6 +10,7 @@
 //! - standard input stays open while the daemon lives: end of input means the daemon is gone, and
 //!   the instance exits rather than linger as an orphan.
 
+use super::error;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
@@ -337,14 +338,6 @@ async fn parent_gone() {
         _ = stdin => eprintln!("the daemon is gone"),
         _ = term => {}
     }
-}
-
-pub fn error(status: StatusCode, message: impl Into<String>) -> Response {
-    (
-        status,
-        axum::Json(json!({ "error": { "message": message.into() } })),
-    )
-        .into_response()
 }
 
 async fn call(

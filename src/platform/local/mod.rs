@@ -1,5 +1,7 @@
-//! The local platform: a daemon (`hugflake serve`) that owns the registry, and the client the TUI
-//! and headless commands use to talk to it.
+//! The local platform, by process: the client side (`client`, `lifecycle`) that the TUI and the
+//! commands use; the daemon side (`daemon/`: the server, registry and records, import jobs,
+//! services and their telemetry) that `hugflake serve` runs; and the `instance`, the child
+//! process that serves one model.
 //!
 //! Files in the data dir (mode 0700: only its owner can open anything in it):
 //! - `daemon.lock`: held (an OS file lock) for the daemon's whole life; a stale file after `kill -9`
@@ -10,14 +12,13 @@
 //! - `token`: the bearer token of this run (mode 0600), new at every start.
 //! - `registry.sqlite`: the registry.
 
+// The client side: what the TUI and the commands use.
 pub mod client;
-pub mod daemon;
-pub mod instance;
-pub mod jobs;
 pub mod lifecycle;
-pub mod records;
-pub mod registry;
-pub mod services;
+// The daemon side (`hugflake serve`): server, registry, jobs, services, telemetry.
+pub mod daemon;
+// A service instance: the child process the daemon runs per instance.
+pub mod instance;
 
 use std::fs::{self, OpenOptions};
 use std::io::Write;
@@ -167,4 +168,18 @@ pub fn presented_token(headers: &axum::http::HeaderMap) -> Option<&str> {
             .to_str()
             .ok()?,
     )
+}
+
+/// An error answer of the daemon's service endpoints and of an instance, in the shape both send:
+/// `{"error": {"message": ...}}` with its status.
+pub fn error(
+    status: axum::http::StatusCode,
+    message: impl Into<String>,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    (
+        status,
+        axum::Json(serde_json::json!({ "error": { "message": message.into() } })),
+    )
+        .into_response()
 }

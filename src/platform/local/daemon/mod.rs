@@ -2,6 +2,12 @@
 //! Unix socket in the data dir (mode 0700), and every call is authenticated with the bearer token it
 //! writes at start. Request bodies are capped (`MAX_CONTROL_BODY`) with a clear 413.
 
+pub mod jobs;
+pub mod records;
+pub mod registry;
+pub mod services;
+pub mod telemetry;
+
 use std::fs::{self, OpenOptions};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -15,9 +21,9 @@ use axum::{Json, Router};
 use chrono::Utc;
 use tokio_util::sync::CancellationToken;
 
-use super::jobs::{JobRunner, SubmitError};
-use super::registry::{Machine, Registry, RegistryError};
-use super::services::{Db, ServiceError, ServiceManager, ServiceSettings};
+use self::jobs::{JobRunner, SubmitError};
+use self::registry::{Machine, Registry, RegistryError};
+use self::services::{Db, ServiceError, ServiceManager, ServiceSettings};
 use super::{API_VERSION, DaemonFiles, DaemonInfo, ErrorBody, ErrorDetail, write_private};
 use crate::domain::ImportSpec;
 use crate::hub::settings::HubSettings;

@@ -9,11 +9,10 @@
 //!                               metrics, round robin
 //! ```
 
-use std::collections::{HashMap, VecDeque};
-use std::io::Write;
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::Stdio;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -24,19 +23,16 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use chrono::{DateTime, Utc};
-use serde_json::json;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use super::instance::{MAX_BODY, TOKEN_ENV};
 use super::records::ServiceRow;
 use super::registry::{Registry, RegistryError};
-use super::{DaemonFiles, presented_token, write_private};
-use crate::domain::{
-    Container, Endpoint, InstanceStatus, LogLine, MetricSample, Service, ServiceEvent,
-    ServiceStatus,
-};
+use super::telemetry::{LogRing, Metrics};
+use crate::domain::{Container, Endpoint, InstanceStatus, Service, ServiceStatus};
+use crate::platform::local::instance::{MAX_BODY, TOKEN_ENV};
+use crate::platform::local::{DaemonFiles, error, presented_token, write_private};
 use crate::secret::Secret;
 
 /// The registry, shared; calls run off the async workers.
@@ -74,173 +70,7 @@ pub struct ServiceSettings {
     pub max_batch: usize,
 }
 
-const LOG_CAPACITY: usize = 5000;
-const SAMPLES_KEPT: usize = 720;
 const READY_TIMEOUT: Duration = Duration::from_secs(600);
-
-/// A service's log: the last lines in memory, every line in a file.
-/// Events kept per service (the oldest go first).
-const EVENT_CAPACITY: usize = 500;
-
-pub struct LogRing {
-    lines: Mutex<(VecDeque<LogLine>, u64)>,
-    events: Mutex<VecDeque<ServiceEvent>>,
-    file: Mutex<Option<std::fs::File>>,
-    pub changed: Notify,
-}
-
-impl LogRing {
-    fn new(path: Option<PathBuf>) -> LogRing {
-        let file = path.and_then(|p| {
-            if let Some(dir) = p.parent() {
-                let _ = std::fs::create_dir_all(dir);
-            }
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(p)
-                .ok()
-        });
-        LogRing {
-            lines: Mutex::new((VecDeque::new(), 0)),
-            events: Mutex::new(VecDeque::new()),
-            file: Mutex::new(file),
-            changed: Notify::new(),
-        }
-    }
-
-    /// Records an event, and writes it to the log as the supervisor's line.
-    pub fn event(&self, instance_id: Option<u32>, severity: &str, name: &str, message: &str) {
-        self.push(instance_id.unwrap_or(0), "supervisor", message);
-        if let Ok(mut e) = self.events.lock() {
-            e.push_back(ServiceEvent {
-                at: Utc::now(),
-                severity: severity.into(),
-                name: name.into(),
-                instance_id,
-                container: instance_id.map(|_| "model-inference".to_string()),
-                message: crate::secret::redact(&crate::domain::units::strip_control(message))
-                    .into_owned(),
-            });
-            while e.len() > EVENT_CAPACITY {
-                e.pop_front();
-            }
-        }
-    }
-
-    pub fn events(&self) -> Vec<ServiceEvent> {
-        self.events
-            .lock()
-            .map(|e| e.iter().cloned().collect())
-            .unwrap_or_default()
-    }
-
-    pub fn push(&self, instance_id: u32, container: &str, line: &str) {
-        let at = Utc::now();
-        let line = crate::secret::redact(&crate::domain::units::strip_control(line)).into_owned();
-        if let Ok(mut g) = self.lines.lock() {
-            let seq = g.1;
-            g.1 += 1;
-            g.0.push_back(LogLine {
-                seq,
-                at,
-                instance_id,
-                container: container.to_string(),
-                line: line.clone(),
-            });
-            while g.0.len() > LOG_CAPACITY {
-                g.0.pop_front();
-            }
-        }
-        if let Ok(mut f) = self.file.lock()
-            && let Some(f) = f.as_mut()
-        {
-            let _ = writeln!(
-                f,
-                "{} {instance_id}/{container} {line}",
-                at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-            );
-        }
-        self.changed.notify_waiters();
-    }
-
-    /// Lines after `since` (all kept lines when `None`), at most `limit` of the newest.
-    pub fn since(&self, since: Option<u64>, limit: usize) -> Vec<LogLine> {
-        let Ok(g) = self.lines.lock() else {
-            return Vec::new();
-        };
-        let lines: Vec<LogLine> =
-            g.0.iter()
-                .filter(|l| since.is_none_or(|s| l.seq > s))
-                .cloned()
-                .collect();
-        let skip = lines.len().saturating_sub(limit);
-        lines.into_iter().skip(skip).collect()
-    }
-}
-
-/// Request counters and latencies since the last sample, and the samples kept.
-#[derive(Default)]
-pub struct Metrics {
-    latencies_ms: Mutex<Vec<f64>>,
-    requests: AtomicU64,
-    errors: AtomicU64,
-    in_flight: AtomicU64,
-    samples: Mutex<VecDeque<MetricSample>>,
-}
-
-fn percentile(sorted: &[f64], p: f64) -> Option<f64> {
-    if sorted.is_empty() {
-        return None;
-    }
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    sorted.get(rank.clamp(1, sorted.len()) - 1).copied()
-}
-
-impl Metrics {
-    fn record(&self, ms: f64, error: bool) {
-        self.requests.fetch_add(1, Ordering::Relaxed);
-        if error {
-            self.errors.fetch_add(1, Ordering::Relaxed);
-        }
-        if let Ok(mut l) = self.latencies_ms.lock() {
-            l.push(ms);
-        }
-    }
-
-    fn sample(&self, interval: Duration, memory_bytes: u64) {
-        let mut lat = self
-            .latencies_ms
-            .lock()
-            .map(|mut l| std::mem::take(&mut *l))
-            .unwrap_or_default();
-        lat.sort_by(f64::total_cmp);
-        let s = MetricSample {
-            at: Utc::now(),
-            interval_secs: interval.as_secs_f64(),
-            requests: self.requests.swap(0, Ordering::Relaxed),
-            errors: self.errors.swap(0, Ordering::Relaxed),
-            p50_ms: percentile(&lat, 50.0),
-            p95_ms: percentile(&lat, 95.0),
-            p99_ms: percentile(&lat, 99.0),
-            queue_depth: self.in_flight.load(Ordering::Relaxed),
-            memory_bytes,
-        };
-        if let Ok(mut samples) = self.samples.lock() {
-            samples.push_back(s);
-            while samples.len() > SAMPLES_KEPT {
-                samples.pop_front();
-            }
-        }
-    }
-
-    pub fn samples(&self) -> Vec<MetricSample> {
-        self.samples
-            .lock()
-            .map(|s| s.iter().cloned().collect())
-            .unwrap_or_default()
-    }
-}
 
 #[derive(Debug, Clone)]
 struct InstanceRt {
@@ -841,7 +671,9 @@ impl ServiceManager {
         let app = Router::new()
             .fallback(post(proxy))
             .layer(DefaultBodyLimit::max(MAX_BODY))
-            .layer(axum::middleware::from_fn(super::instance::refuse_oversized))
+            .layer(axum::middleware::from_fn(
+                crate::platform::local::instance::refuse_oversized,
+            ))
             .with_state(rt.clone());
         let stop = rt.cancel.clone();
         tokio::spawn(async move {
@@ -981,14 +813,6 @@ impl ServiceManager {
     }
 }
 
-fn error(status: StatusCode, message: impl Into<String>) -> Response {
-    (
-        status,
-        axum::Json(json!({ "error": { "message": message.into() } })),
-    )
-        .into_response()
-}
-
 /// The service endpoint: checks the token and the state, then forwards to a READY instance.
 async fn proxy(
     State(rt): State<Arc<ServiceRt>>,
@@ -1007,7 +831,7 @@ async fn proxy(
     }
     let body = match body {
         Ok(b) => b,
-        Err(e) => return super::instance::rejected(e),
+        Err(e) => return crate::platform::local::instance::rejected(e),
     };
     let (status, message) = rt.status();
     if status == ServiceStatus::Suspended {
@@ -1071,34 +895,4 @@ async fn proxy(
         resp.status().is_server_error(),
     );
     resp
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn percentiles_pick_the_nearest_rank() {
-        let v: Vec<f64> = (1..=100).map(f64::from).collect();
-        assert_eq!(percentile(&v, 50.0), Some(50.0));
-        assert_eq!(percentile(&v, 99.0), Some(99.0));
-        assert_eq!(percentile(&[], 50.0), None);
-        assert_eq!(percentile(&[3.0], 99.0), Some(3.0));
-    }
-
-    #[test]
-    fn the_log_ring_keeps_the_newest_lines() {
-        let ring = LogRing::new(None);
-        for i in 0..(LOG_CAPACITY + 10) {
-            ring.push(0, "model-inference", &format!("line {i}"));
-        }
-        let all = ring.since(None, usize::MAX);
-        assert_eq!(all.len(), LOG_CAPACITY);
-        assert_eq!(all[0].line, "line 10");
-        let tail = ring.since(Some(all[all.len() - 3].seq), 100);
-        assert_eq!(tail.len(), 2);
-        assert_eq!(ring.since(None, 5).len(), 5);
-        ring.push(0, "x", "colour \u{1b}[31mred\u{1b}[0m");
-        assert_eq!(ring.since(None, 1)[0].line, "colour red");
-    }
 }
