@@ -150,6 +150,137 @@ pub fn group_entities(tokens: &Value) -> Vec<crate::domain::entities::EntityGrou
     crate::domain::entities::group_json(tokens)
 }
 
+/// Everything Query on the app's state: what it calls, what it sends, what comes back.
+impl super::state::App {
+    /// What the Query pane calls: the `:version` target, else the selected service.
+    pub fn query_target(&self) -> Option<String> {
+        match &self.query.version_target {
+            Some((m, v)) => Some(format!("{m} {v}")),
+            None => self.selected_query_service().map(|s| s.name.clone()),
+        }
+    }
+
+    /// The selected service's kind and method, once its functions are known.
+    pub fn query_kind(&self) -> Option<(QueryKind, String)> {
+        let target = self.query_target()?;
+        match self.query.functions.get(&target)? {
+            Ok(f) => QueryKind::of(f),
+            Err(_) => None,
+        }
+    }
+
+    /// Builds the call for what is typed, or says what is missing.
+    pub(crate) fn query_request(&mut self) -> Option<super::state::Effect> {
+        let service = self.query_target()?;
+        let Some((kind, method)) = self.query_kind() else {
+            let loading = matches!(
+                self.query.functions.get(&service),
+                Some(Err(e)) if e == LOADING
+            );
+            if loading {
+                // Sent as soon as the methods arrive.
+                self.query.send_when_ready = true;
+                self.query.error = None;
+                self.set_flash(
+                    format!("reading {service}'s methods; the call follows"),
+                    false,
+                );
+            } else {
+                self.query.error = Some(format!("{service}: its methods are not known"));
+            }
+            return None;
+        };
+        let lines: Vec<String> = self
+            .query
+            .input
+            .lines()
+            .map(|l| l.trim().to_string())
+            .filter(|l| !l.is_empty())
+            .collect();
+        let search = kind == QueryKind::Embeddings && self.query.search;
+        let inputs = if search { vec![lines.join(" ")] } else { lines };
+        if inputs.is_empty() || inputs[0].is_empty() {
+            self.query.error = Some(format!("nothing to send: {}", kind.hint(search)));
+            return None;
+        }
+        if kind == QueryKind::Images && inputs.len() < 2 {
+            self.query.error = Some(kind.hint(false).into());
+            return None;
+        }
+        let notes = if search && !self.query.note_vectors.contains_key(&service) {
+            demo_notes().into_iter().map(String::from).collect()
+        } else {
+            Vec::new()
+        };
+        self.query.error = None;
+        self.query.busy = true;
+        Some(super::state::Effect::Query(QueryRequest {
+            service,
+            method,
+            kind,
+            inputs,
+            notes,
+            search,
+            version: self.query.version_target.clone(),
+        }))
+    }
+
+    /// A call's answer: the history entry, the result (a search keeps the notes' vectors and
+    /// ranks them), or the error.
+    pub(crate) fn query_done(
+        &mut self,
+        request: QueryRequest,
+        result: Result<Box<QueryResult>, String>,
+    ) {
+        self.query.busy = false;
+        let entry = HistoryEntry {
+            at: self.now,
+            service: request.service.clone(),
+            method: request.method.clone(),
+            // A search over the embedding cache sends the query alone.
+            inputs: request.inputs.len()
+                + match &result {
+                    Ok(r) if r.cache_searched.is_some() => 0,
+                    _ => request.notes.len(),
+                },
+            latency_ms: result.as_ref().ok().map(|r| r.latency_ms),
+            ok: result.is_ok(),
+        };
+        self.query.history.push(entry);
+        match result {
+            Ok(mut r) => {
+                if request.search && r.cache_searched.is_none() {
+                    // The notes' vectors came back after the query's: keep them.
+                    if !request.notes.is_empty() {
+                        let vectors: Vec<Vec<f32>> = r.outputs[1..]
+                            .iter()
+                            .map(|o| {
+                                crate::platform::call::embedding(&o["output"]).unwrap_or_default()
+                            })
+                            .collect();
+                        self.query
+                            .note_vectors
+                            .insert(request.service.clone(), vectors);
+                        r.outputs.truncate(1);
+                    }
+                    if let (Some(q), Some(notes)) = (
+                        r.outputs.first(),
+                        self.query.note_vectors.get(&request.service),
+                    ) {
+                        r.ranking = rank(
+                            &crate::platform::call::embedding(&q["output"]).unwrap_or_default(),
+                            notes,
+                        );
+                    }
+                }
+                self.query.error = None;
+                self.query.result = Some(*r);
+            }
+            Err(e) => self.query.error = Some(e),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

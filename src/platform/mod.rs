@@ -248,3 +248,56 @@ pub async fn service_functions(
     }
     Ok(Vec::new())
 }
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ServiceDetail {
+    pub name: String,
+    pub containers: Vec<crate::domain::Container>,
+    pub endpoints: Vec<crate::domain::Endpoint>,
+    pub metrics: Vec<crate::domain::MetricSample>,
+    pub logs: Vec<crate::domain::LogLine>,
+    /// What the platform did to the service, oldest first.
+    pub events: Vec<crate::domain::ServiceEvent>,
+    /// Parts that could not be read (the others still show).
+    pub problems: Vec<String>,
+}
+
+impl ServiceDetail {
+    /// What the Health pane shows of a service, fetched the way each refresh does: containers,
+    /// endpoints, metrics, the last 2,000 log lines and the events, at once; a part that fails is noted and
+    /// the others still show.
+    pub async fn fetch(p: &dyn Platform, name: String) -> ServiceDetail {
+        let (c, e, m, l, ev) = tokio::join!(
+            p.containers(&name),
+            p.endpoints(&name),
+            p.metrics(&name),
+            p.logs(&name, None, 2000, None),
+            p.events(&name)
+        );
+        let mut d = ServiceDetail {
+            name,
+            ..Default::default()
+        };
+        match c {
+            Ok(v) => d.containers = v,
+            Err(e) => d.problems.push(format!("containers: {e}")),
+        }
+        match e {
+            Ok(v) => d.endpoints = v,
+            Err(e) => d.problems.push(format!("endpoints: {e}")),
+        }
+        match m {
+            Ok(v) => d.metrics = v,
+            Err(e) => d.problems.push(format!("metrics: {e}")),
+        }
+        match l {
+            Ok(v) => d.logs = v,
+            Err(e) => d.problems.push(format!("logs: {e}")),
+        }
+        match ev {
+            Ok(v) => d.events = v,
+            Err(e) => d.problems.push(format!("events: {e}")),
+        }
+        d
+    }
+}
