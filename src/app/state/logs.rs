@@ -107,8 +107,6 @@ pub struct LogView {
     pub editing_filter: bool,
 }
 
-/// A change to the platform the user asked for (after confirming).
-
 impl App {
     /// The lines behind a log view, borrowed: a service's container log, or a job's log; `None`
     /// while not loaded.

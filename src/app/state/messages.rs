@@ -3,6 +3,7 @@
 
 use super::*;
 
+/// How the app reaches its platform.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Link {
     Connecting,
@@ -14,6 +15,7 @@ pub enum Link {
 }
 
 /// What covers the panes, if anything.
+/// A change to the platform the user asked for (after confirming).
 #[derive(Debug, Clone, PartialEq)]
 pub enum PlatformOp {
     CancelJob(String),

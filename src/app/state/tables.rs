@@ -108,8 +108,6 @@ pub struct TableView {
     pub filter: String,
 }
 
-/// How the app reaches its platform.
-
 impl App {
     pub(super) fn row_count(&self, id: TableId) -> usize {
         match id {
