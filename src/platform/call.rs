@@ -135,6 +135,14 @@ pub fn image_row(bytes: &[u8], labels: &[String]) -> Vec<Value> {
     ]
 }
 
+/// A 32x32 grey PNG, base64: a valid image for warm-ups and readiness calls.
+pub fn tiny_png() -> String {
+    let img = image::RgbImage::from_pixel(32, 32, image::Rgb([128, 128, 128]));
+    let mut out = std::io::Cursor::new(Vec::new());
+    let _ = image::DynamicImage::ImageRgb8(img).write_to(&mut out, image::ImageFormat::Png);
+    base64::engine::general_purpose::STANDARD.encode(out.into_inner())
+}
+
 /// The embedding in one ENCODE output (`{"output": [...]}`, or a bare array).
 pub fn embedding(v: &Value) -> Option<Vec<f32>> {
     let arr = v.get("output").unwrap_or(v).as_array()?;

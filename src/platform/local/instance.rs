@@ -228,19 +228,14 @@ impl Served {
     /// A small call that proves the model answers (run once before the instance says ready).
     pub async fn warm_up(&self) -> Result<(), String> {
         let inputs = match self {
-            Served::Images(_) => vec![json!(tiny_png()), json!(["a photo", "a drawing"])],
+            Served::Images(_) => vec![
+                json!(crate::platform::call::tiny_png()),
+                json!(["a photo", "a drawing"]),
+            ],
             _ => vec![json!("hugflake warm-up")],
         };
         self.row(inputs).await.map(|_| ()).map_err(|e| e.message())
     }
-}
-
-/// A 32x32 grey PNG, base64: a valid image for warm-up and readiness checks.
-pub fn tiny_png() -> String {
-    let img = image::RgbImage::from_pixel(32, 32, image::Rgb([128, 128, 128]));
-    let mut out = std::io::Cursor::new(Vec::new());
-    let _ = image::DynamicImage::ImageRgb8(img).write_to(&mut out, image::ImageFormat::Png);
-    base64::engine::general_purpose::STANDARD.encode(out.into_inner())
 }
 
 enum RowError {

@@ -1062,7 +1062,7 @@ impl JobRunner {
             .ok_or_else(|| StageEnd::Failed(format!("task {} has no function", plan.task)))?;
         let inputs = if plan.task == Task::ZeroShotImageClassification.as_str() {
             vec![
-                serde_json::json!(crate::platform::local::instance::tiny_png()),
+                serde_json::json!(crate::platform::call::tiny_png()),
                 serde_json::json!(["an x-ray", "a photograph"]),
             ]
         } else {
