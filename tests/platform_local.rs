@@ -1839,5 +1839,19 @@ async fn every_face_groups_entities_one_way_and_a_call_is_one_request() {
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!((client.traffic() - before).requests, 1);
+    // Another daemon run (daemon.json says so): the cached route is not used, it is asked again
+    // (endpoints, token, then the call), so no token goes to a port the old run held.
+    let info_path = p.data().join("daemon.json");
+    let mut info: Value =
+        serde_json::from_str(&std::fs::read_to_string(&info_path).unwrap_or_default())
+            .unwrap_or_default();
+    info["started_at"] = json!("2030-01-01T00:00:00Z");
+    std::fs::write(&info_path, info.to_string()).unwrap_or_else(|e| panic!("{e}"));
+    let before = client.traffic();
+    client
+        .predict("NER_SVC", "__CALL__", &[vec![json!(text)]])
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!((client.traffic() - before).requests, 3);
     p.kill_daemon();
 }

@@ -174,8 +174,8 @@ pub struct PredictArgs {
     /// The service to call (its REST endpoint); leave out to use --model-dir
     #[arg(value_name = "SERVICE", conflicts_with = "model_dir")]
     pub service: Option<String>,
-    /// The service method: ENCODE, ENCODE_QUERY, ENCODE_DOCUMENT or __CALL__ (default: the
-    /// service's first)
+    /// The service method: ENCODE, ENCODE_QUERY, ENCODE_DOCUMENT or __CALL__ (default: ENCODE,
+    /// else the service's first)
     #[arg(long, requires = "service")]
     pub method: Option<String>,
     /// The model directory (a Hub snapshot, e.g. from `hugflake download`)

@@ -174,7 +174,7 @@ async fn polling_cost(ctx: &Context, daemon_running: bool) -> Option<Polling> {
     let t1 = p.traffic();
     let service_detail = match snap.services.first() {
         Some(s) => {
-            crate::app::state::ServiceDetail::fetch(p.as_ref(), s.name.clone()).await;
+            crate::platform::ServiceDetail::fetch(p.as_ref(), s.name.clone()).await;
             Some(p.traffic() - t1)
         }
         None => None,

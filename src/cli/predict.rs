@@ -22,8 +22,10 @@ pub fn from_dir(ctx: &Context, a: PredictArgs) -> Result<()> {
         None => Task::detect(dir)?,
     };
     let (batch_size, json) = (a.batch_size as usize, a.json);
-    let texts = || -> Result<Vec<String>> {
-        let mut texts = a.text.clone();
+    // Inputs are read before the clock starts (standard input may take its time).
+    let mut texts = Vec::new();
+    if task != Task::ZeroShotImageClassification {
+        texts = a.text.clone();
         if a.stdin {
             for line in std::io::stdin().lock().lines() {
                 texts.push(line.wrap_err("cannot read standard input")?);
@@ -32,8 +34,7 @@ pub fn from_dir(ctx: &Context, a: PredictArgs) -> Result<()> {
         if texts.is_empty() {
             return Err(eyre!("no input: give --text TEXT (repeatable) or --stdin"));
         }
-        Ok(texts)
-    };
+    }
     let started = std::time::Instant::now();
     let rows: Vec<serde_json::Value> = match task {
         Task::ZeroShotImageClassification => {
@@ -48,7 +49,6 @@ pub fn from_dir(ctx: &Context, a: PredictArgs) -> Result<()> {
             );
         }
         Task::SentenceSimilarity => {
-            let texts = texts()?;
             let inputs: Vec<&str> = texts.iter().map(String::as_str).collect();
             let enc = SentenceEncoder::load(dir)?;
             enc.encode(&inputs, batch_size)?
@@ -58,7 +58,6 @@ pub fn from_dir(ctx: &Context, a: PredictArgs) -> Result<()> {
                 .collect()
         }
         Task::TokenClassification => {
-            let texts = texts()?;
             let inputs: Vec<&str> = texts.iter().map(String::as_str).collect();
             let model = TokenClassifier::load(dir)?;
             model
@@ -75,7 +74,6 @@ pub fn from_dir(ctx: &Context, a: PredictArgs) -> Result<()> {
                 .collect()
         }
         Task::FeatureExtraction => {
-            let texts = texts()?;
             let inputs: Vec<&str> = texts.iter().map(String::as_str).collect();
             let model = FeatureExtractor::load(dir)?;
             eprintln!(

@@ -87,7 +87,12 @@ pub fn group_simple(tokens: &[TokenPrediction]) -> Vec<EntityGroup> {
         .filter_map(|g| {
             let first = g.first()?;
             let last = g.last()?;
-            let ty = tag(&first.entity).1.to_string();
+            // Named as transformers names it: what follows the first `-` (`S-PER` → `PER`).
+            let ty = first
+                .entity
+                .split_once('-')
+                .map_or(first.entity.as_str(), |(_, t)| t)
+                .to_string();
             (ty != "O").then(|| EntityGroup {
                 entity_group: ty,
                 score: g.iter().map(|t| t.score).sum::<f32>() / g.len() as f32,

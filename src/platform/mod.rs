@@ -249,6 +249,7 @@ pub async fn service_functions(
     Ok(Vec::new())
 }
 
+/// The selected service's insides: containers, endpoints, metrics, events and the log tail.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct ServiceDetail {
     pub name: String,

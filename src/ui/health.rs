@@ -193,7 +193,7 @@ fn render_sparklines(
     frame: &mut Frame<'_>,
     area: Rect,
     app: &App,
-    d: &crate::app::state::ServiceDetail,
+    d: &crate::platform::ServiceDetail,
 ) {
     use ratatui::widgets::Sparkline;
     let t = &app.theme;

@@ -14,7 +14,6 @@ pub enum Link {
     Failed(String),
 }
 
-/// What covers the panes, if anything.
 /// A change to the platform the user asked for (after confirming).
 #[derive(Debug, Clone, PartialEq)]
 pub enum PlatformOp {

@@ -35,6 +35,7 @@ use crate::hub::details::ModelDetails;
 use crate::platform::Snapshot;
 use crate::ui;
 
+/// What covers the panes, if anything.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Overlay {
     None,
@@ -59,7 +60,7 @@ pub enum Overlay {
     },
 }
 
-/// The selected service's insides: containers, endpoints, metrics and the log tail.
+/// The TUI's whole state: what every pane shows and how keys and worker messages change it.
 pub struct App {
     pub tab: Tab,
     pub overlay: Overlay,

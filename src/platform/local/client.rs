@@ -30,11 +30,14 @@ pub struct LocalPlatform {
     routes: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, Route>>>,
 }
 
-/// Where a service answers and the token it takes.
+/// Where a service answers and the token it takes, and which daemon run said so: a route is
+/// never used once another daemon runs (its ports may now belong to any process on 127.0.0.1,
+/// which must never see a service token or clinical text).
 #[derive(Clone)]
 struct Route {
     ingress_url: String,
     token: Secret,
+    daemon: Option<(u32, chrono::DateTime<chrono::Utc>)>,
 }
 
 impl std::fmt::Debug for LocalPlatform {
@@ -434,8 +437,10 @@ impl Platform for LocalPlatform {
     }
 
     /// One request per call once the service's route is known: the endpoint and token are
-    /// asked of the daemon the first time, and again only when the endpoint refuses them or
-    /// cannot be reached.
+    /// asked of the daemon the first time, and again when the daemon that gave them is no longer
+    /// the one running (read from `daemon.json`, no request), when the endpoint refuses the token
+    /// (401) or when nothing accepts the connection. A call is sent twice only when the first
+    /// never connected.
     async fn predict(
         &self,
         service: &str,
@@ -443,11 +448,13 @@ impl Platform for LocalPlatform {
         rows: &[Vec<serde_json::Value>],
     ) -> Result<Prediction> {
         let body = protocol::request(rows);
+        let running = self.daemon_run();
         let cached = self
             .routes
             .lock()
             .ok()
-            .and_then(|r| r.get(service).cloned());
+            .and_then(|r| r.get(service).cloned())
+            .filter(|r| r.daemon.is_some() && r.daemon == running);
         let mut fresh = cached.is_none();
         let mut route = match cached {
             Some(r) => r,
@@ -470,11 +477,21 @@ impl Platform for LocalPlatform {
                 )
                 .timeout(Duration::from_secs(300))
                 .json(&body);
-            let answer = self.exchange(req, &what).await;
+            self.requests
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let answer = match req.send().await {
+                Ok(resp) => {
+                    let status = resp.status();
+                    resp.bytes()
+                        .await
+                        .map(|b| (status, b))
+                        .map_err(|e| (false, e))
+                }
+                Err(e) => Err((e.is_connect(), e)),
+            };
             let stale = match &answer {
-                Ok((status, _)) => matches!(status.as_u16(), 401 | 404),
-                Err(PlatformError::Unreachable { .. }) => true,
-                Err(_) => false,
+                Ok((status, _)) => status.as_u16() == 401,
+                Err((never_connected, _)) => *never_connected,
             };
             if stale && !fresh {
                 if let Ok(mut r) = self.routes.lock() {
@@ -484,16 +501,30 @@ impl Platform for LocalPlatform {
                 fresh = true;
                 continue;
             }
-            if !stale && let Ok(mut r) = self.routes.lock() {
+            if fresh
+                && !stale
+                && let Ok(mut r) = self.routes.lock()
+            {
                 r.insert(service.to_string(), route.clone());
             }
-            let (status, bytes) = answer?;
+            let (status, bytes) = answer.map_err(|(_, e)| PlatformError::Unreachable {
+                what: what.clone(),
+                detail: describe(&e),
+            })?;
             return self.prediction(what, status, &bytes, rows.len(), started);
         }
     }
 }
 
 impl LocalPlatform {
+    /// The running daemon's pid and start time, from `daemon.json` beside its socket.
+    fn daemon_run(&self) -> Option<(u32, chrono::DateTime<chrono::Utc>)> {
+        let dir = self.socket.parent()?;
+        super::DaemonFiles::new(dir)
+            .read_info()
+            .map(|i| (i.pid, i.started_at))
+    }
+
     /// A service's endpoint and token, from the daemon.
     async fn route(&self, service: &str) -> Result<Route> {
         let endpoint = self
@@ -516,6 +547,7 @@ impl LocalPlatform {
         Ok(Route {
             ingress_url: endpoint.ingress_url,
             token: Secret::new(token["token"].as_str().unwrap_or_default()),
+            daemon: self.daemon_run(),
         })
     }
 

@@ -51,7 +51,7 @@ impl SnowflakePlatform {
                     .header("Content-Type", "application/x-www-form-urlencoded")
                     .body(
                         form.iter()
-                            .map(|(k, v)| format!("{k}={}", crate::hub::api::encode_segment(v)))
+                            .map(|(k, v)| format!("{k}={}", crate::http::encode_segment(v)))
                             .collect::<Vec<_>>()
                             .join("&"),
                     )
@@ -317,7 +317,7 @@ pub fn ingress_scope(role: Option<&str>, ingress_host: &str) -> String {
         // OAuth documents `session:role-encoded:`.
         Some(r) => format!(
             "session:role-encoded:{} {ingress_host}",
-            crate::hub::api::encode_segment(r)
+            crate::http::encode_segment(r)
         ),
         None => ingress_host.to_string(),
     }

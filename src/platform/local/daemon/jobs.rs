@@ -1108,7 +1108,9 @@ impl JobRunner {
                     .await;
                     return Ok(());
                 }
-                Ok(r) if r.status().as_u16() == 503 && Instant::now() < deadline => {}
+                Ok(r)
+                    if crate::http::transient_status(r.status().as_u16())
+                        && Instant::now() < deadline => {}
                 Ok(r) => {
                     let code = r.status();
                     let text = r.text().await.unwrap_or_default();

@@ -17,10 +17,10 @@ use crate::domain::{LogLine, MetricSample, ServiceEvent};
 const LOG_CAPACITY: usize = 5000;
 const SAMPLES_KEPT: usize = 720;
 
-/// A service's log: the last lines in memory, every line in a file.
 /// Events kept per service (the oldest go first).
 const EVENT_CAPACITY: usize = 500;
 
+/// A service's log: the last lines in memory, every line in a file.
 pub struct LogRing {
     pub(super) lines: Mutex<(VecDeque<LogLine>, u64)>,
     pub(super) events: Mutex<VecDeque<ServiceEvent>>,
