@@ -13,6 +13,7 @@ pub mod readiness;
 pub mod spec;
 pub mod sqlapi;
 pub mod statements;
+pub mod store;
 
 use std::collections::HashMap;
 use std::sync::Arc;
