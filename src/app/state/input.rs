@@ -1,0 +1,647 @@
+//! How the state takes input: terminal events, keys (through the keymap), the actions they map
+//! to, the mouse, the command bar, confirmations and the import form's opening.
+
+use super::*;
+
+impl App {
+    /// Turns a terminal event into state changes and effects.
+    pub fn handle_event(&mut self, event: &Event) -> Vec<Effect> {
+        let mut effects = match event {
+            Event::Key(key) if key.kind != KeyEventKind::Release => self.handle_key(key),
+            Event::Mouse(m) if self.mouse => self.handle_mouse(m),
+            Event::Resize(w, h) => {
+                self.resize(*w, *h);
+                Vec::new()
+            }
+            _ => Vec::new(),
+        };
+        if !self.quit {
+            effects.extend(self.follow_up());
+        }
+        effects
+    }
+
+    pub fn handle_key(&mut self, key: &KeyEvent) -> Vec<Effect> {
+        self.dirty = true;
+        // Ctrl-C always quits, whatever is open and however keys are bound.
+        if key.code == KeyCode::Char('c') && key.modifiers.contains(KeyModifiers::CONTROL) {
+            self.quit = true;
+            return vec![Effect::Quit];
+        }
+        let focused = self.focused_table();
+        match &mut self.overlay {
+            Overlay::Command { input, error } => {
+                match key.code {
+                    KeyCode::Esc => self.overlay = Overlay::None,
+                    KeyCode::Enter => {
+                        let line = input.clone();
+                        self.overlay = Overlay::None;
+                        return self.run_command(&line);
+                    }
+                    KeyCode::Tab => {
+                        if let Some(done) = command::complete(input) {
+                            *input = done;
+                        }
+                        *error = None;
+                    }
+                    KeyCode::Backspace => {
+                        if input.pop().is_none() {
+                            self.overlay = Overlay::None;
+                        } else {
+                            *error = None;
+                        }
+                    }
+                    KeyCode::Char(c) => {
+                        input.push(c);
+                        *error = None;
+                    }
+                    _ => {}
+                }
+                return Vec::new();
+            }
+            Overlay::Filter { input } => {
+                let id = focused;
+                let mut effects = Vec::new();
+                match key.code {
+                    KeyCode::Esc => {
+                        self.overlay = Overlay::None;
+                        self.view_mut(id).filter.clear();
+                    }
+                    KeyCode::Enter => self.overlay = Overlay::None,
+                    KeyCode::Backspace => {
+                        input.pop();
+                        let text = input.clone();
+                        self.view_mut(id).filter = text;
+                    }
+                    KeyCode::Char(c) => {
+                        input.push(c);
+                        let text = input.clone();
+                        self.view_mut(id).filter = text;
+                    }
+                    KeyCode::Up | KeyCode::Down => {
+                        let d = if key.code == KeyCode::Up { -1 } else { 1 };
+                        self.move_cursor(id, |s, _| s + d);
+                    }
+                    _ => {}
+                }
+                self.move_cursor(id, |s, _| s);
+                if id == TableId::Candidates {
+                    effects.extend(self.candidates_filter_changed());
+                }
+                return effects;
+            }
+            Overlay::Import(form) => {
+                match key.code {
+                    KeyCode::Esc => {
+                        self.overlay = Overlay::None;
+                        self.set_flash("import cancelled: nothing ran", false);
+                    }
+                    KeyCode::Enter => match form.spec() {
+                        Ok(spec) => {
+                            self.overlay = Overlay::None;
+                            self.set_flash(
+                                format!("starting the import of {}…", spec.handle),
+                                false,
+                            );
+                            return vec![Effect::Import(spec)];
+                        }
+                        Err(e) => form.error = Some(e),
+                    },
+                    KeyCode::Tab | KeyCode::Down => form.next(),
+                    KeyCode::BackTab | KeyCode::Up => form.prev(),
+                    KeyCode::Backspace => form.backspace(),
+                    KeyCode::Char(c) => form.type_char(c),
+                    _ => {}
+                }
+                return Vec::new();
+            }
+            Overlay::Logs(view) => {
+                if view.editing_filter {
+                    match key.code {
+                        KeyCode::Esc => {
+                            view.filter.clear();
+                            view.editing_filter = false;
+                        }
+                        KeyCode::Enter => view.editing_filter = false,
+                        KeyCode::Backspace => {
+                            view.filter.pop();
+                        }
+                        KeyCode::Char(c) => view.filter.push(c),
+                        _ => {}
+                    }
+                    return Vec::new();
+                }
+                match key.code {
+                    KeyCode::Esc | KeyCode::Char('q') => self.overlay = Overlay::None,
+                    KeyCode::Char('/') => view.editing_filter = true,
+                    KeyCode::Char('w') => view.wrap = !view.wrap,
+                    KeyCode::Char('G') | KeyCode::End => view.scroll = 0,
+                    KeyCode::Char('g') | KeyCode::Home => view.scroll = usize::MAX / 2,
+                    KeyCode::Up | KeyCode::Char('k') => view.scroll = view.scroll.saturating_add(1),
+                    KeyCode::Down | KeyCode::Char('j') => {
+                        view.scroll = view.scroll.saturating_sub(1)
+                    }
+                    KeyCode::PageUp => view.scroll = view.scroll.saturating_add(20),
+                    KeyCode::PageDown => view.scroll = view.scroll.saturating_sub(20),
+                    KeyCode::Char('s') => {
+                        let service = view.service.clone();
+                        let lines = self.log_lines_shown();
+                        return vec![Effect::SaveLogs { service, lines }];
+                    }
+                    _ => {}
+                }
+                return Vec::new();
+            }
+            Overlay::Confirm { effect, .. } => {
+                let effect = (**effect).clone();
+                match key.code {
+                    KeyCode::Char('y') | KeyCode::Char('Y') | KeyCode::Enter => {
+                        self.overlay = Overlay::None;
+                        return vec![effect];
+                    }
+                    KeyCode::Char('n') | KeyCode::Char('N') | KeyCode::Esc | KeyCode::Char('q') => {
+                        self.overlay = Overlay::None;
+                        self.set_flash("nothing changed", false);
+                    }
+                    _ => {}
+                }
+                return Vec::new();
+            }
+            Overlay::Help { .. } | Overlay::None => {}
+        }
+        if self.tab == Tab::Query && self.query.editing {
+            let chord = KeyChord::from_event(key);
+            if self.keymap.action(&chord) == Some(Action::RunQuery) {
+                return self.update(Action::RunQuery);
+            }
+            match key.code {
+                KeyCode::Esc => self.query.editing = false,
+                KeyCode::Enter => self.query.input.push('\n'),
+                KeyCode::Backspace => {
+                    self.query.input.pop();
+                }
+                KeyCode::Char(c) if !key.modifiers.contains(KeyModifiers::CONTROL) => {
+                    self.query.input.push(c)
+                }
+                _ => {}
+            }
+            return Vec::new();
+        }
+        match self.keymap.action(&KeyChord::from_event(key)) {
+            Some(action) => self.update(action),
+            None => Vec::new(),
+        }
+    }
+
+    /// Carries out an action.
+    pub fn update(&mut self, action: Action) -> Vec<Effect> {
+        self.dirty = true;
+        if let Overlay::Help { scroll } = &mut self.overlay {
+            match action {
+                Action::Up => *scroll = scroll.saturating_sub(1),
+                Action::Down => *scroll = scroll.saturating_add(1),
+                Action::PageUp => *scroll = scroll.saturating_sub(10),
+                Action::PageDown => *scroll = scroll.saturating_add(10),
+                Action::Top => *scroll = 0,
+                Action::Back | Action::Help => self.overlay = Overlay::None,
+                // Any other action closes the help and is carried out.
+                _ => {
+                    self.overlay = Overlay::None;
+                    return self.update(action);
+                }
+            }
+            return Vec::new();
+        }
+        let id = self.focused_table();
+        match action {
+            Action::Quit => {
+                self.quit = true;
+                return vec![Effect::Quit];
+            }
+            Action::Back => {
+                if !self.view(id).filter.is_empty() {
+                    self.view_mut(id).filter.clear();
+                    self.move_cursor(id, |s, _| s);
+                    if id == TableId::Candidates {
+                        return self.candidates_filter_changed();
+                    }
+                } else {
+                    self.quit = true;
+                    return vec![Effect::Quit];
+                }
+            }
+            Action::Help => self.overlay = Overlay::Help { scroll: 0 },
+            Action::Command => {
+                self.overlay = Overlay::Command {
+                    input: String::new(),
+                    error: None,
+                }
+            }
+            Action::Filter => {
+                self.overlay = Overlay::Filter {
+                    input: self.view(id).filter,
+                }
+            }
+            Action::NextTab => self.tab = self.tab.offset(1),
+            Action::PrevTab => self.tab = self.tab.offset(-1),
+            Action::TabCandidates => self.tab = Tab::Candidates,
+            Action::TabImports => self.tab = Tab::Imports,
+            Action::TabHealth => self.tab = Tab::Health,
+            Action::TabQuery => self.tab = Tab::Query,
+            Action::Up => self.move_cursor(id, |s, _| s - 1),
+            Action::Down => self.move_cursor(id, |s, _| s + 1),
+            Action::PageUp => self.move_cursor(id, |s, p| s - p),
+            Action::PageDown => self.move_cursor(id, |s, p| s + p),
+            Action::Top => self.move_cursor(id, |_, _| 0),
+            Action::Bottom => self.move_cursor(id, |_, _| isize::MAX / 2),
+            Action::FocusNext => {
+                if self.tab == Tab::Health {
+                    self.health_focus = match self.health_focus {
+                        TableId::Pools => TableId::Services,
+                        _ => TableId::Pools,
+                    };
+                }
+            }
+            Action::Refresh => {
+                self.set_flash("refreshing…", false);
+                self.details.clear();
+                let mut effects = vec![Effect::Refresh];
+                effects.extend(self.restart_search());
+                return effects;
+            }
+            Action::Download => {
+                if self.tab != Tab::Candidates {
+                    return Vec::new();
+                }
+                let Some(handle) = self.selected_candidate().map(|c| c.handle.clone()) else {
+                    return Vec::new();
+                };
+                if !self.hub.online() {
+                    self.set_flash("the Hub is offline: nothing can be downloaded", true);
+                    return Vec::new();
+                }
+                if self
+                    .downloads
+                    .get(&handle)
+                    .is_some_and(|d| d.finished.is_none())
+                {
+                    self.set_flash(format!("{handle} is already downloading"), false);
+                    return Vec::new();
+                }
+                self.set_flash(format!("downloading {handle}…"), false);
+                return vec![Effect::Download(handle)];
+            }
+            Action::Tree => {
+                if self.tab == Tab::Health {
+                    self.health_tree = !self.health_tree;
+                }
+            }
+            Action::Logs if self.tab == Tab::Imports => {
+                let Some(id) = self.selected_job().map(|j| j.id.clone()) else {
+                    return Vec::new();
+                };
+                self.overlay = Overlay::Logs(Box::new(LogView {
+                    service: id,
+                    job: true,
+                    scroll: 0,
+                    wrap: true,
+                    filter: String::new(),
+                    editing_filter: false,
+                }));
+            }
+            Action::Logs => {
+                if self.tab != Tab::Health {
+                    return Vec::new();
+                }
+                let Some(name) = self.selected_service().map(|s| s.name.clone()) else {
+                    self.set_flash("select a service to see its log", false);
+                    return Vec::new();
+                };
+                self.overlay = Overlay::Logs(Box::new(LogView {
+                    service: name,
+                    job: false,
+                    scroll: 0,
+                    wrap: false,
+                    filter: String::new(),
+                    editing_filter: false,
+                }));
+            }
+            Action::Import if self.read_only => {
+                self.set_flash(
+                    "read-only mode: imports start from a screen without --read-only",
+                    true,
+                );
+            }
+            Action::Import => return self.open_import_form(),
+            Action::EditInput if self.tab == Tab::Query => {
+                if self.query_target().is_some() {
+                    self.query.editing = true;
+                }
+            }
+            Action::RunQuery if self.tab == Tab::Query => {
+                if self.query.busy {
+                    self.set_flash("a call is already on its way", false);
+                    return Vec::new();
+                }
+                self.query.editing = false;
+                return self.query_request().into_iter().collect();
+            }
+            Action::ToggleMode if self.tab == Tab::Query => {
+                self.query.search = !self.query.search;
+                self.query.result = None;
+            }
+            Action::RawJson if self.tab == Tab::Query => self.query.raw = !self.query.raw,
+            Action::CopyResult if self.tab == Tab::Query => {
+                if let Some(r) = &self.query.result {
+                    let text = serde_json::to_string_pretty(&r.raw_response).unwrap_or_default();
+                    self.set_flash("result copied to the clipboard (OSC 52)", false);
+                    return vec![Effect::Clipboard(text)];
+                }
+            }
+            Action::EditInput
+            | Action::RunQuery
+            | Action::ToggleMode
+            | Action::RawJson
+            | Action::CopyResult => {}
+            Action::CancelJob | Action::RetryJob => {
+                if self.tab != Tab::Imports {
+                    return Vec::new();
+                }
+                let Some(job) = self.selected_job() else {
+                    return Vec::new();
+                };
+                let running = matches!(job.state, JobState::Queued | JobState::Running);
+                let op = match (action, running) {
+                    (Action::CancelJob, true) => PlatformOp::CancelJob(job.id.clone()),
+                    (Action::RetryJob, false) if job.state != JobState::Done => {
+                        PlatformOp::RetryJob(job.id.clone())
+                    }
+                    (Action::CancelJob, false) => {
+                        let msg = format!("nothing to cancel: job {} is {}", job.id, job.state);
+                        self.set_flash(msg, false);
+                        return Vec::new();
+                    }
+                    _ => {
+                        let msg = format!(
+                            "only failed or cancelled jobs are retried ({} is {})",
+                            job.id, job.state
+                        );
+                        self.set_flash(msg, false);
+                        return Vec::new();
+                    }
+                };
+                self.confirm(op);
+            }
+            Action::Suspend | Action::Resume => {
+                if self.tab != Tab::Health {
+                    return Vec::new();
+                }
+                let suspend = action == Action::Suspend;
+                let op = match self.health_focus {
+                    TableId::Services => {
+                        let rows = self.visible_services();
+                        let Some(s) = rows.get(self.view(TableId::Services).cursor.selected) else {
+                            return Vec::new();
+                        };
+                        if suspend {
+                            PlatformOp::SuspendService(s.name.clone())
+                        } else {
+                            PlatformOp::ResumeService(s.name.clone())
+                        }
+                    }
+                    _ => {
+                        let rows = self.visible_pools();
+                        let Some(p) = rows.get(self.view(TableId::Pools).cursor.selected) else {
+                            return Vec::new();
+                        };
+                        if suspend {
+                            PlatformOp::SuspendPool(p.name.clone())
+                        } else {
+                            PlatformOp::ResumePool(p.name.clone())
+                        }
+                    }
+                };
+                self.confirm(op);
+            }
+            Action::CycleSort => {
+                let current = self.hub.query.sort.clone().unwrap_or_default();
+                let i = search::SORTS
+                    .iter()
+                    .position(|(a, _)| *a == current)
+                    .map_or(0, |i| (i + 1) % search::SORTS.len());
+                self.hub.query.sort = Some(search::SORTS[i].0.into());
+                self.set_flash(format!("Hub sorted by {}", search::SORTS[i].1), false);
+                return self.restart_search();
+            }
+        }
+        Vec::new()
+    }
+
+    pub(super) fn confirm(&mut self, op: PlatformOp) {
+        if self.read_only {
+            self.set_flash(
+                "read-only mode: nothing can be changed from this screen",
+                true,
+            );
+            return;
+        }
+        self.overlay = Overlay::Confirm {
+            message: op.describe(),
+            effect: Box::new(Effect::Platform(op)),
+        };
+    }
+
+    /// The import form for the selected candidate, with what is known about it.
+    pub(super) fn open_import_form(&mut self) -> Vec<Effect> {
+        if self.tab != Tab::Candidates {
+            return Vec::new();
+        }
+        let Some(c) = self.selected_candidate().cloned() else {
+            self.set_flash("select a model to import", false);
+            return Vec::new();
+        };
+        let mut notes = Vec::new();
+        let pool = self.fit_pool();
+        let details = self.details.get(&c.handle).and_then(|d| d.data.clone());
+        let task = c
+            .task
+            .clone()
+            .or_else(|| details.as_ref().and_then(|d| d.pipeline_tag.clone()));
+        // The local platform's tasks; anything else is left for the repo's files to decide.
+        let task = task.filter(|t| t.parse::<crate::inference::Task>().is_ok());
+        if let Some(d) = &details {
+            notes.push((
+                d.snowflake.supported != Some(false),
+                format!("on Snowflake: {}", d.snowflake.summary()),
+            ));
+            if let Some(fit) = self.fit_of(d) {
+                notes.push((fit.fits, fit.summary()));
+            }
+            if d.gated {
+                notes.push((false, "gated: your HF token is used to download it".into()));
+            }
+        } else {
+            notes.push((
+                c.snowflake.supported != Some(false),
+                format!("on Snowflake: {}", c.snowflake.summary()),
+            ));
+            notes.push((
+                true,
+                "Hub details not loaded yet: resolve checks licence, gating and fit".into(),
+            ));
+        }
+        let pool_name = pool.map_or(
+            crate::platform::local::daemon::registry::DEFAULT_POOL.to_string(),
+            |p| p.0,
+        );
+        let mut form = ImportForm::new(&c.handle, task.as_deref(), &pool_name, notes);
+        form.library = details
+            .as_ref()
+            .and_then(|d| d.library.clone())
+            .or_else(|| c.library.clone());
+        if self.platform_kind == PlatformKind::Snowflake
+            && let Some((d, sc)) = self.snapshot.data.as_ref().and_then(|s| {
+                s.status
+                    .details
+                    .iter()
+                    .find(|(k, _)| k == "schema")
+                    .and_then(|(_, v)| v.split_once('.'))
+                    .map(|(d, sc)| (d.to_string(), sc.to_string()))
+            })
+        {
+            form.for_snowflake(&d, &sc);
+            form.warehouse = self.snapshot.data.as_ref().and_then(|s| {
+                s.status
+                    .details
+                    .iter()
+                    .find(|(k, _)| k == "warehouse")
+                    .map(|(_, v)| v.clone())
+                    .filter(|v| !v.is_empty())
+            });
+        }
+        self.overlay = Overlay::Import(Box::new(form));
+        Vec::new()
+    }
+
+    pub(super) fn run_command(&mut self, line: &str) -> Vec<Effect> {
+        match command::parse(line) {
+            Ok(Command::Go(tab)) => self.tab = tab,
+            Ok(Command::Help) => self.overlay = Overlay::Help { scroll: 0 },
+            Ok(Command::Refresh) => return self.update(Action::Refresh),
+            Ok(Command::Theme(name)) => {
+                self.theme = ui::theme::Theme::named(name);
+                self.set_flash(
+                    format!(
+                        "theme {name}{}",
+                        if name == ThemeName::Colorblind {
+                            " (Okabe-Ito palette)"
+                        } else {
+                            ""
+                        }
+                    ),
+                    false,
+                );
+            }
+            Ok(Command::Version(target)) => {
+                match &target {
+                    Some((m, v)) => self.set_flash(
+                        format!("Query calls {m} {v} directly (warehouse inference on Snowflake); :version none goes back"),
+                        false,
+                    ),
+                    None => self.set_flash("Query calls the selected service", false),
+                }
+                self.query.version_target = target;
+                self.query.result = None;
+                self.tab = Tab::Query;
+            }
+            Ok(Command::Platform(kind)) => {
+                if kind == self.platform_kind && matches!(self.link, Link::Connected { .. }) {
+                    self.set_flash(format!("already on the {kind} platform"), false);
+                    return Vec::new();
+                }
+                self.platform_kind = kind;
+                self.link = Link::Connecting;
+                self.snapshot = Remote::default();
+                self.snapshot.loading = true;
+                self.job_detail = None;
+                self.job_detail_asked = None;
+                self.set_flash(format!("switching to the {kind} platform…"), false);
+                return vec![Effect::SwitchPlatform(kind)];
+            }
+            Ok(Command::Quit) => {
+                self.quit = true;
+                return vec![Effect::Quit];
+            }
+            Ok(Command::Sort(api)) => {
+                self.hub.query.sort = Some(api.into());
+                self.tab = Tab::Candidates;
+                return self.restart_search();
+            }
+            Ok(Command::HubFilter(field, value)) => {
+                let slot = match field {
+                    command::HubField::Task => &mut self.hub.query.pipeline_tag,
+                    command::HubField::Author => &mut self.hub.query.author,
+                    command::HubField::Library => &mut self.hub.query.library,
+                };
+                *slot = value;
+                self.tab = Tab::Candidates;
+                return self.restart_search();
+            }
+            Err(e) => {
+                self.overlay = Overlay::Command {
+                    input: line.to_string(),
+                    error: Some(e),
+                }
+            }
+        }
+        Vec::new()
+    }
+
+    pub(super) fn handle_mouse(&mut self, m: &MouseEvent) -> Vec<Effect> {
+        let at = Position::new(m.column, m.row);
+        match m.kind {
+            MouseEventKind::Down(MouseButton::Left) => {
+                if !matches!(self.overlay, Overlay::None) {
+                    self.overlay = Overlay::None;
+                    self.dirty = true;
+                    return Vec::new();
+                }
+                if let Some(tab) = ui::tab_at(self.size, at) {
+                    self.tab = tab;
+                    self.dirty = true;
+                    return Vec::new();
+                }
+                for id in ui::tables_of(self.tab) {
+                    let Some(area) = ui::table_rows_area(self, id) else {
+                        continue;
+                    };
+                    if area.contains(at) {
+                        if self.tab == Tab::Health {
+                            self.health_focus = id;
+                        }
+                        let row = self.view(id).cursor.offset + (at.y - area.y) as usize;
+                        if row < self.row_count(id) {
+                            self.move_cursor(id, |_, _| row as isize);
+                        }
+                        self.dirty = true;
+                    }
+                }
+            }
+            MouseEventKind::ScrollDown | MouseEventKind::ScrollUp => {
+                let d = if m.kind == MouseEventKind::ScrollDown {
+                    1
+                } else {
+                    -1
+                };
+                let id = ui::tables_of(self.tab)
+                    .into_iter()
+                    .find(|id| ui::table_rows_area(self, *id).is_some_and(|a| a.contains(at)))
+                    .unwrap_or(self.focused_table());
+                self.move_cursor(id, |s, _| s + d);
+                self.dirty = true;
+            }
+            _ => {}
+        }
+        Vec::new()
+    }
+}
