@@ -50,28 +50,33 @@ pub fn output_line(o: &serde_json::Value) -> String {
     } else if o.get("outputs").is_some() {
         row = serde_json::json!({ "entities": crate::domain::entities::group_json(o) });
     } else if let (Some(l), Some(s)) = (o.get("labels"), o.get("scores")) {
-        let parts: Vec<String> = l
-            .as_array()
-            .into_iter()
-            .flatten()
-            .zip(s.as_array().into_iter().flatten())
-            .map(|(l, s)| {
-                format!(
-                    "{} {:.1}%",
-                    l.as_str().unwrap_or(""),
-                    s.as_f64().unwrap_or(0.0) * 100.0
-                )
-            })
-            .collect();
         return format!(
             "{} ({})",
-            parts.join(", "),
+            label_scores(l, s),
             crate::inference::clip::RESEARCH_USE
         );
     }
     let line = predict_line(&row);
     line.split_once(": ")
         .map_or(line.clone(), |(_, rest)| rest.to_string())
+}
+
+/// `label 81.2%, label 10.3%, ...` from parallel `labels` and `scores` arrays.
+pub fn label_scores(labels: &serde_json::Value, scores: &serde_json::Value) -> String {
+    labels
+        .as_array()
+        .into_iter()
+        .flatten()
+        .zip(scores.as_array().into_iter().flatten())
+        .map(|(l, s)| {
+            format!(
+                "{} {:.1}%",
+                l.as_str().unwrap_or(""),
+                s.as_f64().unwrap_or(0.0) * 100.0
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// One readable line per result; inputs are not echoed (they may be clinical text).

@@ -2,7 +2,7 @@
 
 use color_eyre::eyre::{Result, WrapErr, eyre};
 
-use super::output::{predict_line, print_json};
+use super::output::{label_scores, predict_line, print_json};
 use crate::cli::args::PredictArgs;
 use crate::inference::Task;
 use crate::inference::sentence::SentenceEncoder;
@@ -153,24 +153,8 @@ fn classify_images(
                     e.as_str().unwrap_or("")
                 ),
                 None => {
-                    let parts: Vec<String> = r["labels"]
-                        .as_array()
-                        .into_iter()
-                        .flatten()
-                        .zip(r["scores"].as_array().into_iter().flatten())
-                        .map(|(l, s)| {
-                            format!(
-                                "{} {:.1}%",
-                                l.as_str().unwrap_or(""),
-                                s.as_f64().unwrap_or(0.0) * 100.0
-                            )
-                        })
-                        .collect();
-                    println!(
-                        "{}: {}",
-                        r["image"].as_str().unwrap_or(""),
-                        parts.join(", ")
-                    );
+                    let parts = label_scores(&r["labels"], &r["scores"]);
+                    println!("{}: {}", r["image"].as_str().unwrap_or(""), parts);
                 }
             }
         }

@@ -226,7 +226,7 @@ pub fn validate_repo_id(id: &str) -> Result<(), String> {
     }
 }
 
-pub use crate::http::encode_segment;
+use crate::http::encode_segment;
 
 /// A repo file path encoded segment by segment (slashes kept).
 pub fn encode_path(path: &str) -> String {

@@ -196,8 +196,6 @@ impl std::ops::Sub for Traffic {
     }
 }
 
-pub use crate::http::transient_status;
-
 /// Fetches a whole snapshot, the calls running concurrently.
 pub async fn snapshot(platform: &dyn Platform) -> Result<Snapshot> {
     let (status, pools, services, models, jobs) = tokio::try_join!(

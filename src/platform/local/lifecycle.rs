@@ -23,22 +23,6 @@ impl Connection {
             Connection::Existing(i) | Connection::Started(i) => i,
         }
     }
-
-    /// One line for stderr or the status bar.
-    pub fn describe(&self) -> String {
-        match self {
-            Connection::Existing(i) => format!(
-                "local daemon running (pid {}) at {}",
-                i.pid,
-                i.socket.display()
-            ),
-            Connection::Started(i) => format!(
-                "started the local daemon in the background (pid {}) at {}; `hugflake serve --stop` stops it",
-                i.pid,
-                i.socket.display()
-            ),
-        }
-    }
 }
 
 /// What starting a daemon needs.

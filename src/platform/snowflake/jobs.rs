@@ -797,7 +797,7 @@ async fn first_call(
             // 401 too: right after a service comes up its ingress may refuse a good token for a
             // while (snowflake-ml-python's own deployment tests retry it).
             Err(PlatformError::Api { status, .. })
-                if early && (status == 401 || crate::platform::transient_status(status)) => {}
+                if early && (status == 401 || crate::http::transient_status(status)) => {}
             Err(e) => return Err(e.into()),
         }
         tokio::time::sleep(p.poll_every()).await;
