@@ -14,9 +14,9 @@ mod support;
 use std::time::{Duration, Instant};
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
-use hugflake::app::action::Action;
 use hugflake::app::state::{App, Msg, Tab};
 use hugflake::domain::*;
+use hugflake::keys::action::Action;
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 use support::*;

@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::app::action::Action;
-use crate::app::keymap::{KeyChord, Keymap};
+use crate::keys::action::Action;
+use crate::keys::keymap::{KeyChord, Keymap};
 use crate::paths::Located;
 
 /// The defaults, exactly as `hugflake config --print-default` prints them.

@@ -19,11 +19,13 @@ pub mod fault;
 pub mod http;
 pub mod hub;
 pub mod inference;
+pub mod keys;
 pub mod logging;
 pub mod paths;
 pub mod platform;
 pub mod secret;
 pub mod session;
+pub mod tui;
 pub mod ui;
 
 use std::process::ExitCode;

@@ -5,9 +5,9 @@ mod support;
 use crossterm::event::{
     Event, KeyCode, KeyEvent, KeyModifiers, MouseButton, MouseEvent, MouseEventKind,
 };
-use hugflake::app::action::Action;
 use hugflake::app::state::{Effect, Msg, Overlay, Tab, TableId};
 use hugflake::domain::{PoolState, ServiceStatus};
+use hugflake::keys::action::Action;
 use support::*;
 
 fn key(app: &mut hugflake::app::state::App, code: KeyCode) -> Vec<Effect> {
@@ -20,7 +20,9 @@ fn typed(app: &mut hugflake::app::state::App, text: &str) {
     }
 }
 
+/// A click on what the last frame showed: the frame is laid out first, as the event loop does.
 fn click(app: &mut hugflake::app::state::App, column: u16, row: u16) {
+    hugflake::ui::record(app);
     app.handle_event(&Event::Mouse(MouseEvent {
         kind: MouseEventKind::Down(MouseButton::Left),
         column,
@@ -173,6 +175,7 @@ fn mouse_clicks_select_tabs_and_rows() {
     assert_eq!(app.tab, Tab::Health);
     // Wheel scrolls the table under the pointer.
     app.tab = Tab::Candidates;
+    hugflake::ui::record(&mut app);
     app.handle_event(&Event::Mouse(MouseEvent {
         kind: MouseEventKind::ScrollUp,
         column: 10,
@@ -222,7 +225,7 @@ fn theme_command_switches_palette() {
     key(&mut app, KeyCode::Char(':'));
     typed(&mut app, "theme colorblind");
     key(&mut app, KeyCode::Enter);
-    assert_eq!(app.theme.name, hugflake::config::ThemeName::Colorblind);
+    assert_eq!(app.theme, hugflake::config::ThemeName::Colorblind);
 }
 
 #[test]

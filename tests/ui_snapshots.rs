@@ -3,9 +3,9 @@
 
 mod support;
 
-use hugflake::app::action::Action;
 use hugflake::app::state::{Link, Msg, Tab};
 use hugflake::domain::{JobState, PoolState, ServiceStatus, Stage};
+use hugflake::keys::action::Action;
 use insta::assert_snapshot;
 use support::*;
 
@@ -236,7 +236,7 @@ fn terminal_too_small() {
 fn colorblind_theme_colours_states_with_okabe_ito() {
     let mut app = app(120, 20);
     app.tab = Tab::Health;
-    app.theme = hugflake::ui::theme::Theme::named(hugflake::config::ThemeName::Colorblind);
+    app.theme = hugflake::config::ThemeName::Colorblind;
     connected(&mut app, health_data());
     let mut terminal = ratatui::Terminal::new(ratatui::backend::TestBackend::new(120, 20))
         .unwrap_or_else(|e| panic!("{e}"));
@@ -423,6 +423,12 @@ fn import_form_on_snowflake_shows_the_statements_and_specs() {
     snap.status.kind = hugflake::domain::PlatformKind::Snowflake;
     snap.status.location = "SIM12345 (https://sim12345.snowflakecomputing.com)".into();
     snap.status.details = vec![("schema".into(), "ML.PUBLIC".into())];
+    snap.status.default_pool = None;
+    snap.status.registry = Some(hugflake::domain::RegistryPlace {
+        database: "ML".into(),
+        schema: "PUBLIC".into(),
+        warehouse: None,
+    });
     snap.status.pid = None;
     app.platform_kind = hugflake::domain::PlatformKind::Snowflake;
     app.apply(Msg::Link(Link::Connected {
@@ -665,7 +671,7 @@ fn with_a_graphics_protocol_the_picture_cells_are_left_to_the_terminal() {
     r.thumbnail = Some((4, 4, vec![200; 48]));
     r.png = Some(vec![0x89, b'P', b'N', b'G']);
     app.query.result = Some(r);
-    app.picture = hugflake::ui::picture::Protocol::Kitty;
+    app.picture = hugflake::app::picture::Protocol::Kitty;
     let screen = render(&app);
     assert!(!screen.contains("▀"), "{screen}");
     assert!(screen.contains("80.0%"));

@@ -1,7 +1,7 @@
 //! The import form: the fields of an import with their defaults, the plan and the verdicts, edited
 //! in place before anything runs.
 
-use crate::domain::{ImportSpec, job::default_model_name};
+use crate::domain::{ImportSpec, RegistryPlace, job::default_model_name};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FieldKey {
@@ -33,14 +33,12 @@ pub struct ImportForm {
     pub notes: Vec<(bool, String)>,
     /// The service name follows the model name until the user edits it.
     service_edited: bool,
-    /// On Snowflake: the database and schema the import goes to (the plan then shows the exact
-    /// statements and specs).
-    pub snowflake: Option<(String, String)>,
+    /// On Snowflake: the database, schema and warehouse the import goes to (the plan then shows
+    /// the exact statements and specs).
+    pub snowflake: Option<RegistryPlace>,
     /// The repo's library when known (Hub details or the catalog): Snowflake refuses the ones its
     /// import cannot serve.
     pub library: Option<String>,
-    /// On Snowflake: the connection's current warehouse (the import spec names it).
-    pub warehouse: Option<String>,
 }
 
 impl ImportForm {
@@ -89,14 +87,13 @@ impl ImportForm {
             service_edited: false,
             snowflake: None,
             library: None,
-            warehouse: None,
         }
     }
 
-    /// Turns the form into a Snowflake import into `database.schema`: the plan shows the exact
-    /// statements, and a gated repo's token secret can be named.
-    pub fn for_snowflake(&mut self, database: &str, schema: &str) {
-        self.snowflake = Some((database.to_string(), schema.to_string()));
+    /// Turns the form into an import into a registry that lives in a database (Snowflake): the
+    /// plan shows the exact statements, and a gated repo's token secret can be named.
+    pub fn for_registry(&mut self, place: RegistryPlace) {
+        self.snowflake = Some(place);
         if !self.fields.iter().any(|f| f.key == FieldKey::TokenSecret) {
             self.fields.push(Field {
                 key: FieldKey::TokenSecret,
@@ -109,20 +106,11 @@ impl ImportForm {
 
     /// On Snowflake, the statements that will run with their specs (bound as text).
     pub fn snowflake_plan(&self) -> Option<Result<Vec<String>, String>> {
-        use crate::platform::snowflake::{ident::Ident, jobs};
-        let (db, schema) = self.snowflake.as_ref()?;
-        Some((|| {
-            let spec = self.spec()?;
-            let db = Ident::parse(db)?;
-            let schema = Ident::parse(schema)?;
-            let import = jobs::import_yaml_in(&db, &schema, self.warehouse.as_deref(), &spec)?;
-            let deploy = jobs::deploy_yaml_in(&db, &schema, &spec)?;
-            let mut lines = vec!["SELECT SYSTEM$IMPORT_MODEL(?)  -- ? bound to:".to_string()];
-            lines.extend(import.lines().map(|l| format!("  {l}")));
-            lines.push("CALL SYSTEM$DEPLOY_MODEL(?)  -- ? bound to:".into());
-            lines.extend(deploy.lines().map(|l| format!("  {l}")));
-            Ok(lines)
-        })())
+        let place = self.snowflake.as_ref()?;
+        Some(
+            self.spec()
+                .and_then(|spec| crate::platform::import_statements(place, &spec)),
+        )
     }
 
     fn value(&self, key: FieldKey) -> &str {

@@ -47,7 +47,7 @@ pub fn run(cli: Cli) -> Result<()> {
         .build()
         .wrap_err("cannot start the async runtime")?;
     match cli.command.unwrap_or(Command::Tui) {
-        Command::Tui => runtime.block_on(crate::app::run(ctx)),
+        Command::Tui => runtime.block_on(crate::tui::run(ctx)),
         Command::Serve { stop: false } => runtime.block_on(platform::serve(&ctx)),
         Command::Serve { stop: true } => runtime.block_on(platform::stop(&ctx)),
         Command::Status(a) => runtime.block_on(platform::status(&ctx, a)),

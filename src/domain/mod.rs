@@ -15,6 +15,6 @@ pub use job::{
 };
 pub use platform::{
     Column, ComputePool, Container, Endpoint, Function, Health, InstanceStatus, LogLine,
-    MetricSample, ModelVersion, PlatformKind, PlatformStatus, PoolState, RegisteredModel, Service,
-    ServiceEvent, ServiceStatus, VersionFile,
+    MetricSample, ModelVersion, PlatformKind, PlatformStatus, PoolState, RegisteredModel,
+    RegistryPlace, Service, ServiceEvent, ServiceStatus, VersionFile,
 };

@@ -37,6 +37,21 @@ pub struct PlatformStatus {
     /// Extra facts worth showing (data dir, role, warehouse...).
     #[serde(default)]
     pub details: Vec<(String, String)>,
+    /// The pool imports go to unless told otherwise (the local platform's LOCAL_CPU).
+    #[serde(default)]
+    pub default_pool: Option<String>,
+    /// Where a registry that lives in a database puts imported models (Snowflake).
+    #[serde(default)]
+    pub registry: Option<RegistryPlace>,
+}
+
+/// A registry's place in a database, and the warehouse its statements run on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RegistryPlace {
+    pub database: String,
+    pub schema: String,
+    /// The connection's current warehouse; `None` when it has none.
+    pub warehouse: Option<String>,
 }
 
 /// How a row reads at a glance; ordering puts faults first.

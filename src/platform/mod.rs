@@ -63,6 +63,24 @@ pub struct Snapshot {
     pub fetched_at: DateTime<Utc>,
 }
 
+/// The statements an import into `place` runs, each with the spec it binds (the import form's
+/// plan on Snowflake).
+pub fn import_statements(
+    place: &crate::domain::RegistryPlace,
+    spec: &ImportSpec,
+) -> std::result::Result<Vec<String>, String> {
+    use snowflake::ident::Ident;
+    let db = Ident::parse(&place.database)?;
+    let schema = Ident::parse(&place.schema)?;
+    let import = snowflake::spec::import_yaml_in(&db, &schema, place.warehouse.as_deref(), spec)?;
+    let deploy = snowflake::spec::deploy_yaml_in(&db, &schema, spec)?;
+    let mut lines = vec!["SELECT SYSTEM$IMPORT_MODEL(?)  -- ? bound to:".to_string()];
+    lines.extend(import.lines().map(|l| format!("  {l}")));
+    lines.push("CALL SYSTEM$DEPLOY_MODEL(?)  -- ? bound to:".into());
+    lines.extend(deploy.lines().map(|l| format!("  {l}")));
+    Ok(lines)
+}
+
 #[async_trait]
 pub trait Platform: Send + Sync {
     fn kind(&self) -> PlatformKind;

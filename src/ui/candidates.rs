@@ -34,7 +34,7 @@ pub fn split(body: Rect) -> (Rect, Rect) {
 
 pub fn render(frame: &mut Frame<'_>, body: Rect, app: &App) {
     let (table_area, details_area) = split(body);
-    let theme = &app.theme;
+    let theme = &crate::ui::theme::of(app);
     let rows = app.visible_candidates();
     let total = app.candidates.data.as_ref().map_or(0, Vec::len);
     let view = app.view(TableId::Candidates);
@@ -132,7 +132,7 @@ pub fn render(frame: &mut Frame<'_>, body: Rect, app: &App) {
 }
 
 fn render_details(frame: &mut Frame<'_>, area: Rect, app: &App, c: Option<&Candidate>) {
-    let theme = &app.theme;
+    let theme = &crate::ui::theme::of(app);
     let block = widgets::block(" Details ", false, theme);
     let Some(c) = c else {
         frame.render_widget(

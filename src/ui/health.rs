@@ -57,7 +57,7 @@ pub fn render(frame: &mut Frame<'_>, body: Rect, app: &App) {
 
 /// The selected service: containers (drill-down), endpoint, sparklines and the log tail.
 fn render_detail(frame: &mut Frame<'_>, area: Rect, app: &App) {
-    let t = &app.theme;
+    let t = &crate::ui::theme::of(app);
     let Some(svc) = app.selected_service() else {
         return;
     };
@@ -196,7 +196,7 @@ fn render_sparklines(
     d: &crate::platform::ServiceDetail,
 ) {
     use ratatui::widgets::Sparkline;
-    let t = &app.theme;
+    let t = &crate::ui::theme::of(app);
     let width = area.width.saturating_sub(1) as usize;
     let recent: Vec<&crate::domain::MetricSample> =
         d.metrics.iter().rev().take(width).rev().collect();
@@ -260,7 +260,7 @@ fn render_sparklines(
 }
 
 fn render_pools(frame: &mut Frame<'_>, area: Rect, app: &App) {
-    let theme = &app.theme;
+    let theme = &crate::ui::theme::of(app);
     let rows = app.visible_pools();
     let total = app.snapshot.data.as_ref().map_or(0, |s| s.pools.len());
     let view = app.view(TableId::Pools);
@@ -326,7 +326,7 @@ fn render_pools(frame: &mut Frame<'_>, area: Rect, app: &App) {
 }
 
 fn render_services(frame: &mut Frame<'_>, area: Rect, app: &App) {
-    let theme = &app.theme;
+    let theme = &crate::ui::theme::of(app);
     let rows = app.visible_services();
     let total = app.snapshot.data.as_ref().map_or(0, |s| s.services.len());
     let view = app.view(TableId::Services);
@@ -536,7 +536,7 @@ fn roll(nodes: &mut [TreeNode], at: usize) {
 }
 
 pub fn render_tree(frame: &mut Frame<'_>, area: Rect, app: &App) {
-    let t = &app.theme;
+    let t = &crate::ui::theme::of(app);
     let nodes = rollup(app);
     let mut lines: Vec<Line<'_>> = nodes
         .iter()

@@ -7,13 +7,13 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Clear, Paragraph};
 
 use super::widgets;
-use crate::app::action::Action;
 use crate::app::command::COMMANDS;
 use crate::app::state::App;
+use crate::keys::action::Action;
 
 /// All help lines (the overlay scrolls through them).
 pub fn lines(app: &App) -> Vec<Line<'static>> {
-    let t = &app.theme;
+    let t = &crate::ui::theme::of(app);
     let mut lines = vec![Line::from(Span::styled(
         "Keys (remap them in [keymap] of the config file)",
         t.accent().add_modifier(Modifier::BOLD),
@@ -56,7 +56,7 @@ pub fn render(frame: &mut Frame<'_>, body: Rect, app: &App, scroll: u16) {
     frame.render_widget(
         Paragraph::new(lines)
             .scroll((scroll.min(max_scroll), 0))
-            .block(widgets::block(" Help ", true, &app.theme)),
+            .block(widgets::block(" Help ", true, &crate::ui::theme::of(app))),
         area,
     );
 }

@@ -41,7 +41,7 @@ pub fn render(frame: &mut Frame<'_>, body: Rect, app: &App) {
         batch_runs(frame, bottom, app);
         top
     };
-    let theme = &app.theme;
+    let theme = &crate::ui::theme::of(app);
     let rows = app.visible_jobs();
     let (table_area, details_area) = split(body, rows.len());
     let total = app.snapshot.data.as_ref().map_or(0, |s| s.jobs.len());
@@ -179,7 +179,7 @@ pub fn render(frame: &mut Frame<'_>, body: Rect, app: &App) {
 
 /// `hugflake batch ...` runs: kind, service, input, a progress bar with counts and rate, state.
 fn batch_runs(frame: &mut Frame<'_>, area: Rect, app: &App) {
-    let t = &app.theme;
+    let t = &crate::ui::theme::of(app);
     let block = widgets::block(
         format!(" Batch runs ({}) · hugflake batch … ", app.batch_runs.len()),
         false,
@@ -239,7 +239,7 @@ fn batch_runs(frame: &mut Frame<'_>, area: Rect, app: &App) {
 
 /// The stage timeline: each stage with its state and how long it took (or has run).
 fn stage_lines<'a>(app: &App, d: &JobDetail) -> Vec<Line<'a>> {
-    let t = &app.theme;
+    let t = &crate::ui::theme::of(app);
     d.stages
         .iter()
         .map(|s| {
@@ -278,7 +278,7 @@ fn seconds(ms: i64) -> String {
 
 /// Per-file progress bars of the download, largest files first.
 fn file_lines<'a>(app: &App, d: &JobDetail, width: usize) -> Vec<Line<'a>> {
-    let t = &app.theme;
+    let t = &crate::ui::theme::of(app);
     let mut files: Vec<&FileProgress> = d.files.iter().collect();
     files.sort_by_key(|f| std::cmp::Reverse(f.size));
     let bar_w = 16usize;

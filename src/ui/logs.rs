@@ -18,7 +18,7 @@ use super::widgets;
 use crate::app::state::{App, LogView};
 
 pub fn render(frame: &mut Frame<'_>, body: Rect, app: &App, view: &LogView) {
-    let t = &app.theme;
+    let t = &crate::ui::theme::of(app);
     let source = app.log_source(view);
     let re = regex::RegexBuilder::new(&view.filter)
         .case_insensitive(true)

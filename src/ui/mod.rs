@@ -9,7 +9,7 @@
 //! │ j/k move  / filter  r refresh  : command  ? help  q quit                │  key bar / input
 //! └─────────────────────────────────────────────────────────────────────────┘
 //! ```
-//! The layout functions are shared with mouse handling, so a click lands where it was drawn.
+//! `record` stores the layout in the app before each frame, so a click lands where it was drawn.
 
 pub mod candidates;
 pub mod health;
@@ -23,16 +23,16 @@ pub mod theme;
 pub mod widgets;
 
 use ratatui::Frame;
-use ratatui::layout::{Constraint, Layout, Position, Rect};
+use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Clear, Paragraph, Wrap};
 
-use crate::app::action::Action;
 use crate::app::command;
-use crate::app::state::{App, Link, Overlay, Tab, TableId};
+use crate::app::state::{App, Drawn, Link, Overlay, Tab, TableId};
 use crate::domain::PlatformKind;
 use crate::domain::units;
+use crate::keys::action::Action;
 
 pub const MIN_WIDTH: u16 = 60;
 pub const MIN_HEIGHT: u16 = 15;
@@ -77,28 +77,6 @@ pub fn tab_ranges(area: Rect) -> Vec<(Tab, u16, u16)> {
         .collect()
 }
 
-/// The tab under a click, if any.
-pub fn tab_at(size: Rect, at: Position) -> Option<Tab> {
-    let r = regions(size);
-    if at.y != r.tabs.y {
-        return None;
-    }
-    tab_ranges(r.tabs)
-        .into_iter()
-        .find(|(_, a, b)| at.x >= *a && at.x < *b)
-        .map(|(t, _, _)| t)
-}
-
-/// The tables a pane shows, in focus order.
-pub fn tables_of(tab: Tab) -> Vec<TableId> {
-    match tab {
-        Tab::Candidates => vec![TableId::Candidates],
-        Tab::Imports => vec![TableId::Jobs],
-        Tab::Health => vec![TableId::Pools, TableId::Services],
-        Tab::Query => vec![TableId::QueryServices],
-    }
-}
-
 /// The bordered area a table is drawn in.
 pub fn table_area(app: &App, id: TableId) -> Option<Rect> {
     if app.size.width < MIN_WIDTH || app.size.height < MIN_HEIGHT {
@@ -134,6 +112,31 @@ pub fn table_rows_area(app: &App, id: TableId) -> Option<Rect> {
     (a.width > 2 && a.height > 3).then(|| Rect::new(a.x + 1, a.y + 2, a.width - 2, a.height - 3))
 }
 
+/// Records in `app` where the next frame puts the tabs and the table rows, so clicks and paging
+/// land where the user sees things. The event loop calls it before each draw.
+pub fn record(app: &mut App) {
+    app.drawn = layout(app);
+}
+
+fn layout(app: &App) -> Drawn {
+    if app.size.width < MIN_WIDTH || app.size.height < MIN_HEIGHT {
+        return Drawn::default();
+    }
+    let tabs = regions(app.size).tabs;
+    Drawn {
+        tabs: tab_ranges(tabs)
+            .into_iter()
+            .map(|(tab, a, b)| (tab, Rect::new(a, tabs.y, b - a, 1)))
+            .collect(),
+        tables: app
+            .tab
+            .tables()
+            .into_iter()
+            .filter_map(|id| Some((id, table_rows_area(app, id)?)))
+            .collect(),
+    }
+}
+
 pub fn draw(frame: &mut Frame<'_>, app: &App) {
     let size = frame.area();
     if size.width < MIN_WIDTH || size.height < MIN_HEIGHT {
@@ -165,7 +168,7 @@ pub fn draw(frame: &mut Frame<'_>, app: &App) {
 }
 
 fn draw_tabs(frame: &mut Frame<'_>, area: Rect, app: &App) {
-    let t = &app.theme;
+    let t = &crate::ui::theme::of(app);
     let mut spans = vec![
         Span::styled(BRAND, t.accent().add_modifier(Modifier::BOLD)),
         Span::styled("│", t.dim()),
@@ -184,7 +187,7 @@ fn draw_tabs(frame: &mut Frame<'_>, area: Rect, app: &App) {
 }
 
 fn draw_status(frame: &mut Frame<'_>, area: Rect, app: &App) {
-    let t = &app.theme;
+    let t = &crate::ui::theme::of(app);
     let mut spans = Vec::new();
     if app.read_only {
         spans.push(Span::styled(" READ-ONLY ", t.selected().fg(t.pending)));
@@ -306,7 +309,7 @@ pub fn pane_keys(app: &App) -> Vec<(String, &'static str)> {
 }
 
 fn draw_keys(frame: &mut Frame<'_>, area: Rect, app: &App) {
-    let t = &app.theme;
+    let t = &crate::ui::theme::of(app);
     let line = match &app.overlay {
         Overlay::Command { input, error } => {
             let mut spans = vec![
@@ -381,14 +384,14 @@ fn draw_completions(frame: &mut Frame<'_>, body: Rect, app: &App, input: &str) {
         .iter()
         .map(|(name, what)| {
             Line::from(vec![
-                Span::styled(format!(" :{name:<18}"), app.theme.accent()),
-                Span::styled(*what, app.theme.dim()),
+                Span::styled(format!(" :{name:<18}"), crate::ui::theme::of(app).accent()),
+                Span::styled(*what, crate::ui::theme::of(app).dim()),
             ])
         })
         .collect();
     frame.render_widget(Clear, area);
     frame.render_widget(
-        Paragraph::new(lines).block(widgets::block("commands", true, &app.theme)),
+        Paragraph::new(lines).block(widgets::block("commands", true, &crate::ui::theme::of(app))),
         area,
     );
 }

@@ -10,36 +10,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use ratatui::layout::Rect;
 
-use crate::paths::Env;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Protocol {
-    Kitty,
-    Iterm,
-    HalfBlocks,
-}
-
-impl Protocol {
-    /// What the environment says the terminal understands. Inside tmux or screen the protocols
-    /// do not pass through: half-blocks.
-    pub fn detect(env: &dyn Env) -> Protocol {
-        if env.var("TMUX").is_some() || env.var("TERM").is_some_and(|t| t.starts_with("screen")) {
-            return Protocol::HalfBlocks;
-        }
-        let term = env.var("TERM").unwrap_or_default();
-        let program = env.var("TERM_PROGRAM").unwrap_or_default();
-        if env.var("KITTY_WINDOW_ID").is_some()
-            || term.contains("kitty")
-            || matches!(program.as_str(), "WezTerm" | "ghostty")
-        {
-            Protocol::Kitty
-        } else if program == "iTerm.app" {
-            Protocol::Iterm
-        } else {
-            Protocol::HalfBlocks
-        }
-    }
-}
+use crate::app::picture::Protocol;
 
 /// The escape sequences that draw `png` over `area` (cursor moved there first), or nothing for
 /// half-blocks.
@@ -90,38 +61,6 @@ pub fn clear(protocol: Protocol) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashMap;
-
-    struct Vars(HashMap<&'static str, &'static str>);
-    impl Env for Vars {
-        fn var(&self, key: &str) -> Option<String> {
-            self.0.get(key).map(|v| v.to_string())
-        }
-    }
-
-    #[test]
-    fn detection_follows_the_environment() {
-        let v = |pairs: &[(&'static str, &'static str)]| Vars(pairs.iter().copied().collect());
-        assert_eq!(
-            Protocol::detect(&v(&[("TERM", "xterm-kitty")])),
-            Protocol::Kitty
-        );
-        assert_eq!(
-            Protocol::detect(&v(&[("TERM_PROGRAM", "iTerm.app")])),
-            Protocol::Iterm
-        );
-        assert_eq!(
-            Protocol::detect(&v(&[("TERM", "xterm-256color")])),
-            Protocol::HalfBlocks
-        );
-        assert_eq!(
-            Protocol::detect(&v(&[
-                ("TERM", "xterm-kitty"),
-                ("TMUX", "/tmp/tmux-0/default")
-            ])),
-            Protocol::HalfBlocks
-        );
-    }
 
     #[test]
     fn kitty_sends_chunks_and_iterm_one_sequence() {

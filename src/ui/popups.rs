@@ -34,7 +34,7 @@ fn centered(body: Rect, width: u16, height: u16) -> Rect {
 }
 
 pub fn import_form(frame: &mut Frame<'_>, body: Rect, app: &App, form: &ImportForm) {
-    let t = &app.theme;
+    let t = &crate::ui::theme::of(app);
     let mut lines: Vec<Line<'_>> = Vec::new();
     for (i, f) in form.fields.iter().enumerate() {
         let focused = i == form.focus;
@@ -134,7 +134,7 @@ pub fn import_form(frame: &mut Frame<'_>, body: Rect, app: &App, form: &ImportFo
 }
 
 pub fn confirm(frame: &mut Frame<'_>, body: Rect, app: &App, message: &str) {
-    let t = &app.theme;
+    let t = &crate::ui::theme::of(app);
     let lines = vec![
         Line::raw(""),
         Line::from(Span::raw(format!(" {message}?"))),

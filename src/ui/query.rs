@@ -38,7 +38,7 @@ fn entity_colour(t: &Theme, i: usize) -> Color {
 }
 
 pub fn render(frame: &mut Frame<'_>, body: Rect, app: &App) {
-    let theme = &app.theme;
+    let theme = &crate::ui::theme::of(app);
     let rows = app.visible_query_services();
     let (table_area, input_area, result_area) = areas(body, rows.len());
     let total = app.snapshot.data.as_ref().map_or(0, |s| {
@@ -119,19 +119,23 @@ fn privacy(frame: &mut Frame<'_>, area: Rect, app: &App) {
         )),
         Line::from(Span::styled(
             "Results of BiomedCLIP are for research use only, not for diagnosis.",
-            app.theme.dim(),
+            crate::ui::theme::of(app).dim(),
         )),
     ];
     frame.render_widget(
         Paragraph::new(notes)
             .wrap(Wrap { trim: true })
-            .block(widgets::block(" Privacy ", false, &app.theme)),
+            .block(widgets::block(
+                " Privacy ",
+                false,
+                &crate::ui::theme::of(app),
+            )),
         area,
     );
 }
 
 fn input(frame: &mut Frame<'_>, area: Rect, app: &App) {
-    let t = &app.theme;
+    let t = &crate::ui::theme::of(app);
     let q = &app.query;
     let service = app.query_target();
     let kind = app.query_kind();
@@ -172,12 +176,12 @@ fn input(frame: &mut Frame<'_>, area: Rect, app: &App) {
         lines.push(Line::from(Span::styled(
             format!(
                 "{} to type, {} to send{}",
-                k(crate::app::action::Action::EditInput),
-                k(crate::app::action::Action::RunQuery),
+                k(crate::keys::action::Action::EditInput),
+                k(crate::keys::action::Action::RunQuery),
                 if matches!(app.query_kind(), Some((QueryKind::Embeddings, _))) {
                     format!(
                         ", {} compare/search",
-                        k(crate::app::action::Action::ToggleMode)
+                        k(crate::keys::action::Action::ToggleMode)
                     )
                 } else {
                     String::new()
@@ -225,7 +229,7 @@ fn input(frame: &mut Frame<'_>, area: Rect, app: &App) {
 }
 
 fn result(frame: &mut Frame<'_>, area: Rect, app: &App) {
-    let t = &app.theme;
+    let t = &crate::ui::theme::of(app);
     let q = &app.query;
     let target = app.query_target();
     let Some(r) = q
@@ -518,13 +522,13 @@ pub fn picture_area(app: &App) -> Option<Rect> {
     }
     let body = super::regions(app.size).body;
     let (_, _, result) = areas(body, app.visible_query_services().len());
-    let inner = widgets::block("", false, &app.theme).inner(result);
+    let inner = widgets::block("", false, &crate::ui::theme::of(app)).inner(result);
     let (_, pic, _) = image_areas(inner);
     (pic.width > 0 && pic.height > 0).then_some(pic)
 }
 
 fn image_result(frame: &mut Frame<'_>, area: Rect, r: &QueryResult, app: &App) {
-    let t = &app.theme;
+    let t = &crate::ui::theme::of(app);
     let (notice, pic, bars) = image_areas(area);
     frame.render_widget(
         Paragraph::new(Span::styled(
@@ -533,7 +537,7 @@ fn image_result(frame: &mut Frame<'_>, area: Rect, r: &QueryResult, app: &App) {
         )),
         notice,
     );
-    let protocol = app.picture != super::picture::Protocol::HalfBlocks && r.png.is_some();
+    let protocol = app.picture != crate::app::picture::Protocol::HalfBlocks && r.png.is_some();
     if let Some((w, h, px)) = r.thumbnail.as_ref().filter(|_| !protocol) {
         frame.render_widget(
             Paragraph::new(half_blocks(*w, *h, px, pic.width, pic.height)),

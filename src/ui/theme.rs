@@ -20,6 +20,11 @@ pub struct Theme {
     pub highlight_bg: Color,
 }
 
+/// The theme the app has chosen (`:theme`, `ui.theme`).
+pub fn of(app: &crate::app::state::App) -> Theme {
+    Theme::named(app.theme)
+}
+
 impl Theme {
     pub fn named(name: ThemeName) -> Theme {
         match name {

@@ -158,7 +158,7 @@ pub fn table(
     id: TableId,
     focused: bool,
 ) {
-    let theme = &app.theme;
+    let theme = &crate::ui::theme::of(app);
     let cursor = app.view(id).cursor;
     let header = Row::new(
         header

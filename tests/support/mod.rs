@@ -113,6 +113,8 @@ pub fn snapshot(
             pid: Some(4242),
             started_at: Some(ago(600)),
             details: vec![],
+            default_pool: Some("LOCAL_CPU".into()),
+            registry: None,
         },
         pools,
         services,

@@ -131,38 +131,56 @@ impl App {
                     }
                     return Vec::new();
                 }
-                match key.code {
-                    KeyCode::Esc | KeyCode::Char('q') => self.overlay = Overlay::None,
-                    KeyCode::Char('/') => view.editing_filter = true,
-                    KeyCode::Char('w') => view.wrap = !view.wrap,
-                    KeyCode::Char('G') | KeyCode::End => view.scroll = 0,
-                    KeyCode::Char('g') | KeyCode::Home => view.scroll = usize::MAX / 2,
-                    KeyCode::Up | KeyCode::Char('k') => view.scroll = view.scroll.saturating_add(1),
-                    KeyCode::Down | KeyCode::Char('j') => {
-                        view.scroll = view.scroll.saturating_sub(1)
-                    }
-                    KeyCode::PageUp => view.scroll = view.scroll.saturating_add(20),
-                    KeyCode::PageDown => view.scroll = view.scroll.saturating_sub(20),
-                    KeyCode::Char('s') => {
+                const LOG_KEYS: [Action; 11] = [
+                    Action::Back,
+                    Action::Filter,
+                    Action::Wrap,
+                    Action::SaveLogs,
+                    Action::Up,
+                    Action::Down,
+                    Action::PageUp,
+                    Action::PageDown,
+                    Action::Top,
+                    Action::Bottom,
+                    Action::Quit,
+                ];
+                // Lines count from the newest: scroll 0 follows the end.
+                match self
+                    .keymap
+                    .action_among(&KeyChord::from_event(key), &LOG_KEYS)
+                {
+                    Some(Action::Back) => self.overlay = Overlay::None,
+                    Some(Action::Filter) => view.editing_filter = true,
+                    Some(Action::Wrap) => view.wrap = !view.wrap,
+                    Some(Action::Bottom) => view.scroll = 0,
+                    Some(Action::Top) => view.scroll = usize::MAX / 2,
+                    Some(Action::Up) => view.scroll = view.scroll.saturating_add(1),
+                    Some(Action::Down) => view.scroll = view.scroll.saturating_sub(1),
+                    Some(Action::PageUp) => view.scroll = view.scroll.saturating_add(20),
+                    Some(Action::PageDown) => view.scroll = view.scroll.saturating_sub(20),
+                    Some(Action::SaveLogs) => {
                         let service = view.service.clone();
                         let lines = self.log_lines_shown();
                         return vec![Effect::SaveLogs { service, lines }];
                     }
+                    Some(Action::Quit) => return self.update(Action::Quit),
                     _ => {}
                 }
                 return Vec::new();
             }
             Overlay::Confirm { effect, .. } => {
                 let effect = (**effect).clone();
-                match key.code {
-                    KeyCode::Char('y') | KeyCode::Char('Y') | KeyCode::Enter => {
+                let among = [Action::Confirm, Action::Deny, Action::Back, Action::Quit];
+                match self.keymap.action_among(&KeyChord::from_event(key), &among) {
+                    Some(Action::Confirm) => {
                         self.overlay = Overlay::None;
                         return vec![effect];
                     }
-                    KeyCode::Char('n') | KeyCode::Char('N') | KeyCode::Esc | KeyCode::Char('q') => {
+                    Some(Action::Deny | Action::Back) => {
                         self.overlay = Overlay::None;
                         self.set_flash("nothing changed", false);
                     }
+                    Some(Action::Quit) => return self.update(Action::Quit),
                     _ => {}
                 }
                 return Vec::new();
@@ -291,6 +309,8 @@ impl App {
                 self.set_flash(format!("downloading {handle}…"), false);
                 return vec![Effect::Download(handle)];
             }
+            // Keys of the log view and of questions: nothing on a pane.
+            Action::Wrap | Action::SaveLogs | Action::Confirm | Action::Deny => {}
             Action::Tree => {
                 if self.tab == Tab::Health {
                     self.health_tree = !self.health_tree;
@@ -490,34 +510,22 @@ impl App {
                 "Hub details not loaded yet: resolve checks licence, gating and fit".into(),
             ));
         }
-        let pool_name = pool.map_or(
-            crate::platform::local::daemon::registry::DEFAULT_POOL.to_string(),
-            |p| p.0,
-        );
+        let pool_name = pool
+            .map(|p| p.0)
+            .or_else(|| self.snapshot.data.as_ref()?.status.default_pool.clone())
+            .unwrap_or_default();
         let mut form = ImportForm::new(&c.handle, task.as_deref(), &pool_name, notes);
         form.library = details
             .as_ref()
             .and_then(|d| d.library.clone())
             .or_else(|| c.library.clone());
-        if self.platform_kind == PlatformKind::Snowflake
-            && let Some((d, sc)) = self.snapshot.data.as_ref().and_then(|s| {
-                s.status
-                    .details
-                    .iter()
-                    .find(|(k, _)| k == "schema")
-                    .and_then(|(_, v)| v.split_once('.'))
-                    .map(|(d, sc)| (d.to_string(), sc.to_string()))
-            })
+        if let Some(place) = self
+            .snapshot
+            .data
+            .as_ref()
+            .and_then(|s| s.status.registry.clone())
         {
-            form.for_snowflake(&d, &sc);
-            form.warehouse = self.snapshot.data.as_ref().and_then(|s| {
-                s.status
-                    .details
-                    .iter()
-                    .find(|(k, _)| k == "warehouse")
-                    .map(|(_, v)| v.clone())
-                    .filter(|v| !v.is_empty())
-            });
+            form.for_registry(place);
         }
         self.overlay = Overlay::Import(Box::new(form));
         Vec::new()
@@ -529,7 +537,7 @@ impl App {
             Ok(Command::Help) => self.overlay = Overlay::Help { scroll: 0 },
             Ok(Command::Refresh) => return self.update(Action::Refresh),
             Ok(Command::Theme(name)) => {
-                self.theme = ui::theme::Theme::named(name);
+                self.theme = name;
                 self.set_flash(
                     format!(
                         "theme {name}{}",
@@ -606,13 +614,13 @@ impl App {
                     self.dirty = true;
                     return Vec::new();
                 }
-                if let Some(tab) = ui::tab_at(self.size, at) {
+                if let Some(tab) = self.drawn.tab_at(at) {
                     self.tab = tab;
                     self.dirty = true;
                     return Vec::new();
                 }
-                for id in ui::tables_of(self.tab) {
-                    let Some(area) = ui::table_rows_area(self, id) else {
+                for id in self.tab.tables() {
+                    let Some(area) = self.drawn.rows_of(id) else {
                         continue;
                     };
                     if area.contains(at) {
@@ -633,9 +641,11 @@ impl App {
                 } else {
                     -1
                 };
-                let id = ui::tables_of(self.tab)
+                let id = self
+                    .tab
+                    .tables()
                     .into_iter()
-                    .find(|id| ui::table_rows_area(self, *id).is_some_and(|a| a.contains(at)))
+                    .find(|id| self.drawn.rows_of(*id).is_some_and(|a| a.contains(at)))
                     .unwrap_or(self.focused_table());
                 self.move_cursor(id, |s, _| s + d);
                 self.dirty = true;

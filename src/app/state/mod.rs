@@ -20,10 +20,8 @@ use crossterm::event::{
 };
 use ratatui::layout::{Position, Rect};
 
-use super::action::Action;
 use super::command::{self, Command};
 use super::import_form::ImportForm;
-use super::keymap::{KeyChord, Keymap};
 use super::query::{QueryRequest, QueryResult, QueryState};
 use super::search::{self, HubSearch, SearchRequest};
 use crate::config::{Config, ThemeName};
@@ -33,8 +31,9 @@ use crate::domain::{
 };
 use crate::hub::api::SearchPage;
 use crate::hub::details::ModelDetails;
+use crate::keys::action::Action;
+use crate::keys::keymap::{KeyChord, Keymap};
 use crate::platform::Snapshot;
-use crate::ui;
 
 /// What covers the panes, if anything.
 #[derive(Debug, Clone, PartialEq)]
@@ -90,20 +89,46 @@ pub struct App {
     /// Health shows the roll-up tree instead of the selected service's insides.
     pub health_tree: bool,
     /// How pictures are drawn (graphics protocol or half-blocks).
-    pub picture: crate::ui::picture::Protocol,
+    pub picture: super::picture::Protocol,
     job_detail_asked: Option<(String, Option<DateTime<Utc>>)>,
     pub views: std::collections::HashMap<TableId, TableView>,
     /// The focused table of the Health pane.
     pub health_focus: TableId,
     pub keymap: Keymap,
-    pub theme: ui::theme::Theme,
+    /// The colour theme by name; `ui` holds the colours.
+    pub theme: crate::config::ThemeName,
     pub mouse: bool,
     pub now: DateTime<Utc>,
     /// Terminal size, for layout-dependent scrolling and clicks.
     pub size: Rect,
+    /// Where the last frame put the tabs and the table rows: clicks and paging read these, so a
+    /// click lands on what the user saw. `ui::record` fills it before each draw.
+    pub drawn: Drawn,
     pub flash: Option<Flash>,
     pub dirty: bool,
     pub quit: bool,
+}
+
+/// The screen areas of the last frame that input needs.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Drawn {
+    /// Each tab title's cells on the tab line.
+    pub tabs: Vec<(Tab, Rect)>,
+    /// Each shown table's row area (inside its border, below its header).
+    pub tables: Vec<(TableId, Rect)>,
+}
+
+impl Drawn {
+    pub fn tab_at(&self, at: Position) -> Option<Tab> {
+        self.tabs
+            .iter()
+            .find(|(_, r)| r.contains(at))
+            .map(|(t, _)| *t)
+    }
+
+    pub fn rows_of(&self, id: TableId) -> Option<Rect> {
+        self.tables.iter().find(|(t, _)| *t == id).map(|(_, r)| *r)
+    }
 }
 
 impl App {
@@ -127,14 +152,15 @@ impl App {
             service_detail_asked: None,
             read_only: false,
             health_tree: false,
-            picture: crate::ui::picture::Protocol::HalfBlocks,
+            picture: super::picture::Protocol::HalfBlocks,
             views: Default::default(),
             health_focus: TableId::Pools,
             keymap: config.keymap.clone(),
-            theme: ui::theme::Theme::named(config.ui.theme),
+            theme: config.ui.theme,
             mouse: config.ui.mouse,
             now,
             size,
+            drawn: Drawn::default(),
             flash: None,
             dirty: true,
             quit: false,
@@ -213,12 +239,13 @@ impl App {
             })
     }
 
-    /// The pool a model's fit is checked against: LOCAL_CPU, else the first pool.
+    /// The pool a model's fit is checked against: the platform's default pool, else the first.
     pub fn fit_pool(&self) -> Option<(String, f64)> {
-        let pools = &self.snapshot.data.as_ref()?.pools;
+        let data = self.snapshot.data.as_ref()?;
+        let pools = &data.pools;
         pools
             .iter()
-            .find(|p| p.name == crate::platform::local::daemon::registry::DEFAULT_POOL)
+            .find(|p| Some(&p.name) == data.status.default_pool.as_ref())
             .or_else(|| pools.first())
             .map(|p| (p.name.clone(), p.memory_gib))
     }

@@ -22,6 +22,16 @@ impl Tab {
         }
     }
 
+    /// The tables the pane shows, in focus order.
+    pub fn tables(self) -> Vec<TableId> {
+        match self {
+            Tab::Candidates => vec![TableId::Candidates],
+            Tab::Imports => vec![TableId::Jobs],
+            Tab::Health => vec![TableId::Pools, TableId::Services],
+            Tab::Query => vec![TableId::QueryServices],
+        }
+    }
+
     pub(super) fn index(self) -> usize {
         Tab::ALL.iter().position(|t| *t == self).unwrap_or(0)
     }
@@ -119,9 +129,9 @@ impl App {
         }
     }
 
-    /// Rows visible at once in a table, from the layout of the current terminal size.
+    /// Rows visible at once in a table, as the last frame drew it (10 before the first frame).
     pub(super) fn page(&self, id: TableId) -> usize {
-        ui::table_rows_area(self, id).map_or(10, |r| r.height as usize)
+        self.drawn.rows_of(id).map_or(10, |r| r.height as usize)
     }
 
     pub(super) fn move_cursor(&mut self, id: TableId, to: impl FnOnce(isize, isize) -> isize) {

@@ -225,6 +225,8 @@ impl Platform for LocalPlatform {
             pid: Some(info.pid),
             started_at: Some(info.started_at),
             details: vec![("data dir".into(), info.data_dir.display().to_string())],
+            default_pool: Some(super::daemon::registry::DEFAULT_POOL.to_string()),
+            registry: None,
         })
     }
 

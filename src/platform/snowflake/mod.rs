@@ -443,6 +443,7 @@ impl Platform for SnowflakePlatform {
     async fn status(&self) -> Result<PlatformStatus> {
         let rs = self.run(&statements::current_context()).await?;
         let cell = |i: usize| rs.rows.first().and_then(|r| r.get(i)).cloned().flatten();
+        let warehouse = cell(3).unwrap_or_default();
         Ok(PlatformStatus {
             kind: PlatformKind::Snowflake,
             location: format!("{} ({})", self.account, self.api.base()),
@@ -453,12 +454,18 @@ impl Platform for SnowflakePlatform {
                 ("connection".into(), self.connection.clone()),
                 ("user".into(), cell(1).unwrap_or_else(|| self.user.clone())),
                 ("role".into(), cell(2).unwrap_or_default()),
-                ("warehouse".into(), cell(3).unwrap_or_default()),
+                ("warehouse".into(), warehouse.clone()),
                 (
                     "schema".into(),
                     format!("{}.{}", self.database, self.schema),
                 ),
             ],
+            default_pool: None,
+            registry: Some(crate::domain::RegistryPlace {
+                database: self.database.to_string(),
+                schema: self.schema.to_string(),
+                warehouse: Some(warehouse).filter(|w| !w.is_empty()),
+            }),
         })
     }
 

@@ -39,10 +39,14 @@ pub enum Action {
     CopyResult,
     Logs,
     Tree,
+    Wrap,
+    SaveLogs,
+    Confirm,
+    Deny,
 }
 
 impl Action {
-    pub const ALL: [Action; 33] = [
+    pub const ALL: [Action; 37] = [
         Action::Quit,
         Action::Back,
         Action::Help,
@@ -76,6 +80,10 @@ impl Action {
         Action::CopyResult,
         Action::Logs,
         Action::Tree,
+        Action::Wrap,
+        Action::SaveLogs,
+        Action::Confirm,
+        Action::Deny,
     ];
 
     pub fn name(self) -> &'static str {
@@ -113,6 +121,10 @@ impl Action {
             Action::CopyResult => "copy_result",
             Action::Logs => "logs",
             Action::Tree => "tree",
+            Action::Wrap => "wrap",
+            Action::SaveLogs => "save_logs",
+            Action::Confirm => "confirm",
+            Action::Deny => "deny",
         }
     }
 
@@ -152,6 +164,10 @@ impl Action {
             Action::CopyResult => "Query: copy the result as JSON (OSC 52)",
             Action::Logs => "Health/Imports: the service's or job's log, full screen",
             Action::Tree => "Health: model → version → service → instance → container tree",
+            Action::Wrap => "log view: wrap long lines or cut them",
+            Action::SaveLogs => "log view: save the lines shown to a file",
+            Action::Confirm => "a question: yes, do it",
+            Action::Deny => "a question: no, change nothing (back too)",
         }
     }
 }

@@ -176,6 +176,15 @@ impl Keymap {
             .map(|(_, a)| *a)
     }
 
+    /// The action a chord means where only `among` apply (an overlay's own keys), so an
+    /// overlay's key may repeat a pane's key.
+    pub fn action_among(&self, chord: &KeyChord, among: &[Action]) -> Option<Action> {
+        self.bindings
+            .iter()
+            .find(|(k, a)| k == chord && among.contains(a))
+            .map(|(_, a)| *a)
+    }
+
     pub fn keys(&self, action: Action) -> Vec<KeyChord> {
         self.bindings
             .iter()
