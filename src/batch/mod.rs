@@ -7,8 +7,10 @@
 
 pub mod cache;
 pub mod input;
+pub mod job;
 pub mod run;
 pub mod runs;
+pub mod snowflake;
 pub mod sql;
 
 use std::path::PathBuf;

@@ -11,10 +11,11 @@ use serde_json::{Value, json};
 
 use crate::batch::cache::Cache;
 use crate::batch::input::{self, Columns, Table};
+use crate::batch::job::{self, Job};
 use crate::batch::run::{self, Pacing, Progress};
+use crate::batch::snowflake as batch_sf;
 use crate::batch::sql;
 use crate::cli::output::print_json;
-use crate::cli::{BatchCommand, BatchSnowflake};
 use crate::config::PlatformChoice;
 use crate::platform::{Platform, call};
 use crate::session::Context;
@@ -22,200 +23,129 @@ use crate::session::Context;
 /// Exit code of a run stopped by Ctrl-C (what shells use for SIGINT).
 const INTERRUPTED: u8 = 130;
 
-pub async fn run(ctx: &Context, command: BatchCommand) -> Result<()> {
+pub async fn run(ctx: &Context, job: Job) -> Result<()> {
     let opener = ctx.opener();
     if opener.choice == PlatformChoice::Snowflake {
-        return snowflake(ctx, command).await;
+        return snowflake(ctx, job).await;
     }
     let (platform, opened) = opener.open().await?;
     if opened.worth_saying() {
         eprintln!("{}", opened.describe());
     }
     let platform = platform.as_ref();
-    match command {
-        BatchCommand::Embed {
-            service,
-            input,
-            id_column,
-            text_column,
-            cache,
-            batch_size,
-            json,
-            ..
-        } => {
-            let service = service.ok_or_else(|| eyre!("give --service: the embedding service"))?;
-            let cols = Columns {
-                id: id_column,
-                text: text_column,
-            };
-            embed_local(
-                ctx,
-                platform,
-                &service,
-                Path::new(&input),
-                &cols,
-                cache.as_deref(),
-                batch_size as usize,
-                json,
-            )
-            .await
-        }
-        BatchCommand::Search {
-            cache,
-            query,
-            pairs,
-            top,
-            service,
-            input,
-            id_column,
-            text_column,
-            json,
-            snowflake,
-        } => {
-            let cache = Cache::open(&cache_path(ctx, cache.as_deref()))?;
-            let matrix = cache.matrix(snowflake.model.as_deref())?;
-            let texts = match input {
-                Some(p) => Some(read_table(
-                    Path::new(&p),
-                    &Columns {
-                        id: id_column,
-                        text: text_column,
-                    },
-                )?),
-                None => None,
-            };
-            let text_of = |id: &str| {
-                texts
-                    .as_ref()
-                    .and_then(|t| t.notes.iter().find(|n| n.id == id))
-                    .map(|n| n.text.clone())
-            };
-            if pairs {
-                let t = Instant::now();
-                let found = matrix.pairs(top)?;
-                eprintln!(
-                    "{} notes of {} {}: {} pair(s) in {:.2} s",
-                    matrix.len(),
-                    matrix.model,
-                    matrix.version,
-                    found.len(),
-                    t.elapsed().as_secs_f64()
-                );
-                if json {
-                    return print_json(&found);
-                }
-                for p in &found {
-                    println!("{:.4}  {}  {}", p.score, p.a, p.b);
-                }
-                return Ok(());
-            }
-            let query = query.unwrap_or_default();
-            let service = match service {
-                Some(s) => s.to_ascii_uppercase(),
-                None => serving(platform, &matrix.model, &matrix.version).await?,
-            };
-            let (_, method) = query_method(platform, &service).await?;
-            let p = platform
-                .predict(&service, &method, &[vec![Value::String(query)]])
-                .await?;
-            let q = p
-                .outputs
-                .first()
-                .and_then(call::embedding)
-                .ok_or_else(|| eyre!("{service} {method} answered no embedding"))?;
-            let t = Instant::now();
-            let hits = matrix.search(&q, top)?;
-            eprintln!(
-                "{} notes of {} {} searched in {:.1} ms (query embedded in {:.0} ms)",
-                matrix.len(),
-                matrix.model,
-                matrix.version,
-                t.elapsed().as_secs_f64() * 1000.0,
-                p.latency_ms
-            );
-            if json {
-                let rows: Vec<Value> = hits
-                    .iter()
-                    .map(|h| json!({ "id": h.id, "score": h.score, "text": text_of(&h.id) }))
-                    .collect();
-                return print_json(&rows);
-            }
-            for (i, h) in hits.iter().enumerate() {
-                let text = text_of(&h.id)
-                    .map(|t| format!("  {}", snippet(&t, 90)))
-                    .unwrap_or_default();
-                println!("{:>3}. {:.4}  {}{text}", i + 1, h.score, h.id);
-            }
-            Ok(())
-        }
-        BatchCommand::Entities {
-            service,
-            input,
-            id_column,
-            text_column,
-            filter,
-            limit,
-            output,
-            batch_size,
-            ..
-        } => {
-            let service = service
-                .ok_or_else(|| eyre!("give --service: the token-classification service"))?
-                .to_ascii_uppercase();
-            let mut table = read_table(
-                Path::new(&input),
-                &Columns {
-                    id: id_column,
-                    text: text_column,
-                },
-            )?;
-            if let Some(f) = &filter {
-                table.filter(f).map_err(|e| eyre!(e))?;
-            }
-            if let Some(n) = limit {
-                table.notes.truncate(n);
-            }
-            let rows: Vec<Vec<Value>> = table
-                .notes
-                .iter()
-                .map(|n| vec![Value::String(n.text.clone())])
-                .collect();
-            let ids: Vec<String> = table.notes.iter().map(|n| n.id.clone()).collect();
-            let notes = &table.notes;
-            let job = LineJob {
-                kind: "entities",
-                service: &service,
-                input: &input,
-                unit: "notes",
-                batch_size: batch_size as usize,
-                output: output.as_deref().map(Path::new),
-            };
-            calls_to_lines(ctx, platform, &job, &rows, &ids, &table, |i, o| {
-                let note = &notes[i];
-                let entities = crate::domain::entities::group_json(o);
-                json!({ "note_id": note.id, "entities": entities })
-            })
-            .await
-        }
-        BatchCommand::ClassifyImages {
-            service,
-            dir,
-            labels,
-            output,
-            batch_size,
-        } => {
-            classify_images(
-                ctx,
-                platform,
-                &service,
-                &dir,
-                &labels,
-                output.as_deref(),
-                batch_size as usize,
-            )
-            .await
-        }
+    match job {
+        Job::Embed(j) => embed_local(ctx, platform, &j).await,
+        Job::Search(j) => search_local(ctx, platform, &j).await,
+        Job::Entities(j) => entities_local(ctx, platform, j).await,
+        Job::ClassifyImages(j) => classify_images(ctx, platform, &j).await,
     }
+}
+
+async fn search_local(ctx: &Context, platform: &dyn Platform, j: &job::Search) -> Result<()> {
+    let cache = Cache::open(&cache_path(ctx, j.cache.as_deref()))?;
+    let matrix = cache.matrix(j.snowflake.model.as_deref())?;
+    let texts = match &j.input {
+        Some(p) => Some(read_table(Path::new(p), &j.columns.input())?),
+        None => None,
+    };
+    let text_of = |id: &str| {
+        texts
+            .as_ref()
+            .and_then(|t| t.notes.iter().find(|n| n.id == id))
+            .map(|n| n.text.clone())
+    };
+    if j.pairs {
+        let t = Instant::now();
+        let found = matrix.pairs(j.top)?;
+        eprintln!(
+            "{} notes of {} {}: {} pair(s) in {:.2} s",
+            matrix.len(),
+            matrix.model,
+            matrix.version,
+            found.len(),
+            t.elapsed().as_secs_f64()
+        );
+        if j.json {
+            return print_json(&found);
+        }
+        for p in &found {
+            println!("{:.4}  {}  {}", p.score, p.a, p.b);
+        }
+        return Ok(());
+    }
+    let query = j.query.clone().unwrap_or_default();
+    let service = match &j.service {
+        Some(s) => s.to_ascii_uppercase(),
+        None => serving(platform, &matrix.model, &matrix.version).await?,
+    };
+    let (_, method) = query_method(platform, &service).await?;
+    let p = platform
+        .predict(&service, &method, &[vec![Value::String(query)]])
+        .await?;
+    let q = p
+        .outputs
+        .first()
+        .and_then(call::embedding)
+        .ok_or_else(|| eyre!("{service} {method} answered no embedding"))?;
+    let t = Instant::now();
+    let hits = matrix.search(&q, j.top)?;
+    eprintln!(
+        "{} notes of {} {} searched in {:.1} ms (query embedded in {:.0} ms)",
+        matrix.len(),
+        matrix.model,
+        matrix.version,
+        t.elapsed().as_secs_f64() * 1000.0,
+        p.latency_ms
+    );
+    if j.json {
+        let rows: Vec<Value> = hits
+            .iter()
+            .map(|h| json!({ "id": h.id, "score": h.score, "text": text_of(&h.id) }))
+            .collect();
+        return print_json(&rows);
+    }
+    for (i, h) in hits.iter().enumerate() {
+        let text = text_of(&h.id)
+            .map(|t| format!("  {}", snippet(&t, 90)))
+            .unwrap_or_default();
+        println!("{:>3}. {:.4}  {}{text}", i + 1, h.score, h.id);
+    }
+    Ok(())
+}
+
+async fn entities_local(ctx: &Context, platform: &dyn Platform, j: job::Entities) -> Result<()> {
+    let service = j
+        .service
+        .ok_or_else(|| eyre!("give --service: the token-classification service"))?
+        .to_ascii_uppercase();
+    let mut table = read_table(Path::new(&j.input), &j.columns.input())?;
+    if let Some(f) = &j.filter {
+        table.filter(f).map_err(|e| eyre!(e))?;
+    }
+    if let Some(n) = j.limit {
+        table.notes.truncate(n);
+    }
+    let rows: Vec<Vec<Value>> = table
+        .notes
+        .iter()
+        .map(|n| vec![Value::String(n.text.clone())])
+        .collect();
+    let ids: Vec<String> = table.notes.iter().map(|n| n.id.clone()).collect();
+    let notes = &table.notes;
+    let line_job = LineJob {
+        kind: "entities",
+        service: &service,
+        input: &j.input,
+        unit: "notes",
+        batch_size: j.batch_size as usize,
+        output: j.output.as_deref().map(Path::new),
+    };
+    calls_to_lines(ctx, platform, &line_job, &rows, &ids, &table, |i, o| {
+        let note = &notes[i];
+        let entities = crate::domain::entities::group_json(o);
+        json!({ "note_id": note.id, "entities": entities })
+    })
+    .await
 }
 
 fn cache_path(ctx: &Context, given: Option<&str>) -> PathBuf {
@@ -428,17 +358,12 @@ fn open_output(path: Option<&Path>) -> Result<Box<dyn Write>> {
     })
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn embed_local(
-    ctx: &Context,
-    platform: &dyn Platform,
-    service: &str,
-    input: &Path,
-    cols: &Columns,
-    cache: Option<&str>,
-    batch_size: usize,
-    json: bool,
-) -> Result<()> {
+async fn embed_local(ctx: &Context, platform: &dyn Platform, j: &job::Embed) -> Result<()> {
+    let service = j
+        .service
+        .as_deref()
+        .ok_or_else(|| eyre!("give --service: the embedding service"))?;
+    let input = Path::new(&j.input);
     let service = service.to_ascii_uppercase();
     // Refuses a service that does not embed, before any row is sent.
     let (svc, _) = query_method(platform, &service).await?;
@@ -447,8 +372,8 @@ async fn embed_local(
             "service {service} does not say which model version it serves"
         ));
     };
-    let table = read_table(input, cols)?;
-    let path = cache_path(ctx, cache);
+    let table = read_table(input, &j.columns.input())?;
+    let path = cache_path(ctx, j.cache.as_deref());
     let mut cache = Cache::open(&path)?;
     eprintln!(
         "{} note(s) from {}; cache {}; {service} serves {model} {version}",
@@ -476,7 +401,7 @@ async fn embed_local(
         stale,
         &mut cache,
         &Pacing {
-            batch_size,
+            batch_size: j.batch_size as usize,
             ..Pacing::default()
         },
         &interrupt.stop,
@@ -495,7 +420,7 @@ async fn embed_local(
         )
     });
     let report = outcome?;
-    if json {
+    if j.json {
         print_json(&json!({
             "computed": report.computed,
             "unchanged": report.unchanged,
@@ -519,14 +444,11 @@ async fn embed_local(
 async fn classify_images(
     ctx: &Context,
     platform: &dyn Platform,
-    service: &str,
-    dir: &Path,
-    labels: &str,
-    output: Option<&Path>,
-    batch_size: usize,
+    j: &job::ClassifyImages,
 ) -> Result<()> {
-    let service = service.to_ascii_uppercase();
-    let labels = call::labels(labels).map_err(|e| eyre!("--labels: {e}"))?;
+    let dir = &j.dir;
+    let service = j.service.to_ascii_uppercase();
+    let labels = call::labels(&j.labels).map_err(|e| eyre!("--labels: {e}"))?;
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .wrap_err_with(|| format!("cannot read {}", dir.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -570,8 +492,8 @@ async fn classify_images(
         service: &service,
         input: &dir.display().to_string(),
         unit: "images",
-        batch_size,
-        output,
+        batch_size: j.batch_size as usize,
+        output: j.output.as_deref(),
     };
     calls_to_lines(ctx, platform, &job, &rows, &ids, &table, |i, o| {
         json!({
@@ -654,141 +576,14 @@ async fn calls_to_lines(
     finish(&summary, table, &failed, interrupted)
 }
 
-/// The batch commands on Snowflake: SQL in the account.
-async fn snowflake(ctx: &Context, command: BatchCommand) -> Result<()> {
+/// The batch commands on Snowflake: the job's plan of SQL run in the account.
+async fn snowflake(ctx: &Context, job: Job) -> Result<()> {
     let opener = ctx.opener();
     let (sf, opened) = opener.snowflake()?;
     eprintln!("{}", opened.describe());
-    let (db, schema) = (sf.database.clone(), sf.schema.clone());
-    let qualified = |s: &str| {
-        crate::platform::snowflake::ident::Qualified::parse(s, &db, &schema)
-            .map_err(|e| eyre!("`{s}`: {e}"))
-    };
-    let ident = |s: &str| {
-        crate::platform::snowflake::ident::Ident::parse(s).map_err(|e| eyre!("`{s}`: {e}"))
-    };
-    let target = |service: &Option<String>, o: &BatchSnowflake| -> Result<sql::Target> {
-        match (&o.warehouse_model, service) {
-            (Some(m), _) => Ok(sql::Target::Warehouse {
-                model: qualified(m)?,
-                version: ident(o.model_version.as_deref().unwrap_or("V1"))?,
-            }),
-            (None, Some(s)) => Ok(sql::Target::Service(qualified(s)?)),
-            (None, None) => Err(eyre!(
-                "give --service (or --warehouse-model for warehouse inference)"
-            )),
-        }
-    };
-    let source = |input: &str, id: &str, text: &str| -> Result<sql::Source> {
-        Ok(sql::Source {
-            table: qualified(input)?,
-            id: ident(id)?,
-            text: ident(text)?,
-        })
-    };
-    let model_ref = |service: &Option<String>, o: &BatchSnowflake| {
-        let from_service = service.as_deref().map(|s| {
-            let last = s.rsplit('.').next().unwrap_or(s).to_ascii_uppercase();
-            last.strip_suffix("_SVC")
-                .map(str::to_string)
-                .unwrap_or(last)
-        });
-        sql::ModelRef {
-            model: o
-                .model
-                .clone()
-                .or_else(|| o.warehouse_model.clone())
-                .or(from_service)
-                .unwrap_or_default()
-                .to_ascii_uppercase(),
-            version: o.model_version.clone().unwrap_or_else(|| "V1".into()),
-        }
-    };
-    // Image classification is refused (its arm below), so the advice is for text models.
-    let (statements, dry_run) = match &command {
-        BatchCommand::Embed {
-            service,
-            input,
-            id_column,
-            text_column,
-            cache,
-            snowflake: o,
-            ..
-        } => {
-            let src = source(input, id_column, text_column)?;
-            let cache = qualified(cache.as_deref().unwrap_or("NOTE_EMBEDDINGS"))?;
-            let mut st = vec![sql::count(&src)];
-            st.extend(sql::embed(
-                &src,
-                &cache,
-                &target(service, o)?,
-                &ident("ENCODE")?,
-                &model_ref(service, o),
-                o.dim,
-            ));
-            (st, o.dry_run)
-        }
-        BatchCommand::Search {
-            cache,
-            query,
-            pairs,
-            top,
-            service,
-            snowflake: o,
-            ..
-        } => {
-            let cache = qualified(cache.as_deref().unwrap_or("NOTE_EMBEDDINGS"))?;
-            let m = model_ref(service, o);
-            let st = if *pairs {
-                sql::pairs(&cache, &m, *top)
-            } else {
-                sql::search(
-                    &cache,
-                    &target(service, o)?,
-                    &ident("ENCODE")?,
-                    &m,
-                    o.dim,
-                    query.as_deref().unwrap_or_default(),
-                    *top,
-                )
-            };
-            (vec![st], o.dry_run)
-        }
-        BatchCommand::Entities {
-            service,
-            input,
-            id_column,
-            text_column,
-            filter,
-            limit,
-            output,
-            snowflake: o,
-            ..
-        } => {
-            let src = source(input, id_column, text_column)?;
-            let out = qualified(output.as_deref().unwrap_or("NOTE_ENTITIES"))?;
-            let col = match filter {
-                Some(f) => Some((ident(&f.column)?, f.value.clone())),
-                None => None,
-            };
-            let mut st = vec![sql::count(&src)];
-            st.extend(sql::entities(
-                &src,
-                &out,
-                &target(service, o)?,
-                &model_ref(service, o),
-                col.as_ref().map(|(c, v)| (c, v.as_str())),
-                *limit,
-            ));
-            (st, o.dry_run)
-        }
-        BatchCommand::ClassifyImages { .. } => {
-            return Err(eyre!(
-                "zero-shot image classification (open_clip, e.g. BiomedCLIP) cannot be served by Snowflake's Hugging Face import: run `hugflake batch classify-images` on the local platform"
-            ));
-        }
-    };
-    if dry_run {
+    let plan = batch_sf::plan(&job, &sf.database, &sf.schema).map_err(|e| eyre!(e))?;
+    let statements = plan.statements;
+    if plan.dry_run {
         print!(
             "{}",
             sql::plan(&statements, &sql::warehouse_advice(None, false))
@@ -797,17 +592,8 @@ async fn snowflake(ctx: &Context, command: BatchCommand) -> Result<()> {
     }
     // Warehouse inference runs only on versions logged for it (SHOW VERSIONS `runnable_in`):
     // refuse before anything runs, with what to do instead.
-    let options = match &command {
-        BatchCommand::Embed { snowflake: o, .. }
-        | BatchCommand::Search { snowflake: o, .. }
-        | BatchCommand::Entities { snowflake: o, .. } => Some(o),
-        BatchCommand::ClassifyImages { .. } => None,
-    };
-    if let Some(o) = options
-        && let Some(m) = &o.warehouse_model
-    {
-        let version = ident(o.model_version.as_deref().unwrap_or("V1"))?;
-        sf.check_warehouse(&qualified(m)?, &version)
+    if let Some((model, version)) = &plan.warehouse {
+        sf.check_warehouse(model, version)
             .await
             .map_err(|e| eyre!("{e}"))?;
     }
@@ -816,34 +602,10 @@ async fn snowflake(ctx: &Context, command: BatchCommand) -> Result<()> {
     // Ctrl-C cancels the statement in the account (it would otherwise run on, spending credits).
     let interrupt = Interrupt::new();
     // Embedding and entity runs are recorded for the TUI's Imports tab; a search is not a run.
-    let mut tracker = match &command {
-        BatchCommand::Embed {
-            service,
-            input,
-            snowflake: o,
-            ..
-        }
-        | BatchCommand::Entities {
-            service,
-            input,
-            snowflake: o,
-            ..
-        } => {
-            let kind = if matches!(command, BatchCommand::Embed { .. }) {
-                "embed"
-            } else {
-                "entities"
-            };
-            let by = o
-                .warehouse_model
-                .clone()
-                .or_else(|| service.clone())
-                .unwrap_or_default()
-                .to_ascii_uppercase();
-            Some(Tracker::start(ctx, kind, "snowflake", &by, input))
-        }
-        _ => None,
-    };
+    let mut tracker = plan
+        .record
+        .as_ref()
+        .map(|(kind, by, input)| Tracker::start(ctx, kind, "snowflake", by, input));
     let mut inserted = 0u64;
     for s in &statements {
         let binds: Vec<_> = s
@@ -852,16 +614,16 @@ async fn snowflake(ctx: &Context, command: BatchCommand) -> Result<()> {
             .map(|b| crate::platform::snowflake::sqlapi::text(b.clone()))
             .collect();
         let t = Instant::now();
-        let r = match statement(&sf.api, &s.sql, &binds, timeout, &interrupt.stop).await {
+        let r = match batch_sf::statement(&sf.api, &s.sql, &binds, timeout, &interrupt.stop).await {
             Ok(r) => r,
-            Err(Stopped::Cancelled(msg)) => {
+            Err(batch_sf::Stopped::Cancelled(msg)) => {
                 if let Some(t) = tracker.as_mut() {
                     t.end(crate::domain::JobState::Cancelled, &msg);
                 }
                 eprintln!("{msg}");
                 std::process::exit(i32::from(INTERRUPTED));
             }
-            Err(Stopped::Failed(e)) => {
+            Err(batch_sf::Stopped::Failed(e)) => {
                 let msg = format!("{}: {e}", s.purpose);
                 if let Some(t) = tracker.as_mut() {
                     t.end(crate::domain::JobState::Failed, &msg);
@@ -934,56 +696,4 @@ async fn snowflake(ctx: &Context, command: BatchCommand) -> Result<()> {
         );
     }
     Ok(())
-}
-
-/// Why a statement did not finish.
-enum Stopped {
-    /// Ctrl-C: the statement was cancelled in the account (or the cancel failed: said how).
-    Cancelled(String),
-    Failed(String),
-}
-
-/// Runs one statement asynchronously, polling until it ends; a Ctrl-C (the stop flag) cancels it
-/// in the account.
-async fn statement(
-    api: &crate::platform::snowflake::sqlapi::SqlApi,
-    sql: &str,
-    binds: &[crate::platform::snowflake::sqlapi::Binding],
-    timeout: Duration,
-    stop: &AtomicBool,
-) -> std::result::Result<crate::platform::snowflake::sqlapi::ResultSet, Stopped> {
-    let started = Instant::now();
-    let handle = match api.start(sql, binds, timeout.as_secs()).await {
-        Ok(Ok(rs)) => return Ok(rs),
-        Ok(Err(handle)) => handle,
-        Err(e) => return Err(Stopped::Failed(e.to_string())),
-    };
-    let mut wait = Duration::from_millis(200);
-    loop {
-        // Sleep in short steps so a Ctrl-C is acted on at once.
-        let until = Instant::now() + wait;
-        while Instant::now() < until && !stop.load(Ordering::Relaxed) {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        if stop.load(Ordering::Relaxed) || started.elapsed() > timeout {
-            let why = if stop.load(Ordering::Relaxed) {
-                "interrupted"
-            } else {
-                "timed out"
-            };
-            return Err(Stopped::Cancelled(match api.cancel(&handle).await {
-                Ok(_) => format!(
-                    "{why}: statement {handle} cancelled in the account; run the same command again to continue"
-                ),
-                Err(e) => format!(
-                    "{why}, and the cancel failed ({e}): statement {handle} may still run; stop it with SELECT SYSTEM$CANCEL_QUERY('{handle}')"
-                ),
-            }));
-        }
-        match api.check(&handle).await {
-            Ok(Some(rs)) => return Ok(rs),
-            Ok(None) => wait = (wait * 2).min(Duration::from_secs(2)),
-            Err(e) => return Err(Stopped::Failed(e.to_string())),
-        }
-    }
 }
