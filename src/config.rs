@@ -326,7 +326,7 @@ impl Config {
     /// defaults"; a missing file that was named explicitly (flag or variable) is an error.
     pub fn load(file: &Located) -> Result<Config, ConfigError> {
         let explicit = file.source == "--config" || file.source == "$HUGFLAKE_CONFIG";
-        match std::fs::read_to_string(&file.path) {
+        match crate::paths::read_user_text(&file.path, crate::paths::SMALL_FILE) {
             Ok(text) => Config::from_texts(Some((&file.path, &text))),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => Config::defaults(),
             Err(e) => Err(ConfigError {

@@ -45,8 +45,18 @@ pub fn main() -> ExitCode {
         }
     };
     install_hooks();
-    match cli::run(cli) {
+    match cli::run(cli).and_then(|()| Ok(cli::output::flush_out()?)) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e)
+            if e.chain().any(|c| {
+                c.downcast_ref::<cli::output::OutputError>()
+                    .is_some_and(|o| o.is_closed_pipe())
+            }) =>
+        {
+            // The reader went away (`hugflake status | head -1`): nothing to say, as a process
+            // stopped by SIGPIPE says nothing.
+            ExitCode::from(141)
+        }
         Err(e) => {
             eprintln!("hugflake: {}", secret::redact(&format!("{e:#}")));
             ExitCode::from(1)

@@ -144,6 +144,58 @@ pub fn hf_hub_cache(env: &dyn Env) -> Located {
     }
 }
 
+/// The most a small text file the user names may hold (config, connections, keys, tokens).
+pub const SMALL_FILE: u64 = 4 * 1024 * 1024;
+
+/// Reads a file whose path came from the user: regular files only, at most `cap` bytes. A FIFO
+/// would block the read for ever and a device such as `/dev/zero` never ends, so both are refused
+/// before they are opened, with what they are; a file over the cap is refused with its size.
+pub fn read_user_file(path: &Path, cap: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::{Error, ErrorKind, Read};
+    let meta = std::fs::metadata(path)?;
+    if !meta.is_file() {
+        let what = if meta.is_dir() {
+            "a directory"
+        } else {
+            "not a regular file (a FIFO, socket or device)"
+        };
+        return Err(Error::new(
+            ErrorKind::InvalidInput,
+            format!("{what}: only regular files are read"),
+        ));
+    }
+    let too_big = |size: u64| {
+        Error::new(
+            ErrorKind::InvalidInput,
+            format!(
+                "{} is over the {} limit for this file",
+                crate::domain::units::bytes(size),
+                crate::domain::units::bytes(cap)
+            ),
+        )
+    };
+    if meta.len() > cap {
+        return Err(too_big(meta.len()));
+    }
+    let file = std::fs::File::open(path)?;
+    let mut out = Vec::with_capacity(meta.len() as usize);
+    file.take(cap + 1).read_to_end(&mut out)?;
+    if out.len() as u64 > cap {
+        return Err(too_big(out.len() as u64));
+    }
+    Ok(out)
+}
+
+/// [`read_user_file`] as UTF-8 text.
+pub fn read_user_text(path: &Path, cap: u64) -> std::io::Result<String> {
+    String::from_utf8(read_user_file(path, cap)?).map_err(|_| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "the file is not UTF-8 text",
+        )
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -202,5 +254,36 @@ mod tests {
         let p = Paths::resolve(&env, Some(Path::new("/flag.toml")));
         assert_eq!(p.config_file.path, PathBuf::from("/flag.toml"));
         assert_eq!(p.config_file.source, "--config");
+    }
+
+    #[test]
+    fn only_regular_files_within_the_cap_are_read() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let file = dir.path().join("a.txt");
+        std::fs::write(&file, b"hello").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            read_user_file(&file, 5).ok().as_deref(),
+            Some(&b"hello"[..])
+        );
+        let big = read_user_file(&file, 4)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(big.contains("over the 4 B limit"), "{big}");
+        let zero = read_user_file(Path::new("/dev/zero"), 1024)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(zero.contains("not a regular file"), "{zero}");
+        let link = dir.path().join("zero.csv");
+        std::os::unix::fs::symlink("/dev/zero", &link).unwrap_or_else(|e| panic!("{e}"));
+        assert!(read_user_file(&link, 1024).is_err());
+        let fifo = dir.path().join("fifo.csv");
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+        if made.is_ok_and(|s| s.success()) {
+            // Opening a FIFO for reading would block until a writer comes: never opened.
+            assert!(read_user_file(&fifo, 1024).is_err());
+        }
+        assert!(read_user_file(dir.path(), 1024).is_err());
     }
 }

@@ -30,6 +30,8 @@ pub struct Opener {
     pub connection: Option<String>,
     pub settings: crate::config::PlatformConfig,
     pub data_dir: std::path::PathBuf,
+    /// `--read-only`: the platform opened refuses every change ([`platform::read_only`]).
+    pub read_only: bool,
 }
 
 /// What opening a platform did: the outcome as data, so callers decide what to print by matching,
@@ -99,12 +101,24 @@ impl Opener {
                     },
                     lifecycle::Connection::Existing(i) => Opened::Connected { pid: i.pid },
                 };
-                Ok((std::sync::Arc::new(client), opened))
+                Ok((self.gate(std::sync::Arc::new(client)), opened))
             }
             PlatformChoice::Snowflake => {
                 let (p, opened) = self.snowflake()?;
-                Ok((std::sync::Arc::new(p), opened))
+                Ok((self.gate(std::sync::Arc::new(p)), opened))
             }
+        }
+    }
+
+    /// Read-only sessions get a platform that refuses every change.
+    fn gate(
+        &self,
+        p: std::sync::Arc<dyn platform::Platform>,
+    ) -> std::sync::Arc<dyn platform::Platform> {
+        if self.read_only {
+            std::sync::Arc::new(platform::read_only::ReadOnly(p))
+        } else {
+            p
         }
     }
 }
@@ -160,6 +174,20 @@ impl Context {
             connection: self.connection.clone(),
             settings: self.config.platform.clone(),
             data_dir: self.paths.data_dir.path.clone(),
+            read_only: self.read_only,
+        }
+    }
+
+    /// Refuses `what` in a read-only session: the changes that do not go through a platform
+    /// (stopping the daemon, writing the Hub cache, batch results).
+    pub fn refuse_if_read_only(
+        &self,
+        what: &str,
+    ) -> std::result::Result<(), platform::PlatformError> {
+        if self.read_only {
+            Err(platform::read_only::refusal(what))
+        } else {
+            Ok(())
         }
     }
 

@@ -181,9 +181,6 @@ impl ImportForm {
         }
         let min = count(FieldKey::MinInstances, "min instances")?;
         let max = count(FieldKey::MaxInstances, "max instances")?;
-        if max < min.max(1) {
-            return Err("max instances must be at least min instances (and 1)".into());
-        }
         let upper = |key| self.value(key).trim().to_ascii_uppercase();
         for (key, name) in [
             (FieldKey::Model, "model"),
@@ -195,7 +192,7 @@ impl ImportForm {
                 return Err(format!("{name} is empty"));
             }
         }
-        Ok(ImportSpec {
+        let spec = ImportSpec {
             handle,
             revision: "main".into(),
             task: (!task.is_empty()).then(|| task.to_string()),
@@ -208,7 +205,9 @@ impl ImportForm {
             token_secret: Some(self.value(FieldKey::TokenSecret).trim().to_string())
                 .filter(|t| !t.is_empty()),
             library: self.library.clone(),
-        })
+        };
+        spec.check_instances()?;
+        Ok(spec)
     }
 
     /// The plan in words: what will run, in order.

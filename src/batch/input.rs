@@ -11,6 +11,8 @@ use super::BatchError;
 /// Texts longer than this many bytes are refused (a model reads its first few hundred tokens; a
 /// megabyte "note" is a broken export, not a note).
 pub const MAX_TEXT_BYTES: usize = 64 * 1024;
+/// The largest notes file read (it is read whole): split bigger inputs.
+pub const MAX_INPUT_BYTES: u64 = 2 * 1024 * 1024 * 1024;
 
 /// One usable row.
 #[derive(Debug, Clone, PartialEq)]
@@ -89,10 +91,11 @@ pub fn read(path: &Path, cols: &Columns) -> Result<Table, BatchError> {
         .and_then(|e| e.to_str())
         .unwrap_or("")
         .to_ascii_lowercase();
-    let bytes = std::fs::read(path).map_err(|e| BatchError::Input {
-        path: path.to_path_buf(),
-        detail: e.to_string(),
-    })?;
+    let bytes =
+        crate::paths::read_user_file(path, MAX_INPUT_BYTES).map_err(|e| BatchError::Input {
+            path: path.to_path_buf(),
+            detail: e.to_string(),
+        })?;
     match ext.as_str() {
         "csv" => read_csv(&bytes, cols).map_err(|detail| BatchError::Input {
             path: path.to_path_buf(),
@@ -147,11 +150,18 @@ fn read_csv(bytes: &[u8], cols: &Columns) -> Result<Table, String> {
     let (id_at, text_at) = (find(&cols.id)?, find(&cols.text)?);
     let mut table = Table::default();
     let mut seen = std::collections::HashSet::new();
+    // Lines are counted here from byte offsets: the reader's own count drifts by one for each
+    // CRLF inside a quoted field.
+    let mut lines = LineCounter::new(bytes);
+    let mut last_start = None;
     for record in reader.byte_records() {
         let record = match record {
             Ok(r) => r,
             Err(e) => {
-                let line = e.position().map(|p| p.line() as usize).unwrap_or(0);
+                let line = e
+                    .position()
+                    .map(|p| lines.line_at(p.byte() as usize))
+                    .unwrap_or(0);
                 table.rejected.push(Rejected {
                     line,
                     id: None,
@@ -160,7 +170,14 @@ fn read_csv(bytes: &[u8], cols: &Columns) -> Result<Table, String> {
                 continue;
             }
         };
-        let line = record.position().map(|p| p.line() as usize).unwrap_or(0);
+        // The reader's offset can point at the end of the previous line (the `\n` of a CRLF):
+        // the record starts after it.
+        let mut start = record.position().map_or(0, |p| p.byte() as usize);
+        while matches!(bytes.get(start), Some(b'\r' | b'\n')) {
+            start += 1;
+        }
+        last_start = Some(start);
+        let line = lines.line_at(start);
         let field = |i: usize| {
             record
                 .get(i)
@@ -184,7 +201,79 @@ fn read_csv(bytes: &[u8], cols: &Columns) -> Result<Table, String> {
             &mut seen,
         );
     }
+    // A quote that never closes makes every later line part of one field, silently: refuse the
+    // file and say where the quote opened. Such a field can only be the last record's.
+    if let Some(start) = last_start
+        && let Some(at) = unclosed_quote(&bytes[start..])
+    {
+        let line = lines.line_at(start + at);
+        let after = bytes[start + at..].iter().filter(|&&b| b == b'\n').count();
+        return Err(format!(
+            "line {line}: a quote opens here and never closes, so the {after} line(s) after it would be read as one note's text; nothing was read. Close the quote, or write a quote inside a quoted field as two (\"\")"
+        ));
+    }
     Ok(table)
+}
+
+/// Line numbers (1-based) of byte offsets, counted forward (offsets come in increasing order).
+struct LineCounter<'a> {
+    bytes: &'a [u8],
+    at: usize,
+    line: usize,
+}
+
+impl<'a> LineCounter<'a> {
+    fn new(bytes: &'a [u8]) -> Self {
+        LineCounter {
+            bytes,
+            at: 0,
+            line: 1,
+        }
+    }
+
+    fn line_at(&mut self, offset: usize) -> usize {
+        let offset = offset.min(self.bytes.len());
+        if offset < self.at {
+            self.at = 0;
+            self.line = 1;
+        }
+        self.line += self.bytes[self.at..offset]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count();
+        self.at = offset;
+        self.line
+    }
+}
+
+/// Where, in the text of one record to the end of the file, a quoted field opens and is never
+/// closed (RFC 4180: a field is quoted when it starts with `"`; `""` inside it is one quote).
+fn unclosed_quote(rest: &[u8]) -> Option<usize> {
+    let mut i = 0;
+    let mut field_start = true;
+    while i < rest.len() {
+        let b = rest[i];
+        if field_start && b == b'"' {
+            let open = i;
+            i += 1;
+            loop {
+                match rest.get(i) {
+                    None => return Some(open),
+                    Some(b'"') if rest.get(i + 1) == Some(&b'"') => i += 2,
+                    Some(b'"') => {
+                        i += 1;
+                        break;
+                    }
+                    Some(_) => i += 1,
+                }
+            }
+            field_start = false;
+            continue;
+        }
+        field_start = matches!(b, b',' | b'\n' | b'\r');
+        i += 1;
+    }
+    None
 }
 
 /// Parquet through the row API (no Arrow): strings as they are, other values as text; a
@@ -195,6 +284,27 @@ fn read_parquet(path: &Path, cols: &Columns) -> Result<Table, String> {
     use parquet::record::Field;
     let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
     let reader = SerializedFileReader::new(file).map_err(|e| format!("not a Parquet file: {e}"))?;
+    // Codecs this build cannot decompress are named before any row is read: the row reader
+    // would otherwise fail on every page.
+    for group in reader.metadata().row_groups() {
+        for column in group.columns() {
+            use parquet::basic::Compression;
+            let codec = column.compression();
+            if !matches!(
+                codec,
+                Compression::UNCOMPRESSED
+                    | Compression::SNAPPY
+                    | Compression::GZIP(_)
+                    | Compression::LZ4
+                    | Compression::LZ4_RAW
+            ) {
+                return Err(format!(
+                    "column `{}` is compressed with {codec}, which hugflake does not read (it reads snappy, gzip, lz4 and uncompressed Parquet): re-write the file with snappy or none, e.g. pandas `df.to_parquet(path, compression=\"snappy\")`",
+                    column.column_path()
+                ));
+            }
+        }
+    }
     let names: Vec<String> = reader
         .metadata()
         .file_metadata()
@@ -219,17 +329,10 @@ fn read_parquet(path: &Path, cols: &Columns) -> Result<Table, String> {
     let mut seen = std::collections::HashSet::new();
     for (i, row) in rows.enumerate() {
         let line = i + 1;
-        let row = match row {
-            Ok(r) => r,
-            Err(e) => {
-                table.rejected.push(Rejected {
-                    line,
-                    id: None,
-                    reason: format!("unreadable row: {e}"),
-                });
-                continue;
-            }
-        };
+        // A damaged page fails every row after it: end the input with the cause, never loop.
+        let row = row.map_err(|e| {
+            format!("row {line} cannot be read ({e}); nothing was read from this file")
+        })?;
         let mut fields = BTreeMap::new();
         let (mut id, mut text) = (None, None);
         for (name, value) in row.get_column_iter() {
@@ -237,6 +340,7 @@ fn read_parquet(path: &Path, cols: &Columns) -> Result<Table, String> {
                 Field::Null => Ok(String::new()),
                 Field::Str(s) => Ok(s.clone()),
                 Field::Bytes(b) => b.as_utf8().map(str::to_string).map_err(|_| ()),
+                Field::Decimal(d) => Ok(decimal_text(d)),
                 other => Ok(other.to_string()),
             };
             if name.eq_ignore_ascii_case(&cols.text) {
@@ -253,6 +357,28 @@ fn read_parquet(path: &Path, cols: &Columns) -> Result<Table, String> {
         table.accept(line, id, text, fields, &mut seen);
     }
     Ok(table)
+}
+
+/// A Parquet decimal as its exact digits (`12345` for decimal(38,0), `123.45` at scale 2); the
+/// library's own text adds a trailing dot to whole numbers.
+fn decimal_text(d: &parquet::data_type::Decimal) -> String {
+    let data = d.data();
+    if data.is_empty() || data.len() > 16 {
+        return parquet::record::Field::Decimal(d.clone()).to_string();
+    }
+    // Big-endian two's complement, sign-extended to 128 bits.
+    let fill = if data[0] & 0x80 != 0 { 0xff } else { 0 };
+    let mut buf = [fill; 16];
+    buf[16 - data.len()..].copy_from_slice(data);
+    let n = i128::from_be_bytes(buf);
+    let scale = d.scale().max(0) as usize;
+    if scale == 0 {
+        return n.to_string();
+    }
+    let digits = n.unsigned_abs().to_string();
+    let digits = format!("{digits:0>width$}", width = scale + 1);
+    let (whole, frac) = digits.split_at(digits.len() - scale);
+    format!("{}{whole}.{frac}", if n < 0 { "-" } else { "" })
 }
 
 fn read_jsonl(bytes: &[u8], cols: &Columns) -> Table {
@@ -275,37 +401,45 @@ fn read_jsonl(bytes: &[u8], cols: &Columns) -> Table {
                 .push(reject("the line is not valid UTF-8".into()));
             continue;
         };
-        let obj: serde_json::Map<String, serde_json::Value> = match serde_json::from_str(text_line)
-        {
-            Ok(serde_json::Value::Object(o)) => o,
-            Ok(_) => {
-                table.rejected.push(reject("not a JSON object".into()));
-                continue;
-            }
-            Err(e) => {
-                table.rejected.push(reject(format!("not JSON: {e}")));
-                continue;
+        // Values are kept as written: an id such as 18446744073709551617 is text, and parsing it
+        // as a JSON number would round it to a float and merge it with its neighbour.
+        let obj: BTreeMap<String, &serde_json::value::RawValue> =
+            match serde_json::from_str::<serde_json::Value>(text_line) {
+                Ok(serde_json::Value::Object(_)) => match serde_json::from_str(text_line) {
+                    Ok(o) => o,
+                    Err(e) => {
+                        table.rejected.push(reject(format!("not JSON: {e}")));
+                        continue;
+                    }
+                },
+                Ok(_) => {
+                    table.rejected.push(reject("not a JSON object".into()));
+                    continue;
+                }
+                Err(e) => {
+                    table.rejected.push(reject(format!("not JSON: {e}")));
+                    continue;
+                }
+            };
+        let text_of = |raw: &serde_json::value::RawValue| -> String {
+            let r = raw.get();
+            if r.starts_with('"') {
+                serde_json::from_str::<String>(r).unwrap_or_default()
+            } else if r == "null" {
+                String::new()
+            } else {
+                r.to_string()
             }
         };
         let get = |name: &str| {
             obj.iter()
                 .find(|(k, _)| k.eq_ignore_ascii_case(name))
-                .map(|(_, v)| match v {
-                    serde_json::Value::String(s) => s.clone(),
-                    serde_json::Value::Null => String::new(),
-                    other => other.to_string(),
-                })
+                .map(|(_, v)| text_of(v))
         };
         let fields = obj
             .iter()
             .filter(|(k, _)| !k.eq_ignore_ascii_case(&cols.text))
-            .map(|(k, v)| {
-                let v = v
-                    .as_str()
-                    .map(String::from)
-                    .unwrap_or_else(|| v.to_string());
-                (k.to_ascii_uppercase(), v)
-            })
+            .map(|(k, v)| (k.to_ascii_uppercase(), text_of(v)))
             .collect();
         table.accept(
             line,
@@ -529,5 +663,114 @@ mod tests {
             err.contains("no column `ID`; the file has: NOTE_ID, NOTE_TYPE, NOTE_TEXT"),
             "{err}"
         );
+    }
+
+    /// Runs `f` on a thread and fails the test if it does not end within `secs` (a hang is the
+    /// fault being tested).
+    fn within<T: Send + 'static>(secs: u64, f: impl FnOnce() -> T + Send + 'static) -> T {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(f());
+        });
+        rx.recv_timeout(std::time::Duration::from_secs(secs))
+            .unwrap_or_else(|_| panic!("did not finish in {secs} s"))
+    }
+
+    #[test]
+    fn an_unclosed_quote_refuses_the_file_and_names_its_line() {
+        let mut csv = String::from("NOTE_ID,NOTE_TEXT\n1,fever\n2,cough\n3,\"rash on arms\n");
+        for i in 4..1000 {
+            csv.push_str(&format!("{i},note {i}\n"));
+        }
+        let err = read_csv(csv.as_bytes(), &cols())
+            .err()
+            .unwrap_or_else(|| panic!("the swallowed rows were accepted"));
+        assert!(err.starts_with("line 4: a quote opens here"), "{err}");
+        assert!(err.contains("997 line(s) after it"), "{err}");
+        // Doubled quotes inside a quoted field, and quotes inside unquoted fields, are fine.
+        let ok = "NOTE_ID,NOTE_TEXT\n1,\"said \"\"no\"\"\"\n2,a 5\" wound\n";
+        let t = read_csv(ok.as_bytes(), &cols()).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(t.notes.len(), 2, "{:?}", t.rejected);
+        assert_eq!(t.notes[0].text, "said \"no\"");
+    }
+
+    #[test]
+    fn csv_lines_stay_right_after_quoted_crlfs() {
+        let csv = "NOTE_ID,NOTE_TEXT\r\n1,\"two\r\nlines\"\r\n2,\"three\r\nmore\r\nlines\"\r\n3,\r\n4,ok\r\n";
+        let t = read_csv(csv.as_bytes(), &cols()).unwrap_or_else(|e| panic!("{e}"));
+        let lines: Vec<(usize, &str)> = t
+            .rejected
+            .iter()
+            .map(|r| (r.line, r.reason.as_str()))
+            .collect();
+        // Row 3 starts on line 7 of the file (1 header, 2 + 3 lines of quoted text).
+        assert_eq!(lines, [(7, "empty text")]);
+        let ids: Vec<&str> = t.notes.iter().map(|n| n.id.as_str()).collect();
+        assert_eq!(ids, ["1", "2", "4"]);
+    }
+
+    #[test]
+    fn ids_keep_their_exact_spelling() {
+        let jsonl = "{\"NOTE_ID\": 18446744073709551616, \"NOTE_TEXT\": \"a\"}\n{\"NOTE_ID\": 18446744073709551617, \"NOTE_TEXT\": \"b\"}\n{\"NOTE_ID\": 1.50, \"NOTE_TEXT\": \"c\"}\n";
+        let t = read_jsonl(jsonl.as_bytes(), &cols());
+        let ids: Vec<&str> = t.notes.iter().map(|n| n.id.as_str()).collect();
+        assert_eq!(
+            ids,
+            ["18446744073709551616", "18446744073709551617", "1.50"],
+            "{:?}",
+            t.rejected
+        );
+        let d = |v: i128, scale: i32| {
+            let bytes = v.to_be_bytes().to_vec();
+            decimal_text(&parquet::data_type::Decimal::from_bytes(
+                bytes.into(),
+                38,
+                scale,
+            ))
+        };
+        assert_eq!(d(18446744073709551617, 0), "18446744073709551617");
+        assert_eq!(d(12345, 2), "123.45");
+        assert_eq!(d(-5, 3), "-0.005");
+    }
+
+    #[test]
+    fn parquet_with_a_codec_not_built_in_is_refused_by_name() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let path = dir.path().join("notes.parquet");
+        write_parquet(&path);
+        // The footer's codec of NOTE_ID, right after its path: SNAPPY (1, zigzag 2) → ZSTD (6, 12).
+        let mut bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{e}"));
+        let at = bytes
+            .windows(9)
+            .position(|w| w == b"NOTE_ID\x15\x02")
+            .unwrap_or_else(|| panic!("codec not found in the footer"));
+        bytes[at + 8] = 0x0c;
+        std::fs::write(&path, &bytes).unwrap_or_else(|e| panic!("{e}"));
+        let err = within(10, move || {
+            read(&path, &cols()).err().map(|e| e.to_string())
+        })
+        .unwrap_or_default();
+        assert!(
+            err.contains("compressed with ZSTD") && err.contains("re-write the file with snappy"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_damaged_parquet_page_ends_the_input() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let path = dir.path().join("notes.parquet");
+        write_parquet(&path);
+        let mut bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{e}"));
+        // The first page header, just after the leading magic.
+        for b in &mut bytes[4..24] {
+            *b = 0xff;
+        }
+        std::fs::write(&path, &bytes).unwrap_or_else(|e| panic!("{e}"));
+        let err = within(10, move || {
+            read(&path, &cols()).err().map(|e| e.to_string())
+        })
+        .unwrap_or_else(|| panic!("a damaged file was read"));
+        assert!(err.contains("cannot be read"), "{err}");
     }
 }

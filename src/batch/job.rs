@@ -143,6 +143,20 @@ pub struct SnowflakeOptions {
     pub dim: usize,
 }
 
+impl Job {
+    /// What the job changes, if anything (a read-only session refuses it): the embedding cache,
+    /// and on Snowflake the results table. Searching and local results files change nothing.
+    pub fn writes(&self, on_snowflake: bool) -> Option<&'static str> {
+        match self {
+            Job::Embed(_) => Some("`batch embed` (it writes the embedding cache)"),
+            Job::Entities(_) if on_snowflake => {
+                Some("`batch entities` on Snowflake (it writes a results table)")
+            }
+            Job::Entities(_) | Job::Search(_) | Job::ClassifyImages(_) => None,
+        }
+    }
+}
+
 impl Columns {
     /// The reader's column choice.
     pub fn input(&self) -> super::input::Columns {

@@ -17,6 +17,7 @@ use crate::batch::snowflake as batch_sf;
 use crate::batch::sql;
 use crate::cli::output::print_json;
 use crate::config::PlatformChoice;
+use crate::domain::units::printable;
 use crate::platform::{Platform, call};
 use crate::session::Context;
 
@@ -27,6 +28,13 @@ pub async fn run(ctx: &Context, job: Job) -> Result<()> {
     let opener = ctx.opener();
     if opener.choice == PlatformChoice::Snowflake {
         return snowflake(ctx, job).await;
+    }
+    // Pairs come from the cache alone: no platform is opened (or started) for them.
+    if let Job::Search(j) = &job
+        && j.pairs
+    {
+        let cache = Cache::open(&cache_path(ctx, j.cache.as_deref()))?;
+        return search_pairs(&cache.matrix(j.snowflake.model.as_deref())?, j);
     }
     let (platform, opened) = opener.open().await?;
     if opened.worth_saying() {
@@ -54,25 +62,6 @@ async fn search_local(ctx: &Context, platform: &dyn Platform, j: &job::Search) -
             .and_then(|t| t.notes.iter().find(|n| n.id == id))
             .map(|n| n.text.clone())
     };
-    if j.pairs {
-        let t = Instant::now();
-        let found = matrix.pairs(j.top)?;
-        eprintln!(
-            "{} notes of {} {}: {} pair(s) in {:.2} s",
-            matrix.len(),
-            matrix.model,
-            matrix.version,
-            found.len(),
-            t.elapsed().as_secs_f64()
-        );
-        if j.json {
-            return print_json(&found);
-        }
-        for p in &found {
-            println!("{:.4}  {}  {}", p.score, p.a, p.b);
-        }
-        return Ok(());
-    }
     let query = j.query.clone().unwrap_or_default();
     let service = match &j.service {
         Some(s) => s.to_ascii_uppercase(),
@@ -108,7 +97,28 @@ async fn search_local(ctx: &Context, platform: &dyn Platform, j: &job::Search) -
         let text = text_of(&h.id)
             .map(|t| format!("  {}", snippet(&t, 90)))
             .unwrap_or_default();
-        println!("{:>3}. {:.4}  {}{text}", i + 1, h.score, h.id);
+        outln!("{:>3}. {:.4}  {}{text}", i + 1, h.score, printable(&h.id))?;
+    }
+    Ok(())
+}
+
+/// The most similar pairs of cached notes.
+fn search_pairs(matrix: &crate::batch::cache::Matrix, j: &job::Search) -> Result<()> {
+    let t = Instant::now();
+    let found = matrix.pairs(j.top)?;
+    eprintln!(
+        "{} notes of {} {}: {} pair(s) in {:.2} s",
+        matrix.len(),
+        matrix.model,
+        matrix.version,
+        found.len(),
+        t.elapsed().as_secs_f64()
+    );
+    if j.json {
+        return print_json(&found);
+    }
+    for p in &found {
+        outln!("{:.4}  {}  {}", p.score, printable(&p.a), printable(&p.b))?;
     }
     Ok(())
 }
@@ -320,9 +330,9 @@ fn finish(summary: &str, table: &Table, failed: &[run::Failure], interrupted: bo
                 "  line {}{}: {}",
                 r.line,
                 r.id.as_deref()
-                    .map(|i| format!(" (id {i})"))
+                    .map(|i| format!(" (id {})", printable(i)))
                     .unwrap_or_default(),
-                r.reason
+                printable(&r.reason)
             );
         }
         if table.rejected.len() > 20 {
@@ -332,7 +342,7 @@ fn finish(summary: &str, table: &Table, failed: &[run::Failure], interrupted: bo
     if !failed.is_empty() {
         eprintln!("{} could not be processed:", failed.len());
         for f in failed.iter().take(20) {
-            eprintln!("  {}: {}", f.id, f.reason);
+            eprintln!("  {}: {}", printable(&f.id), printable(&f.reason));
         }
     }
     if interrupted {
@@ -470,16 +480,12 @@ async fn classify_images(
             .file_name()
             .map(|n| n.to_string_lossy().to_string())
             .unwrap_or_default();
-        match std::fs::read(f) {
-            Ok(bytes) if bytes.len() <= crate::platform::local::instance::MAX_BODY / 2 => {
+        let cap = crate::platform::local::instance::MAX_BODY as u64 / 2;
+        match crate::paths::read_user_file(f, cap) {
+            Ok(bytes) => {
                 rows.push(call::image_row(&bytes, &labels));
                 ids.push(name);
             }
-            Ok(bytes) => table.rejected.push(input::Rejected {
-                line: 0,
-                id: Some(name),
-                reason: format!("{} bytes is too large to send", bytes.len()),
-            }),
             Err(e) => table.rejected.push(input::Rejected {
                 line: 0,
                 id: Some(name),
@@ -584,10 +590,10 @@ async fn snowflake(ctx: &Context, job: Job) -> Result<()> {
     let plan = batch_sf::plan(&job, &sf.database, &sf.schema).map_err(|e| eyre!(e))?;
     let statements = plan.statements;
     if plan.dry_run {
-        print!(
+        out!(
             "{}",
             sql::plan(&statements, &sql::warehouse_advice(None, false))
-        );
+        )?;
         return Ok(());
     }
     // Warehouse inference runs only on versions logged for it (SHOW VERSIONS `runnable_in`):
@@ -663,7 +669,7 @@ async fn snowflake(ctx: &Context, job: Job) -> Result<()> {
                 .iter()
                 .map(|row| row.iter().map(|v| v.clone().unwrap_or_default()).collect())
                 .collect();
-            print!("{}", crate::cli::output::text_table(&headers, &body));
+            out!("{}", crate::cli::output::text_table(&headers, &body))?;
         } else {
             let counts: Vec<String> = r
                 .columns

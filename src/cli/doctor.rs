@@ -15,10 +15,10 @@ use crate::session::Context;
 pub fn config(ctx: &Context, a: ConfigArgs) -> Result<()> {
     let print_default = a.print_default;
     if print_default {
-        print!("{DEFAULT_CONFIG}");
+        out!("{DEFAULT_CONFIG}")?;
         return Ok(());
     }
-    print!("{}", settings_text(&ctx.config.settings));
+    out!("{}", settings_text(&ctx.config.settings))?;
     Ok(())
 }
 
@@ -333,6 +333,6 @@ pub async fn doctor(ctx: &Context, a: JsonArgs) -> Result<()> {
     for (k, v) in &report.environment {
         out.push_str(&format!("  {k}={v}\n"));
     }
-    print!("{out}");
+    out!("{out}")?;
     Ok(())
 }

@@ -33,7 +33,7 @@ pub fn catalog(ctx: &Context, a: JsonArgs) -> Result<()> {
             ]
         })
         .collect();
-    print!(
+    out!(
         "{}",
         text_table(
             &[
@@ -46,7 +46,7 @@ pub fn catalog(ctx: &Context, a: JsonArgs) -> Result<()> {
             ],
             &table
         )
-    );
+    )?;
     eprintln!(
         "{} models ({} from the cache at {})",
         rows.len(),
@@ -99,10 +99,10 @@ pub async fn search(_ctx: &Context, a: SearchArgs) -> Result<()> {
             ]
         })
         .collect();
-    print!(
+    out!(
         "{}",
         text_table(&["MODEL", "TASK", "LIBRARY", "DOWNLOADS", "LIKES"], &rows)
-    );
+    )?;
     eprintln!("{} models from {}", models.len(), client.settings.endpoint);
     Ok(())
 }
@@ -203,7 +203,7 @@ pub async fn show(ctx: &Context, a: ShowArgs) -> Result<()> {
         out.push_str(card.trim_end());
         out.push('\n');
     }
-    print!("{out}");
+    out!("{out}")?;
     Ok(())
 }
 
@@ -279,7 +279,7 @@ pub async fn download(_ctx: &Context, a: DownloadArgs) -> Result<()> {
         units::bytes(done.fetched_bytes()),
         done.files.iter().filter(|f| f.reused).count()
     );
-    println!("{}", done.snapshot.display());
+    outln!("{}", done.snapshot.display())?;
     Ok(())
 }
 

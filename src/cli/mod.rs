@@ -1,11 +1,13 @@
 //! The command line: clap's types (`args`), one file per command family, and `run`, which only
 //! dispatches. JSON goes to stdout, messages to stderr.
 
+// First: its `out!` and `outln!` macros are used by the files below.
+#[macro_use]
+pub mod output;
 pub mod args;
 pub mod batch;
 pub mod doctor;
 pub mod hub;
-pub mod output;
 pub mod platform;
 pub mod predict;
 
@@ -22,6 +24,14 @@ pub fn run(cli: Cli) -> Result<()> {
     // A service instance: no config, no log file (its stderr is its container log).
     if let Some(Command::Instance(a)) = cli.command {
         return platform::instance(a);
+    }
+    // The defaults are printed without reading the user's file, so a broken one can be compared
+    // with them.
+    if let Some(Command::Config(a)) = &cli.command
+        && a.print_default
+    {
+        out!("{}", crate::config::DEFAULT_CONFIG)?;
+        return Ok(());
     }
     let paths = Paths::resolve(&ProcessEnv, cli.config.as_deref());
     let config = Config::load(&paths.config_file)?;
@@ -49,12 +59,18 @@ pub fn run(cli: Cli) -> Result<()> {
     match cli.command.unwrap_or(Command::Tui) {
         Command::Tui => runtime.block_on(crate::tui::run(ctx)),
         Command::Serve { stop: false } => runtime.block_on(platform::serve(&ctx)),
-        Command::Serve { stop: true } => runtime.block_on(platform::stop(&ctx)),
+        Command::Serve { stop: true } => {
+            ctx.refuse_if_read_only("stopping the local daemon")?;
+            runtime.block_on(platform::stop(&ctx))
+        }
         Command::Status(a) => runtime.block_on(platform::status(&ctx, a)),
         Command::Catalog(a) => hub::catalog(&ctx, a),
         Command::Search(a) => runtime.block_on(hub::search(&ctx, a)),
         Command::Show(a) => runtime.block_on(hub::show(&ctx, a)),
-        Command::Download(a) => runtime.block_on(hub::download(&ctx, a)),
+        Command::Download(a) => {
+            ctx.refuse_if_read_only("downloading into the Hugging Face cache")?;
+            runtime.block_on(hub::download(&ctx, a))
+        }
         Command::Predict(a) if a.service.is_some() => {
             runtime.block_on(platform::predict_service(&ctx, a))
         }
@@ -66,7 +82,13 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Logs(a) => runtime.block_on(platform::logs(&ctx, a)),
         Command::Events(a) => runtime.block_on(platform::events(&ctx, a)),
         Command::Metrics(a) => runtime.block_on(platform::metrics(&ctx, a)),
-        Command::Batch { command } => runtime.block_on(batch::run(&ctx, command)),
+        Command::Batch { command } => {
+            let on_snowflake = ctx.opener().choice == crate::config::PlatformChoice::Snowflake;
+            if let Some(what) = command.writes(on_snowflake) {
+                ctx.refuse_if_read_only(what)?;
+            }
+            runtime.block_on(batch::run(&ctx, command))
+        }
         Command::Suspend(a) => runtime.block_on(platform::suspend_resume(&ctx, a, true)),
         Command::Resume(a) => runtime.block_on(platform::suspend_resume(&ctx, a, false)),
         Command::Drop(a) => runtime.block_on(platform::drop(&ctx, a)),

@@ -2,18 +2,69 @@
 
 use std::io::Write;
 
-use color_eyre::eyre::{Result, WrapErr, eyre};
+use color_eyre::eyre::{Result, eyre};
 use serde::Serialize;
+
+/// Standard output could not be written: a reader that went away (`| head -1`) or a full disk.
+/// `main` ends a closed pipe quietly with 141 (128 + SIGPIPE, what a shell shows for a process the
+/// signal stopped) and says anything else with exit 1.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot write to standard output: {0}")]
+pub struct OutputError(#[from] pub std::io::Error);
+
+impl OutputError {
+    pub fn is_closed_pipe(&self) -> bool {
+        self.0.kind() == std::io::ErrorKind::BrokenPipe
+    }
+}
+
+/// Writes to standard output, an error (never a panic) when it cannot.
+pub fn write_out(args: std::fmt::Arguments<'_>) -> Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    stdout
+        .write_fmt(args)
+        .map_err(|e| color_eyre::Report::new(OutputError(e)))
+}
+
+/// Flushes standard output at the end of a command.
+pub fn flush_out() -> std::result::Result<(), OutputError> {
+    std::io::stdout().lock().flush().map_err(OutputError)
+}
+
+/// `print!` that returns an error instead of panicking when standard output is closed or full.
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::cli::output::write_out(format_args!($($arg)*))
+    };
+}
+
+/// `println!` that returns an error instead of panicking when standard output is closed or full.
+macro_rules! outln {
+    () => {
+        $crate::cli::output::write_out(format_args!("\n"))
+    };
+    ($($arg:tt)*) => {
+        $crate::cli::output::write_out(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
 
 pub fn print_json<T: Serialize>(value: &T) -> Result<()> {
     let text = serde_json::to_string_pretty(value).map_err(|e| eyre!("cannot encode JSON: {e}"))?;
-    let mut stdout = std::io::stdout().lock();
-    writeln!(stdout, "{text}").wrap_err("cannot write to stdout")?;
-    Ok(())
+    write_out(format_args!("{text}\n"))
 }
 
-/// Left-aligned columns, two spaces apart, with a header row.
+/// Left-aligned columns, two spaces apart, with a header row. Control characters in cells are
+/// shown escaped, never sent to the terminal.
 pub fn text_table(headers: &[&str], rows: &[Vec<String>]) -> String {
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            r.iter()
+                .map(|c| crate::domain::units::printable(c).into_owned())
+                .collect()
+        })
+        .collect();
+    let rows = &rows;
     let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
     for row in rows {
         for (i, cell) in row.iter().enumerate() {

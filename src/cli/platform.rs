@@ -41,16 +41,17 @@ fn import_spec(a: ImportArgs) -> ImportSpec {
     }
     spec.version = a.version;
     spec.min_instances = a.min_instances;
-    spec.max_instances = a.max_instances.max(a.min_instances.max(1));
+    spec.max_instances = a.max_instances;
     spec.token_secret = a.token_secret;
     spec
 }
 
 /// `hugflake import`: queues the job, then follows it until the service runs (or the job fails).
 pub async fn import(ctx: &Context, args: ImportArgs) -> Result<()> {
-    let client = connect(ctx).await?;
     let (detach, json) = (args.detach, args.json);
     let spec = import_spec(args);
+    spec.check_instances().map_err(|e| eyre!("{e}"))?;
+    let client = connect(ctx).await?;
     if !json {
         eprintln!(
             "import {}@{} → model {} version {} (task {}), service {} on pool {} ({}..{} instances)",
@@ -67,7 +68,7 @@ pub async fn import(ctx: &Context, args: ImportArgs) -> Result<()> {
     }
     let job = client.import(&spec).await?;
     if json {
-        println!("{}", serde_json::json!({ "event": "queued", "job": job }));
+        outln!("{}", serde_json::json!({ "event": "queued", "job": job }))?;
     } else {
         eprintln!("job {} queued", job.id);
     }
@@ -92,10 +93,10 @@ async fn follow_job(client: &dyn Platform, id: &str, json: bool) -> Result<()> {
         let detail = client.job(id, since, Some(Duration::from_secs(10))).await?;
         for line in &detail.log {
             if json {
-                println!(
+                outln!(
                     "{}",
                     serde_json::json!({ "event": "log", "job": id, "at": line.at, "line": line.line })
-                );
+                )?;
             } else {
                 eprintln!("  {}", line.line);
             }
@@ -110,10 +111,10 @@ async fn follow_job(client: &dyn Platform, id: &str, json: bool) -> Result<()> {
                 last_stage = Some(s.stage);
                 // Text mode: every log line already starts with its stage.
                 if json {
-                    println!(
+                    outln!(
                         "{}",
                         serde_json::json!({ "event": "stage", "job": id, "stage": s.stage, "state": s.state })
-                    );
+                    )?;
                 }
             }
             let done: u64 = detail.files.iter().map(|f| f.done).sum();
@@ -121,10 +122,10 @@ async fn follow_job(client: &dyn Platform, id: &str, json: bool) -> Result<()> {
             if done != last_bytes && total > 0 {
                 last_bytes = done;
                 if json {
-                    println!(
+                    outln!(
                         "{}",
                         serde_json::json!({ "event": "progress", "job": id, "done": done, "total": total })
-                    );
+                    )?;
                 } else {
                     eprintln!("  {} / {}", units::bytes(done), units::bytes(total));
                 }
@@ -134,10 +135,10 @@ async fn follow_job(client: &dyn Platform, id: &str, json: bool) -> Result<()> {
             JobState::Queued | JobState::Running => continue,
             JobState::Done => {
                 if json {
-                    println!(
+                    outln!(
                         "{}",
                         serde_json::json!({ "event": "done", "job": detail.summary })
-                    );
+                    )?;
                 } else {
                     print_stages(&detail);
                 }
@@ -145,10 +146,10 @@ async fn follow_job(client: &dyn Platform, id: &str, json: bool) -> Result<()> {
             }
             state => {
                 if json {
-                    println!(
+                    outln!(
                         "{}",
                         serde_json::json!({ "event": state.as_str(), "job": detail.summary })
-                    );
+                    )?;
                 } else {
                     print_stages(&detail);
                 }
@@ -198,7 +199,7 @@ pub async fn jobs(ctx: &Context, a: JobsArgs) -> Result<()> {
         if json {
             return print_json(&d);
         }
-        println!(
+        outln!(
             "job {}  {}  {} → {} {} on {}",
             d.summary.id,
             d.summary.state,
@@ -206,13 +207,13 @@ pub async fn jobs(ctx: &Context, a: JobsArgs) -> Result<()> {
             d.summary.model,
             d.summary.version,
             d.summary.target
-        );
+        )?;
         if let Some(e) = &d.summary.error {
-            println!("error: {e}");
+            outln!("error: {e}")?;
         }
         print_stages(&d);
         for l in &d.log {
-            println!("{} {}", l.at.format("%H:%M:%S"), l.line);
+            outln!("{} {}", l.at.format("%H:%M:%S"), l.line)?;
         }
         return Ok(());
     }
@@ -240,13 +241,13 @@ pub async fn jobs(ctx: &Context, a: JobsArgs) -> Result<()> {
             ]
         })
         .collect();
-    print!(
+    out!(
         "{}",
         text_table(
             &["JOB", "STATE", "STAGE", "HANDLE", "MODEL", "POOL", "ERROR"],
             &rows
         )
-    );
+    )?;
     Ok(())
 }
 
@@ -280,15 +281,15 @@ pub async fn logs(ctx: &Context, a: LogsArgs) -> Result<()> {
         first = false;
         for l in &lines {
             if json {
-                println!("{}", serde_json::to_string(l).unwrap_or_default());
+                outln!("{}", serde_json::to_string(l).unwrap_or_default())?;
             } else {
-                println!(
+                outln!(
                     "{} {}/{} {}",
                     l.at.format("%Y-%m-%dT%H:%M:%S%.3fZ"),
                     l.instance_id,
                     l.container,
                     l.line
-                );
+                )?;
             }
             since = Some(l.seq);
         }
@@ -322,10 +323,10 @@ pub async fn events(ctx: &Context, a: ServiceArgs) -> Result<()> {
             ]
         })
         .collect();
-    print!(
+    out!(
         "{}",
         text_table(&["AT", "SEVERITY", "EVENT", "INSTANCE", "MESSAGE"], &rows)
-    );
+    )?;
     Ok(())
 }
 
@@ -358,7 +359,7 @@ pub async fn metrics(ctx: &Context, a: ServiceArgs) -> Result<()> {
             ]
         })
         .collect();
-    print!(
+    out!(
         "{}",
         text_table(
             &[
@@ -366,7 +367,7 @@ pub async fn metrics(ctx: &Context, a: ServiceArgs) -> Result<()> {
             ],
             &rows
         )
-    );
+    )?;
     Ok(())
 }
 
@@ -469,8 +470,11 @@ pub async fn predict_service(ctx: &Context, p: PredictArgs) -> Result<()> {
         let labels = call::labels(p.labels.as_deref().unwrap_or_default())
             .map_err(|e| eyre!("service {service} classifies images: --labels: {e}"))?;
         for path in &p.image {
-            let bytes =
-                std::fs::read(path).wrap_err_with(|| format!("cannot read {}", path.display()))?;
+            let bytes = crate::paths::read_user_file(
+                path,
+                crate::platform::local::instance::MAX_BODY as u64 / 2,
+            )
+            .wrap_err_with(|| format!("cannot read {}", path.display()))?;
             rows.push(call::image_row(&bytes, &labels));
         }
     } else {
@@ -511,7 +515,7 @@ pub async fn predict_service(ctx: &Context, p: PredictArgs) -> Result<()> {
         print_json(&rows)?;
     } else {
         for (i, o) in outputs.iter().enumerate() {
-            println!("{i}: {}", crate::cli::output::output_line(o));
+            outln!("{i}: {}", crate::cli::output::output_line(o))?;
         }
     }
     eprintln!("{service} {method}: {n_rows} row(s) in {total_ms:.0} ms");
@@ -598,7 +602,7 @@ pub async fn status(ctx: &Context, a: StatusArgs) -> Result<()> {
     if json {
         print_json(&snap)?;
     } else {
-        print!("{}", status_text(&snap));
+        out!("{}", status_text(&snap))?;
     }
     let faults = unhealthy(&snap);
     if fail_on_unhealthy && !faults.is_empty() {

@@ -93,7 +93,7 @@ pub fn from_dir(ctx: &Context, a: PredictArgs) -> Result<()> {
         print_json(&rows)?;
     } else {
         for row in &rows {
-            println!("{}", predict_line(row));
+            outln!("{}", predict_line(row))?;
         }
     }
     eprintln!(
@@ -144,17 +144,17 @@ fn classify_images(
     if json {
         print_json(&rows)?;
     } else {
-        println!("({RESEARCH_USE})");
+        outln!("({RESEARCH_USE})")?;
         for r in &rows {
             match r.get("error") {
-                Some(e) => println!(
+                Some(e) => outln!(
                     "{}: ✖ {}",
                     r["image"].as_str().unwrap_or(""),
                     e.as_str().unwrap_or("")
-                ),
+                )?,
                 None => {
                     let parts = label_scores(&r["labels"], &r["scores"]);
-                    println!("{}: {}", r["image"].as_str().unwrap_or(""), parts);
+                    outln!("{}: {}", r["image"].as_str().unwrap_or(""), parts)?;
                 }
             }
         }

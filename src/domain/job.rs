@@ -136,7 +136,28 @@ fn main_revision() -> String {
     "main".into()
 }
 
+/// The most instances one local service may run (each is a process holding the model).
+pub const LOCAL_MAX_INSTANCES: u32 = 16;
+
 impl ImportSpec {
+    /// SPCS's rule for a service's instance bounds: MAX_INSTANCES at least 1, MIN_INSTANCES at most
+    /// MAX_INSTANCES (MIN_INSTANCES 0 starts one, like Snowflake). Refused, never adjusted.
+    pub fn check_instances(&self) -> Result<(), String> {
+        if self.max_instances == 0 {
+            return Err(
+                "max instances is 0: a service runs at least one instance (MAX_INSTANCES ≥ 1)"
+                    .into(),
+            );
+        }
+        if self.min_instances > self.max_instances {
+            return Err(format!(
+                "min instances ({}) is above max instances ({}): MIN_INSTANCES must not exceed MAX_INSTANCES",
+                self.min_instances, self.max_instances
+            ));
+        }
+        Ok(())
+    }
+
     /// The defaults of DESIGN.md "Names": model = repo name upper-cased with non-alphanumerics as
     /// `_`, version `V1`, service `<MODEL>_SVC`.
     pub fn with_defaults(handle: &str, pool: &str) -> ImportSpec {

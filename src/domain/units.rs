@@ -54,6 +54,29 @@ pub fn duration(secs: i64) -> String {
     }
 }
 
+/// A value from user data made safe to print on one terminal line: control characters (escapes,
+/// bells, newlines, C1 codes) are shown as `\x1b`-style escapes instead of being sent to the
+/// terminal, where an id such as `"\x1b]0;PWNED\x07"` would retitle the window.
+pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if c.is_control() {
+            let n = c as u32;
+            if n <= 0xff {
+                out.push_str(&format!("\\x{n:02x}"));
+            } else {
+                out.push_str(&format!("\\u{{{n:x}}}"));
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -117,7 +140,7 @@ pub fn strip_control(text: &str) -> String {
 
 #[cfg(test)]
 mod strip_tests {
-    use super::strip_control;
+    use super::{printable, strip_control};
 
     #[test]
     fn escapes_and_controls_are_removed() {
@@ -126,5 +149,15 @@ mod strip_tests {
         assert_eq!(strip_control("t\u{1b}]8;;http://x\u{1b}\\y"), "ty");
         assert_eq!(strip_control("bell\u{7}\rcr\ttab"), "bellcr tab");
         assert_eq!(strip_control("résumé ✓"), "résumé ✓");
+    }
+
+    #[test]
+    fn printable_escapes_what_a_terminal_would_obey() {
+        assert_eq!(printable("N0001"), "N0001");
+        assert_eq!(
+            printable("\u{1b}]0;PWNED\u{7}\u{1b}[2J"),
+            "\\x1b]0;PWNED\\x07\\x1b[2J"
+        );
+        assert_eq!(printable("a\nb\u{9b}c"), "a\\x0ab\\x9bc");
     }
 }

@@ -52,7 +52,7 @@ impl HubSettings {
                             })
                             .join("token")
                     });
-                match std::fs::read_to_string(&path) {
+                match crate::paths::read_user_text(&path, crate::paths::SMALL_FILE) {
                     Ok(t) if !t.trim().is_empty() => (
                         Some(Secret::new(t.trim())),
                         Some(path.display().to_string()),

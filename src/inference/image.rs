@@ -10,6 +10,10 @@ use super::{InferenceError, Result};
 pub const MAX_SIDE: u32 = 8192;
 /// The most memory one picture may take to decode.
 pub const MAX_DECODE_BYTES: u64 = 256 * 1024 * 1024;
+/// The most elongated picture accepted (long side over short side).
+pub const MAX_ASPECT: u32 = 32;
+/// The largest image file read from disk.
+pub const MAX_FILE_BYTES: u64 = 64 * 1024 * 1024;
 
 /// An 8-bit RGB image, row-major.
 #[derive(Debug, Clone, PartialEq)]
@@ -21,14 +25,26 @@ pub struct Rgb {
 
 impl Rgb {
     /// Decodes a PNG or JPEG file (any colour mode is converted to RGB, as PIL's `convert("RGB")`).
+    /// Regular files only, at most `MAX_FILE_BYTES`, decoded under the same limits as a request's
+    /// image.
     pub fn open(path: &Path) -> Result<Rgb> {
-        Rgb::from_decoded(image::open(path), path)
+        let bytes = crate::paths::read_user_file(path, MAX_FILE_BYTES).map_err(|e| {
+            InferenceError::BadFile {
+                path: path.to_path_buf(),
+                detail: e.to_string(),
+            }
+        })?;
+        Rgb::decode_named(&bytes, path)
     }
 
     /// Decodes image bytes (a request body's base64-decoded image), refusing pictures over
     /// `MAX_SIDE` pixels on a side or needing over `MAX_DECODE_BYTES` to decode (a small file can
     /// claim a huge canvas).
     pub fn decode(bytes: &[u8]) -> Result<Rgb> {
+        Rgb::decode_named(bytes, Path::new("<image bytes>"))
+    }
+
+    fn decode_named(bytes: &[u8], path: &Path) -> Result<Rgb> {
         let mut limits = image::Limits::default();
         limits.max_image_width = Some(MAX_SIDE);
         limits.max_image_height = Some(MAX_SIDE);
@@ -42,14 +58,14 @@ impl Rgb {
             });
         if let Err(image::ImageError::Limits(_)) = &decoded {
             return Err(InferenceError::BadFile {
-                path: Path::new("<image bytes>").to_path_buf(),
+                path: path.to_path_buf(),
                 detail: format!(
                     "the image is over {MAX_SIDE} pixels on a side or {} MiB decoded: send a smaller picture",
                     MAX_DECODE_BYTES / (1024 * 1024)
                 ),
             });
         }
-        Rgb::from_decoded(decoded, Path::new("<image bytes>"))
+        Rgb::from_decoded(decoded, path)
     }
 
     fn from_decoded(img: image::ImageResult<image::DynamicImage>, path: &Path) -> Result<Rgb> {
@@ -57,6 +73,17 @@ impl Rgb {
             path: path.to_path_buf(),
             detail: format!("not a readable PNG or JPEG image: {e}"),
         })?;
+        // Preprocessing scales the short side to the model's size: a 8192×1 picture would become a
+        // 1,835,008×224 canvas. The work is bounded before it is done.
+        let (w, h) = (img.width().max(1), img.height().max(1));
+        if w.max(h) > MAX_ASPECT * w.min(h) {
+            return Err(InferenceError::BadFile {
+                path: path.to_path_buf(),
+                detail: format!(
+                    "the image is {w}×{h}, longer than {MAX_ASPECT}:1; crop or pad it to a less elongated shape"
+                ),
+            });
+        }
         let rgb = img.to_rgb8();
         Ok(Rgb {
             width: rgb.width() as usize,
@@ -235,5 +262,25 @@ mod tests {
             .unwrap_or_default();
         assert!(err.contains("not a readable PNG or JPEG"), "{err}");
         assert!(Rgb::decode(b"not an image").is_err());
+    }
+
+    fn png(w: u32, h: u32) -> Vec<u8> {
+        let img = image::RgbImage::from_pixel(w, h, image::Rgb([200, 10, 10]));
+        let mut out = std::io::Cursor::new(Vec::new());
+        img.write_to(&mut out, image::ImageFormat::Png)
+            .unwrap_or_else(|e| panic!("{e}"));
+        out.into_inner()
+    }
+
+    /// 106 bytes of PNG must not become a 1,835,008×224 resize.
+    #[test]
+    fn an_elongated_picture_is_refused_before_preprocessing() {
+        let err = Rgb::decode(&png(8192, 1))
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("8192×1, longer than 32:1"), "{err}");
+        assert!(Rgb::decode(&png(64, 2)).is_ok());
+        assert!(Rgb::decode(&png(2, 64)).is_ok());
     }
 }

@@ -112,16 +112,17 @@ impl std::str::FromStr for Task {
 }
 
 pub fn read_json(path: &Path) -> Result<serde_json::Value> {
-    let text = std::fs::read_to_string(path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => InferenceError::Missing {
-            path: path.to_path_buf(),
-            hint: "is this a model directory (a Hub snapshot)?".into(),
-        },
-        _ => InferenceError::BadFile {
-            path: path.to_path_buf(),
-            detail: e.to_string(),
-        },
-    })?;
+    let text =
+        crate::paths::read_user_text(path, 64 * 1024 * 1024).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => InferenceError::Missing {
+                path: path.to_path_buf(),
+                hint: "is this a model directory (a Hub snapshot)?".into(),
+            },
+            _ => InferenceError::BadFile {
+                path: path.to_path_buf(),
+                detail: e.to_string(),
+            },
+        })?;
     serde_json::from_str(&text).map_err(|e| InferenceError::BadFile {
         path: path.to_path_buf(),
         detail: format!("not valid JSON: {e}"),

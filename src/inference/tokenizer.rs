@@ -100,10 +100,57 @@ pub fn from_vocab(dir: &Path) -> Result<Tokenizer> {
     Ok(tok)
 }
 
-/// Encodes texts one by one with character offsets (what Python's tokenizers report).
+/// Encodes texts one by one with character offsets (what Python's tokenizers report). Only the
+/// part of each text that truncation can keep is tokenized, so a 30 MiB row costs what a page does.
 pub fn encode_all(tok: &Tokenizer, texts: &[&str]) -> Result<Vec<Encoding>> {
+    let max_len = tok.get_truncation().map(|t| t.max_length);
     texts
         .iter()
-        .map(|t| tok.encode_char_offsets(*t, true).map_err(err))
+        .map(|t| {
+            let t = max_len.map_or(*t, |m| kept_prefix(t, m));
+            tok.encode_char_offsets(t, true).map_err(err)
+        })
         .collect()
+}
+
+/// The most bytes one token can stand for: WordPiece makes a word of over 100 characters one
+/// `[UNK]`, and a character is at most 4 bytes; one more for the space before it.
+const BYTES_PER_TOKEN: usize = 100 * 4 + 1;
+
+/// The start of `text` that holds at least `max_len` tokens' worth of words, cut at whitespace so
+/// no word is split: truncating it gives what truncating the whole text gives (offsets included,
+/// as it is a prefix), unless the text hides long runs of blanks between words.
+fn kept_prefix(text: &str, max_len: usize) -> &str {
+    let budget = max_len.saturating_mul(BYTES_PER_TOKEN);
+    if text.len() <= budget {
+        return text;
+    }
+    let mut cut = budget;
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    match text[..cut].rfind(char::is_whitespace) {
+        Some(i) if i > 0 => &text[..i],
+        _ => &text[..cut],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_huge_text_is_truncated_without_being_tokenized_whole() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny-bert");
+        let tok = load(&dir, 16).unwrap_or_else(|e| panic!("{e}"));
+        let huge = "fever and cough since monday ".repeat(1_000_000);
+        // Only a bounded start is handed to the tokenizer.
+        assert!(kept_prefix(&huge, 16).len() <= 16 * BYTES_PER_TOKEN);
+        let got = encode_all(&tok, &[&huge]).unwrap_or_else(|e| panic!("{e}"));
+        let short = encode_all(&tok, &[&huge[..400]]).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(got[0].get_ids(), short[0].get_ids());
+        assert_eq!(got[0].get_offsets(), short[0].get_offsets());
+        assert_eq!(got[0].get_ids().len(), 16);
+        assert_eq!(kept_prefix("ab cd", 1), "ab cd");
+    }
 }

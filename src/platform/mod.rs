@@ -10,6 +10,7 @@
 pub mod call;
 pub mod local;
 pub mod protocol;
+pub mod read_only;
 pub mod snowflake;
 
 use async_trait::async_trait;

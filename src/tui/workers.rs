@@ -449,7 +449,9 @@ async fn cached_matrix(
 type Picture = (Vec<u8>, (u32, u32, Vec<u8>), Option<Vec<u8>>);
 
 fn picture_of(path: &std::path::Path) -> std::result::Result<Picture, String> {
-    let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let bytes =
+        crate::paths::read_user_file(path, crate::platform::local::instance::MAX_BODY as u64 / 2)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     let img = image::load_from_memory(&bytes)
         .map_err(|e| format!("{}: not a PNG or JPEG image: {e}", path.display()))?;
     let small = img.thumbnail(64, 64).to_rgb8();

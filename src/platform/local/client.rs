@@ -159,7 +159,13 @@ impl LocalPlatform {
                 what,
                 detail: message,
             },
-            404 => PlatformError::NotFound(message),
+            // The daemon says "service X not found"; the error adds "not found" itself.
+            404 => PlatformError::NotFound(
+                message
+                    .strip_suffix(" not found")
+                    .map(str::to_string)
+                    .unwrap_or(message),
+            ),
             409 => PlatformError::Conflict(message),
             400 => PlatformError::Invalid(message),
             code => PlatformError::Api {

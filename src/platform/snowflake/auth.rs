@@ -85,9 +85,11 @@ pub fn spki_from_pkcs1(pkcs1: &[u8]) -> Vec<u8> {
 impl Signer {
     pub fn load(path: &Path, passphrase: Option<&Secret>) -> Result<Signer, KeyError> {
         let shown = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| KeyError::Read {
-            path: shown.clone(),
-            detail: e.to_string(),
+        let text = crate::paths::read_user_text(path, crate::paths::SMALL_FILE).map_err(|e| {
+            KeyError::Read {
+                path: shown.clone(),
+                detail: e.to_string(),
+            }
         })?;
         let bad = |detail: String| KeyError::Bad {
             path: shown.clone(),

@@ -208,7 +208,7 @@ impl Connection {
                 }
             })?);
             check_permissions(&path, env)?;
-            std::fs::read_to_string(&path)
+            crate::paths::read_user_text(&path, crate::paths::SMALL_FILE)
                 .map(|t| Secret::new(t.trim()))
                 .map_err(|e| ConnectionError::File {
                     path,
@@ -359,9 +359,11 @@ fn read_toml(
     if let Some(w) = check_permissions(path, env)? {
         warnings.push(w);
     }
-    let text = std::fs::read_to_string(path).map_err(|e| ConnectionError::File {
-        path: path.to_path_buf(),
-        detail: e.to_string(),
+    let text = crate::paths::read_user_text(path, crate::paths::SMALL_FILE).map_err(|e| {
+        ConnectionError::File {
+            path: path.to_path_buf(),
+            detail: e.to_string(),
+        }
     })?;
     text.parse::<toml::Table>()
         .map(Some)

@@ -532,6 +532,7 @@ impl Platform for SnowflakePlatform {
     }
 
     async fn import(&self, spec: &ImportSpec) -> Result<JobSummary> {
+        spec.check_instances().map_err(PlatformError::Invalid)?;
         jobs::start(self, spec.clone()).await
     }
 

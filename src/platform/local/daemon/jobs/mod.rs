@@ -117,6 +117,12 @@ pub struct JobRunner {
 
 /// Identifiers on the local platform follow Snowflake's unquoted form.
 fn check_identifier(what: &str, name: &str) -> Result<(), SubmitError> {
+    if name.len() > 255 {
+        return Err(SubmitError::Invalid(format!(
+            "{what} is {} characters long; names are at most 255",
+            name.chars().count()
+        )));
+    }
     let ok = name
         .chars()
         .next()
@@ -172,11 +178,12 @@ impl JobRunner {
         if let Some(t) = &spec.task {
             t.parse::<Task>().map_err(SubmitError::Invalid)?;
         }
-        if spec.max_instances < spec.min_instances.max(1) {
+        spec.check_instances().map_err(SubmitError::Invalid)?;
+        if spec.max_instances > crate::domain::job::LOCAL_MAX_INSTANCES {
             return Err(SubmitError::Invalid(format!(
-                "max instances ({}) is below min instances ({})",
+                "max instances ({}) is over the local platform's {} per service (each instance is a process holding the model)",
                 spec.max_instances,
-                spec.min_instances.max(1)
+                crate::domain::job::LOCAL_MAX_INSTANCES
             )));
         }
         let s = spec.clone();

@@ -1,0 +1,247 @@
+//! Hostile inputs through the real binary, where a user meets them: closed pipes and full disks,
+//! `--read-only` on every changing command, special files given as paths, terminal escapes in ids,
+//! refused instance bounds, and messages that must say what is wrong. Each test runs in its own
+//! data directories, with the Hub unreachable, bounded in time.
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_hugflake");
+
+struct Sandbox {
+    dir: tempfile::TempDir,
+}
+
+impl Sandbox {
+    fn new() -> Sandbox {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(dir.path().join("config.toml"), "").unwrap_or_else(|e| panic!("{e}"));
+        Sandbox { dir }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn cmd(&self, args: &[&str]) -> Command {
+        let p = self.dir.path();
+        let mut c = Command::new(BIN);
+        c.args(args)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HOME", p)
+            .env("HUGFLAKE_CONFIG", p.join("config.toml"))
+            .env("HUGFLAKE_DATA_DIR", p.join("data"))
+            .env("HUGFLAKE_STATE_DIR", p.join("state"))
+            .env("HF_HUB_CACHE", p.join("hf"))
+            .env("HF_ENDPOINT", "http://127.0.0.1:9")
+            .stdin(Stdio::null());
+        c
+    }
+
+    /// Runs a command to its end (at most 60 s): exit code, stdout, stderr.
+    fn run_with(&self, mut cmd: Command) -> (i32, String, String) {
+        let mut child = cmd
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{e}"));
+        let start = Instant::now();
+        while child.try_wait().ok().flatten().is_none() {
+            if start.elapsed() > Duration::from_secs(60) {
+                let _ = child.kill();
+                panic!("the command did not finish in 60 s");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let out = child.wait_with_output().unwrap_or_else(|e| panic!("{e}"));
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    }
+
+    fn run(&self, args: &[&str]) -> (i32, String, String) {
+        let mut c = self.cmd(args);
+        c.stdout(Stdio::piped());
+        self.run_with(c)
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        // A command may have started a daemon in this sandbox.
+        let _ = self
+            .cmd(&["serve", "--stop"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+/// `hugflake status | head -1`, `hugflake catalog > /dev/full`: a closed pipe ends quietly with
+/// 141, a full disk says so with exit 1; neither panics.
+#[test]
+fn closed_pipes_and_full_disks_end_without_a_panic() {
+    let s = Sandbox::new();
+    for args in [&["catalog"][..], &["config"], &["catalog", "--json"]] {
+        let (reader, writer) = std::io::pipe().unwrap_or_else(|e| panic!("{e}"));
+        drop(reader);
+        let mut c = s.cmd(args);
+        c.stdout(writer);
+        let (code, _, err) = s.run_with(c);
+        assert_eq!(code, 141, "{args:?}: {err}");
+        assert!(err.is_empty(), "{args:?} said something: {err}");
+
+        let full = std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .unwrap_or_else(|e| panic!("{e}"));
+        let mut c = s.cmd(args);
+        c.stdout(full);
+        let (code, _, err) = s.run_with(c);
+        assert_eq!(code, 1, "{args:?}: {err}");
+        assert!(
+            err.contains("cannot write to standard output") && err.contains("No space left"),
+            "{args:?}: {err}"
+        );
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+    }
+}
+
+/// Every changing command is refused under `--read-only`, on the commands that go through the
+/// platform (a daemon is started to answer them) and on those that do not.
+#[test]
+fn read_only_refuses_every_change() {
+    let s = Sandbox::new();
+    std::fs::write(s.path("notes.csv"), "NOTE_ID,NOTE_TEXT\n1,fever\n")
+        .unwrap_or_else(|e| panic!("{e}"));
+    let notes = s.path("notes.csv").display().to_string();
+    let changes: Vec<Vec<&str>> = vec![
+        vec!["serve", "--stop"],
+        vec!["download", "org/model"],
+        vec!["batch", "embed", "--service", "X_SVC", "--input", &notes],
+        vec!["suspend", "pool", "LOCAL_CPU"],
+        vec!["resume", "pool", "LOCAL_CPU"],
+        vec!["suspend", "service", "X_SVC"],
+        vec!["import", "org/model", "--detach"],
+        vec!["cancel", "J123"],
+        vec!["retry", "J123"],
+        vec!["drop", "service", "X_SVC"],
+        vec!["drop", "model", "X"],
+    ];
+    for args in &changes {
+        let mut full = vec!["--read-only"];
+        full.extend(args.iter().copied());
+        let (code, _, err) = s.run(&full);
+        assert_eq!(code, 1, "{args:?} ran: {err}");
+        assert!(err.contains("read-only"), "{args:?}: {err}");
+    }
+    // Nothing changed: the pool still runs, and reading still works under the flag.
+    let (code, out, err) = s.run(&["--read-only", "status", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let status: serde_json::Value =
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    let pool = status["pools"]
+        .as_array()
+        .and_then(|p| p.iter().find(|p| p["name"] == "LOCAL_CPU"))
+        .cloned()
+        .unwrap_or_default();
+    assert_ne!(pool["state"], "SUSPENDED", "{pool}");
+    assert!(
+        status["jobs"].as_array().is_none_or(|j| j.is_empty()),
+        "{status}"
+    );
+}
+
+/// A FIFO, `/dev/zero` or a directory given as a path is refused at once, never read.
+#[test]
+fn special_files_given_as_paths_are_refused() {
+    let s = Sandbox::new();
+    let (code, _, err) = s.run(&["--config", "/dev/zero", "config"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("not a regular file"), "{err}");
+    let fifo = s.path("notes.csv");
+    let made = Command::new("mkfifo").arg(&fifo).status();
+    assert!(made.is_ok_and(|m| m.success()), "mkfifo failed");
+    let model = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny-biomedclip");
+    let (code, out, err) = s.run(&[
+        "predict",
+        "--model-dir",
+        &model.display().to_string(),
+        "--image",
+        &fifo.display().to_string(),
+        "--labels",
+        "chest x-ray,brain MRI",
+    ]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(out.contains("not a regular file"), "{out}{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+/// Ids with terminal escapes are printed escaped (batch search --pairs reads only the cache).
+#[test]
+fn escapes_in_ids_never_reach_the_terminal() {
+    let s = Sandbox::new();
+    let cache_path = s.path("cache.sqlite");
+    let mut cache =
+        hugflake::batch::cache::Cache::open(&cache_path).unwrap_or_else(|e| panic!("{e}"));
+    let evil = "\u{1b}]0;PWNED\u{7}\u{1b}[2J";
+    cache
+        .store(
+            "M",
+            "V1",
+            &[
+                (evil.to_string(), "h1".into(), vec![1.0, 0.0]),
+                ("N2".into(), "h2".into(), vec![0.9, 0.1]),
+            ],
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+    drop(cache);
+    let (code, out, err) = s.run(&[
+        "batch",
+        "search",
+        "--pairs",
+        "--cache",
+        &cache_path.display().to_string(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(!out.contains('\u{1b}') && !out.contains('\u{7}'), "{out:?}");
+    assert!(out.contains("\\x1b]0;PWNED\\x07"), "{out}");
+}
+
+/// Instance bounds are refused with SPCS's rule, never adjusted.
+#[test]
+fn invalid_instance_bounds_are_refused() {
+    let s = Sandbox::new();
+    let (code, _, err) = s.run(&[
+        "import",
+        "org/model",
+        "--min-instances",
+        "3",
+        "--max-instances",
+        "1",
+    ]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("min instances (3) is above max instances (1)"),
+        "{err}"
+    );
+    let (code, _, err) = s.run(&["import", "org/model", "--max-instances", "0"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("max instances is 0"), "{err}");
+}
+
+/// `config --print-default` works while the user's file is broken (it is what to compare with).
+#[test]
+fn print_default_does_not_read_the_users_config() {
+    let s = Sandbox::new();
+    std::fs::write(s.path("config.toml"), "[ui\ntheme = ").unwrap_or_else(|e| panic!("{e}"));
+    let (code, out, err) = s.run(&["config", "--print-default"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("[keymap]"), "{out}");
+    let (code, _, err) = s.run(&["config"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("config.toml"), "{err}");
+}
