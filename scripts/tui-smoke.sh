@@ -64,6 +64,12 @@ tmux -L "$sock" send-keys -t smoke Escape
 sleep 0.3
 tmux -L "$sock" send-keys -t smoke 3
 expect "LOCAL_CPU" "IDLE" "No services yet."
+# A paste is text, never key presses: pasted into Health it changes nothing (it once typed `s`
+# then `y` and suspended the pool).
+tmux -L "$sock" set-buffer -b note "symptoms: fever and cough, says yes"
+tmux -L "$sock" paste-buffer -p -b note -t smoke
+expect "paste ignored" "IDLE"
+if screen | grep -qF "Suspend"; then echo "FAILED: the paste ran as keys" >&2; screen >&2; exit 1; fi
 if [ -n "${HUGFLAKE_TEST_MINILM_DIR:-}" ]; then
   # Import MiniLM through the form, watch it reach ready, then search the demo notes in Query.
   tmux -L "$sock" send-keys -t smoke 1 g i
@@ -100,5 +106,25 @@ grep -q "EXIT=0" "$tmp/exit" || { echo "FAILED: $(cat "$tmp/exit")" >&2; exit 1;
 passed=$((passed + 1))
 # Back on the normal screen: the alternate screen and its tabs are gone.
 if screen | grep -qF "1 Candidates"; then echo "FAILED: the TUI is still on screen after exit" >&2; exit 1; fi
+passed=$((passed + 1))
+# After a large paste, Ctrl-C still quits at once (input is drained every turn).
+rm -f "$tmp/exit"
+tmux -L "$sock" new-session -d -s smoke2 -x 140 -y 40 \
+  "env ${envs[*]} $BIN; echo \"EXIT=\$?\" > $tmp/exit; sleep 60"
+screen2() { tmux -L "$sock" capture-pane -p -t smoke2; }
+deadline=$((SECONDS + 10))
+until screen2 | grep -qF "4 Query"; do
+  [ $SECONDS -lt $deadline ] || { echo "FAILED: the second TUI did not start" >&2; exit 1; }
+  sleep 0.2
+done
+tmux -L "$sock" send-keys -t smoke2 4 e
+tmux -L "$sock" set-buffer -b big "$(head -c 6000 /dev/zero | tr '\0' 'a')"
+tmux -L "$sock" paste-buffer -p -b big -t smoke2
+tmux -L "$sock" send-keys -t smoke2 C-c
+deadline=$((SECONDS + 5))
+until [ -s "$tmp/exit" ]; do
+  [ $SECONDS -lt $deadline ] || { echo "FAILED: Ctrl-C after a 6 kB paste did not quit" >&2; screen2 >&2; exit 1; }
+  sleep 0.1
+done
 passed=$((passed + 1))
 echo "smoke: $passed passed, 0 failed"

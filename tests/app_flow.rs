@@ -954,3 +954,35 @@ fn a_long_table_scrolls_with_the_cursor() {
     key(&mut app, KeyCode::Char('g'));
     marked(&app, "org/model-000");
 }
+
+/// Pasted text is text: in Health it is ignored (it once typed `s`, then `y`, and suspended the
+/// pool); in a field it is typed, line breaks becoming spaces on one-line fields.
+#[test]
+fn a_paste_is_text_never_key_presses() {
+    let mut app = app(140, 32);
+    connected(
+        &mut app,
+        snapshot(vec![pool("LOCAL_CPU", PoolState::Idle)], vec![], vec![]),
+    );
+    key(&mut app, KeyCode::Char('3'));
+    let effects = app.handle_event(&Event::Paste("symptoms: fever and cough, says yes".into()));
+    assert!(effects.is_empty(), "{effects:?}");
+    assert_eq!(app.overlay, Overlay::None);
+    assert!(
+        app.flash
+            .as_ref()
+            .is_some_and(|f| f.text.contains("paste ignored")),
+        "{:?}",
+        app.flash
+    );
+    // Into the command bar: one line, and Enter is never pasted.
+    key(&mut app, KeyCode::Char(':'));
+    app.handle_event(&Event::Paste("imp\r\norts".into()));
+    assert_eq!(
+        app.overlay,
+        Overlay::Command {
+            input: "imp orts".into(),
+            error: None
+        }
+    );
+}

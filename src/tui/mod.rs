@@ -9,8 +9,11 @@ use std::time::Duration;
 
 use chrono::Utc;
 use color_eyre::eyre::{Result, WrapErr};
-use crossterm::event::{DisableMouseCapture, EnableMouseCapture, EventStream};
-use futures::StreamExt;
+use crossterm::event::{
+    DisableBracketedPaste, DisableMouseCapture, EnableBracketedPaste, EnableMouseCapture,
+    EventStream,
+};
+use futures::{FutureExt, StreamExt};
 use ratatui::DefaultTerminal;
 use ratatui::layout::Rect;
 use tokio::sync::mpsc;
@@ -28,19 +31,25 @@ use workers::Workers;
 pub async fn run(ctx: Context) -> Result<()> {
     let mouse = ctx.config.ui.mouse;
     let terminal = ratatui::init();
+    // Bracketed paste: a paste arrives as one event, never as key presses.
+    let _ = crossterm::execute!(std::io::stdout(), EnableBracketedPaste);
     if mouse {
         let _ = crossterm::execute!(std::io::stdout(), EnableMouseCapture);
-        // ratatui::init's hook restores the screen; mouse capture must be released too.
-        let previous = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            let _ = crossterm::execute!(std::io::stdout(), DisableMouseCapture);
-            previous(info);
-        }));
     }
+    // ratatui::init's hook restores the screen; paste mode and mouse capture must end too.
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let _ = crossterm::execute!(std::io::stdout(), DisableBracketedPaste);
+        if mouse {
+            let _ = crossterm::execute!(std::io::stdout(), DisableMouseCapture);
+        }
+        previous(info);
+    }));
     let result = event_loop(terminal, &ctx).await;
     if mouse {
         let _ = crossterm::execute!(std::io::stdout(), DisableMouseCapture);
     }
+    let _ = crossterm::execute!(std::io::stdout(), DisableBracketedPaste);
     ratatui::restore();
     result
 }
@@ -97,7 +106,16 @@ async fn event_loop(mut terminal: DefaultTerminal, ctx: &Context) -> Result<()> 
     loop {
         tokio::select! {
             event = events.next() => match event {
-                Some(Ok(event)) => effects.extend(app.handle_event(&event)),
+                Some(Ok(event)) => {
+                    effects.extend(app.handle_event(&event));
+                    // Everything already read is handled in this turn: after a large paste the
+                    // next key (Ctrl-C included) must not wait for yet another key to arrive.
+                    while !app.quit
+                        && let Some(Some(Ok(event))) = events.next().now_or_never()
+                    {
+                        effects.extend(app.handle_event(&event));
+                    }
+                }
                 Some(Err(e)) => return Err(e).wrap_err("cannot read terminal events"),
                 None => break,
             },

@@ -13,10 +13,45 @@ impl App {
                 self.resize(*w, *h);
                 Vec::new()
             }
+            Event::Paste(text) => self.handle_paste(text),
             _ => Vec::new(),
         };
         if !self.quit {
             effects.extend(self.follow_up());
+        }
+        effects
+    }
+
+    /// A bracketed paste goes only into the text field being typed in, as typed characters
+    /// (line breaks become spaces on one-line fields); anywhere else, and on a question, it is
+    /// ignored with a flash, so pasted text never runs as key presses.
+    pub(super) fn handle_paste(&mut self, text: &str) -> Vec<Effect> {
+        self.dirty = true;
+        let multi_line =
+            matches!(self.overlay, Overlay::None) && self.tab == Tab::Query && self.query.editing;
+        let field = multi_line
+            || match &self.overlay {
+                Overlay::Command { .. } | Overlay::Filter { .. } | Overlay::Import(_) => true,
+                Overlay::Logs(v) => v.editing_filter,
+                _ => false,
+            };
+        if !field {
+            self.set_flash(
+                "paste ignored: nothing is being typed here (e types a query, / filters, : opens commands)",
+                true,
+            );
+            return Vec::new();
+        }
+        let mut effects = Vec::new();
+        for c in text.chars() {
+            let code = match c {
+                '\r' => continue,
+                '\n' if multi_line => KeyCode::Enter,
+                '\n' | '\t' => KeyCode::Char(' '),
+                c if c.is_control() => continue,
+                c => KeyCode::Char(c),
+            };
+            effects.extend(self.handle_key(&KeyEvent::new(code, KeyModifiers::NONE)));
         }
         effects
     }
