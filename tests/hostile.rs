@@ -11,13 +11,18 @@ const BIN: &str = env!("CARGO_BIN_EXE_hugflake");
 
 struct Sandbox {
     dir: tempfile::TempDir,
+    /// The Hub the commands and the daemon talk to (nothing listens there by default).
+    hub: String,
 }
 
 impl Sandbox {
     fn new() -> Sandbox {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         std::fs::write(dir.path().join("config.toml"), "").unwrap_or_else(|e| panic!("{e}"));
-        Sandbox { dir }
+        Sandbox {
+            dir,
+            hub: "http://127.0.0.1:9".into(),
+        }
     }
 
     fn path(&self, name: &str) -> PathBuf {
@@ -35,7 +40,7 @@ impl Sandbox {
             .env("HUGFLAKE_DATA_DIR", p.join("data"))
             .env("HUGFLAKE_STATE_DIR", p.join("state"))
             .env("HF_HUB_CACHE", p.join("hf"))
-            .env("HF_ENDPOINT", "http://127.0.0.1:9")
+            .env("HF_ENDPOINT", &self.hub)
             .stdin(Stdio::null());
         c
     }
@@ -244,4 +249,50 @@ fn print_default_does_not_read_the_users_config() {
     let (code, _, err) = s.run(&["config"]);
     assert_eq!(code, 1);
     assert!(err.contains("config.toml"), "{err}");
+}
+
+/// Two imports onto one service name sent at once: the second is refused at once, naming the
+/// first job (the check and the job's creation happen under the registry's lock).
+#[test]
+fn concurrent_imports_onto_one_service_name_refuse_the_second() {
+    // A Hub that accepts connections and never answers: the first job stays in its first stage.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
+    let mut s = Sandbox::new();
+    s.hub = format!(
+        "http://{}",
+        silent.local_addr().unwrap_or_else(|e| panic!("{e}"))
+    );
+    // The daemon first, so both imports race on the registry, not on starting it.
+    let (code, _, err) = s.run(&["status"]);
+    assert_eq!(code, 0, "{err}");
+    let spawn = |model: &str| {
+        s.cmd(&["import", model, "--service", "SHARED_SVC", "--detach"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{e}"))
+    };
+    let (a, b) = (spawn("org/model-a"), spawn("org/model-b"));
+    let outcomes: Vec<(i32, String)> = [a, b]
+        .into_iter()
+        .map(|c| {
+            let o = c.wait_with_output().unwrap_or_else(|e| panic!("{e}"));
+            (
+                o.status.code().unwrap_or(-1),
+                String::from_utf8_lossy(&o.stderr).to_string(),
+            )
+        })
+        .collect();
+    let ok = outcomes.iter().filter(|(c, _)| *c == 0).count();
+    assert_eq!(ok, 1, "{outcomes:?}");
+    let refused = outcomes
+        .iter()
+        .find(|(c, _)| *c != 0)
+        .map(|(_, e)| e.clone())
+        .unwrap_or_default();
+    assert!(
+        refused.contains("is already importing a model into service SHARED_SVC"),
+        "{refused}"
+    );
+    drop(silent);
 }

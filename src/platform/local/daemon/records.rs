@@ -270,6 +270,19 @@ impl Registry {
             .optional()?)
     }
 
+    /// A queued or running job that will create `service`.
+    pub fn active_job_for_service(&self, service: &str) -> Result<Option<String>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT id FROM jobs WHERE json_extract(spec_json, '$.service') = ?1
+                 AND state IN ('queued', 'running')",
+                params![service],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
     // ---- models and versions ----
 
     pub fn version_exists(&self, model: &str, version: &str) -> Result<bool> {

@@ -210,6 +210,14 @@ impl JobRunner {
                         s.model, s.version
                     )));
                 }
+                // Checked under the registry's lock with the job's creation: of two imports onto
+                // one service name sent at once, the second is refused here.
+                if let Some(other) = r.active_job_for_service(&s.service)? {
+                    return Err(RegistryError::Conflict(format!(
+                        "job {other} is already importing a model into service {}: pick another --service, or wait for it",
+                        s.service
+                    )));
+                }
                 if r.service_row(&s.service)?.is_some() {
                     return Err(RegistryError::Conflict(format!(
                         "a service named {} already exists: pick another --service, or drop it first",
