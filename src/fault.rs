@@ -5,6 +5,17 @@
 /// The environment variable that names the point to fail.
 pub const VAR: &str = "HUGFLAKE_FAULT";
 
+/// Fails at `point` as a full disk would, when `HUGFLAKE_FAULT` names it.
+pub fn io_point(point: &str) -> std::io::Result<()> {
+    if std::env::var(VAR).is_ok_and(|v| v == point) {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::StorageFull,
+            format!("fault injected at {point}: no space left on device"),
+        ));
+    }
+    Ok(())
+}
+
 /// Panics at `point` when `HUGFLAKE_FAULT` names it, with `detail` in the message (tests pass text
 /// that must be scrubbed from the report, such as a credential, to prove it is).
 pub fn panic_point(point: &str, detail: impl FnOnce() -> String) {

@@ -47,6 +47,7 @@ impl Sandbox {
 
     /// Runs a command to its end (at most 60 s): exit code, stdout, stderr.
     fn run_with(&self, mut cmd: Command) -> (i32, String, String) {
+        let shown = format!("{:?}", cmd.get_args().collect::<Vec<_>>());
         let mut child = cmd
             .stderr(Stdio::piped())
             .spawn()
@@ -55,7 +56,7 @@ impl Sandbox {
         while child.try_wait().ok().flatten().is_none() {
             if start.elapsed() > Duration::from_secs(60) {
                 let _ = child.kill();
-                panic!("the command did not finish in 60 s");
+                panic!("`hugflake {shown}` did not finish in 60 s");
             }
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -295,4 +296,52 @@ fn concurrent_imports_onto_one_service_name_refuse_the_second() {
         "{refused}"
     );
     drop(silent);
+}
+
+/// A job whose end cannot be written (a full disk, injected) is not stuck: `cancel` records it,
+/// and `retry` takes it over.
+#[test]
+fn a_job_whose_end_cannot_be_written_can_be_cancelled_and_retried() {
+    let s = Sandbox::new();
+    let jobs = |s: &Sandbox| -> Vec<serde_json::Value> {
+        let (code, out, err) = s.run(&["jobs", "--json"]);
+        assert_eq!(code, 0, "{err}");
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"))
+    };
+    let state_of = |s: &Sandbox, id: &str| {
+        jobs(s)
+            .into_iter()
+            .find(|j| j["id"] == id)
+            .map(|j| j["state"].as_str().unwrap_or_default().to_string())
+            .unwrap_or_default()
+    };
+    // The daemon this starts inherits the fault: every job's end fails to be written.
+    let mut c = s.cmd(&["import", "org/model-a", "--detach"]);
+    c.env("HUGFLAKE_FAULT", "job-end-write")
+        .stdout(Stdio::piped());
+    let (code, _, err) = s.run_with(c);
+    assert_eq!(code, 0, "{err}");
+    let mut c = s.cmd(&["import", "org/model-b", "--detach"]);
+    c.env("HUGFLAKE_FAULT", "job-end-write")
+        .stdout(Stdio::piped());
+    let (code, _, err) = s.run_with(c);
+    assert_eq!(code, 0, "{err}");
+    let ids: Vec<String> = jobs(&s)
+        .iter()
+        .map(|j| j["id"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(ids.len(), 2, "{ids:?}");
+    // The Hub is unreachable: resolve fails at once, and the end is tried for about 3 s.
+    // Nobody waits for it: it is shown failed, saying why.
+    std::thread::sleep(Duration::from_secs(6));
+    for id in &ids {
+        assert_eq!(state_of(&s, id), "failed", "{id} still looks running");
+    }
+    let (code, _, err) = s.run(&["cancel", &ids[0]]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(state_of(&s, &ids[0]), "cancelled");
+    // Retry takes the other over (it fails again, as the fault is still there, and says so).
+    let (_, _, err) = s.run(&["retry", &ids[1]]);
+    assert!(!err.contains("can be retried"), "{err}");
+    assert!(err.contains("stopped without recording its end"), "{err}");
 }

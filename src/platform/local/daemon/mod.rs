@@ -554,7 +554,9 @@ async fn drop_version(
 }
 
 async fn jobs(State(state): State<Shared>) -> Result<impl IntoResponse, ApiError> {
-    Ok(Json(with_registry(&state, |r| r.jobs()).await?))
+    let jobs = with_registry(&state, |r| r.jobs()).await?;
+    let jobs: Vec<_> = jobs.into_iter().map(|j| state.jobs.shown(j)).collect();
+    Ok(Json(jobs))
 }
 
 async fn submit_job(

@@ -294,12 +294,54 @@ impl JobRunner {
                 job.state
             )));
         }
-        if let Ok(live) = self.live.lock()
-            && let Some(l) = live.get(id)
-        {
-            l.cancel.cancel();
+        let running_here = match self.live.lock() {
+            Ok(live) => live.get(id).map(|l| l.cancel.cancel()).is_some(),
+            Err(_) => false,
+        };
+        if running_here {
+            return Ok(job);
         }
-        Ok(job)
+        // No task of this daemon runs the job: its end could not be recorded (a full disk, say).
+        // Cancelling records it now, or says why it cannot.
+        let (i, msg) = (
+            id.to_string(),
+            format!("job {id} had stopped without recording its end; marked cancelled"),
+        );
+        self.db
+            .run(move |r| {
+                r.append_job_log(&i, &msg)?;
+                r.set_job_state(&i, JobState::Cancelled, None, Some("cancelled"))?;
+                r.job(&i)
+            })
+            .await
+            .map_err(|e| {
+                SubmitError::Registry(RegistryError::BadValue(format!(
+                    "job {id} cannot be marked cancelled: {e}"
+                )))
+            })
+    }
+
+    /// Whether a task of this daemon runs (or queues) the job.
+    fn is_live(&self, id: &str) -> bool {
+        self.live.lock().is_ok_and(|l| l.contains_key(id))
+    }
+
+    /// A job recorded as queued or running that no task of this daemon runs (and that has not
+    /// moved for a moment: a job being submitted is not one) ended without recording its end.
+    /// It is shown as failed, saying so, so nobody waits for it; `cancel` and `retry` take it.
+    pub fn shown(&self, mut job: JobSummary) -> JobSummary {
+        let quiet = chrono::Utc::now() - job.updated_on > chrono::TimeDelta::seconds(2);
+        if matches!(job.state, JobState::Queued | JobState::Running)
+            && quiet
+            && !self.is_live(&job.id)
+        {
+            job.state = JobState::Failed;
+            job.error = Some(
+                "the job stopped without recording its end (the daemon's log says why): retry or cancel it"
+                    .into(),
+            );
+        }
+        job
     }
 
     pub async fn retry(self: &Arc<Self>, id: &str) -> Result<JobSummary, SubmitError> {
@@ -309,7 +351,11 @@ impl JobRunner {
             .run(move |r| r.job_detail(&job_id, Some(u64::MAX)))
             .await
             .map_err(not_found)?;
-        if !matches!(detail.summary.state, JobState::Failed | JobState::Cancelled) {
+        // A job recorded as queued or running that no task runs stopped without recording its
+        // end: it can be retried too.
+        let orphan = matches!(detail.summary.state, JobState::Queued | JobState::Running)
+            && !self.is_live(id);
+        if !orphan && !matches!(detail.summary.state, JobState::Failed | JobState::Cancelled) {
             return Err(SubmitError::Conflict(format!(
                 "job {id} is {}: only failed or cancelled jobs can be retried",
                 detail.summary.state
@@ -346,6 +392,7 @@ impl JobRunner {
         {
             d.files = l.files.clone();
         }
+        d.summary = self.shown(d.summary);
         Ok(d)
     }
 
@@ -366,13 +413,33 @@ impl JobRunner {
     }
 
     /// The last log line goes in before the state changes, so whoever sees the end has seen it.
+    /// The end is written again a few times if it cannot be (a full disk may free up); if it
+    /// still cannot, the daemon's log says why and `cancel` or `retry` can take the job over.
     async fn finish(&self, id: &str, state: JobState, error: Option<String>, line: &str) {
         self.log(id, line).await;
-        let i = id.to_string();
-        let _ = self
-            .db
-            .run(move |r| r.set_job_state(&i, state, None, error.as_deref()))
-            .await;
+        let mut wait = Duration::from_millis(200);
+        for attempt in 1..=5 {
+            let (i, e) = (id.to_string(), error.clone());
+            let written = self
+                .db
+                .run(move |r| {
+                    crate::fault::io_point("job-end-write")
+                        .map_err(|e| RegistryError::BadValue(e.to_string()))?;
+                    r.set_job_state(&i, state, None, e.as_deref())
+                })
+                .await;
+            match written {
+                Ok(_) => break,
+                Err(e) if attempt == 5 => {
+                    tracing::error!(job = %id, error = %e, "the job's end ({state}) cannot be recorded; `hugflake cancel` or `retry` takes it over");
+                }
+                Err(e) => {
+                    tracing::warn!(job = %id, error = %e, "cannot record the job's end yet; trying again");
+                    tokio::time::sleep(wait).await;
+                    wait *= 2;
+                }
+            }
+        }
         self.changed.notify_waiters();
     }
 
