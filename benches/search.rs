@@ -77,6 +77,7 @@ fn main() {
         ids: m.ids[..pairs_n.min(m.len())].to_vec(),
         dim,
         data: m.data[..pairs_n.min(m.len()) * dim].to_vec(),
+        damaged: Vec::new(),
     };
     let t = Instant::now();
     let pairs = sub.pairs(10).unwrap_or_default();

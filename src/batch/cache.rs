@@ -25,6 +25,9 @@ pub struct Cache {
 pub struct Entry {
     pub version: String,
     pub content_hash: String,
+    /// The stored vector is whole: the model's dimension, every value finite, not all zero. A
+    /// damaged one counts as stale, so the next `batch embed` computes it again.
+    pub intact: bool,
 }
 
 /// A model's embeddings, row-normalised, in one matrix.
@@ -35,6 +38,33 @@ pub struct Matrix {
     pub dim: usize,
     /// `ids.len() × dim`, row after row, each row of unit length.
     pub data: Vec<f32>,
+    /// Notes whose stored vector is damaged (left out of the matrix; re-embedding repairs them).
+    pub damaged: Vec<String>,
+}
+
+/// The vector in `blob` when it is whole: `dim` values, `dim` the model's dimension, all finite
+/// and not all zero.
+fn intact_vector(blob: &[u8], dim: usize, expected: usize) -> Option<Vec<f32>> {
+    if dim != expected || dim == 0 || blob.len() != dim * 4 {
+        return None;
+    }
+    let v: Vec<f32> = blob
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect();
+    (v.iter().all(|x| x.is_finite()) && v.iter().any(|x| *x != 0.0)).then_some(v)
+}
+
+/// The dimension most rows of a model have (a damaged row's length is not the model's).
+fn usual_dim(dims: impl Iterator<Item = usize>) -> usize {
+    let mut counts: HashMap<usize, usize> = HashMap::new();
+    for d in dims {
+        *counts.entry(d).or_default() += 1;
+    }
+    counts
+        .into_iter()
+        .max_by_key(|(d, n)| (*n, *d))
+        .map_or(0, |(d, _)| d)
 }
 
 /// One search hit or pair.
@@ -88,24 +118,44 @@ impl Cache {
         })
     }
 
-    /// Everything cached for a model: note id → version and text hash.
+    /// Everything cached for a model: note id → version, text hash and whether its vector is
+    /// intact.
     pub fn entries(&self, model: &str) -> Result<HashMap<String, Entry>, BatchError> {
         let mut stmt = self
             .conn
-            .prepare("SELECT note_id, model_version, content_hash FROM embeddings WHERE model = ?1")
+            .prepare(
+                "SELECT note_id, model_version, content_hash, dim, embedding FROM embeddings
+                 WHERE model = ?1",
+            )
             .map_err(db_err(&self.path))?;
         let rows = stmt
             .query_map(params![model], |r| {
                 Ok((
                     r.get::<_, String>(0)?,
-                    Entry {
-                        version: r.get(1)?,
-                        content_hash: r.get(2)?,
-                    },
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, i64>(3)? as usize,
+                    r.get::<_, Vec<u8>>(4)?,
                 ))
             })
+            .map_err(db_err(&self.path))?
+            .collect::<Result<Vec<_>, _>>()
             .map_err(db_err(&self.path))?;
-        rows.collect::<Result<_, _>>().map_err(db_err(&self.path))
+        let dim = usual_dim(rows.iter().map(|r| r.3));
+        Ok(rows
+            .into_iter()
+            .map(|(id, version, content_hash, d, blob)| {
+                let intact = intact_vector(&blob, d, dim).is_some();
+                (
+                    id,
+                    Entry {
+                        version,
+                        content_hash,
+                        intact,
+                    },
+                )
+            })
+            .collect())
     }
 
     /// Stores embeddings computed by `model`/`version` in one transaction (replacing older ones).
@@ -196,35 +246,29 @@ impl Cache {
                  WHERE model = ?1 AND model_version = ?2 ORDER BY note_id",
             )
             .map_err(db_err(&self.path))?;
-        let mut ids = Vec::new();
-        let mut data = Vec::new();
-        let mut dim = 0usize;
-        let mut rows = stmt
-            .query(params![model, version])
+        let rows = stmt
+            .query_map(params![model, version], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, i64>(1)? as usize,
+                    r.get::<_, Vec<u8>>(2)?,
+                ))
+            })
+            .map_err(db_err(&self.path))?
+            .collect::<Result<Vec<_>, _>>()
             .map_err(db_err(&self.path))?;
-        while let Some(r) = rows.next().map_err(db_err(&self.path))? {
-            let id: String = r.get(0).map_err(db_err(&self.path))?;
-            let d = r.get::<_, i64>(1).map_err(db_err(&self.path))? as usize;
-            let blob: Vec<u8> = r.get(2).map_err(db_err(&self.path))?;
-            if dim == 0 {
-                dim = d;
+        // One damaged row is reported and left out; it never breaks the search of the others.
+        let dim = usual_dim(rows.iter().map(|r| r.1));
+        let (mut ids, mut data, mut damaged) = (Vec::new(), Vec::new(), Vec::new());
+        for (id, d, blob) in rows {
+            match intact_vector(&blob, d, dim) {
+                Some(mut v) => {
+                    normalise(&mut v);
+                    ids.push(id);
+                    data.extend(v);
+                }
+                None => damaged.push(id),
             }
-            if d != dim || blob.len() != d * 4 {
-                return Err(BatchError::Cache {
-                    path: self.path.clone(),
-                    detail: format!(
-                        "note {id}: a damaged embedding ({} bytes for {d} dims)",
-                        blob.len()
-                    ),
-                });
-            }
-            let mut v: Vec<f32> = blob
-                .chunks_exact(4)
-                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                .collect();
-            normalise(&mut v);
-            ids.push(id);
-            data.extend(v);
         }
         Ok(Matrix {
             model,
@@ -232,6 +276,7 @@ impl Cache {
             ids,
             dim,
             data,
+            damaged,
         })
     }
 }
@@ -435,7 +480,50 @@ mod tests {
             ids: (0..rows.len()).map(|i| format!("n{i}")).collect(),
             dim: rows[0].len(),
             data,
+            damaged: Vec::new(),
         }
+    }
+
+    /// A truncated blob and a NaN are left out of the search with their ids, and count as stale.
+    #[test]
+    fn damaged_vectors_are_reported_and_recomputed_not_fatal() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let path = dir.path().join("c.sqlite");
+        let mut cache = Cache::open(&path).unwrap_or_else(|e| panic!("{e}"));
+        let items: Vec<(String, String, Vec<f32>)> = (0..4)
+            .map(|i| (format!("n{i}"), format!("h{i}"), vec![1.0, i as f32, 0.5]))
+            .collect();
+        cache
+            .store("M", "V1", &items)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let nan: Vec<u8> = [1.0f32, f32::NAN, 0.0]
+            .iter()
+            .flat_map(|x| x.to_le_bytes())
+            .collect();
+        cache
+            .conn
+            .execute(
+                "UPDATE embeddings SET embedding = x'0000' WHERE note_id = 'n1'",
+                [],
+            )
+            .unwrap_or_else(|e| panic!("{e}"));
+        cache
+            .conn
+            .execute(
+                "UPDATE embeddings SET embedding = ?1 WHERE note_id = 'n2'",
+                params![nan],
+            )
+            .unwrap_or_else(|e| panic!("{e}"));
+        let m = cache.matrix(None).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(m.ids, ["n0", "n3"]);
+        assert_eq!(m.damaged, ["n1", "n2"]);
+        assert_eq!(m.search(&[1.0, 0.0, 0.5], 5).map(|h| h.len()).ok(), Some(2));
+        let e = cache.entries("M").unwrap_or_else(|e| panic!("{e}"));
+        let intact: Vec<bool> = ["n0", "n1", "n2", "n3"]
+            .iter()
+            .map(|id| e.get(*id).is_some_and(|x| x.intact))
+            .collect();
+        assert_eq!(intact, [true, false, false, true]);
     }
 
     #[test]

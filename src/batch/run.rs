@@ -232,7 +232,7 @@ pub fn stale(
     let mut todo = Vec::new();
     for (i, n) in notes.iter().enumerate() {
         match entries.get(&n.id) {
-            Some(e) if e.version == version && e.content_hash == n.content_hash() => {}
+            Some(e) if e.intact && e.version == version && e.content_hash == n.content_hash() => {}
             _ => todo.push(i),
         }
     }

@@ -34,7 +34,9 @@ pub async fn run(ctx: &Context, job: Job) -> Result<()> {
         && j.pairs
     {
         let cache = Cache::open(&cache_path(ctx, j.cache.as_deref()))?;
-        return search_pairs(&cache.matrix(j.snowflake.model.as_deref())?, j);
+        let matrix = cache.matrix(j.snowflake.model.as_deref())?;
+        say_damaged(&matrix);
+        return search_pairs(&matrix, j);
     }
     let (platform, opened) = opener.open().await?;
     if opened.worth_saying() {
@@ -52,6 +54,7 @@ pub async fn run(ctx: &Context, job: Job) -> Result<()> {
 async fn search_local(ctx: &Context, platform: &dyn Platform, j: &job::Search) -> Result<()> {
     let cache = Cache::open(&cache_path(ctx, j.cache.as_deref()))?;
     let matrix = cache.matrix(j.snowflake.model.as_deref())?;
+    say_damaged(&matrix);
     let texts = match &j.input {
         Some(p) => Some(read_table(Path::new(p), &j.columns.input())?),
         None => None,
@@ -100,6 +103,29 @@ async fn search_local(ctx: &Context, platform: &dyn Platform, j: &job::Search) -
         outln!("{:>3}. {:.4}  {}{text}", i + 1, h.score, printable(&h.id))?;
     }
     Ok(())
+}
+
+/// Names the notes whose cached vector is damaged (they are left out of the search).
+fn say_damaged(matrix: &crate::batch::cache::Matrix) {
+    if matrix.damaged.is_empty() {
+        return;
+    }
+    let shown: Vec<String> = matrix
+        .damaged
+        .iter()
+        .take(10)
+        .map(|id| printable(id).into_owned())
+        .collect();
+    eprintln!(
+        "{} damaged embedding(s) left out ({}{}); `hugflake batch embed` computes them again",
+        matrix.damaged.len(),
+        shown.join(", "),
+        if matrix.damaged.len() > 10 {
+            ", …"
+        } else {
+            ""
+        }
+    );
 }
 
 /// The most similar pairs of cached notes.
