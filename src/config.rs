@@ -109,6 +109,8 @@ pub struct DaemonConfig {
     pub restart_backoff_secs: f64,
     pub request_timeout_secs: u64,
     pub max_batch: u32,
+    pub endpoint_max_connections: u32,
+    pub endpoint_header_timeout_secs: u64,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -189,6 +191,8 @@ struct DaemonLayer {
     restart_backoff_secs: Option<Spanned<f64>>,
     request_timeout_secs: Option<Spanned<u64>>,
     max_batch: Option<Spanned<u32>>,
+    endpoint_max_connections: Option<Spanned<u32>>,
+    endpoint_header_timeout_secs: Option<Spanned<u64>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -432,6 +436,41 @@ impl Config {
                 |v| match v {
                     1..=1024 => Ok(()),
                     _ => Err(format!("{v} is out of range: expected 1 to 1024 rows")),
+                },
+                |v| v.to_string(),
+            )?,
+            endpoint_max_connections: b.take(
+                "daemon.endpoint_max_connections",
+                [
+                    (
+                        &defaults,
+                        dd.and_then(|x| x.endpoint_max_connections.as_ref()),
+                    ),
+                    (&user, ud.and_then(|x| x.endpoint_max_connections.as_ref())),
+                ],
+                |v| match v {
+                    1..=4096 => Ok(()),
+                    _ => Err(format!(
+                        "{v} is out of range: expected 1 to 4096 connections"
+                    )),
+                },
+                |v| v.to_string(),
+            )?,
+            endpoint_header_timeout_secs: b.take(
+                "daemon.endpoint_header_timeout_secs",
+                [
+                    (
+                        &defaults,
+                        dd.and_then(|x| x.endpoint_header_timeout_secs.as_ref()),
+                    ),
+                    (
+                        &user,
+                        ud.and_then(|x| x.endpoint_header_timeout_secs.as_ref()),
+                    ),
+                ],
+                |v| match v {
+                    1..=600 => Ok(()),
+                    _ => Err(format!("{v} is out of range: expected 1 to 600 seconds")),
                 },
                 |v| v.to_string(),
             )?,

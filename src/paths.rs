@@ -177,7 +177,19 @@ pub fn read_user_file(path: &Path, cap: u64) -> std::io::Result<Vec<u8>> {
     if meta.len() > cap {
         return Err(too_big(meta.len()));
     }
-    let file = std::fs::File::open(path)?;
+    // Opened without blocking and checked again: a FIFO swapped in after the check above cannot
+    // hold the open.
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
+        .open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(Error::new(
+            ErrorKind::InvalidInput,
+            "not a regular file (a FIFO, socket or device): only regular files are read",
+        ));
+    }
     let mut out = Vec::with_capacity(meta.len() as usize);
     file.take(cap + 1).read_to_end(&mut out)?;
     if out.len() as u64 > cap {

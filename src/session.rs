@@ -92,6 +92,19 @@ impl Opener {
     > {
         use crate::config::PlatformChoice;
         match self.choice {
+            PlatformChoice::Local if self.read_only => {
+                // An on-call screen watches; it does not start a daemon (which would carry on
+                // unfinished imports).
+                let (client, info) = lifecycle::connect(&self.start.data_dir).await.map_err(|e| {
+                    platform::PlatformError::Other(format!(
+                        "read-only: no local daemon answers ({e}), and --read-only does not start one: start it with `hugflake serve` or any command without --read-only"
+                    ))
+                })?;
+                Ok((
+                    self.gate(std::sync::Arc::new(client)),
+                    Opened::Connected { pid: info.pid },
+                ))
+            }
             PlatformChoice::Local => {
                 let (client, c) = lifecycle::connect_or_start(&self.start).await?;
                 let opened = match &c {

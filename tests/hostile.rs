@@ -121,6 +121,13 @@ fn closed_pipes_and_full_disks_end_without_a_panic() {
 #[test]
 fn read_only_refuses_every_change() {
     let s = Sandbox::new();
+    // An on-call screen does not start a daemon: it says so.
+    let (code, _, err) = s.run(&["--read-only", "status"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("--read-only does not start one"), "{err}");
+    assert!(!s.path("data/daemon.json").exists());
+    let (code, _, err) = s.run(&["status"]);
+    assert_eq!(code, 0, "{err}");
     std::fs::write(s.path("notes.csv"), "NOTE_ID,NOTE_TEXT\n1,fever\n")
         .unwrap_or_else(|e| panic!("{e}"));
     let notes = s.path("notes.csv").display().to_string();

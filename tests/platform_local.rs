@@ -1855,3 +1855,89 @@ async fn every_face_groups_entities_one_way_and_a_call_is_one_request() {
     assert_eq!((client.traffic() - before).requests, 3);
     p.kill_daemon();
 }
+
+/// Idle and slow connections to a service port cannot take the daemon down: past the endpoint's
+/// cap they are closed on arrival, a request line with no headers is closed after the header
+/// timeout, the control socket answers throughout, and a real call works once they are gone.
+#[tokio::test(flavor = "multi_thread")]
+async fn idle_connections_to_an_endpoint_are_bounded_and_timed_out() {
+    use std::io::{Read, Write};
+    let mut p = Platform0::start(vec![ner_repo()]).await;
+    std::fs::write(
+        p.dir.path().join("config.toml"),
+        "[daemon]\nendpoint_max_connections = 20\nendpoint_header_timeout_secs = 2\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let client = p.serve().await;
+    let d = import_to_end(&client, &spec("fixtures/tiny-bert-ner", "NER")).await;
+    assert_eq!(d.summary.state, JobState::Done, "{:?}", d.summary.error);
+    let addr = client
+        .endpoints("NER_SVC")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))[0]
+        .ingress_url
+        .clone();
+    // 60 connections (bounded), each sending a request line and nothing more.
+    let mut held = Vec::new();
+    for _ in 0..60 {
+        if let Ok(mut c) = std::net::TcpStream::connect(&addr) {
+            let _ = c.write_all(b"POST /predict HTTP/1.1\r\n");
+            let _ = c.set_read_timeout(Some(Duration::from_secs(8)));
+            held.push(c);
+        }
+    }
+    // The control socket answers at once whatever the endpoint suffers.
+    let t = Instant::now();
+    let (code, _, err) = p.run(&["status"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        t.elapsed() < Duration::from_secs(10),
+        "status took {:?}",
+        t.elapsed()
+    );
+    // Every held connection is closed by the daemon: over the cap at once, the rest after the
+    // 2 s header timeout.
+    let closed = tokio::task::spawn_blocking(move || {
+        held.into_iter()
+            .filter(|c| {
+                let mut c = c;
+                let mut buf = [0u8; 256];
+                loop {
+                    match c.read(&mut buf) {
+                        Ok(0) => return true,
+                        Ok(_) => continue,
+                        Err(e) => {
+                            return !matches!(
+                                e.kind(),
+                                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                            );
+                        }
+                    }
+                }
+            })
+            .count()
+    })
+    .await
+    .unwrap_or_default();
+    assert_eq!(closed, 60, "connections left open by the daemon");
+    // The service still answers a real call, and its log says connections were refused.
+    let token = hugflake_token(&p, "NER_SVC").await;
+    let (status, _) = call(
+        &client,
+        "NER_SVC",
+        "/--call--",
+        Some(&format!("Snowflake Token=\"{token}\"")),
+        r#"{"data": [[0, "fever"]]}"#,
+    )
+    .await;
+    assert_eq!(status, 200);
+    let logs = client
+        .logs("NER_SVC", None, 1000, None)
+        .await
+        .unwrap_or_default();
+    assert!(
+        logs.iter()
+            .any(|l| l.line.contains("endpoint_max_connections")),
+        "no refusal logged"
+    );
+}

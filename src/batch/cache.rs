@@ -55,18 +55,6 @@ fn intact_vector(blob: &[u8], dim: usize, expected: usize) -> Option<Vec<f32>> {
     (v.iter().all(|x| x.is_finite()) && v.iter().any(|x| *x != 0.0)).then_some(v)
 }
 
-/// The dimension most rows of a model have (a damaged row's length is not the model's).
-fn usual_dim(dims: impl Iterator<Item = usize>) -> usize {
-    let mut counts: HashMap<usize, usize> = HashMap::new();
-    for d in dims {
-        *counts.entry(d).or_default() += 1;
-    }
-    counts
-        .into_iter()
-        .max_by_key(|(d, n)| (*n, *d))
-        .map_or(0, |(d, _)| d)
-}
-
 /// One search hit or pair.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Hit {
@@ -119,8 +107,9 @@ impl Cache {
     }
 
     /// Everything cached for a model: note id → version, text hash and whether its vector is
-    /// intact.
+    /// intact. Rows are checked as they stream by; no vector is kept.
     pub fn entries(&self, model: &str) -> Result<HashMap<String, Entry>, BatchError> {
+        let dims = self.usual_dims(model)?;
         let mut stmt = self
             .conn
             .prepare(
@@ -128,34 +117,57 @@ impl Cache {
                  WHERE model = ?1",
             )
             .map_err(db_err(&self.path))?;
+        let mut rows = stmt.query(params![model]).map_err(db_err(&self.path))?;
+        let mut out = HashMap::new();
+        while let Some(r) = rows.next().map_err(db_err(&self.path))? {
+            let get = |i| -> Result<String, BatchError> { r.get(i).map_err(db_err(&self.path)) };
+            let (id, version, content_hash) = (get(0)?, get(1)?, get(2)?);
+            let d = r.get::<_, i64>(3).map_err(db_err(&self.path))? as usize;
+            let blob = r.get_ref(4).map_err(db_err(&self.path))?;
+            let expected = dims.get(&version).copied().unwrap_or(0);
+            let intact = blob
+                .as_blob()
+                .is_ok_and(|b| intact_vector(b, d, expected).is_some());
+            out.insert(
+                id,
+                Entry {
+                    version,
+                    content_hash,
+                    intact,
+                },
+            );
+        }
+        Ok(out)
+    }
+
+    /// Each version's dimension: the one most of its rows have (a damaged row's is not it).
+    fn usual_dims(&self, model: &str) -> Result<HashMap<String, usize>, BatchError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT model_version, dim, COUNT(*) FROM embeddings WHERE model = ?1
+                 GROUP BY model_version, dim",
+            )
+            .map_err(db_err(&self.path))?;
         let rows = stmt
             .query_map(params![model], |r| {
                 Ok((
                     r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, String>(2)?,
-                    r.get::<_, i64>(3)? as usize,
-                    r.get::<_, Vec<u8>>(4)?,
+                    r.get::<_, i64>(1)? as usize,
+                    r.get::<_, i64>(2)?,
                 ))
             })
             .map_err(db_err(&self.path))?
             .collect::<Result<Vec<_>, _>>()
             .map_err(db_err(&self.path))?;
-        let dim = usual_dim(rows.iter().map(|r| r.3));
-        Ok(rows
-            .into_iter()
-            .map(|(id, version, content_hash, d, blob)| {
-                let intact = intact_vector(&blob, d, dim).is_some();
-                (
-                    id,
-                    Entry {
-                        version,
-                        content_hash,
-                        intact,
-                    },
-                )
-            })
-            .collect())
+        let mut best: HashMap<String, (i64, usize)> = HashMap::new();
+        for (version, dim, n) in rows {
+            let e = best.entry(version).or_insert((0, 0));
+            if (n, dim) > *e {
+                *e = (n, dim);
+            }
+        }
+        Ok(best.into_iter().map(|(v, (_, d))| (v, d)).collect())
     }
 
     /// Stores embeddings computed by `model`/`version` in one transaction (replacing older ones).
@@ -246,22 +258,17 @@ impl Cache {
                  WHERE model = ?1 AND model_version = ?2 ORDER BY note_id",
             )
             .map_err(db_err(&self.path))?;
-        let rows = stmt
-            .query_map(params![model, version], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, i64>(1)? as usize,
-                    r.get::<_, Vec<u8>>(2)?,
-                ))
-            })
-            .map_err(db_err(&self.path))?
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(db_err(&self.path))?;
         // One damaged row is reported and left out; it never breaks the search of the others.
-        let dim = usual_dim(rows.iter().map(|r| r.1));
+        let dim = self.usual_dims(&model)?.get(&version).copied().unwrap_or(0);
         let (mut ids, mut data, mut damaged) = (Vec::new(), Vec::new(), Vec::new());
-        for (id, d, blob) in rows {
-            match intact_vector(&blob, d, dim) {
+        let mut rows = stmt
+            .query(params![model, version])
+            .map_err(db_err(&self.path))?;
+        while let Some(r) = rows.next().map_err(db_err(&self.path))? {
+            let id: String = r.get(0).map_err(db_err(&self.path))?;
+            let d = r.get::<_, i64>(1).map_err(db_err(&self.path))? as usize;
+            let blob = r.get_ref(2).map_err(db_err(&self.path))?;
+            match blob.as_blob().ok().and_then(|b| intact_vector(b, d, dim)) {
                 Some(mut v) => {
                     normalise(&mut v);
                     ids.push(id);
@@ -270,6 +277,7 @@ impl Cache {
                 None => damaged.push(id),
             }
         }
+        drop(rows);
         Ok(Matrix {
             model,
             version,

@@ -145,7 +145,17 @@ fn read_csv(bytes: &[u8], cols: &Columns) -> Result<Table, String> {
         headers
             .iter()
             .position(|h| h.eq_ignore_ascii_case(name))
-            .ok_or_else(|| format!("no column `{name}`; the header has: {}", headers.join(", ")))
+            .ok_or_else(|| {
+                let shown: Vec<String> = headers
+                    .iter()
+                    .take(20)
+                    .map(|h| {
+                        let h: String = h.chars().take(40).collect();
+                        crate::domain::units::printable(&h).into_owned()
+                    })
+                    .collect();
+                format!("no column `{name}`; the header has: {}", shown.join(", "))
+            })
     };
     let (id_at, text_at) = (find(&cols.id)?, find(&cols.text)?);
     let mut table = Table::default();
@@ -202,10 +212,10 @@ fn read_csv(bytes: &[u8], cols: &Columns) -> Result<Table, String> {
         );
     }
     // A quote that never closes makes every later line part of one field, silently: refuse the
-    // file and say where the quote opened. Such a field can only be the last record's.
-    if let Some(start) = last_start
-        && let Some(at) = unclosed_quote(&bytes[start..])
-    {
+    // file and say where the quote opened. Such a field can only be the last record's (or the
+    // header's, when no record is left).
+    let start = last_start.unwrap_or(0);
+    if let Some(at) = unclosed_quote(&bytes[start..]) {
         let line = lines.line_at(start + at);
         let after = bytes[start + at..].iter().filter(|&&b| b == b'\n').count();
         return Err(format!(
@@ -404,20 +414,16 @@ fn read_jsonl(bytes: &[u8], cols: &Columns) -> Table {
         // Values are kept as written: an id such as 18446744073709551617 is text, and parsing it
         // as a JSON number would round it to a float and merge it with its neighbour.
         let obj: BTreeMap<String, &serde_json::value::RawValue> =
-            match serde_json::from_str::<serde_json::Value>(text_line) {
-                Ok(serde_json::Value::Object(_)) => match serde_json::from_str(text_line) {
-                    Ok(o) => o,
-                    Err(e) => {
-                        table.rejected.push(reject(format!("not JSON: {e}")));
-                        continue;
-                    }
-                },
-                Ok(_) => {
-                    table.rejected.push(reject("not a JSON object".into()));
-                    continue;
-                }
+            match serde_json::from_str(text_line) {
+                Ok(o) => o,
+                // Only to say which: valid JSON that is not an object, or not JSON.
                 Err(e) => {
-                    table.rejected.push(reject(format!("not JSON: {e}")));
+                    let reason =
+                        match serde_json::from_str::<&serde_json::value::RawValue>(text_line) {
+                            Ok(_) => "not a JSON object".to_string(),
+                            Err(_) => format!("not JSON: {e}"),
+                        };
+                    table.rejected.push(reject(reason));
                     continue;
                 }
             };

@@ -148,6 +148,8 @@ impl Job {
     /// and on Snowflake the results table. Searching and local results files change nothing.
     pub fn writes(&self, on_snowflake: bool) -> Option<&'static str> {
         match self {
+            Job::Embed(j) if j.snowflake.dry_run && on_snowflake => None,
+            Job::Entities(j) if j.snowflake.dry_run => None,
             Job::Embed(_) => Some("`batch embed` (it writes the embedding cache)"),
             Job::Entities(_) if on_snowflake => {
                 Some("`batch entities` on Snowflake (it writes a results table)")

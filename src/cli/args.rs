@@ -238,8 +238,9 @@ pub struct ImportArgs {
     /// Instances kept running (0 starts one, like Snowflake)
     #[arg(long, default_value_t = 1)]
     pub min_instances: u32,
-    #[arg(long, default_value_t = 1)]
-    pub max_instances: u32,
+    /// Instances at most (default: min instances, at least 1)
+    #[arg(long)]
+    pub max_instances: Option<u32>,
     /// Snowflake, gated repos: the name of a Snowflake secret holding your HF token
     #[arg(long, value_name = "SECRET")]
     pub token_secret: Option<String>,

@@ -41,7 +41,7 @@ fn import_spec(a: ImportArgs) -> ImportSpec {
     }
     spec.version = a.version;
     spec.min_instances = a.min_instances;
-    spec.max_instances = a.max_instances;
+    spec.max_instances = a.max_instances.unwrap_or(a.min_instances.max(1));
     spec.token_secret = a.token_secret;
     spec
 }
@@ -559,6 +559,10 @@ pub async fn serve(ctx: &Context) -> Result<()> {
             max_backoff: Duration::from_secs(60),
             request_timeout: Duration::from_secs(d.request_timeout_secs),
             max_batch: d.max_batch as usize,
+            endpoint: crate::platform::local::daemon::endpoint::Limits {
+                max_connections: d.endpoint_max_connections as usize,
+                header_timeout: Duration::from_secs(d.endpoint_header_timeout_secs),
+            },
         },
         hub,
         import_concurrency: d.import_concurrency as usize,

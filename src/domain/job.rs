@@ -136,9 +136,6 @@ fn main_revision() -> String {
     "main".into()
 }
 
-/// The most instances one local service may run (each is a process holding the model).
-pub const LOCAL_MAX_INSTANCES: u32 = 16;
-
 impl ImportSpec {
     /// SPCS's rule for a service's instance bounds: MAX_INSTANCES at least 1, MIN_INSTANCES at most
     /// MAX_INSTANCES (MIN_INSTANCES 0 starts one, like Snowflake). Refused, never adjusted.

@@ -58,12 +58,15 @@ pub fn duration(secs: i64) -> String {
 /// bells, newlines, C1 codes) are shown as `\x1b`-style escapes instead of being sent to the
 /// terminal, where an id such as `"\x1b]0;PWNED\x07"` would retitle the window.
 pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
-    if !text.chars().any(char::is_control) {
+    // Controls, and the bidirectional overrides that make a terminal show text in another order.
+    let hidden =
+        |c: char| c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+    if !text.chars().any(hidden) {
         return std::borrow::Cow::Borrowed(text);
     }
     let mut out = String::with_capacity(text.len() + 8);
     for c in text.chars() {
-        if c.is_control() {
+        if hidden(c) {
             let n = c as u32;
             if n <= 0xff {
                 out.push_str(&format!("\\x{n:02x}"));

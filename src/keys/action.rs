@@ -86,6 +86,14 @@ impl Action {
         Action::Deny,
     ];
 
+    /// Actions that exist only in the log view and in questions, whose keys may repeat the panes'.
+    pub fn overlay_only(self) -> bool {
+        matches!(
+            self,
+            Action::Wrap | Action::SaveLogs | Action::Confirm | Action::Deny
+        )
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Action::Quit => "quit",

@@ -153,15 +153,28 @@ impl Keymap {
         defaults: &BTreeMap<Action, Vec<KeyChord>>,
         user: &BTreeMap<Action, Vec<KeyChord>>,
     ) -> Keymap {
-        let user_keys: Vec<KeyChord> = user.values().flatten().copied().collect();
+        // A key the user binds is taken from the default actions of the same place only: binding
+        // `s` on the panes leaves the log view's `s` (save) alone, and the reverse.
+        let user_keys = |overlay: bool| -> Vec<KeyChord> {
+            user.iter()
+                .filter(|(a, _)| a.overlay_only() == overlay)
+                .flat_map(|(_, k)| k.iter().copied())
+                .collect()
+        };
+        let (pane_keys, overlay_keys) = (user_keys(false), user_keys(true));
         let mut bindings = Vec::new();
         for action in Action::ALL {
             if let Some(keys) = user.get(&action) {
                 bindings.extend(keys.iter().map(|k| (*k, action)));
             } else if let Some(keys) = defaults.get(&action) {
+                let taken = if action.overlay_only() {
+                    &overlay_keys
+                } else {
+                    &pane_keys
+                };
                 bindings.extend(
                     keys.iter()
-                        .filter(|k| !user_keys.contains(k))
+                        .filter(|k| !taken.contains(k))
                         .map(|k| (*k, action)),
                 );
             }

@@ -13,7 +13,7 @@ use crossterm::event::{
     DisableBracketedPaste, DisableMouseCapture, EnableBracketedPaste, EnableMouseCapture,
     EventStream,
 };
-use futures::{FutureExt, StreamExt};
+use futures::StreamExt;
 use ratatui::DefaultTerminal;
 use ratatui::layout::Rect;
 use tokio::sync::mpsc;
@@ -110,8 +110,10 @@ async fn event_loop(mut terminal: DefaultTerminal, ctx: &Context) -> Result<()> 
                     effects.extend(app.handle_event(&event));
                     // Everything already read is handled in this turn: after a large paste the
                     // next key (Ctrl-C included) must not wait for yet another key to arrive.
+                    // Polled with this task's waker, so a pending poll still wakes the loop.
                     while !app.quit
-                        && let Some(Some(Ok(event))) = events.next().now_or_never()
+                        && let std::task::Poll::Ready(Some(Ok(event))) =
+                            futures::poll!(events.next())
                     {
                         effects.extend(app.handle_event(&event));
                     }

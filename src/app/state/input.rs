@@ -42,16 +42,32 @@ impl App {
             );
             return Vec::new();
         }
+        if multi_line {
+            // Straight into the query: no key of the paste can send it or leave the field.
+            self.query
+                .input
+                .extend(text.chars().filter(|c| *c == '\n' || !c.is_control()));
+            return Vec::new();
+        }
         let mut effects = Vec::new();
         for c in text.chars() {
-            let code = match c {
+            let c = match c {
                 '\r' => continue,
-                '\n' if multi_line => KeyCode::Enter,
-                '\n' | '\t' => KeyCode::Char(' '),
+                '\n' | '\t' => ' ',
                 c if c.is_control() => continue,
-                c => KeyCode::Char(c),
+                c => c,
             };
-            effects.extend(self.handle_key(&KeyEvent::new(code, KeyModifiers::NONE)));
+            // One-line fields take characters as text; should the field close, the rest of the
+            // paste is dropped rather than run as keys.
+            let typing = match &self.overlay {
+                Overlay::Command { .. } | Overlay::Filter { .. } | Overlay::Import(_) => true,
+                Overlay::Logs(v) => v.editing_filter,
+                _ => false,
+            };
+            if !typing {
+                break;
+            }
+            effects.extend(self.handle_key(&KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE)));
         }
         effects
     }
@@ -324,6 +340,13 @@ impl App {
             }
             Action::Download => {
                 if self.tab != Tab::Candidates {
+                    return Vec::new();
+                }
+                if self.read_only {
+                    self.set_flash(
+                        "read-only mode: downloads into the Hugging Face cache start from a screen without --read-only",
+                        true,
+                    );
                     return Vec::new();
                 }
                 let Some(handle) = self.selected_candidate().map(|c| c.handle.clone()) else {

@@ -52,10 +52,9 @@ pub async fn connect(dir: &Path) -> Result<(LocalPlatform, DaemonInfo), Platform
     let files = DaemonFiles::new(dir);
     files.check_private().map_err(|detail| {
         if files.dir.exists() {
-            PlatformError::Unauthorized {
-                what: "the local daemon".into(),
-                detail,
-            }
+            // A data dir others can open is refused before any daemon is asked: no credential
+            // was refused, the directory's mode or owner is the problem.
+            PlatformError::Other(detail)
         } else {
             unreachable(format!("no data dir {}", dir.display()))
         }

@@ -2,6 +2,7 @@
 //! Unix socket in the data dir (mode 0700), and every call is authenticated with the bearer token it
 //! writes at start. Request bodies are capped (`MAX_CONTROL_BODY`) with a clear 413.
 
+pub mod endpoint;
 pub mod jobs;
 pub mod records;
 pub mod registry;
@@ -92,6 +93,9 @@ type Shared = Arc<AppState>;
 /// Runs the daemon until a shutdown request, SIGTERM or Ctrl-C.
 pub async fn serve(opts: ServeOptions) -> Result<(), DaemonError> {
     let files = DaemonFiles::new(&opts.data_dir);
+    if let Some(n) = endpoint::raise_open_files_limit() {
+        tracing::info!(open_files = n, "open-file limit");
+    }
     let io = |path: PathBuf| move |source| DaemonError::Io { path, source };
     files.ensure_dir().map_err(io(files.dir.clone()))?;
     files.check_private().map_err(DaemonError::NotPrivate)?;

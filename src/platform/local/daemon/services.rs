@@ -68,6 +68,8 @@ pub struct ServiceSettings {
     pub max_backoff: Duration,
     pub request_timeout: Duration,
     pub max_batch: usize,
+    /// Connections one endpoint holds at once, and how long a request's headers may take.
+    pub endpoint: super::endpoint::Limits,
 }
 
 const READY_TIMEOUT: Duration = Duration::from_secs(600);
@@ -676,11 +678,15 @@ impl ServiceManager {
             ))
             .with_state(rt.clone());
         let stop = rt.cancel.clone();
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app)
-                .with_graceful_shutdown(stop.cancelled_owned())
-                .await;
-        });
+        let limits = self.settings.endpoint;
+        let refusals = rt.clone();
+        tokio::spawn(super::endpoint::serve(
+            listener,
+            app,
+            limits,
+            stop,
+            move |line: &str| refusals.logs.push(0, "supervisor", line),
+        ));
         let sampler = rt.clone();
         tokio::spawn(async move {
             let every = sampler.settings.sample_every;

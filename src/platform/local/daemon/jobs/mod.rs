@@ -16,7 +16,7 @@ use tokio::sync::{Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 use super::records::{ServiceRow, ServiceSpec};
-use super::registry::RegistryError;
+use super::registry::{Registry, RegistryError};
 use super::services::{Db, ServiceError, ServiceManager};
 use crate::domain::{
     FileProgress, ImportSpec, JobDetail, JobState, JobSummary, ModelVersion, ServiceStatus, Stage,
@@ -140,6 +140,28 @@ fn check_identifier(what: &str, name: &str) -> Result<(), SubmitError> {
     }
 }
 
+/// Why a service name is taken by job `other`: it imports into it, or it stopped without
+/// recording its end and must be cancelled first.
+fn service_taken(
+    r: &Registry,
+    other: &str,
+    service: &str,
+    live: &std::collections::HashSet<String>,
+) -> RegistryError {
+    let quiet = r
+        .job(other)
+        .is_ok_and(|j| chrono::Utc::now() - j.updated_on > chrono::TimeDelta::seconds(2));
+    if live.contains(other) || !quiet {
+        RegistryError::Conflict(format!(
+            "job {other} is already importing a model into service {service}: pick another --service, or wait for it"
+        ))
+    } else {
+        RegistryError::Conflict(format!(
+            "job {other} claimed service {service} but stopped without recording its end: cancel it (`hugflake cancel {other}`), then import again"
+        ))
+    }
+}
+
 fn new_job_id() -> String {
     let mut bytes = [0u8; 6];
     let _ = getrandom::fill(&mut bytes);
@@ -178,15 +200,10 @@ impl JobRunner {
         if let Some(t) = &spec.task {
             t.parse::<Task>().map_err(SubmitError::Invalid)?;
         }
+        // More instances than the pool's memory holds is refused at resolve, by the fit check.
         spec.check_instances().map_err(SubmitError::Invalid)?;
-        if spec.max_instances > crate::domain::job::LOCAL_MAX_INSTANCES {
-            return Err(SubmitError::Invalid(format!(
-                "max instances ({}) is over the local platform's {} per service (each instance is a process holding the model)",
-                spec.max_instances,
-                crate::domain::job::LOCAL_MAX_INSTANCES
-            )));
-        }
         let s = spec.clone();
+        let live = self.live_ids();
         let id = new_job_id();
         let job_id = id.clone();
         let summary = self
@@ -213,10 +230,7 @@ impl JobRunner {
                 // Checked under the registry's lock with the job's creation: of two imports onto
                 // one service name sent at once, the second is refused here.
                 if let Some(other) = r.active_job_for_service(&s.service)? {
-                    return Err(RegistryError::Conflict(format!(
-                        "job {other} is already importing a model into service {}: pick another --service, or wait for it",
-                        s.service
-                    )));
+                    return Err(service_taken(r, &other, &s.service, &live));
                 }
                 if r.service_row(&s.service)?.is_some() {
                     return Err(RegistryError::Conflict(format!(
@@ -264,6 +278,18 @@ impl JobRunner {
         }
         let me = self.clone();
         tokio::spawn(async move {
+            // However the task ends (a panic included), the job leaves `live`: a job no task runs
+            // is then shown as such, and cancel and retry can take it over.
+            struct Leave(Arc<JobRunner>, String);
+            impl Drop for Leave {
+                fn drop(&mut self) {
+                    if let Ok(mut live) = self.0.live.lock() {
+                        live.remove(&self.1);
+                    }
+                    self.0.changed.notify_waiters();
+                }
+            }
+            let _leave = Leave(me.clone(), id.clone());
             let permit = tokio::select! {
                 p = me.slots.clone().acquire_owned() => p.ok(),
                 _ = cancel.cancelled() => None,
@@ -274,10 +300,6 @@ impl JobRunner {
                 return;
             }
             me.run(&id, &cancel).await;
-            if let Ok(mut live) = me.live.lock() {
-                live.remove(&id);
-            }
-            me.changed.notify_waiters();
         });
     }
 
@@ -300,6 +322,11 @@ impl JobRunner {
         };
         if running_here {
             return Ok(job);
+        }
+        if !self.is_orphan(&job) {
+            return Err(SubmitError::Conflict(format!(
+                "job {id} is starting: cancel it again in a moment"
+            )));
         }
         // No task of this daemon runs the job: its end could not be recorded (a full disk, say).
         // Cancelling records it now, or says why it cannot.
@@ -326,15 +353,27 @@ impl JobRunner {
         self.live.lock().is_ok_and(|l| l.contains_key(id))
     }
 
+    /// Recorded as queued or running, run by no task, and quiet for a moment (a job being
+    /// submitted or retried gets its task right after its row).
+    fn is_orphan(&self, job: &JobSummary) -> bool {
+        matches!(job.state, JobState::Queued | JobState::Running)
+            && chrono::Utc::now() - job.updated_on > chrono::TimeDelta::seconds(2)
+            && !self.is_live(&job.id)
+    }
+
+    /// The ids of the jobs tasks of this daemon run (for checks made under the registry's lock).
+    fn live_ids(&self) -> std::collections::HashSet<String> {
+        self.live
+            .lock()
+            .map(|l| l.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+
     /// A job recorded as queued or running that no task of this daemon runs (and that has not
     /// moved for a moment: a job being submitted is not one) ended without recording its end.
     /// It is shown as failed, saying so, so nobody waits for it; `cancel` and `retry` take it.
     pub fn shown(&self, mut job: JobSummary) -> JobSummary {
-        let quiet = chrono::Utc::now() - job.updated_on > chrono::TimeDelta::seconds(2);
-        if matches!(job.state, JobState::Queued | JobState::Running)
-            && quiet
-            && !self.is_live(&job.id)
-        {
+        if self.is_orphan(&job) {
             job.state = JobState::Failed;
             job.error = Some(
                 "the job stopped without recording its end (the daemon's log says why): retry or cancel it"
@@ -353,8 +392,7 @@ impl JobRunner {
             .map_err(not_found)?;
         // A job recorded as queued or running that no task runs stopped without recording its
         // end: it can be retried too.
-        let orphan = matches!(detail.summary.state, JobState::Queued | JobState::Running)
-            && !self.is_live(id);
+        let orphan = self.is_orphan(&detail.summary);
         if !orphan && !matches!(detail.summary.state, JobState::Failed | JobState::Cancelled) {
             return Err(SubmitError::Conflict(format!(
                 "job {id} is {}: only failed or cancelled jobs can be retried",
@@ -362,9 +400,17 @@ impl JobRunner {
             )));
         }
         let job_id = id.to_string();
+        let live = self.live_ids();
         let summary = self
             .db
             .run(move |r| {
+                // The service name may have been taken since: by another job, or a service.
+                if let Some(other) = r
+                    .active_job_for_service(&detail.spec.service)?
+                    .filter(|o| *o != job_id)
+                {
+                    return Err(service_taken(r, &other, &detail.spec.service, &live));
+                }
                 for s in &detail.stages {
                     if !matches!(s.state, StageState::Done | StageState::Skipped) {
                         r.set_stage(&job_id, s.stage, StageState::Pending, None)?;
