@@ -352,3 +352,25 @@ fn a_job_whose_end_cannot_be_written_can_be_cancelled_and_retried() {
     assert!(!err.contains("can be retried"), "{err}");
     assert!(err.contains("stopped without recording its end"), "{err}");
 }
+
+/// The daemon downloads with the Hub settings it was started with: an import from a shell with
+/// another HF_TOKEN is refused, saying which differ and how to restart it, never the token.
+#[test]
+fn an_import_with_other_hub_settings_than_the_daemons_is_refused() {
+    let s = Sandbox::new();
+    let (code, _, err) = s.run(&["status"]);
+    assert_eq!(code, 0, "{err}");
+    let secret = "hf_CallerTokenThatMustNotBePrinted";
+    let mut c = s.cmd(&["import", "org/gated-model", "--detach"]);
+    c.env("HF_TOKEN", secret).stdout(Stdio::piped());
+    let (code, out, err) = s.run_with(c);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        err.contains("no HF token (you have one)") && err.contains("hugflake serve --stop"),
+        "{err}"
+    );
+    assert!(!err.contains(secret) && !out.contains(secret));
+    let (code, out, _) = s.run(&["jobs", "--json"]);
+    assert_eq!(code, 0);
+    assert_eq!(out.trim(), "[]", "a job was created: {out}");
+}

@@ -102,7 +102,12 @@ pub fn read(path: &Path, cols: &Columns) -> Result<Table, BatchError> {
             detail,
         }),
         "jsonl" | "ndjson" | "json" => Ok(read_jsonl(&bytes, cols)),
-        "parquet" => read_parquet(path, cols).map_err(|detail| BatchError::Input {
+        "parquet" => std::panic::catch_unwind(|| read_parquet(path, cols))
+            .unwrap_or_else(|_| {
+                // The Parquet library asserts on some damaged files: a refusal, never a crash.
+                Err("the file is damaged: the Parquet reader gave up on it".into())
+            })
+            .map_err(|detail| BatchError::Input {
             path: path.to_path_buf(),
             detail,
         }),
@@ -296,9 +301,21 @@ fn read_parquet(path: &Path, cols: &Columns) -> Result<Table, String> {
     let reader = SerializedFileReader::new(file).map_err(|e| format!("not a Parquet file: {e}"))?;
     // Codecs this build cannot decompress are named before any row is read: the row reader
     // would otherwise fail on every page.
+    let file_len = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
     for group in reader.metadata().row_groups() {
         for column in group.columns() {
             use parquet::basic::Compression;
+            // Damaged metadata the library would assert on (a negative or out-of-file range).
+            let start = column
+                .dictionary_page_offset()
+                .unwrap_or(column.data_page_offset());
+            let len = column.compressed_size();
+            if start < 0 || len < 0 || (start as u64).saturating_add(len as u64) > file_len {
+                return Err(format!(
+                    "the file's metadata is damaged (column `{}` claims bytes {start}..+{len} of a {file_len}-byte file)",
+                    column.column_path()
+                ));
+            }
             let codec = column.compression();
             if !matches!(
                 codec,

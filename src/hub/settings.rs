@@ -27,7 +27,56 @@ fn truthy(v: &str) -> bool {
     )
 }
 
+/// Which Hub a process talks to, and as whom, comparable across processes without the token:
+/// the token appears only as a salted SHA-256 fingerprint.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct HubIdentity {
+    pub endpoint: String,
+    pub token_fingerprint: Option<String>,
+    pub cache_dir: PathBuf,
+}
+
+impl HubIdentity {
+    /// How it differs from `other`, in words (never a token).
+    pub fn differences(&self, other: &HubIdentity) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.endpoint != other.endpoint {
+            out.push(format!(
+                "HF_ENDPOINT {} (yours: {})",
+                self.endpoint, other.endpoint
+            ));
+        }
+        match (&self.token_fingerprint, &other.token_fingerprint) {
+            (a, b) if a == b => {}
+            (None, Some(_)) => out.push("no HF token (you have one)".into()),
+            (Some(_), None) => out.push("an HF token (you have none)".into()),
+            _ => out.push("a different HF token".into()),
+        }
+        if self.cache_dir != other.cache_dir {
+            out.push(format!(
+                "the Hub cache {} (yours: {})",
+                self.cache_dir.display(),
+                other.cache_dir.display()
+            ));
+        }
+        out
+    }
+}
+
 impl HubSettings {
+    /// This process's [`HubIdentity`].
+    pub fn identity(&self) -> HubIdentity {
+        use sha2::Digest;
+        HubIdentity {
+            endpoint: self.endpoint.clone(),
+            token_fingerprint: self.token.as_ref().map(|t| {
+                let digest = sha2::Sha256::digest(format!("hugflake hub token\n{}", t.expose()));
+                digest.iter().take(8).map(|b| format!("{b:02x}")).collect()
+            }),
+            cache_dir: self.cache_dir.clone(),
+        }
+    }
+
     pub fn from_env(env: &dyn Env) -> HubSettings {
         let endpoint = env
             .var("HF_ENDPOINT")

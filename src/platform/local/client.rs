@@ -269,6 +269,21 @@ impl Platform for LocalPlatform {
     }
 
     async fn import(&self, spec: &ImportSpec) -> Result<JobSummary> {
+        // The daemon downloads with the Hub settings it was started with: when they are not this
+        // process's (a fresh HF_TOKEN for a gated repo, say), the import is refused, saying how.
+        let mine =
+            crate::hub::settings::HubSettings::from_env(&crate::paths::ProcessEnv).identity();
+        let info = self.info().await?;
+        if let Some(theirs) = &info.hub {
+            let differences = theirs.differences(&mine);
+            if !differences.is_empty() {
+                return Err(PlatformError::Invalid(format!(
+                    "the local daemon (pid {}) was started with {}; it would import with those, not yours. Stop it with `hugflake serve --stop` and import again: it restarts with your settings",
+                    info.pid,
+                    differences.join(", ")
+                )));
+            }
+        }
         let body = serde_json::to_value(spec).map_err(|e| PlatformError::Other(e.to_string()))?;
         self.call_with(reqwest::Method::POST, "/v1/jobs", Some(body), None)
             .await

@@ -42,6 +42,9 @@ pub struct DaemonInfo {
     pub api: u32,
     pub started_at: DateTime<Utc>,
     pub data_dir: PathBuf,
+    /// The Hub the daemon downloads from, and as whom (a fingerprint, never the token).
+    #[serde(default)]
+    pub hub: Option<crate::hub::settings::HubIdentity>,
 }
 
 /// The error body every failed API call answers with.

@@ -155,6 +155,7 @@ pub async fn serve(opts: ServeOptions) -> Result<(), DaemonError> {
         api: API_VERSION,
         started_at: Utc::now(),
         data_dir: files.dir.clone(),
+        hub: Some(opts.hub.identity()),
     };
     let info_json = serde_json::to_vec_pretty(&info).unwrap_or_default();
     write_private(&files.info(), &info_json).map_err(io(files.info()))?;
