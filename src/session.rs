@@ -82,6 +82,11 @@ impl Opened {
     }
 }
 
+/// This process's Hub settings, as the daemon's are compared with them.
+fn caller_hub() -> crate::hub::settings::HubIdentity {
+    crate::hub::settings::HubSettings::from_env(&ProcessEnv).identity()
+}
+
 impl Opener {
     /// Opens the platform: the local daemon (started when none runs), or a Snowflake connection.
     pub async fn open(
@@ -101,7 +106,7 @@ impl Opener {
                     ))
                 })?;
                 Ok((
-                    self.gate(std::sync::Arc::new(client)),
+                    self.gate(std::sync::Arc::new(client.with_caller_hub(caller_hub()))),
                     Opened::Connected { pid: info.pid },
                 ))
             }
@@ -114,7 +119,10 @@ impl Opener {
                     },
                     lifecycle::Connection::Existing(i) => Opened::Connected { pid: i.pid },
                 };
-                Ok((self.gate(std::sync::Arc::new(client)), opened))
+                Ok((
+                    self.gate(std::sync::Arc::new(client.with_caller_hub(caller_hub()))),
+                    opened,
+                ))
             }
             PlatformChoice::Snowflake => {
                 let (p, opened) = self.snowflake()?;

@@ -1414,6 +1414,22 @@ async fn batch_entities_and_images_through_the_tiny_models() {
         err.contains("1 could not be processed") && err.contains("b.jpg"),
         "{err}"
     );
+    // A service of the wrong kind is named once, before any row is sent.
+    let (code, out, err) = p.run(&[
+        "batch",
+        "entities",
+        "--service",
+        "CLIP_SVC",
+        "--input",
+        &notes.to_string_lossy(),
+    ]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        err.contains("service CLIP_SVC is a zero-shot image classification service")
+            && err.contains("needs a token-classification service"),
+        "{err}"
+    );
+    assert!(out.is_empty(), "{out}");
     p.kill_daemon();
 }
 

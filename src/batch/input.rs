@@ -108,9 +108,9 @@ pub fn read(path: &Path, cols: &Columns) -> Result<Table, BatchError> {
                 Err("the file is damaged: the Parquet reader gave up on it".into())
             })
             .map_err(|detail| BatchError::Input {
-            path: path.to_path_buf(),
-            detail,
-        }),
+                path: path.to_path_buf(),
+                detail,
+            }),
         _ => Err(BatchError::Input {
             path: path.to_path_buf(),
             detail: "unknown format: give a .csv (with a header row), .jsonl or .parquet file"

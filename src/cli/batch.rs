@@ -105,6 +105,38 @@ async fn search_local(ctx: &Context, platform: &dyn Platform, j: &job::Search) -
     Ok(())
 }
 
+/// Refuses, once and before any row is sent, a service of the wrong kind for the command (an
+/// embedding service asked for entities would otherwise answer every row with a 404).
+async fn need_kind(
+    platform: &dyn Platform,
+    service: &str,
+    want: call::ServiceKind,
+    command: &str,
+) -> Result<()> {
+    let (_, functions) = crate::cli::platform::service_with_functions(platform, service).await?;
+    match call::ServiceKind::of(&functions) {
+        Some((kind, _)) if kind == want => Ok(()),
+        Some((kind, method)) => Err(eyre!(
+            "service {service} is a {} service ({method}); `{command}` needs a {} service",
+            kind_name(kind),
+            kind_name(want)
+        )),
+        None => Err(eyre!(
+            "service {service} lists no function hugflake can call; `{command}` needs a {} service",
+            kind_name(want)
+        )),
+    }
+}
+
+fn kind_name(kind: call::ServiceKind) -> &'static str {
+    match kind {
+        call::ServiceKind::Embeddings => "sentence-embedding",
+        call::ServiceKind::Entities => "token-classification",
+        call::ServiceKind::Features => "feature-extraction",
+        call::ServiceKind::Images => "zero-shot image classification",
+    }
+}
+
 /// Names the notes whose cached vector is damaged (they are left out of the search).
 fn say_damaged(matrix: &crate::batch::cache::Matrix) {
     if matrix.damaged.is_empty() {
@@ -154,6 +186,13 @@ async fn entities_local(ctx: &Context, platform: &dyn Platform, j: job::Entities
         .service
         .ok_or_else(|| eyre!("give --service: the token-classification service"))?
         .to_ascii_uppercase();
+    need_kind(
+        platform,
+        &service,
+        call::ServiceKind::Entities,
+        "batch entities",
+    )
+    .await?;
     let mut table = read_table(Path::new(&j.input), &j.columns.input())?;
     if let Some(f) = &j.filter {
         table.filter(f).map_err(|e| eyre!(e))?;
@@ -484,6 +523,13 @@ async fn classify_images(
 ) -> Result<()> {
     let dir = &j.dir;
     let service = j.service.to_ascii_uppercase();
+    need_kind(
+        platform,
+        &service,
+        call::ServiceKind::Images,
+        "batch classify-images",
+    )
+    .await?;
     let labels = call::labels(&j.labels).map_err(|e| eyre!("--labels: {e}"))?;
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .wrap_err_with(|| format!("cannot read {}", dir.display()))?

@@ -28,6 +28,9 @@ pub struct LocalPlatform {
     /// Each service's endpoint and token, asked of the daemon once and again only when the
     /// endpoint refuses them (401, 404) or cannot be reached (a restart moved it).
     routes: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, Route>>>,
+    /// The Hub settings of the process this client works for (set by the front door): an
+    /// import is refused when the daemon's differ, as the daemon downloads with its own.
+    caller_hub: Option<crate::hub::settings::HubIdentity>,
 }
 
 /// Where a service answers and the token it takes, and which daemon run said so: a route is
@@ -51,6 +54,14 @@ impl std::fmt::Debug for LocalPlatform {
 
 fn what(socket: &Path) -> String {
     format!("the local daemon at {}", socket.display())
+}
+
+impl LocalPlatform {
+    /// Imports check the daemon's Hub settings against `hub` (the caller's).
+    pub fn with_caller_hub(mut self, hub: crate::hub::settings::HubIdentity) -> LocalPlatform {
+        self.caller_hub = Some(hub);
+        self
+    }
 }
 
 impl LocalPlatform {
@@ -84,6 +95,7 @@ impl LocalPlatform {
             ingress,
             requests: Default::default(),
             routes: Default::default(),
+            caller_hub: None,
         })
     }
 
@@ -271,17 +283,17 @@ impl Platform for LocalPlatform {
     async fn import(&self, spec: &ImportSpec) -> Result<JobSummary> {
         // The daemon downloads with the Hub settings it was started with: when they are not this
         // process's (a fresh HF_TOKEN for a gated repo, say), the import is refused, saying how.
-        let mine =
-            crate::hub::settings::HubSettings::from_env(&crate::paths::ProcessEnv).identity();
-        let info = self.info().await?;
-        if let Some(theirs) = &info.hub {
-            let differences = theirs.differences(&mine);
-            if !differences.is_empty() {
-                return Err(PlatformError::Invalid(format!(
-                    "the local daemon (pid {}) was started with {}; it would import with those, not yours. Stop it with `hugflake serve --stop` and import again: it restarts with your settings",
-                    info.pid,
-                    differences.join(", ")
-                )));
+        if let Some(mine) = &self.caller_hub {
+            let info = self.info().await?;
+            if let Some(theirs) = &info.hub {
+                let differences = theirs.differences(mine);
+                if !differences.is_empty() {
+                    return Err(PlatformError::Invalid(format!(
+                        "the local daemon (pid {}) was started with {}; it would import with those, not yours. Stop it with `hugflake serve --stop` and import again: it restarts with your settings",
+                        info.pid,
+                        differences.join(", ")
+                    )));
+                }
             }
         }
         let body = serde_json::to_value(spec).map_err(|e| PlatformError::Other(e.to_string()))?;
