@@ -218,6 +218,7 @@ impl Context {
             exe: None,
             config_flag: self.cli_config.clone(),
             timeout: Duration::from_secs(self.config.daemon.start_timeout_secs),
+            log_file: Some(self.paths.log_file(true)),
         }
     }
 }

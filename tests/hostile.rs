@@ -374,3 +374,22 @@ fn an_import_with_other_hub_settings_than_the_daemons_is_refused() {
     assert_eq!(code, 0);
     assert_eq!(out.trim(), "[]", "a job was created: {out}");
 }
+
+/// A daemon that cannot start (its socket path is a directory) writes the cause to its log, and
+/// the command that started it quotes it instead of only pointing at the log.
+#[test]
+fn a_daemon_that_cannot_start_says_why() {
+    let s = Sandbox::new();
+    let data = s.path("data");
+    std::fs::create_dir_all(data.join("daemon.sock")).unwrap_or_else(|e| panic!("{e}"));
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o700))
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    let (code, _, err) = s.run(&["status"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("it said:"), "{err}");
+    let log = std::fs::read_to_string(s.path("state/daemon.log")).unwrap_or_default();
+    assert!(log.contains("ERROR"), "nothing in the daemon's log: {log}");
+}

@@ -577,7 +577,12 @@ pub async fn serve(ctx: &Context) -> Result<()> {
             );
         })),
     };
-    daemon::serve(opts).await?;
+    if let Err(e) = daemon::serve(opts).await {
+        // Written to the daemon's log too: a daemon started in the background has no terminal,
+        // and its starter quotes this line.
+        tracing::error!("the daemon stopped: {e}");
+        return Err(e.into());
+    }
     eprintln!("hugflake daemon stopped");
     Ok(())
 }

@@ -37,7 +37,8 @@ pub struct HubIdentity {
 }
 
 impl HubIdentity {
-    /// How it differs from `other`, in words (never a token).
+    /// How it differs from `other` (the caller) in ways that change an import, in words (never
+    /// a token).
     pub fn differences(&self, other: &HubIdentity) -> Vec<String> {
         let mut out = Vec::new();
         if self.endpoint != other.endpoint {
@@ -46,10 +47,12 @@ impl HubIdentity {
                 self.endpoint, other.endpoint
             ));
         }
+        // A caller without a token loses nothing by the daemon's (the same user's): only a
+        // token the caller has and the daemon lacks, or another one, would be ignored.
         match (&self.token_fingerprint, &other.token_fingerprint) {
+            (_, None) => {}
             (a, b) if a == b => {}
             (None, Some(_)) => out.push("no HF token (you have one)".into()),
-            (Some(_), None) => out.push("an HF token (you have none)".into()),
             _ => out.push("a different HF token".into()),
         }
         if self.cache_dir != other.cache_dir {

@@ -34,6 +34,8 @@ pub struct StartOptions {
     /// A `--config` to pass on (environment variables are inherited anyway).
     pub config_flag: Option<PathBuf>,
     pub timeout: Duration,
+    /// The daemon's log: when it exits at start, its last error is quoted from there.
+    pub log_file: Option<PathBuf>,
 }
 
 fn unreachable(detail: impl Into<String>) -> PlatformError {
@@ -126,6 +128,20 @@ pub async fn connect_or_start(
     tracing::info!(pid = child.id(), "started daemon");
     wait_for(&opts.data_dir, opts.timeout, Some(child))
         .await
+        .map_err(|e| match (&e, &opts.log_file) {
+            (PlatformError::Unreachable { what, detail }, Some(log))
+                if detail.starts_with("the daemon exited at start") =>
+            {
+                PlatformError::Unreachable {
+                    what: what.clone(),
+                    detail: match last_error(log) {
+                        Some(cause) => format!("{detail}; it said: {cause}"),
+                        None => detail.clone(),
+                    },
+                }
+            }
+            _ => e,
+        })
         .map(|(c, i)| (c, Connection::Started(i)))
 }
 
@@ -164,6 +180,14 @@ async fn wait_for(
         "it did not answer within {}s ({last})",
         timeout.as_secs()
     )))
+}
+
+/// The last ERROR line of a log, without its timestamp and level.
+fn last_error(log: &Path) -> Option<String> {
+    let text = crate::paths::read_user_text(log, 64 * 1024 * 1024).ok()?;
+    let line = text.lines().rev().find(|l| l.contains(" ERROR "))?;
+    let rest = line.split_once(" ERROR ").map_or(line, |(_, r)| r);
+    Some(rest.trim().chars().take(500).collect())
 }
 
 /// What `hugflake serve --stop` did.
