@@ -1430,6 +1430,28 @@ async fn batch_entities_and_images_through_the_tiny_models() {
         "{err}"
     );
     assert!(out.is_empty(), "{out}");
+    // Results to a reader that went away (`| head`): a quiet 141, no panic, no message.
+    let (reader, writer) = std::io::pipe().unwrap_or_else(|e| panic!("{e}"));
+    drop(reader);
+    let o = p
+        .cmd(&[
+            "batch",
+            "entities",
+            "--service",
+            "NER_SVC",
+            "--input",
+            &notes.to_string_lossy(),
+        ])
+        .stdout(writer)
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(141), "{err}");
+    assert!(
+        !err.contains("panicked") && !err.contains("Broken pipe"),
+        "{err}"
+    );
     p.kill_daemon();
 }
 

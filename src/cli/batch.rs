@@ -617,6 +617,7 @@ async fn calls_to_lines(
     let interrupt = Interrupt::new();
     let mut tracker = Tracker::start(ctx, job.kind, "local", job.service, job.input);
     tracker.plan(rows.len(), table.rejected.len(), 0);
+    let mut pipe_closed = false;
     let outcome = run::call_in_batches(
         platform,
         job.service,
@@ -628,6 +629,9 @@ async fn calls_to_lines(
         |idx, outputs| {
             for (&i, o) in idx.iter().zip(&outputs) {
                 writeln!(out, "{}", line(i, o)).map_err(|e| {
+                    if job.output.is_none() && e.kind() == std::io::ErrorKind::BrokenPipe {
+                        pipe_closed = true;
+                    }
                     crate::batch::BatchError::Invalid(format!("cannot write the results: {e}"))
                 })?;
                 written += 1;
@@ -643,6 +647,12 @@ async fn calls_to_lines(
             format!("{written} {} done, {} failed", job.unit, failed.len()),
         )
     });
+    if pipe_closed {
+        // The reader of standard output went away (`| head`): ended quietly, as other commands.
+        return Err(color_eyre::Report::new(crate::cli::output::OutputError(
+            std::io::Error::from(std::io::ErrorKind::BrokenPipe),
+        )));
+    }
     let (failed, interrupted) = outcome?;
     out.flush().wrap_err("cannot write the results")?;
     let summary = match job.kind {

@@ -21,6 +21,7 @@ use ratatui::widgets::{Clear, Paragraph, Wrap};
 use super::widgets;
 use crate::app::import_form::ImportForm;
 use crate::app::state::App;
+use crate::keys::action::Action;
 
 fn centered(body: Rect, width: u16, height: u16) -> Rect {
     let w = width.min(body.width);
@@ -135,15 +136,24 @@ pub fn import_form(frame: &mut Frame<'_>, body: Rect, app: &App, form: &ImportFo
 
 pub fn confirm(frame: &mut Frame<'_>, body: Rect, app: &App, message: &str) {
     let t = &crate::ui::theme::of(app);
+    // The keys as bound: the question answers through the keymap.
+    let yes = app.keymap.label(Action::Confirm);
+    let mut no = app.keymap.keys(Action::Deny);
+    no.extend(app.keymap.keys(Action::Back));
+    let no = no
+        .iter()
+        .map(|k| k.to_string())
+        .collect::<Vec<_>>()
+        .join("/");
     let lines = vec![
         Line::raw(""),
         Line::from(Span::raw(format!(" {message}?"))),
         Line::raw(""),
         Line::from(vec![
-            Span::styled(" y", t.accent().add_modifier(Modifier::BOLD)),
-            Span::styled("/enter do it   ", t.dim()),
-            Span::styled("n", t.accent().add_modifier(Modifier::BOLD)),
-            Span::styled("/esc leave it", t.dim()),
+            Span::styled(format!(" {yes}"), t.accent().add_modifier(Modifier::BOLD)),
+            Span::styled(" do it   ", t.dim()),
+            Span::styled(no, t.accent().add_modifier(Modifier::BOLD)),
+            Span::styled(" leave it", t.dim()),
         ]),
     ];
     let width = (message.chars().count() as u16 + 6).clamp(40, 100);

@@ -36,10 +36,7 @@ impl App {
                 _ => false,
             };
         if !field {
-            self.set_flash(
-                "paste ignored: nothing is being typed here (e types a query, / filters, : opens commands)",
-                true,
-            );
+            self.set_flash("paste ignored: no field is being typed in", true);
             return Vec::new();
         }
         if multi_line {
