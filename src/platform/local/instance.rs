@@ -255,6 +255,9 @@ struct InstanceState {
     served: Served,
     functions: Vec<Function>,
     token: Secret,
+    /// Rows one call keeps in the model's queue at once (two batches): a call of thousands of
+    /// rows then takes turns with the others instead of queueing all of them ahead.
+    in_flight: usize,
 }
 
 /// Runs an instance until the daemon goes away (standard input closes) or a signal arrives.
@@ -287,6 +290,7 @@ pub async fn run(opts: InstanceOptions) -> Result<(), String> {
         served,
         functions: protocol::functions_for(opts.task.as_str()),
         token,
+        in_flight: 2 * opts.limits.max_batch.max(1),
     });
     let app = Router::new()
         .route("/healthz", get(|| async { "ok" }))
@@ -380,11 +384,16 @@ async fn call(
             format!("{n} rows in one call: at most {MAX_ROWS}; send them in smaller calls"),
         );
     }
-    let results = futures::future::join_all(
-        rows.into_iter()
-            .map(|r| async { (r.id, state.served.row(r.inputs).await) }),
-    )
-    .await;
+    let results: Vec<_> = {
+        use futures::StreamExt;
+        futures::stream::iter(
+            rows.into_iter()
+                .map(|r| async { (r.id, state.served.row(r.inputs).await) }),
+        )
+        .buffered(state.in_flight)
+        .collect()
+        .await
+    };
     let mut out = Vec::with_capacity(n);
     for (i, (id, result)) in results.into_iter().enumerate() {
         match result {
