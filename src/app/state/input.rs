@@ -25,16 +25,21 @@ impl App {
     /// A bracketed paste goes only into the text field being typed in, as typed characters
     /// (line breaks become spaces on one-line fields); anywhere else, and on a question, it is
     /// ignored with a flash, so pasted text never runs as key presses.
+    /// A one-line field takes typed characters: the command bar, a filter, the import form, the
+    /// log view's filter.
+    fn typing_in_a_line(&self) -> bool {
+        match &self.overlay {
+            Overlay::Command { .. } | Overlay::Filter { .. } | Overlay::Import(_) => true,
+            Overlay::Logs(v) => v.editing_filter,
+            _ => false,
+        }
+    }
+
     pub(super) fn handle_paste(&mut self, text: &str) -> Vec<Effect> {
         self.dirty = true;
         let multi_line =
             matches!(self.overlay, Overlay::None) && self.tab == Tab::Query && self.query.editing;
-        let field = multi_line
-            || match &self.overlay {
-                Overlay::Command { .. } | Overlay::Filter { .. } | Overlay::Import(_) => true,
-                Overlay::Logs(v) => v.editing_filter,
-                _ => false,
-            };
+        let field = multi_line || self.typing_in_a_line();
         if !field {
             self.set_flash("paste ignored: no field is being typed in", true);
             return Vec::new();
@@ -56,12 +61,7 @@ impl App {
             };
             // One-line fields take characters as text; should the field close, the rest of the
             // paste is dropped rather than run as keys.
-            let typing = match &self.overlay {
-                Overlay::Command { .. } | Overlay::Filter { .. } | Overlay::Import(_) => true,
-                Overlay::Logs(v) => v.editing_filter,
-                _ => false,
-            };
-            if !typing {
+            if !self.typing_in_a_line() {
                 break;
             }
             effects.extend(self.handle_key(&KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE)));

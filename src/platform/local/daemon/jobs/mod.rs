@@ -140,6 +140,12 @@ fn check_identifier(what: &str, name: &str) -> Result<(), SubmitError> {
     }
 }
 
+/// A job that has not moved for a moment: one being submitted or retried gets its task within
+/// it, so only a quiet one can have lost its task.
+fn quiet(job: &JobSummary) -> bool {
+    chrono::Utc::now() - job.updated_on > chrono::TimeDelta::seconds(2)
+}
+
 /// Why a service name is taken by job `other`: it imports into it, or it stopped without
 /// recording its end and must be cancelled first.
 fn service_taken(
@@ -148,9 +154,7 @@ fn service_taken(
     service: &str,
     live: &std::collections::HashSet<String>,
 ) -> RegistryError {
-    let quiet = r
-        .job(other)
-        .is_ok_and(|j| chrono::Utc::now() - j.updated_on > chrono::TimeDelta::seconds(2));
+    let quiet = r.job(other).is_ok_and(|j| quiet(&j));
     if live.contains(other) || !quiet {
         RegistryError::Conflict(format!(
             "job {other} is already importing a model into service {service}: pick another --service, or wait for it"
@@ -357,7 +361,7 @@ impl JobRunner {
     /// submitted or retried gets its task right after its row).
     fn is_orphan(&self, job: &JobSummary) -> bool {
         matches!(job.state, JobState::Queued | JobState::Running)
-            && chrono::Utc::now() - job.updated_on > chrono::TimeDelta::seconds(2)
+            && quiet(job)
             && !self.is_live(&job.id)
     }
 
