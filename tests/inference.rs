@@ -144,14 +144,27 @@ fn tiny_bert_embeddings_match_sentence_transformers() {
 }
 
 fn check_ner(dir: &Path) {
-    let reference = json(&fixture("tiny-bert-ner/reference.json"));
-    let sentences = strings(&reference["sentences"]);
-    let texts: Vec<&str> = sentences.iter().map(String::as_str).collect();
+    check_ner_against(dir, "tiny-bert-ner");
     let model = TokenClassifier::load(dir).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(
         model.labels,
         ["O", "B-DRUG", "I-DRUG", "B-DISEASE", "I-DISEASE"]
     );
+}
+
+/// Logits within 1e-4 and pipeline outputs (`none`, `simple`) equal to the fixture's reference.
+fn check_ner_against(dir: &Path, reference_fixture: &str) {
+    let reference = json(&fixture(&format!("{reference_fixture}/reference.json")));
+    let sentences = strings(&reference["sentences"]);
+    let texts: Vec<&str> = sentences.iter().map(String::as_str).collect();
+    let model = TokenClassifier::load(dir).unwrap_or_else(|e| panic!("{e}"));
+    if let Some(id2label) = reference["id2label"].as_object() {
+        assert_eq!(model.labels.len(), id2label.len());
+        for (k, v) in id2label {
+            let i: usize = k.parse().unwrap_or(usize::MAX);
+            assert_eq!(model.labels.get(i).map(String::as_str), v.as_str());
+        }
+    }
     let tagged = model.tag(&texts).unwrap_or_else(|e| panic!("{e}"));
     let want_ids = ids(&reference["input_ids"]);
     for (i, t) in tagged.iter().enumerate() {
@@ -221,6 +234,39 @@ fn token_classification_from_a_pytorch_pickle_and_vocab_only() {
     let dir = copy_without(&fixture("tiny-bert-ner"), &["model.safetensors"]);
     assert!(!dir.path().join("tokenizer.json").exists());
     check_ner(dir.path());
+}
+
+#[test]
+fn distilbert_token_classification_matches_the_pipeline() {
+    // d4data/biomedical-ner-all's code path: DistilBERT names, no token types, uncased vocab.txt.
+    let dir = fixture("tiny-distilbert-ner");
+    assert_eq!(Task::detect(&dir).ok(), Some(Task::TokenClassification));
+    check_ner_against(&dir, "tiny-distilbert-ner");
+    let pickle = copy_without(&dir, &["model.safetensors"]);
+    check_ner_against(pickle.path(), "tiny-distilbert-ner");
+    // Features from the same checkpoint (DistilBertModel has no pooler: CLS and mean).
+    let fx = FeatureExtractor::load(&dir).unwrap_or_else(|e| panic!("{e}"));
+    let f = fx
+        .extract(&["Fever and cough."])
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(f[0].cls.len(), 32);
+}
+
+#[test]
+fn a_distilbert_with_an_unsupported_activation_is_refused_with_the_reason() {
+    let dir = copy_without(&fixture("tiny-distilbert-ner"), &[]);
+    let path = dir.path().join("config.json");
+    let text = std::fs::read_to_string(&path).unwrap_or_default();
+    std::fs::write(
+        &path,
+        text.replace("\"activation\": \"gelu\"", "\"activation\": \"relu\""),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let err = TokenClassifier::load(dir.path())
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(err.contains("`relu` is not supported"), "{err}");
 }
 
 #[test]
@@ -348,12 +394,12 @@ fn minilm_matches_sentence_transformers() {
 
 mod biomedclip {
     use super::*;
-    use hugflake::inference::clip::ZeroShot;
+    use hugflake::inference::clip::{OpenClip, ZeroShot};
     use hugflake::inference::image::Rgb;
 
     fn check(dir: &Path) {
         let reference = json(&fixture("tiny-biomedclip/reference.json"));
-        let model = ZeroShot::load(dir, None, None).unwrap_or_else(|e| panic!("{e}"));
+        let model = OpenClip::load(dir, None, None).unwrap_or_else(|e| panic!("{e}"));
         let img = Rgb::open(&fixture("tiny-biomedclip/test_image_320x240.png"))
             .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!((img.width, img.height), (320, 240));
@@ -477,4 +523,122 @@ async fn the_runtime_batches_concurrent_embeddings_like_direct_calls() {
     }
     assert!(shared >= 4, "requests were not batched");
     rt.shutdown();
+}
+
+/// PubMedCLIP's code path: a transformers CLIPModel with CLIP's BPE vocabulary.
+mod transformers_clip {
+    use super::*;
+    use hugflake::inference::clip::ZeroShot;
+    use hugflake::inference::hf_clip::{HfClip, PIPELINE_TEMPLATE};
+    use hugflake::inference::image::Rgb;
+
+    fn check(dir: &Path) {
+        let reference = json(&fixture("tiny-clip/reference.json"));
+        let model = HfClip::load(dir).unwrap_or_else(|e| panic!("{e}"));
+        let img = Rgb::open(&fixture("tiny-clip/test_image_120x90.png"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let pixels = model.pixels(&img);
+        assert_eq!(pixels.len(), 3 * 64 * 64);
+        assert!(max_abs_diff(&pixels[..16], &floats(&reference["pixel_first"])) < 1e-4);
+        let sum: f64 = pixels.iter().map(|&p| f64::from(p)).sum();
+        let want = reference["pixel_sum"].as_f64().unwrap_or(0.0);
+        assert!((sum - want).abs() < 0.05, "pixel sum {sum} vs {want}");
+
+        let captions = strings(&reference["captions"]);
+        let refs: Vec<&str> = captions.iter().map(String::as_str).collect();
+        let ids = model.token_ids(&refs).unwrap_or_default();
+        assert_eq!(ids, super::ids(&reference["caption_input_ids"]));
+
+        let image = model
+            .image_features(&[pixels])
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            max_abs_diff(&image[0], &floats(&reference["image_features"])) < 1e-4,
+            "{:?}",
+            image[0]
+        );
+        let text = model.text_features(&refs).unwrap_or_else(|e| panic!("{e}"));
+        for (i, t) in text.iter().enumerate() {
+            assert!(
+                max_abs_diff(t, &floats(&reference["text_features"][i])) < 1e-4,
+                "text {i}: {t:?}"
+            );
+        }
+        let scale = reference["logit_scale"].as_f64().unwrap_or(0.0) as f32;
+        assert!((model.logit_scale - scale).abs() < 1e-6);
+        let logits = model.logits(&image[0], &text);
+        assert!(max_abs_diff(&logits, &floats(&reference["logits_per_image"])) < 1e-4);
+
+        // The zero-shot pipeline: same labels, same order, scores within 1e-4.
+        let zs = &reference["zero_shot"];
+        assert_eq!(zs["hypothesis_template"].as_str(), Some(PIPELINE_TEMPLATE));
+        let labels = strings(&zs["labels"]);
+        let label_refs: Vec<&str> = labels.iter().map(String::as_str).collect();
+        let ranked = model
+            .classify(&img, &label_refs, PIPELINE_TEMPLATE)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let want = zs["result"].as_array().cloned().unwrap_or_default();
+        assert_eq!(ranked.len(), want.len());
+        for (g, w) in ranked.iter().zip(&want) {
+            assert_eq!(Some(g.label.as_str()), w["label"].as_str());
+            let ws = w["score"].as_f64().unwrap_or(-1.0) as f32;
+            assert!(
+                (g.score - ws).abs() < 1e-4,
+                "{}: {} vs {ws}",
+                g.label,
+                g.score
+            );
+        }
+    }
+
+    #[test]
+    fn matches_transformers_from_safetensors() {
+        let dir = fixture("tiny-clip");
+        assert_eq!(
+            Task::detect(&dir).ok(),
+            Some(Task::ZeroShotImageClassification)
+        );
+        check(&dir);
+        // The service's loader picks the layout and the pipeline's template.
+        let zs = ZeroShot::load(&dir, None, None).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(zs.default_template(), PIPELINE_TEMPLATE);
+    }
+
+    #[test]
+    fn matches_transformers_from_the_pytorch_pickle() {
+        let dir = copy_without(&fixture("tiny-clip"), &["model.safetensors"]);
+        check(dir.path());
+    }
+
+    #[test]
+    fn a_long_label_is_truncated_with_its_end_token_kept() {
+        let model = HfClip::load(&fixture("tiny-clip")).unwrap_or_else(|e| panic!("{e}"));
+        let long = "fracture ".repeat(200);
+        let ids = model.token_ids(&[long.as_str()]).unwrap_or_default();
+        assert_eq!(ids[0].len(), 77);
+        assert_eq!(ids[0].first(), Some(&49406));
+        assert_eq!(ids[0].last(), Some(&49407));
+        assert!(model.text_features(&[long.as_str()]).is_ok());
+    }
+
+    #[test]
+    fn a_clip_without_its_tokenizer_or_with_odd_processing_says_what_is_wrong() {
+        let dir = copy_without(&fixture("tiny-clip"), &["merges.txt"]);
+        let err = HfClip::load(dir.path())
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("merges.txt"), "{err}");
+
+        let dir = copy_without(&fixture("tiny-clip"), &[]);
+        let path = dir.path().join("preprocessor_config.json");
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        std::fs::write(&path, text.replace("\"resample\": 3", "\"resample\": 0"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let err = HfClip::load(dir.path())
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("resample 0"), "{err}");
+    }
 }

@@ -196,9 +196,11 @@ pub struct PredictArgs {
     /// Zero-shot image classification: candidate labels, comma-separated
     #[arg(long, value_name = "A,B,C")]
     pub labels: Option<String>,
-    /// Zero-shot image classification: the prompt template for each label
-    #[arg(long, default_value = "this is a photo of {}")]
-    pub template: String,
+    /// Zero-shot image classification: the prompt template for each label (default: "this is a
+    /// photo of {}" for open_clip models, the transformers pipeline's "This is a photo of {}."
+    /// for CLIPModel ones)
+    #[arg(long)]
+    pub template: Option<String>,
     /// Zero-shot image classification: the text tower's directory (default: beside the model,
     /// or its Hub repo in the HF cache)
     #[arg(long, value_name = "DIR")]

@@ -44,7 +44,7 @@ pub fn from_dir(ctx: &Context, a: PredictArgs) -> Result<()> {
                 &ctx.paths.hf_cache.path,
                 &a.image,
                 a.labels.clone(),
-                &a.template,
+                a.template.as_deref(),
                 json,
             );
         }
@@ -111,7 +111,7 @@ fn classify_images(
     hf_cache: &std::path::Path,
     images: &[std::path::PathBuf],
     labels: Option<String>,
-    template: &str,
+    template: Option<&str>,
     json: bool,
 ) -> Result<()> {
     use crate::inference::clip::{RESEARCH_USE, ZeroShot};
@@ -125,6 +125,7 @@ fn classify_images(
         .map_err(|e| eyre!("--labels: {e}"))?;
     let label_refs: Vec<&str> = labels.iter().map(String::as_str).collect();
     let model = ZeroShot::load(dir, text_tower, Some(hf_cache))?;
+    let template = template.unwrap_or(model.default_template());
     let mut rows = Vec::new();
     let mut failed = 0;
     for (i, path) in images.iter().enumerate() {

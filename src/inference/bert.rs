@@ -51,7 +51,7 @@ fn default_eps() -> f64 {
 }
 
 impl Config {
-    fn check(&self) -> std::result::Result<(), String> {
+    pub(super) fn check(&self) -> std::result::Result<(), String> {
         if self.hidden_act != "gelu" {
             return Err(format!(
                 "hidden_act `{}` is not supported (exact GELU, `gelu`, is)",
@@ -397,6 +397,25 @@ fn attention_spans(
         heads,
         d,
         spans,
+        causal: false,
+    })
+}
+
+/// Attention where each token sees only itself and the tokens before it (CLIP's text tower), over
+/// packed sequences.
+pub(crate) fn causal_attention(
+    x: &Tensor,
+    qkv: &Linear,
+    heads: usize,
+    d: usize,
+    spans: &[(usize, usize)],
+) -> candle_core::Result<Tensor> {
+    qkv.product(x)?.contiguous()?.apply_op1_no_bwd(&Attention {
+        bias: &qkv.b,
+        heads,
+        d,
+        spans,
+        causal: true,
     })
 }
 
@@ -422,6 +441,7 @@ struct Attention<'a> {
     heads: usize,
     d: usize,
     spans: &'a [(usize, usize)],
+    causal: bool,
 }
 
 impl CustomOp1 for Attention<'_> {
@@ -456,6 +476,7 @@ impl CustomOp1 for Attention<'_> {
                     head: p % heads,
                     heads,
                     d,
+                    causal: self.causal,
                 })
             })
             .collect();
@@ -481,6 +502,8 @@ struct AttnPair<'a> {
     head: usize,
     heads: usize,
     d: usize,
+    /// Row i attends to columns 0..=i only.
+    causal: bool,
 }
 
 impl AttnPair<'_> {
@@ -538,8 +561,9 @@ impl WithSimd for AttnPair<'_> {
         // Scores Q·Kᵀ, softmax over each real row's real columns, then P·V.
         let mut p = vec![0f32; m4 * n16];
         tile_product(&qp, d, &kt, n16, &mut p);
-        for row in p.chunks_exact_mut(n16).take(len) {
-            let (real, pad) = row.split_at_mut(len);
+        for (i, row) in p.chunks_exact_mut(n16).take(len).enumerate() {
+            let seen = if self.causal { i + 1 } else { len };
+            let (real, pad) = row.split_at_mut(seen);
             let max = lane_max(real);
             for s in real.iter_mut() {
                 *s = exp(*s - max);
@@ -640,24 +664,26 @@ pub(crate) fn gelu(x: &Tensor) -> candle_core::Result<Tensor> {
     })
 }
 
-struct Layer {
-    qkv: Linear,
-    attn_out: Linear,
-    attn_norm: LayerNorm,
-    inter: Linear,
-    out: Linear,
-    out_norm: LayerNorm,
+/// One post-norm encoder block (BERT's and DistilBERT's).
+pub(super) struct Layer {
+    pub(super) qkv: Linear,
+    pub(super) attn_out: Linear,
+    pub(super) attn_norm: LayerNorm,
+    pub(super) inter: Linear,
+    pub(super) out: Linear,
+    pub(super) out_norm: LayerNorm,
 }
 
 /// The encoder.
 pub struct BertModel {
-    word: Tensor,
-    position: Tensor,
-    token_type: Tensor,
-    emb_norm: LayerNorm,
-    layers: Vec<Layer>,
-    heads: usize,
-    hidden: usize,
+    pub(super) word: Tensor,
+    pub(super) position: Tensor,
+    /// None for DistilBERT, which has no token types.
+    pub(super) token_type: Option<Tensor>,
+    pub(super) emb_norm: LayerNorm,
+    pub(super) layers: Vec<Layer>,
+    pub(super) heads: usize,
+    pub(super) hidden: usize,
 }
 
 impl BertModel {
@@ -694,9 +720,10 @@ impl BertModel {
             position: e
                 .pp("position_embeddings")
                 .get((c.max_position_embeddings, h), "weight")?,
-            token_type: e
-                .pp("token_type_embeddings")
-                .get((c.type_vocab_size, h), "weight")?,
+            token_type: Some(
+                e.pp("token_type_embeddings")
+                    .get((c.type_vocab_size, h), "weight")?,
+            ),
             emb_norm: LayerNorm::load(&e.pp("LayerNorm"), h, c.layer_norm_eps)?,
             layers,
             heads: c.num_attention_heads,
@@ -755,8 +782,10 @@ impl BertModel {
         let ids = Tensor::from_slice(ids, n, &dev)?;
         let types = Tensor::from_slice(types, n, &dev)?;
         let positions = Tensor::from_vec(positions, n, &dev)?;
-        let words =
-            (self.word.index_select(&ids, 0)? + self.token_type.index_select(&types, 0)?)?;
+        let mut words = self.word.index_select(&ids, 0)?;
+        if let Some(token_type) = &self.token_type {
+            words = (words + token_type.index_select(&types, 0)?)?;
+        }
         let mut x =
             self.emb_norm
                 .add_forward(&words, &[], &self.position.index_select(&positions, 0)?)?;
@@ -870,17 +899,32 @@ impl Bert {
     pub fn load(dir: &Path) -> Result<Bert> {
         let config_path = dir.join("config.json");
         let raw_config = read_json(&config_path)?;
-        let config = parse_config(&raw_config, &config_path)?;
+        let distil = super::distilbert::is_distilbert(&raw_config);
+        let config = if distil {
+            super::distilbert::parse_config(&raw_config, &config_path)?
+        } else {
+            parse_config(&raw_config, &config_path)?
+        };
         let weights = weights_file(dir)?;
         let vb = var_builder(load_tensors(&weights)?);
-        let root = if vb.contains_tensor("bert.embeddings.word_embeddings.weight") {
-            vb.pp("bert")
+        let (prefix, family) = if distil {
+            ("distilbert", "DistilBERT")
+        } else {
+            ("bert", "BERT")
+        };
+        let root = if vb.contains_tensor(&format!("{prefix}.embeddings.word_embeddings.weight")) {
+            vb.pp(prefix)
         } else {
             vb.clone()
         };
-        let model = BertModel::load(root, &config).map_err(|e| InferenceError::Weights {
+        let model = if distil {
+            super::distilbert::load(root, &config)
+        } else {
+            BertModel::load(root, &config)
+        }
+        .map_err(|e| InferenceError::Weights {
             path: weights.clone(),
-            detail: format!("these are not the weights of a BERT with this config.json: {e}"),
+            detail: format!("these are not the weights of a {family} with this config.json: {e}"),
         })?;
         Ok(Bert {
             model,

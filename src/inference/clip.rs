@@ -1,4 +1,5 @@
-//! Zero-shot image classification with open_clip checkpoints in BiomedCLIP's layout
+//! Zero-shot image classification ([`ZeroShot`]: either layout). open_clip checkpoints in
+//! BiomedCLIP's layout
 //! (`CustomTextCLIP`): a timm ViT image tower (`visual.trunk.*`, CLS-token pooling, linear
 //! `visual.head.proj`), an HF BERT text tower (`text.transformer.*`, CLS of the last hidden state,
 //! MLP projection `text.proj.0`/`text.proj.2`), and `logit_scale`.
@@ -194,7 +195,8 @@ pub struct LabelScore {
     pub score: f32,
 }
 
-pub struct ZeroShot {
+/// An open_clip BiomedCLIP-layout model.
+pub struct OpenClip {
     vit: Vit,
     text: BertModel,
     proj0: Linear,
@@ -247,8 +249,8 @@ fn text_tower_dir(
     })
 }
 
-impl ZeroShot {
-    pub fn load(dir: &Path, text_dir: Option<&Path>, hf_cache: Option<&Path>) -> Result<ZeroShot> {
+impl OpenClip {
+    pub fn load(dir: &Path, text_dir: Option<&Path>, hf_cache: Option<&Path>) -> Result<OpenClip> {
         let cfg = read_json(&dir.join("open_clip_config.json"))?;
         let model_cfg = cfg.get("model_cfg").cloned().unwrap_or_default();
         let embed = model_cfg
@@ -327,7 +329,7 @@ impl ZeroShot {
             .unwrap_or((h + embed) / 2);
         let proj0 = Linear::no_bias(&vb.pp("text.proj.0"), h, mid).map_err(bad)?;
         let proj2 = Linear::no_bias(&vb.pp("text.proj.2"), mid, embed).map_err(bad)?;
-        Ok(ZeroShot {
+        Ok(OpenClip {
             vit,
             text,
             proj0,
@@ -400,38 +402,90 @@ impl ZeroShot {
 
     /// Probabilities of each label for an image (labels through `template`), highest first.
     pub fn classify(&self, img: &Rgb, labels: &[&str], template: &str) -> Result<Vec<LabelScore>> {
-        if labels.is_empty() {
-            return Err(InferenceError::Unsupported(
-                "give at least one candidate label".into(),
-            ));
-        }
-        let prompts: Vec<String> = labels
-            .iter()
-            .map(|l| {
-                if template.contains("{}") {
-                    template.replace("{}", l)
-                } else {
-                    format!("{template} {l}")
-                }
-            })
-            .collect();
+        let prompts = prompts(labels, template)?;
         let prompt_refs: Vec<&str> = prompts.iter().map(String::as_str).collect();
         let image = self.image_features(&[self.pixels(img)])?;
         let texts = self.text_features(&prompt_refs)?;
-        let logits = self.logits(&image[0], &texts);
-        let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-        let exp: Vec<f32> = logits.iter().map(|l| (l - max).exp()).collect();
-        let total: f32 = exp.iter().sum();
-        let mut out: Vec<LabelScore> = labels
-            .iter()
-            .zip(exp)
-            .map(|(l, e)| LabelScore {
-                label: (*l).to_string(),
-                score: e / total,
-            })
-            .collect();
-        out.sort_by(|a, b| b.score.total_cmp(&a.score));
-        Ok(out)
+        Ok(ranked(labels, &self.logits(&image[0], &texts)))
+    }
+}
+
+/// Each label through the template (`{}` replaced; a template without one gets the label
+/// appended).
+pub(super) fn prompts(labels: &[&str], template: &str) -> Result<Vec<String>> {
+    if labels.is_empty() {
+        return Err(InferenceError::Unsupported(
+            "give at least one candidate label".into(),
+        ));
+    }
+    Ok(labels
+        .iter()
+        .map(|l| {
+            if template.contains("{}") {
+                template.replace("{}", l)
+            } else {
+                format!("{template} {l}")
+            }
+        })
+        .collect())
+}
+
+/// Softmax over the logits, highest first; ties keep the labels' order (a stable sort, as the
+/// transformers pipeline's).
+pub(super) fn ranked(labels: &[&str], logits: &[f32]) -> Vec<LabelScore> {
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let exp: Vec<f32> = logits.iter().map(|l| (l - max).exp()).collect();
+    let total: f32 = exp.iter().sum();
+    let mut out: Vec<LabelScore> = labels
+        .iter()
+        .zip(exp)
+        .map(|(l, e)| LabelScore {
+            label: (*l).to_string(),
+            score: e / total,
+        })
+        .collect();
+    out.sort_by(|a, b| b.score.total_cmp(&a.score));
+    out
+}
+
+/// A zero-shot image model of either layout the local platform serves.
+pub enum ZeroShot {
+    /// open_clip (BiomedCLIP): `open_clip_config.json`.
+    OpenClip(OpenClip),
+    /// transformers `CLIPModel` (OpenAI CLIP, PubMedCLIP): `config.json` with `model_type: clip`.
+    Transformers(super::hf_clip::HfClip),
+}
+
+impl ZeroShot {
+    /// Loads whichever layout the directory holds.
+    pub fn load(dir: &Path, text_dir: Option<&Path>, hf_cache: Option<&Path>) -> Result<ZeroShot> {
+        if dir.join("open_clip_config.json").exists() {
+            return Ok(ZeroShot::OpenClip(OpenClip::load(dir, text_dir, hf_cache)?));
+        }
+        if super::hf_clip::is_hf_clip(dir) {
+            return Ok(ZeroShot::Transformers(super::hf_clip::HfClip::load(dir)?));
+        }
+        Err(InferenceError::Unsupported(format!(
+            "{}: neither an open_clip model (open_clip_config.json) nor a transformers CLIPModel \
+             (config.json with model_type `clip`)",
+            dir.display()
+        )))
+    }
+
+    /// The template labels go through when the caller gives none: open_clip's usual prompt, or
+    /// the transformers pipeline's default.
+    pub fn default_template(&self) -> &'static str {
+        match self {
+            ZeroShot::OpenClip(_) => DEFAULT_TEMPLATE,
+            ZeroShot::Transformers(_) => super::hf_clip::PIPELINE_TEMPLATE,
+        }
+    }
+
+    pub fn classify(&self, img: &Rgb, labels: &[&str], template: &str) -> Result<Vec<LabelScore>> {
+        match self {
+            ZeroShot::OpenClip(m) => m.classify(img, labels, template),
+            ZeroShot::Transformers(m) => m.classify(img, labels, template),
+        }
     }
 }
 

@@ -1,6 +1,6 @@
-//! open_clip image preprocessing, bit-exact with what torchvision does on a PIL image: shorter side
-//! to `size` with PIL's bicubic resampling (antialiased, two 8-bit fixed-point passes), centre crop,
-//! RGB, /255, normalise with the config's mean and std.
+//! Image preprocessing, bit-exact with what torchvision (open_clip) and transformers' PIL image
+//! processor do: shorter side to `size` with PIL's bicubic resampling (antialiased, two 8-bit
+//! fixed-point passes), centre crop, RGB, /255, normalise with the config's mean and std.
 
 use std::path::Path;
 
@@ -201,28 +201,64 @@ pub fn resize_bicubic(img: &Rgb, width: usize, height: usize) -> Rgb {
 }
 
 /// Resize (shorter side to `size`, as torchvision computes it), centre crop `size`², normalise:
-/// `[3, size, size]` channel-major floats.
+/// `[3, size, size]` channel-major floats (open_clip's preprocessing).
 pub fn preprocess(img: &Rgb, size: usize, mean: [f32; 3], std: [f32; 3]) -> Vec<f32> {
-    let (w, h) = (img.width, img.height);
-    let (nw, nh) = if w <= h {
+    let (nw, nh) = shorter_side_to(img, size);
+    let resized = resize_bicubic(img, nw, nh);
+    // torchvision rounds the crop's offset.
+    let top = ((nh.saturating_sub(size)) as f64 / 2.0).round() as usize;
+    let left = ((nw.saturating_sub(size)) as f64 / 2.0).round() as usize;
+    crop_normalise(&resized, (size, size), (top, left), mean, std)
+}
+
+/// transformers' `CLIPImageProcessor` (PIL backend): shorter side to `shortest`, the longer one
+/// truncated in proportion; bicubic on 8-bit pixels; centre crop `crop` (height, width) with the
+/// offset rounded down; /255; normalise.
+pub fn preprocess_transformers(
+    img: &Rgb,
+    shortest: usize,
+    crop: (usize, usize),
+    mean: [f32; 3],
+    std: [f32; 3],
+) -> Vec<f32> {
+    let (nw, nh) = shorter_side_to(img, shortest);
+    let resized = resize_bicubic(img, nw, nh);
+    let top = nh.saturating_sub(crop.0) / 2;
+    let left = nw.saturating_sub(crop.1) / 2;
+    crop_normalise(&resized, crop, (top, left), mean, std)
+}
+
+/// The size with the shorter side at `size` and the longer one scaled and truncated.
+fn shorter_side_to(img: &Rgb, size: usize) -> (usize, usize) {
+    let (w, h) = (img.width.max(1), img.height.max(1));
+    if w <= h {
         (size, (size as f64 * h as f64 / w as f64) as usize)
     } else {
         ((size as f64 * w as f64 / h as f64) as usize, size)
-    };
-    let resized = resize_bicubic(img, nw, nh);
-    let top = ((nh.saturating_sub(size)) as f64 / 2.0).round() as usize;
-    let left = ((nw.saturating_sub(size)) as f64 / 2.0).round() as usize;
-    let mut out = vec![0f32; 3 * size * size];
+    }
+}
+
+/// `[3, height, width]` channel-major floats of a window of `img` at `(top, left)` (zero outside
+/// the image), /255 and normalised.
+fn crop_normalise(
+    img: &Rgb,
+    (height, width): (usize, usize),
+    (top, left): (usize, usize),
+    mean: [f32; 3],
+    std: [f32; 3],
+) -> Vec<f32> {
+    let (nw, nh) = (img.width, img.height);
+    let mut out = vec![0f32; 3 * height * width];
     for c in 0..3 {
-        for y in 0..size {
-            for x in 0..size {
+        for y in 0..height {
+            for x in 0..width {
                 let (sy, sx) = (y + top, x + left);
                 let v = if sy < nh && sx < nw {
-                    f32::from(resized.data[(sy * nw + sx) * 3 + c]) / 255.0
+                    f32::from(img.data[(sy * nw + sx) * 3 + c]) / 255.0
                 } else {
                     0.0
                 };
-                out[(c * size + y) * size + x] = (v - mean[c]) / std[c];
+                out[(c * height + y) * width + x] = (v - mean[c]) / std[c];
             }
         }
     }

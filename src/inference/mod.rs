@@ -1,11 +1,14 @@
 //! Local inference with candle on the CPU: sentence embeddings (sentence-transformers layout),
-//! BERT token classification with Hugging Face's "simple" grouping, and feature extraction for
-//! checkpoints without a head. Models are read from directories (a Hub snapshot or any copy).
+//! BERT and DistilBERT token classification with Hugging Face's "simple" grouping, feature
+//! extraction for checkpoints without a head, and CLIP zero-shot image classification (open_clip
+//! and transformers layouts). Models are read from directories (a Hub snapshot or any copy).
 //!
 //! No terminal crates here; CPU work runs on the caller's thread (the runtime puts it on its own).
 
 pub mod bert;
 pub mod clip;
+pub mod distilbert;
+pub mod hf_clip;
 pub mod image;
 pub mod runtime;
 pub mod sentence;
@@ -72,6 +75,9 @@ impl Task {
             return Ok(Task::SentenceSimilarity);
         }
         let config = read_json(&dir.join("config.json"))?;
+        if config.get("model_type").and_then(|t| t.as_str()) == Some("clip") {
+            return Ok(Task::ZeroShotImageClassification);
+        }
         let has_labels = config.get("id2label").is_some_and(|v| v.is_object());
         let token_head = config
             .get("architectures")

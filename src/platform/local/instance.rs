@@ -124,7 +124,7 @@ impl BatchModel for ZeroShotModel {
             .map(|q| {
                 let labels: Vec<&str> = q.labels.iter().map(String::as_str).collect();
                 self.0
-                    .classify(&q.image, &labels, crate::inference::clip::DEFAULT_TEMPLATE)
+                    .classify(&q.image, &labels, self.0.default_template())
                     .map_err(|e| e.to_string())
             })
             .collect()
