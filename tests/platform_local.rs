@@ -1979,3 +1979,183 @@ async fn idle_connections_to_an_endpoint_are_bounded_and_timed_out() {
         "no refusal logged"
     );
 }
+
+/// The hospital's entity and radiology models under their Hub names (served from the tiny
+/// fixtures with their code paths): DistilBERT NER and a transformers CLIPModel import with the
+/// task read from their files, serve the transformers pipelines' answers, and run in batch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_hospitals_ner_and_radiology_models_import_and_serve_what_transformers_gives() {
+    const NER: &str = "d4data/biomedical-ner-all";
+    const CLIP: &str = "flaviagiammarino/pubmed-clip-vit-base-patch32";
+    let mut p = Platform0::start(vec![
+        Repo::from_dir(NER, &commit(11), &fixture("tiny-distilbert-ner")),
+        Repo::from_dir(CLIP, &commit(12), &fixture("tiny-clip")),
+    ])
+    .await;
+    let client = p.serve().await;
+    for (handle, model) in [(NER, "BIO_NER"), (CLIP, "PUBMED_CLIP")] {
+        let d = import_to_end(&client, &spec(handle, model)).await;
+        assert_eq!(d.summary.state, JobState::Done, "{:?}", d.summary.error);
+    }
+    let v = client.versions("BIO_NER").await.unwrap_or_default();
+    assert_eq!(v[0].task, "token-classification");
+    let v = client.versions("PUBMED_CLIP").await.unwrap_or_default();
+    assert_eq!(v[0].task, "zero-shot-image-classification");
+    assert!(v[0].files.iter().any(|f| f.path == "merges.txt"));
+    assert!(
+        v[0].files
+            .iter()
+            .any(|f| f.path == "preprocessor_config.json")
+    );
+
+    // Entities: __CALL__ equals the pipeline without aggregation; batch and predict --model-dir
+    // equal it with "simple".
+    let reference: Value = serde_json::from_str(
+        &std::fs::read_to_string(fixture("tiny-distilbert-ner/reference.json")).unwrap_or_default(),
+    )
+    .unwrap_or_default();
+    let sentences: Vec<String> = reference["sentences"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|s| s.as_str().map(String::from))
+        .collect();
+    let rows: Vec<Vec<Value>> = sentences.iter().map(|s| vec![json!(s)]).collect();
+    let r = client
+        .predict("BIO_NER_SVC", "__CALL__", &rows)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    for (i, out) in r.outputs.iter().enumerate() {
+        let got = out["outputs"].as_array().cloned().unwrap_or_default();
+        let want = reference["pipeline_none"][i]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        assert_eq!(got.len(), want.len(), "sentence {i}");
+        for (g, w) in got.iter().zip(&want) {
+            for k in ["entity", "word", "start", "end", "index"] {
+                assert_eq!(g[k], w[k], "sentence {i} {k}");
+            }
+        }
+    }
+    let groups = |v: &Value| -> Vec<(String, String, u64, u64)> {
+        v.as_array()
+            .into_iter()
+            .flatten()
+            .map(|e| {
+                (
+                    e["entity_group"].as_str().unwrap_or("").to_string(),
+                    e["word"].as_str().unwrap_or("").to_string(),
+                    e["start"].as_u64().unwrap_or(0),
+                    e["end"].as_u64().unwrap_or(0),
+                )
+            })
+            .collect()
+    };
+    let mut csv = String::from("NOTE_ID,NOTE_TEXT\n");
+    for (i, s) in sentences.iter().enumerate() {
+        csv.push_str(&format!("S{i},\"{}\"\n", s.replace('"', "\"\"")));
+    }
+    let notes = p.dir.path().join("sentences.csv");
+    std::fs::write(&notes, csv).unwrap_or_else(|e| panic!("{e}"));
+    let (code, out, err) = p.run(&[
+        "batch",
+        "entities",
+        "--service",
+        "BIO_NER_SVC",
+        "--input",
+        &notes.to_string_lossy(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or(Value::Null))
+        .collect();
+    assert_eq!(lines.len(), sentences.len(), "{out}");
+    let mut any = false;
+    for (i, l) in lines.iter().enumerate() {
+        let want = groups(&reference["pipeline_simple"][i]);
+        any |= !want.is_empty();
+        assert_eq!(groups(&l["entities"]), want, "batch, sentence {i}");
+    }
+    assert!(any, "the reference has entities to compare");
+    let (code, out, err) = p.run(&[
+        "predict",
+        "--model-dir",
+        &fixture("tiny-distilbert-ner").to_string_lossy(),
+        "--text",
+        &sentences[0],
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let from_dir: Value = serde_json::from_str(&out).unwrap_or_default();
+    assert_eq!(
+        groups(&from_dir[0]["entities"]),
+        groups(&reference["pipeline_simple"][0]),
+        "predict --model-dir"
+    );
+
+    // Radiology: __CALL__ equals the zero-shot pipeline (default template), batch runs a folder.
+    use base64::Engine;
+    let clip_ref: Value = serde_json::from_str(
+        &std::fs::read_to_string(fixture("tiny-clip/reference.json")).unwrap_or_default(),
+    )
+    .unwrap_or_default();
+    let png = std::fs::read(fixture("tiny-clip/test_image_120x90.png")).unwrap_or_default();
+    let labels = clip_ref["zero_shot"]["labels"].clone();
+    let r = client
+        .predict(
+            "PUBMED_CLIP_SVC",
+            "__CALL__",
+            &[vec![
+                json!(base64::engine::general_purpose::STANDARD.encode(&png)),
+                labels.clone(),
+            ]],
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let out = &r.outputs[0];
+    assert_eq!(out["notice"], "research use only, not for diagnosis");
+    let want = clip_ref["zero_shot"]["result"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let want_labels: Vec<&str> = want.iter().filter_map(|w| w["label"].as_str()).collect();
+    let got_labels: Vec<&str> = out["labels"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    assert_eq!(got_labels, want_labels);
+    let want_scores: Vec<f64> = want.iter().filter_map(|w| w["score"].as_f64()).collect();
+    assert!(max_diff(&floats(&out["scores"]), &want_scores) < 1e-4);
+
+    let imgs = p.dir.path().join("xrays");
+    std::fs::create_dir_all(&imgs).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::copy(
+        fixture("tiny-clip/test_image_120x90.png"),
+        imgs.join("a.png"),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let label_arg: Vec<&str> = labels
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    let (code, out, err) = p.run(&[
+        "batch",
+        "classify-images",
+        "--service",
+        "PUBMED_CLIP_SVC",
+        "--dir",
+        &imgs.to_string_lossy(),
+        "--labels",
+        &label_arg.join(","),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let row: Value = serde_json::from_str(out.lines().next().unwrap_or("")).unwrap_or_default();
+    assert_eq!(row["label"].as_str(), want_labels.first().copied(), "{out}");
+    p.kill_daemon();
+}

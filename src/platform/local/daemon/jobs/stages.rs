@@ -119,7 +119,10 @@ impl JobRunner {
                 spec.handle
             )));
         }
-        let text_tower = if task == Task::ZeroShotImageClassification {
+        // open_clip keeps its text tower in another repo; a CLIPModel carries both towers.
+        let text_tower = if task == Task::ZeroShotImageClassification
+            && snap.join("open_clip_config.json").exists()
+        {
             Some(self.resolve_text_tower(id, &hub, &snap).await?)
         } else {
             None
@@ -678,7 +681,8 @@ fn is_weights(path: &str) -> bool {
 /// ONNX, OpenVINO, TensorFlow, Flax or Rust exports.
 fn select_files(tree: &[TreeEntry], task: Task) -> Vec<PlannedFile> {
     let has = |p: &str| tree.iter().any(|e| e.is_file() && e.path == p);
-    let weights = if task == Task::ZeroShotImageClassification {
+    // open_clip repos name their weights their own way; a transformers CLIPModel does not.
+    let weights = if task == Task::ZeroShotImageClassification && has("open_clip_config.json") {
         if has("open_clip_model.safetensors") {
             "open_clip_model.safetensors"
         } else {
@@ -728,12 +732,12 @@ fn detect(snap: &Path, handle: &str, custom_code: bool) -> Result<Task, StageEnd
     // `auto_map` in config.json points at Python classes in the repo: remote code.
     let custom_code = custom_code || cfg.get("auto_map").is_some();
     let model_type = cfg["model_type"].as_str().unwrap_or("unknown");
-    if model_type != "bert" {
+    if !matches!(model_type, "bert" | "distilbert" | "clip") {
         let arch = cfg["architectures"][0].as_str().unwrap_or(model_type);
         return Err(StageEnd::Failed(format!(
             "{handle}: unsupported architecture `{model_type}` ({arch}): the local platform serves \
-             BERT-family encoders (sentence embeddings, token classification, features) and open_clip \
-             ViT + BERT zero-shot models{}",
+             BERT and DistilBERT encoders (sentence embeddings, token classification, features), \
+             transformers CLIP models and open_clip ViT + BERT zero-shot models{}",
             if custom_code {
                 "; this repo also asks to run its own code, which hugflake never does"
             } else {
