@@ -85,18 +85,18 @@ fn filter_narrows_rows_and_back_clears_it_before_quitting() {
     let mut app = app(120, 30);
     catalog(&mut app);
     key(&mut app, KeyCode::Char('/'));
-    typed(&mut app, "clip");
+    typed(&mut app, "biomedclip");
     assert_eq!(app.visible_candidates().len(), 1);
     key(&mut app, KeyCode::Enter);
-    assert_eq!(app.view(TableId::Candidates).filter, "clip");
-    assert!(render(&app).contains("Candidates (1/3) /clip"));
+    assert_eq!(app.view(TableId::Candidates).filter, "biomedclip");
+    assert!(render(&app).contains("Candidates (1/6) /biomedclip"));
     // q first clears the filter (and the Hub search follows it), then quits.
     let effects = key(&mut app, KeyCode::Char('q'));
     assert!(
         matches!(effects.as_slice(), [Effect::HubSearch(r)] if r.query.search.is_none()),
         "{effects:?}"
     );
-    assert_eq!(app.visible_candidates().len(), 3);
+    assert_eq!(app.visible_candidates().len(), 6);
     assert_eq!(key(&mut app, KeyCode::Char('q')), vec![Effect::Quit]);
     assert!(app.quit);
 }
@@ -107,9 +107,9 @@ fn esc_in_the_filter_clears_it() {
     catalog(&mut app);
     key(&mut app, KeyCode::Char('/'));
     typed(&mut app, "bio");
-    assert_eq!(app.visible_candidates().len(), 2);
+    assert_eq!(app.visible_candidates().len(), 4);
     key(&mut app, KeyCode::Esc);
-    assert_eq!(app.visible_candidates().len(), 3);
+    assert_eq!(app.visible_candidates().len(), 6);
     assert_eq!(app.overlay, Overlay::None);
 }
 
@@ -117,17 +117,18 @@ fn esc_in_the_filter_clears_it() {
 fn selection_moves_and_clamps() {
     let mut app = app(120, 30);
     catalog(&mut app);
-    key(&mut app, KeyCode::Char('j'));
-    key(&mut app, KeyCode::Char('j'));
-    key(&mut app, KeyCode::Char('j'));
-    assert_eq!(app.view(TableId::Candidates).cursor.selected, 2);
+    let last = app.visible_candidates().len() - 1;
+    for _ in 0..=last {
+        key(&mut app, KeyCode::Char('j'));
+    }
+    assert_eq!(app.view(TableId::Candidates).cursor.selected, last);
     key(&mut app, KeyCode::Char('g'));
     assert_eq!(app.view(TableId::Candidates).cursor.selected, 0);
     app.handle_event(&Event::Key(KeyEvent::new(
         KeyCode::Char('G'),
         KeyModifiers::SHIFT,
     )));
-    assert_eq!(app.view(TableId::Candidates).cursor.selected, 2);
+    assert_eq!(app.view(TableId::Candidates).cursor.selected, last);
     // Fewer rows after a refresh: the cursor follows.
     let mut rows = hugflake::domain::catalog::builtin().unwrap_or_default();
     rows.truncate(1);
@@ -243,7 +244,7 @@ fn resize_below_minimum_shows_a_message_and_back_is_safe() {
     key(&mut app, KeyCode::PageDown);
     click(&mut app, 3, 3);
     app.handle_event(&Event::Resize(120, 30));
-    assert!(render(&app).contains("Candidates (3)"));
+    assert!(render(&app).contains("Candidates (6)"));
 }
 
 fn page(ids: &[&str], next: Option<&str>) -> hugflake::hub::api::SearchPage {
@@ -307,10 +308,14 @@ fn typing_a_filter_searches_the_hub_and_stale_answers_are_dropped() {
         .map(|c| c.handle.as_str())
         .collect();
     // Local rows matching "ner" (BioBERT's purpose mentions NER), then the Hub's, without
-    // repeating the catalog model the Hub also found.
+    // repeating the catalog models the Hub also found.
     assert_eq!(
         handles,
-        ["dmis-lab/biobert-v1.1", "d4data/biomedical-ner-all"]
+        [
+            "dmis-lab/biobert-v1.1",
+            "d4data/biomedical-ner-all",
+            "alvaroalon2/biobert_diseases_ner"
+        ]
     );
 }
 
@@ -325,8 +330,9 @@ fn scrolling_to_the_end_loads_the_next_page_once() {
         append: false,
         result: Ok(page(&["a/1", "a/2", "a/3", "a/4"], Some("http://hub/next"))),
     });
+    // The catalog's rows, then the Hub's: the next page loads near the end.
     let mut more = Vec::new();
-    for _ in 0..4 {
+    for _ in 0..app.visible_candidates().len() - 2 {
         more.extend(searches(&key(&mut app, KeyCode::Char('j'))));
     }
     assert_eq!(more.len(), 1, "{more:?}");
@@ -336,7 +342,7 @@ fn scrolling_to_the_end_loads_the_next_page_once() {
         append: true,
         result: Ok(page(&["a/5"], None)),
     });
-    assert_eq!(app.visible_candidates().len(), 8);
+    assert_eq!(app.visible_candidates().len(), 11);
     let effects = key(&mut app, KeyCode::Char('G'));
     assert!(searches(&effects).is_empty(), "no next page left");
 }
@@ -985,4 +991,100 @@ fn a_paste_is_text_never_key_presses() {
             error: None
         }
     );
+}
+
+#[test]
+fn the_import_form_offers_what_works_instead_and_ctrl_o_switches_to_it() {
+    let mut app = app(140, 36);
+    catalog(&mut app);
+    connected(
+        &mut app,
+        snapshot(vec![pool("LOCAL_CPU", PoolState::Idle)], vec![], vec![]),
+    );
+    // BioBERT (second row): its details and its form say what to import for entities.
+    key(&mut app, KeyCode::Down);
+    let screen = render(&app);
+    assert!(
+        screen.contains("instead      d4data/biomedical-ner-all for"),
+        "{screen}"
+    );
+    key(&mut app, KeyCode::Char('i'));
+    let screen = render(&app);
+    assert!(screen.contains("ctrl-o switch model"), "{screen}");
+    app.handle_event(&Event::Key(KeyEvent::new(
+        KeyCode::Char('o'),
+        KeyModifiers::CONTROL,
+    )));
+    let Overlay::Import(form) = &app.overlay else {
+        panic!("the form closed: {:?}", app.overlay);
+    };
+    assert_eq!(form.fields[0].value, "d4data/biomedical-ner-all");
+    assert_eq!(form.fields[1].value, "token-classification");
+    assert_eq!(
+        app.selected_candidate().map(|c| c.handle.as_str()),
+        Some("d4data/biomedical-ner-all")
+    );
+    let effects = key(&mut app, KeyCode::Enter);
+    let spec = effects
+        .iter()
+        .find_map(|e| match e {
+            Effect::Import(s) => Some(s.clone()),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("no import effect in {effects:?}"));
+    assert_eq!(spec.handle, "d4data/biomedical-ner-all");
+    assert_eq!(spec.model, "BIOMEDICAL_NER_ALL");
+
+    // BiomedCLIP runs locally: on the local platform its form offers nothing else, and ctrl-o
+    // says so and changes nothing.
+    // (The switch selected d4data's row: BiomedCLIP is the one above.)
+    key(&mut app, KeyCode::Char('1'));
+    key(&mut app, KeyCode::Up);
+    key(&mut app, KeyCode::Char('i'));
+    assert!(!render(&app).contains("ctrl-o"));
+    app.handle_event(&Event::Key(KeyEvent::new(
+        KeyCode::Char('o'),
+        KeyModifiers::CONTROL,
+    )));
+    let Overlay::Import(form) = &app.overlay else {
+        panic!("the form closed");
+    };
+    assert!(form.fields[0].value.starts_with("microsoft/BiomedCLIP"));
+}
+
+#[test]
+fn on_snowflake_biomedclip_offers_pubmedclip() {
+    let mut app = app(140, 36);
+    catalog(&mut app);
+    let mut snap = snapshot(vec![pool("ML_POOL", PoolState::Idle)], vec![], vec![]);
+    snap.status.kind = hugflake::domain::PlatformKind::Snowflake;
+    snap.status.registry = Some(hugflake::domain::RegistryPlace {
+        database: "ML".into(),
+        schema: "REGISTRY".into(),
+        warehouse: Some("ML_WH".into()),
+    });
+    connected(&mut app, snap);
+    key(&mut app, KeyCode::Down);
+    key(&mut app, KeyCode::Down);
+    key(&mut app, KeyCode::Char('i'));
+    let screen = render(&app);
+    assert!(
+        screen.contains("pubmed-clip-vit-base-patch32 instead")
+            && screen.contains("ctrl-o switch model"),
+        "{screen}"
+    );
+    app.handle_event(&Event::Key(KeyEvent::new(
+        KeyCode::Char('o'),
+        KeyModifiers::CONTROL,
+    )));
+    let Overlay::Import(form) = &app.overlay else {
+        panic!("the form closed");
+    };
+    assert_eq!(
+        form.fields[0].value,
+        "flaviagiammarino/pubmed-clip-vit-base-patch32"
+    );
+    assert_eq!(form.fields[1].value, "zero-shot-image-classification");
+    // The Snowflake plan is there for the new model.
+    assert!(form.snowflake.is_some());
 }

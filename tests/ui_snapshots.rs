@@ -47,7 +47,8 @@ fn candidates_data() {
 fn candidates_data_narrow_and_biomedclip_selected() {
     let mut app = app(90, 40);
     catalog(&mut app);
-    app.update(Action::Bottom);
+    app.update(Action::Down);
+    app.update(Action::Down);
     assert_snapshot!(render(&app));
 }
 
@@ -332,8 +333,10 @@ fn candidates_with_hub_results_and_details() {
             ),
         ])),
     });
-    app.update(Action::Bottom);
-    app.update(Action::Up);
+    // d4data is a catalog row the Hub also found: one row, with the Hub's details.
+    for _ in 0..3 {
+        app.update(Action::Down);
+    }
     app.apply(Msg::HubDetails {
         handle: "d4data/biomedical-ner-all".into(),
         result: Ok(Box::new(ner_details())),

@@ -1,6 +1,7 @@
 //! The import form: the fields of an import with their defaults, the plan and the verdicts, edited
 //! in place before anything runs.
 
+use crate::domain::candidate::Alternative;
 use crate::domain::{ImportSpec, RegistryPlace, job::default_model_name};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,6 +40,8 @@ pub struct ImportForm {
     /// The repo's library when known (Hub details or the catalog): Snowflake refuses the ones its
     /// import cannot serve.
     pub library: Option<String>,
+    /// A model that serves the purpose better here; ctrl-o switches the form to it.
+    pub alternative: Option<Alternative>,
 }
 
 impl ImportForm {
@@ -87,6 +90,7 @@ impl ImportForm {
             service_edited: false,
             snowflake: None,
             library: None,
+            alternative: None,
         }
     }
 

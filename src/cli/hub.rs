@@ -182,6 +182,22 @@ pub async fn show(ctx: &Context, a: ShowArgs) -> Result<()> {
         "Snowflake",
         format!("{}: {}", d.snowflake.summary(), d.snowflake.reason),
     );
+    // What the catalog says to import instead, where this model falls short.
+    let catalog = crate::domain::catalog::builtin().unwrap_or_default();
+    for a in catalog
+        .iter()
+        .filter(|c| c.handle == d.id)
+        .flat_map(|c| &c.alternatives)
+    {
+        kv(
+            "instead",
+            if a.snowflake_only {
+                format!("{} (this model runs on the local platform)", a.sentence())
+            } else {
+                a.sentence()
+            },
+        );
+    }
     if let Some(f) = &d.fit {
         kv("local", f.summary());
     }

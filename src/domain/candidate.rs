@@ -175,6 +175,33 @@ pub struct Candidate {
     pub requires: Vec<String>,
     pub source: CandidateSource,
     pub cache: Option<CachedRepo>,
+    /// Models that serve this one's purpose where it cannot (the catalog's "import X instead").
+    #[serde(default)]
+    pub alternatives: Vec<Alternative>,
+}
+
+/// Another model to import instead, and when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Alternative {
+    pub handle: String,
+    /// What it is the better pick for ("entities", "radiology zero-shot on Snowflake").
+    pub purpose: String,
+    /// True when it is offered only where the registry is Snowflake (the model itself runs on
+    /// the local platform).
+    #[serde(default)]
+    pub snowflake_only: bool,
+}
+
+impl Alternative {
+    /// "for entities, import d4data/biomedical-ner-all instead"
+    pub fn sentence(&self) -> String {
+        format!("for {}, import {} instead", self.purpose, self.handle)
+    }
+
+    /// Whether to offer it on a platform (`on_snowflake`: the registry is Snowflake's).
+    pub fn applies(&self, on_snowflake: bool) -> bool {
+        on_snowflake || !self.snowflake_only
+    }
 }
 
 impl Candidate {
@@ -230,6 +257,7 @@ impl Candidate {
             requires: Vec::new(),
             source,
             cache: None,
+            alternatives: Vec::new(),
         }
     }
 

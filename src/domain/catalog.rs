@@ -2,7 +2,7 @@
 
 use serde::Deserialize;
 
-use super::candidate::{Candidate, CandidateSource, snowflake_verdict};
+use super::candidate::{Alternative, Candidate, CandidateSource, snowflake_verdict};
 
 pub const CATALOG: &str = include_str!("../../assets/catalog.toml");
 
@@ -32,6 +32,19 @@ struct Entry {
     notes: Vec<String>,
     #[serde(default)]
     requires: Vec<String>,
+    #[serde(default)]
+    instead: Vec<Instead>,
+}
+
+/// `[[model.instead]]`: another catalog model to import for a purpose this one does not serve.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Instead {
+    handle: String,
+    #[serde(rename = "for")]
+    purpose: String,
+    #[serde(default)]
+    snowflake_only: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -41,11 +54,37 @@ pub struct CatalogError(String);
 /// Parses catalog text (the embedded one, or another in tests).
 pub fn parse(text: &str) -> Result<Vec<Candidate>, CatalogError> {
     let file: CatalogFile = toml::from_str(text).map_err(|e| CatalogError(e.to_string()))?;
+    let handles: Vec<String> = file.model.iter().map(|e| e.handle.clone()).collect();
+    for e in &file.model {
+        if let Some(i) = e.instead.iter().find(|i| !handles.contains(&i.handle)) {
+            return Err(CatalogError(format!(
+                "{}: `instead` names {}, which is not in the catalog",
+                e.handle, i.handle
+            )));
+        }
+    }
     Ok(file
         .model
         .into_iter()
         .map(|e| Candidate {
-            snowflake: snowflake_verdict(&e.library, &e.task, e.has_classification_head),
+            snowflake: {
+                let mut v = snowflake_verdict(&e.library, &e.task, e.has_classification_head);
+                // The verdict says what works instead, in the same sentence.
+                if let Some(s) = instead_sentence(&e.instead) {
+                    v.reason.push_str("; ");
+                    v.reason.push_str(&s);
+                }
+                v
+            },
+            alternatives: e
+                .instead
+                .iter()
+                .map(|i| Alternative {
+                    handle: i.handle.clone(),
+                    purpose: i.purpose.clone(),
+                    snowflake_only: i.snowflake_only,
+                })
+                .collect(),
             handle: e.handle,
             task: Some(e.task),
             library: Some(e.library),
@@ -64,6 +103,28 @@ pub fn parse(text: &str) -> Result<Vec<Candidate>, CatalogError> {
         .collect())
 }
 
+/// "for entities, import A or B instead; for X, import C instead"
+fn instead_sentence(instead: &[Instead]) -> Option<String> {
+    let mut purposes: Vec<&str> = Vec::new();
+    for i in instead {
+        if !purposes.contains(&i.purpose.as_str()) {
+            purposes.push(&i.purpose);
+        }
+    }
+    let parts: Vec<String> = purposes
+        .iter()
+        .map(|p| {
+            let handles: Vec<&str> = instead
+                .iter()
+                .filter(|i| i.purpose == *p)
+                .map(|i| i.handle.as_str())
+                .collect();
+            format!("for {p}, import {} instead", handles.join(" or "))
+        })
+        .collect();
+    (!parts.is_empty()).then(|| parts.join("; "))
+}
+
 /// The embedded catalog.
 pub fn builtin() -> Result<Vec<Candidate>, CatalogError> {
     parse(CATALOG)
@@ -74,7 +135,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn builtin_catalog_has_the_three_reference_models() {
+    fn builtin_catalog_has_the_reference_models_and_what_to_pick_instead() {
         let rows = builtin().unwrap_or_else(|e| panic!("{e}"));
         let handles: Vec<&str> = rows.iter().map(|c| c.handle.as_str()).collect();
         assert_eq!(
@@ -82,7 +143,10 @@ mod tests {
             [
                 "sentence-transformers/all-MiniLM-L6-v2",
                 "dmis-lab/biobert-v1.1",
-                "microsoft/BiomedCLIP-PubMedBERT_256-vit_base_patch16_224"
+                "microsoft/BiomedCLIP-PubMedBERT_256-vit_base_patch16_224",
+                "d4data/biomedical-ner-all",
+                "alvaroalon2/biobert_diseases_ner",
+                "flaviagiammarino/pubmed-clip-vit-base-patch32",
             ]
         );
         assert_eq!(rows[0].snowflake.supported, Some(true));
@@ -95,6 +159,50 @@ mod tests {
                 .any(|n| n.contains("not for diagnosis"))
         );
         assert!(rows[1].parameters_estimated);
+        // BioBERT points to the NER checkpoints, BiomedCLIP (on Snowflake only) to PubMedCLIP.
+        assert!(
+            rows[1].snowflake.reason.ends_with(
+                "for entities, import d4data/biomedical-ner-all or alvaroalon2/biobert_diseases_ner instead"
+            ),
+            "{}",
+            rows[1].snowflake.reason
+        );
+        assert_eq!(rows[1].alternatives.len(), 2);
+        assert!(rows[1].alternatives.iter().all(|a| a.applies(false)));
+        let clip = &rows[2].alternatives[0];
+        assert_eq!(clip.handle, "flaviagiammarino/pubmed-clip-vit-base-patch32");
+        assert!(clip.applies(true) && !clip.applies(false));
+        // The alternatives themselves are served by Snowflake's import.
+        for r in &rows[3..] {
+            assert_eq!(r.snowflake.supported, Some(true), "{}", r.handle);
+        }
+        assert_eq!(
+            rows[5].snowflake.task.as_deref(),
+            Some("zero-shot-image-classification")
+        );
+    }
+
+    #[test]
+    fn an_alternative_outside_the_catalog_is_refused() {
+        let text = r#"
+[[model]]
+handle = "a/b"
+task = "feature-extraction"
+library = "transformers"
+license = "mit"
+parameters = 1
+weight_file = "model.safetensors"
+weight_bytes = 4
+purpose = "x"
+[[model.instead]]
+handle = "c/d"
+for = "entities"
+"#;
+        let err = parse(text).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(
+            err.contains("names c/d, which is not in the catalog"),
+            "{err}"
+        );
     }
 
     #[test]

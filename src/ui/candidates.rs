@@ -283,6 +283,14 @@ fn render_details(frame: &mut Frame<'_>, area: Rect, app: &App, c: Option<&Candi
         sf_style,
     );
     add(&mut lines, "", &verdict.reason, theme.dim());
+    if let Some(a) = app.alternative_for(c) {
+        add(
+            &mut lines,
+            "instead",
+            &format!("{} for {}: i, then ctrl-o", a.handle, a.purpose),
+            Style::new().fg(theme.pending),
+        );
+    }
     // Details fetched before the pools were known have no fit yet: the weights and the pool say it.
     let fit = d.and_then(|d| app.fit_of(d));
     if let Some(fit) = &fit {

@@ -336,12 +336,35 @@ fn draw_keys(frame: &mut Frame<'_>, area: Rect, app: &App) {
             " ↑/↓ scroll · any other key closes the help",
             t.dim(),
         )),
-        Overlay::Import(_) => Line::from(Span::styled(
-            " tab/↓ next field · shift-tab/↑ previous · type to edit · enter import · esc cancel",
+        Overlay::Import(form) => Line::from(Span::styled(
+            format!(
+                " tab/↓ next field · shift-tab/↑ previous · type to edit · enter import · esc cancel{}",
+                if form.alternative.is_some() {
+                    " · ctrl-o switch model"
+                } else {
+                    ""
+                }
+            ),
             t.dim(),
         )),
         Overlay::Confirm { .. } => {
-            Line::from(Span::styled(" y/enter confirm · n/esc cancel", t.dim()))
+            // The keys as bound, as the question itself names them.
+            let keys = |actions: &[Action]| {
+                actions
+                    .iter()
+                    .flat_map(|a| app.keymap.keys(*a))
+                    .map(|k| k.to_string())
+                    .collect::<Vec<_>>()
+                    .join("/")
+            };
+            Line::from(Span::styled(
+                format!(
+                    " {} confirm · {} cancel",
+                    keys(&[Action::Confirm]),
+                    keys(&[Action::Deny, Action::Back])
+                ),
+                t.dim(),
+            ))
         }
         Overlay::Logs(view) if view.editing_filter => Line::from(vec![
             Span::styled(" /", t.accent()),

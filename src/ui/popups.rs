@@ -37,6 +37,15 @@ fn centered(body: Rect, width: u16, height: u16) -> Rect {
 pub fn import_form(frame: &mut Frame<'_>, body: Rect, app: &App, form: &ImportForm) {
     let t = &crate::ui::theme::of(app);
     let mut lines: Vec<Line<'_>> = Vec::new();
+    // What works instead goes first, where a form too tall for the screen still shows it.
+    if let Some(a) = &form.alternative {
+        lines.push(Line::from(vec![
+            Span::styled(" ➜ ", t.accent()),
+            Span::raw(a.sentence()),
+            Span::styled(" · ctrl-o switches to it", t.accent()),
+        ]));
+        lines.push(Line::raw(""));
+    }
     for (i, f) in form.fields.iter().enumerate() {
         let focused = i == form.focus;
         let marker = if focused { "▸ " } else { "  " };

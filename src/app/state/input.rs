@@ -155,6 +155,9 @@ impl App {
                         }
                         Err(e) => form.error = Some(e),
                     },
+                    KeyCode::Char('o') if key.modifiers.contains(KeyModifiers::CONTROL) => {
+                        self.switch_import_to_alternative();
+                    }
                     KeyCode::Tab | KeyCode::Down => form.next(),
                     KeyCode::BackTab | KeyCode::Up => form.prev(),
                     KeyCode::Backspace => form.backspace(),
@@ -535,6 +538,48 @@ impl App {
             self.set_flash("select a model to import", false);
             return Vec::new();
         };
+        self.import_form_for(c);
+        Vec::new()
+    }
+
+    /// Replaces the open import form with one for its alternative (the catalog's "import X
+    /// instead"), selecting that row.
+    fn switch_import_to_alternative(&mut self) {
+        let Overlay::Import(form) = &self.overlay else {
+            return;
+        };
+        let Some(alt) = form.alternative.clone() else {
+            self.set_flash("no other model to switch to", false);
+            return;
+        };
+        let found = self
+            .candidates
+            .data
+            .iter()
+            .flatten()
+            .find(|c| c.handle == alt.handle)
+            .cloned();
+        let Some(c) = found else {
+            self.set_flash(format!("{} is not among the candidates", alt.handle), true);
+            return;
+        };
+        // Select it, so the details beside the form are the new model's.
+        self.view_mut(TableId::Candidates).filter.clear();
+        if let Some(i) = self
+            .visible_candidates()
+            .iter()
+            .position(|v| v.handle == c.handle)
+        {
+            self.view_mut(TableId::Candidates).cursor.selected = i;
+        }
+        self.set_flash(
+            format!("switched the import to {} ({})", c.handle, alt.purpose),
+            false,
+        );
+        self.import_form_for(c);
+    }
+
+    fn import_form_for(&mut self, c: Candidate) {
         let mut notes = Vec::new();
         let pool = self.fit_pool();
         let details = self.details.get(&c.handle).and_then(|d| d.data.clone());
@@ -569,7 +614,9 @@ impl App {
             .map(|p| p.0)
             .or_else(|| self.snapshot.data.as_ref()?.status.default_pool.clone())
             .unwrap_or_default();
+        let alternative = self.alternative_for(&c).cloned();
         let mut form = ImportForm::new(&c.handle, task.as_deref(), &pool_name, notes);
+        form.alternative = alternative;
         form.library = details
             .as_ref()
             .and_then(|d| d.library.clone())
@@ -583,7 +630,6 @@ impl App {
             form.for_registry(place);
         }
         self.overlay = Overlay::Import(Box::new(form));
-        Vec::new()
     }
 
     pub(super) fn run_command(&mut self, line: &str) -> Vec<Effect> {

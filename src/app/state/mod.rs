@@ -25,6 +25,7 @@ use super::import_form::ImportForm;
 use super::query::{QueryRequest, QueryResult, QueryState};
 use super::search::{self, HubSearch, SearchRequest};
 use crate::config::{Config, ThemeName};
+use crate::domain::candidate::Alternative;
 use crate::domain::{
     Candidate, ComputePool, ImportSpec, JobDetail, JobState, JobSummary, PlatformKind, Service,
     ServiceStatus,
@@ -218,6 +219,20 @@ impl App {
             );
         }
         rows
+    }
+
+    /// Whether the registry is Snowflake's (the platform reports a database and schema).
+    pub fn on_snowflake(&self) -> bool {
+        self.snapshot
+            .data
+            .as_ref()
+            .is_some_and(|s| s.status.registry.is_some())
+    }
+
+    /// The first alternative to offer for a candidate on this platform.
+    pub fn alternative_for<'a>(&self, c: &'a Candidate) -> Option<&'a Alternative> {
+        let on_snowflake = self.on_snowflake();
+        c.alternatives.iter().find(|a| a.applies(on_snowflake))
     }
 
     pub fn selected_candidate(&self) -> Option<&Candidate> {
