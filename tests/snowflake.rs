@@ -729,24 +729,8 @@ async fn wrong_credentials_and_unknown_statements_say_so() {
     assert!(matches!(err, Some(PlatformError::NotFound(_))), "{err:?}");
 }
 
-/// `batch embed` of the simulator's notes table through the MiniLM service, on connection `sim`.
-const EMBED_NOTES: [&str; 8] = [
-    "--connection",
-    "sim",
-    "batch",
-    "embed",
-    "--service",
-    "all_minilm_l6_v2_svc",
-    "--input",
-    "clinical_notes",
-];
-
-/// The binary on the Snowflake platform: `--connection` picks it; doctor shows each key's source
-/// with secrets masked; `status --json` and an import through the headless command.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_cli_speaks_to_snowflake_with_connection() {
-    let s = Setup::new().await;
-    s.sim.state().step = Duration::from_millis(200);
+/// The binary on connection `sim` of the simulator (a PAT), with its own config and data.
+fn cli_command(s: &Setup) -> impl Fn(&[&str]) -> Command + Clone + Send + 'static {
     let port = s.sim.addr.port().to_string();
     let home = s.dir.path().to_path_buf();
     std::fs::write(
@@ -754,7 +738,7 @@ async fn the_cli_speaks_to_snowflake_with_connection() {
         "[platform]\nsnowflake_poll_secs = 0.2\n",
     )
     .unwrap_or_else(|e| panic!("{e}"));
-    let command = move |args: &[&str]| {
+    move |args: &[&str]| {
         let mut c = Command::new(env!("CARGO_BIN_EXE_hugflake"));
         c.args(args)
             .env_clear()
@@ -777,18 +761,42 @@ async fn the_cli_speaks_to_snowflake_with_connection() {
             .env("SNOWFLAKE_CONNECTIONS_SIM_TOKEN", PAT)
             .stdin(std::process::Stdio::null());
         c
-    };
-    let run = {
-        let command = command.clone();
-        move |args: &[&str]| {
-            let out = command(args).output().unwrap_or_else(|e| panic!("{e}"));
-            (
-                out.status.code().unwrap_or(-1),
-                String::from_utf8_lossy(&out.stdout).to_string(),
-                String::from_utf8_lossy(&out.stderr).to_string(),
-            )
-        }
-    };
+    }
+}
+
+/// Runs the binary on connection `sim`: exit code, stdout, stderr.
+fn cli_runner(s: &Setup) -> impl Fn(&[&str]) -> (i32, String, String) + Clone + Send + 'static {
+    let command = cli_command(s);
+    move |args: &[&str]| {
+        let out = command(args).output().unwrap_or_else(|e| panic!("{e}"));
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    }
+}
+
+/// `batch embed` of the simulator's notes table through the MiniLM service, on connection `sim`.
+const EMBED_NOTES: [&str; 8] = [
+    "--connection",
+    "sim",
+    "batch",
+    "embed",
+    "--service",
+    "all_minilm_l6_v2_svc",
+    "--input",
+    "clinical_notes",
+];
+
+/// The binary on the Snowflake platform: `--connection` picks it; doctor shows each key's source
+/// with secrets masked; `status --json` and an import through the headless command.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_speaks_to_snowflake_with_connection() {
+    let s = Setup::new().await;
+    s.sim.state().step = Duration::from_millis(200);
+    let command = cli_command(&s);
+    let run = cli_runner(&s);
     let (code, out, err) = tokio::task::spawn_blocking({
         let run = run.clone();
         move || run(&["--connection", "sim", "doctor"])
@@ -1098,7 +1106,205 @@ async fn the_cli_speaks_to_snowflake_with_connection() {
     .await
     .unwrap_or_else(|e| panic!("{e}"));
     assert_ne!(code, 0);
-    assert!(err.contains("open_clip"), "{err}");
+    assert!(err.contains("give --input TABLE"), "{err}");
+}
+
+/// The hospital's radiology test on Snowflake: PubMedCLIP imports as
+/// zero-shot-image-classification, and `batch classify-images --connection` classifies the images
+/// of a table's BINARY column in the account (children only, at most N), with the call's shape
+/// taken from the service's signature; the simulator rejects wrong argument types as Snowflake
+/// would.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn radiology_images_are_classified_in_the_account() {
+    let s = Setup::new().await;
+    s.sim.state().step = Duration::from_millis(100);
+    let p = s.platform(InferenceRoute::Rest);
+    let j = p
+        .import(&spec(
+            "flaviagiammarino/pubmed-clip-vit-base-patch32",
+            "zero-shot-image-classification",
+            "PUBMED_CLIP",
+        ))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let d = wait_job(&p, &j.id).await;
+    assert_eq!(d.summary.state, JobState::Done, "{:?}", d.summary.error);
+    let png = std::fs::read(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/tiny-clip/test_image_120x90.png"),
+    )
+    .unwrap_or_default();
+    s.sim.state().images = (0..6)
+        .map(|i| support::snowflake_server::SimImage {
+            id: format!("IMG{i}"),
+            bytes: png.clone(),
+            age: [4, 30, 12, 17, 45, 9][i],
+        })
+        .collect();
+    let run = cli_runner(&s);
+    let batch = |extra: &[&str]| {
+        let run = run.clone();
+        let mut args: Vec<String> = [
+            "--connection",
+            "sim",
+            "batch",
+            "classify-images",
+            "--service",
+            "pubmed_clip_svc",
+            "--input",
+            "radiology_images",
+            "--labels",
+            "chest X-ray,brain MRI,bone X-ray",
+        ]
+        .iter()
+        .map(|a| a.to_string())
+        .collect();
+        args.extend(extra.iter().map(|a| a.to_string()));
+        move || run(&args.iter().map(String::as_str).collect::<Vec<_>>())
+    };
+    let (code, out, err) = tokio::task::spawn_blocking(batch(&[
+        "--where",
+        "PATIENT_AGE<18",
+        "--limit",
+        "3",
+        "--dry-run",
+    ]))
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(code, 0, "{err}");
+    insta::assert_snapshot!("batch_classify_images_plan", out);
+    assert!(s.sim.state().image_labels.is_empty(), "--dry-run ran SQL");
+
+    let (code, _, err) =
+        tokio::task::spawn_blocking(batch(&["--where", "PATIENT_AGE<18", "--limit", "3"]))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("number of rows inserted 3"), "{err}");
+    let done: Vec<String> = s
+        .sim
+        .state()
+        .image_labels
+        .iter()
+        .map(|r| r.0.clone())
+        .collect();
+    assert_eq!(
+        done,
+        ["IMG0", "IMG2", "IMG3"],
+        "children, in id order, 3 at most"
+    );
+    // Again: only the child not yet classified; the adults never.
+    let (_, _, err) = tokio::task::spawn_blocking(batch(&["--where", "PATIENT_AGE<18"]))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(err.contains("number of rows inserted 1"), "{err}");
+    // Other labels are another result set.
+    let (_, _, err) = tokio::task::spawn_blocking({
+        let run = run.clone();
+        move || {
+            run(&[
+                "--connection",
+                "sim",
+                "batch",
+                "classify-images",
+                "--service",
+                "pubmed_clip_svc",
+                "--input",
+                "radiology_images",
+                "--labels",
+                "normal,pneumonia",
+                "--template",
+                "a radiograph showing {}",
+            ])
+        }
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert!(err.contains("number of rows inserted 6"), "{err}");
+    let (q, binds) = s
+        .sim
+        .state()
+        .statements
+        .iter()
+        .rev()
+        .find(|(q, _)| q.starts_with("INSERT INTO"))
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        q.contains("!\"__CALL__\"(t.IMAGE_BYTES, PARSE_JSON(?)::ARRAY, ?)"),
+        "{q}"
+    );
+    assert!(
+        binds.contains(&"a radiograph showing {}".to_string()),
+        "{binds:?}"
+    );
+    // The image column must be the BINARY one: Snowflake's refusal comes through, with the hint.
+    let (code, _, err) = tokio::task::spawn_blocking(batch(&["--image-column", "PATIENT_AGE"]))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("Invalid argument types for function '__CALL__': (NUMBER(38,0), ARRAY)"),
+        "{err}"
+    );
+    // A broken image fails the statement with the service's reason.
+    s.sim
+        .state()
+        .images
+        .push(support::snowflake_server::SimImage {
+            id: "IMG9".into(),
+            bytes: b"not an image".to_vec(),
+            age: 3,
+        });
+    let (code, _, err) = tokio::task::spawn_blocking(batch(&[]))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("IMG9") && err.contains("cannot identify image file"),
+        "{err}"
+    );
+    // A text service is not an image service: said before any statement runs.
+    let before = s.sim.state().statements.len();
+    let j = p
+        .import(&spec(
+            "d4data/biomedical-ner-all",
+            "token-classification",
+            "NER",
+        ))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(wait_job(&p, &j.id).await.summary.state, JobState::Done);
+    let (code, _, err) = tokio::task::spawn_blocking({
+        let run = run.clone();
+        move || {
+            run(&[
+                "--connection",
+                "sim",
+                "batch",
+                "classify-images",
+                "--service",
+                "ner_svc",
+                "--input",
+                "radiology_images",
+                "--labels",
+                "a,b",
+            ])
+        }
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("service NER_SVC does not take images"),
+        "{err}"
+    );
+    assert!(
+        !s.sim.state().statements[before..]
+            .iter()
+            .any(|(q, _)| q.starts_with("INSERT")),
+        "nothing ran"
+    );
 }
 
 /// Secrets and clinical text on the Snowflake platform: a PAT (from a token file) and a key-pair

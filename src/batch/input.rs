@@ -54,25 +54,86 @@ pub struct Table {
     pub rejected: Vec<Rejected>,
 }
 
-/// A `--where COLUMN=VALUE` filter.
+/// A `--where` filter: `COLUMN=VALUE`, or a comparison (`<`, `<=`, `>`, `>=`, `!=`), e.g.
+/// `NOTE_TYPE=ONCOLOGY`, `PATIENT_AGE<18`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Filter {
     pub column: String,
+    pub op: Comparison,
     pub value: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Comparison {
+    Eq,
+    Ne,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+}
+
+impl Comparison {
+    /// The SQL operator.
+    pub fn sql(self) -> &'static str {
+        match self {
+            Comparison::Eq => "=",
+            Comparison::Ne => "<>",
+            Comparison::Lt => "<",
+            Comparison::Le => "<=",
+            Comparison::Gt => ">",
+            Comparison::Ge => ">=",
+        }
+    }
+
+    /// Whether `a op b` holds: numerically when both are numbers, else as text ignoring case.
+    pub fn holds(self, a: &str, b: &str) -> bool {
+        let order = match (a.trim().parse::<f64>(), b.trim().parse::<f64>()) {
+            (Ok(x), Ok(y)) => x.partial_cmp(&y),
+            _ => Some(a.to_lowercase().cmp(&b.to_lowercase())),
+        };
+        let Some(o) = order else { return false };
+        match self {
+            Comparison::Eq => o.is_eq(),
+            Comparison::Ne => o.is_ne(),
+            Comparison::Lt => o.is_lt(),
+            Comparison::Le => o.is_le(),
+            Comparison::Gt => o.is_gt(),
+            Comparison::Ge => o.is_ge(),
+        }
+    }
 }
 
 impl std::str::FromStr for Filter {
     type Err = String;
     fn from_str(s: &str) -> Result<Filter, String> {
-        match s.split_once('=') {
-            Some((c, v)) if !c.trim().is_empty() => Ok(Filter {
-                column: c.trim().to_string(),
-                value: v.trim().to_string(),
-            }),
-            _ => Err(format!(
-                "`{s}`: expected COLUMN=VALUE, e.g. NOTE_TYPE=ONCOLOGY"
-            )),
+        let bad = || {
+            format!(
+                "`{s}`: expected COLUMN=VALUE or a comparison (<, <=, >, >=, !=), e.g. NOTE_TYPE=ONCOLOGY or PATIENT_AGE<18"
+            )
+        };
+        let at = s.find(['=', '<', '>', '!']).ok_or_else(bad)?;
+        let (column, rest) = s.split_at(at);
+        let (op, value) = [
+            ("<=", Comparison::Le),
+            (">=", Comparison::Ge),
+            ("!=", Comparison::Ne),
+            ("<>", Comparison::Ne),
+            ("<", Comparison::Lt),
+            (">", Comparison::Gt),
+            ("=", Comparison::Eq),
+        ]
+        .iter()
+        .find_map(|(text, op)| rest.strip_prefix(text).map(|v| (*op, v)))
+        .ok_or_else(bad)?;
+        if column.trim().is_empty() {
+            return Err(bad());
         }
+        Ok(Filter {
+            column: column.trim().to_string(),
+            op,
+            value: value.trim().to_string(),
+        })
     }
 }
 
@@ -502,17 +563,15 @@ impl Table {
         }
     }
 
-    /// Keeps the notes whose column equals the value (case-insensitive column name and value).
+    /// Keeps the notes whose column satisfies the filter (case-insensitive column name; values
+    /// compared as numbers when both are, else as text ignoring case).
     pub fn filter(&mut self, f: &Filter) -> Result<(), String> {
         let col = f.column.to_ascii_uppercase();
         if !self.notes.is_empty() && !self.notes.iter().any(|n| n.fields.contains_key(&col)) {
             return Err(format!("no column `{}` to filter on", f.column));
         }
-        self.notes.retain(|n| {
-            n.fields
-                .get(&col)
-                .is_some_and(|v| v.eq_ignore_ascii_case(&f.value))
-        });
+        self.notes
+            .retain(|n| n.fields.get(&col).is_some_and(|v| f.op.holds(v, &f.value)));
         Ok(())
     }
 }
@@ -578,12 +637,45 @@ mod tests {
         assert!(t.rejected[1].reason.contains("over the 64 KiB limit"));
         let f: Filter = "note_type=general".parse().unwrap_or(Filter {
             column: String::new(),
+            op: Comparison::Ne,
             value: String::new(),
         });
         assert!(t.filter(&f).is_ok());
         assert_eq!(t.notes.len(), 1);
         assert_eq!(t.notes[0].id, "9");
         assert!("NOTE_TYPE".parse::<Filter>().is_err());
+        assert!("=3".parse::<Filter>().is_err());
+    }
+
+    #[test]
+    fn where_filters_compare_numbers_as_numbers() {
+        let parse = |s: &str| s.parse::<Filter>().unwrap_or_else(|e| panic!("{e}"));
+        let f = parse(" PATIENT_AGE < 18 ");
+        assert_eq!(
+            (f.column.as_str(), f.op, f.value.as_str()),
+            ("PATIENT_AGE", Comparison::Lt, "18")
+        );
+        assert_eq!(parse("a<=1").op, Comparison::Le);
+        assert_eq!(parse("a>=1").op, Comparison::Ge);
+        assert_eq!(parse("a!=1").op, Comparison::Ne);
+        assert_eq!(parse("a<>1").op, Comparison::Ne);
+        assert_eq!(parse("a>1").op, Comparison::Gt);
+        assert_eq!(parse("a=b=c").value, "b=c");
+        assert!(
+            Comparison::Lt.holds("9", "18"),
+            "9 < 18 as numbers, not as text"
+        );
+        assert!(!Comparison::Lt.holds("18", "18"));
+        assert!(Comparison::Ge.holds("18.0", "18"));
+        assert!(Comparison::Eq.holds("Oncology", "ONCOLOGY"));
+        assert!(Comparison::Lt.holds("apple", "Banana"));
+        let data = "{\"note_id\": 1, \"age\": 9, \"note_text\": \"a\"}\n{\"note_id\": 2, \"age\": 18, \"note_text\": \"b\"}\n";
+        let mut t = read_jsonl(data.as_bytes(), &cols());
+        assert!(t.filter(&parse("AGE<18")).is_ok());
+        assert_eq!(
+            t.notes.iter().map(|n| n.id.as_str()).collect::<Vec<_>>(),
+            ["1"]
+        );
     }
 
     /// Writes a small snappy-compressed Parquet file: NOTE_ID (int64), NOTE_TYPE (string),

@@ -108,17 +108,40 @@ pub struct Entities {
 pub struct ClassifyImages {
     #[arg(long)]
     pub service: String,
-    /// The folder (PNG and JPEG files)
+    /// Local: the folder (PNG and JPEG files)
+    #[arg(long, required_unless_present = "input", conflicts_with = "input")]
+    pub dir: Option<PathBuf>,
+    /// Snowflake: the table whose BINARY column holds the images' bytes (e.g. RADIOLOGY_IMAGES);
+    /// the images never leave the account
+    #[arg(long, value_name = "TABLE")]
+    pub input: Option<String>,
+    /// Snowflake: the table's id column
+    #[arg(long, default_value = "IMAGE_ID")]
+    pub id_column: String,
+    /// Snowflake: the table's BINARY column with each image file's bytes (PNG or JPEG)
+    #[arg(long, default_value = "IMAGE_BYTES")]
+    pub image_column: String,
+    /// Snowflake: only rows where COLUMN=VALUE or a comparison holds, e.g. PATIENT_AGE<18
+    #[arg(long = "where", value_name = "CONDITION")]
+    pub filter: Option<super::input::Filter>,
+    /// Snowflake: at most this many images
     #[arg(long)]
-    pub dir: PathBuf,
+    pub limit: Option<usize>,
     /// Candidate labels, comma-separated (two or more)
     #[arg(long, value_name = "A,B,C")]
     pub labels: String,
-    /// A JSON Lines file (default: standard output)
+    /// The prompt each label goes through (default: the model's own, e.g. the transformers
+    /// pipeline's "This is a photo of {}.")
     #[arg(long)]
-    pub output: Option<PathBuf>,
+    pub template: Option<String>,
+    /// Local: a JSON Lines file (default: standard output); Snowflake: the results table (default
+    /// IMAGE_LABELS)
+    #[arg(long)]
+    pub output: Option<String>,
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=64))]
     pub batch_size: u32,
+    #[command(flatten)]
+    pub snowflake: SnowflakeOptions,
 }
 
 /// Options that only matter on Snowflake.
@@ -150,6 +173,10 @@ impl Job {
         match self {
             Job::Embed(j) if j.snowflake.dry_run && on_snowflake => None,
             Job::Entities(j) if j.snowflake.dry_run => None,
+            Job::ClassifyImages(j) if j.snowflake.dry_run => None,
+            Job::ClassifyImages(_) if on_snowflake => {
+                Some("`batch classify-images` on Snowflake (it writes a results table)")
+            }
             Job::Embed(_) => Some("`batch embed` (it writes the embedding cache)"),
             Job::Entities(_) if on_snowflake => {
                 Some("`batch entities` on Snowflake (it writes a results table)")

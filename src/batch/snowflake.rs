@@ -23,8 +23,14 @@ pub struct Plan {
     pub record: Option<(&'static str, String, String)>,
 }
 
-/// The plan of `job` in `database.schema`, or why it cannot run on Snowflake.
-pub fn plan(job: &Job, database: &Ident, schema: &Ident) -> Result<Plan, String> {
+/// The plan of `job` in `database.schema`, or why it cannot run on Snowflake. `image_call`: how
+/// the service's `__CALL__` takes images (from its signature), for `classify-images`.
+pub fn plan(
+    job: &Job,
+    database: &Ident,
+    schema: &Ident,
+    image_call: Option<&sql::ImageCall>,
+) -> Result<Plan, String> {
     let names = Names { database, schema };
     let (statements, o) = match job {
         Job::Embed(j) => {
@@ -63,7 +69,7 @@ pub fn plan(job: &Job, database: &Ident, schema: &Ident) -> Result<Plan, String>
             let src = names.source(&j.input, &j.columns.id_column, &j.columns.text_column)?;
             let out = names.qualified(j.output.as_deref().unwrap_or("NOTE_ENTITIES"))?;
             let col = match &j.filter {
-                Some(f) => Some((ident(&f.column)?, f.value.clone())),
+                Some(f) => Some((ident(&f.column)?, f.op, f.value.clone())),
                 None => None,
             };
             let mut st = vec![sql::count(&src)];
@@ -72,13 +78,58 @@ pub fn plan(job: &Job, database: &Ident, schema: &Ident) -> Result<Plan, String>
                 &out,
                 &names.target(&j.service, &j.snowflake)?,
                 &model_ref(&j.service, &j.snowflake),
-                col.as_ref().map(|(c, v)| (c, v.as_str())),
+                col.as_ref().map(|(c, op, v)| (c, *op, v.as_str())),
                 j.limit,
             ));
             (st, &j.snowflake)
         }
-        Job::ClassifyImages(_) => {
-            return Err("zero-shot image classification (open_clip, e.g. BiomedCLIP) cannot be served by Snowflake's Hugging Face import: run `hugflake batch classify-images` on the local platform".into());
+        Job::ClassifyImages(j) => {
+            let Some(input) = &j.input else {
+                return Err(
+                    "on Snowflake, give --input TABLE: a table whose BINARY column holds the images' bytes \
+                     (--image-column, default IMAGE_BYTES); the images stay in the account"
+                        .into(),
+                );
+            };
+            if j.snowflake.warehouse_model.is_some() {
+                return Err(
+                    "zero-shot image classification runs in a service (--service): hugflake logs only \
+                     text models for warehouse inference"
+                        .into(),
+                );
+            }
+            let call = image_call.ok_or("the service's __CALL__ signature is not known")?;
+            let src = sql::Images {
+                table: names.qualified(input)?,
+                id: ident(&j.id_column)?,
+                image: ident(&j.image_column)?,
+            };
+            let out = names.qualified(j.output.as_deref().unwrap_or("IMAGE_LABELS"))?;
+            let labels =
+                crate::platform::call::labels(&j.labels).map_err(|e| format!("--labels: {e}"))?;
+            let col = match &j.filter {
+                Some(f) => Some((ident(&f.column)?, f.op, f.value.clone())),
+                None => None,
+            };
+            let service = names.qualified(&j.service)?;
+            let mut st = vec![sql::count(&sql::Source {
+                table: src.table.clone(),
+                id: src.id.clone(),
+                text: src.image.clone(),
+            })];
+            st.extend(sql::classify_images(
+                &src,
+                &out,
+                &service,
+                call,
+                &labels,
+                &model_ref(&Some(j.service.clone()), &j.snowflake),
+                sql::Selection {
+                    filter: col.as_ref().map(|(c, op, v)| (c, *op, v.as_str())),
+                    limit: j.limit,
+                },
+            ));
+            (st, &j.snowflake)
         }
     };
     let warehouse = match &o.warehouse_model {
@@ -98,6 +149,11 @@ pub fn plan(job: &Job, database: &Ident, schema: &Ident) -> Result<Plan, String>
     let record = match job {
         Job::Embed(j) => Some(("embed", by(&j.service), j.input.clone())),
         Job::Entities(j) => Some(("entities", by(&j.service), j.input.clone())),
+        Job::ClassifyImages(j) => Some((
+            "classify-images",
+            j.service.to_ascii_uppercase(),
+            j.input.clone().unwrap_or_default(),
+        )),
         _ => None,
     };
     Ok(Plan {
@@ -106,6 +162,119 @@ pub fn plan(job: &Job, database: &Ident, schema: &Ident) -> Result<Plan, String>
         warehouse,
         record,
     })
+}
+
+/// How a zero-shot image service's `__CALL__` is called from SQL, read from its signature
+/// (`SHOW FUNCTIONS IN MODEL`): the image bytes (a BINARY argument), the labels (an ARRAY), then the
+/// parameters the call must give (the first `min_num_arguments`) or that are asked for
+/// (`--template` sets `hypothesis_template`).
+pub fn image_call(
+    functions: &[crate::domain::Function],
+    template: Option<&str>,
+    service: &str,
+) -> Result<sql::ImageCall, String> {
+    use crate::platform::call::ServiceKind;
+    let Some(f) = functions
+        .iter()
+        .find(|f| f.name.eq_ignore_ascii_case("__CALL__"))
+    else {
+        return Err(format!(
+            "service {service} has no __CALL__ function ({}): `batch classify-images` needs a \
+             zero-shot-image-classification service",
+            if functions.is_empty() {
+                "its version lists no functions".to_string()
+            } else {
+                functions
+                    .iter()
+                    .map(|f| f.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            }
+        ));
+    };
+    if !matches!(ServiceKind::of(functions), Some((ServiceKind::Images, _))) {
+        return Err(format!(
+            "service {service} does not take images (its __CALL__ takes {}): `batch classify-images` \
+             needs a zero-shot-image-classification service",
+            signature(&f.arguments)
+        ));
+    }
+    let kind = |i: usize| {
+        f.arguments
+            .get(i)
+            .map(|a| a.kind.to_ascii_uppercase())
+            .unwrap_or_default()
+    };
+    if !(kind(0).contains("BINARY") || kind(0).contains("BYTES")) || !kind(1).contains("ARRAY") {
+        return Err(format!(
+            "service {service}'s __CALL__ takes {}; hugflake passes (image BINARY, candidate_labels ARRAY)",
+            signature(&f.arguments)
+        ));
+    }
+    let required = f.required.unwrap_or(2).max(2);
+    let template_at = f
+        .arguments
+        .iter()
+        .position(|a| a.name.eq_ignore_ascii_case("hypothesis_template"));
+    if template.is_some() && template_at.is_none() {
+        return Err(format!(
+            "service {service}'s __CALL__ has no hypothesis_template parameter ({}): leave out --template",
+            signature(&f.arguments)
+        ));
+    }
+    let until = match (template, template_at) {
+        (Some(_), Some(at)) => required.max(at + 1),
+        _ => required,
+    }
+    .min(f.arguments.len());
+    let params = (2..until)
+        .map(|i| {
+            if Some(i) == template_at {
+                sql::ImageParam::Template(
+                    template
+                        .unwrap_or(crate::inference::hf_clip::PIPELINE_TEMPLATE)
+                        .to_string(),
+                )
+            } else {
+                sql::ImageParam::Null
+            }
+        })
+        .collect();
+    Ok(sql::ImageCall {
+        method: f.name.clone(),
+        params,
+    })
+}
+
+/// `(IMAGES BINARY, CANDIDATE_LABELS ARRAY)`
+fn signature(args: &[crate::domain::Column]) -> String {
+    format!(
+        "({})",
+        args.iter()
+            .map(|a| format!("{} {}", a.name, a.kind).trim().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    )
+}
+
+/// The signature Snowflake documents for zero-shot-image-classification (snowflake-ml-python
+/// `_signatures/utils.py`), for a `--dry-run` that cannot read the service's own.
+pub fn documented_image_functions() -> Vec<crate::domain::Function> {
+    let col = |name: &str, kind: &str| crate::domain::Column {
+        name: name.into(),
+        kind: kind.into(),
+    };
+    vec![crate::domain::Function {
+        name: "__CALL__".into(),
+        arguments: vec![
+            col("images", "BINARY"),
+            col("candidate_labels", "ARRAY"),
+            col("hypothesis_template", "VARCHAR"),
+            col("timeout", "FLOAT"),
+        ],
+        returns: vec![col("labels", "ARRAY")],
+        required: Some(2),
+    }]
 }
 
 struct Names<'a> {
@@ -220,5 +389,85 @@ pub async fn statement(
             Ok(None) => wait = (wait * 2).min(Duration::from_secs(2)),
             Err(e) => return Err(Stopped::Failed(e.to_string())),
         }
+    }
+}
+
+#[cfg(test)]
+mod image_call_tests {
+    use super::*;
+    use crate::domain::{Column, Function};
+
+    fn call(args: &[(&str, &str)], required: Option<usize>) -> Vec<Function> {
+        vec![Function {
+            name: "__CALL__".into(),
+            arguments: args
+                .iter()
+                .map(|(n, k)| Column {
+                    name: (*n).into(),
+                    kind: (*k).into(),
+                })
+                .collect(),
+            returns: vec![],
+            required,
+        }]
+    }
+
+    #[test]
+    fn the_call_follows_the_signature() {
+        let full = call(
+            &[
+                ("images", "BINARY"),
+                ("candidate_labels", "ARRAY"),
+                ("hypothesis_template", "VARCHAR"),
+                ("timeout", "FLOAT"),
+            ],
+            Some(2),
+        );
+        // Parameters with defaults are left to them.
+        let c = image_call(&full, None, "S").unwrap_or_else(|e| panic!("{e}"));
+        assert!(c.params.is_empty());
+        // A template asked for is passed in its place.
+        let c = image_call(&full, Some("x {}"), "S").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.params, [sql::ImageParam::Template("x {}".into())]);
+        // Parameters Snowflake says the call must give: the template (the pipeline's default)
+        // and NULL for the rest.
+        let strict = call(
+            &[
+                ("images", "BINARY"),
+                ("candidate_labels", "ARRAY"),
+                ("hypothesis_template", "VARCHAR"),
+                ("timeout", "FLOAT"),
+            ],
+            Some(4),
+        );
+        let c = image_call(&strict, None, "S").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            c.params,
+            [
+                sql::ImageParam::Template("This is a photo of {}.".into()),
+                sql::ImageParam::Null
+            ]
+        );
+        // Before snowflake-ml-python 1.38 there were no parameters: --template is refused.
+        let old = call(&[("images", "BINARY"), ("candidate_labels", "ARRAY")], None);
+        let err = image_call(&old, Some("x {}"), "S")
+            .err()
+            .unwrap_or_default();
+        assert!(err.contains("no hypothesis_template"), "{err}");
+        // Not an image service, or images not as BINARY: refused with the signature.
+        let text = call(&[("inputs", "VARCHAR")], Some(1));
+        let err = image_call(&text, None, "S").err().unwrap_or_default();
+        assert!(
+            err.contains("does not take images") && err.contains("inputs VARCHAR"),
+            "{err}"
+        );
+        let b64 = call(
+            &[("images", "VARCHAR"), ("candidate_labels", "ARRAY")],
+            Some(2),
+        );
+        let err = image_call(&b64, None, "S").err().unwrap_or_default();
+        assert!(err.contains("hugflake passes (image BINARY"), "{err}");
+        let err = image_call(&[], None, "S").err().unwrap_or_default();
+        assert!(err.contains("lists no functions"), "{err}");
     }
 }

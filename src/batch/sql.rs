@@ -4,6 +4,7 @@
 //! embedding (new, changed text, or another version) are computed, with `INSERT … SELECT … WHERE NOT
 //! EXISTS`. Results are ordered with a tiebreak so paging is stable.
 
+use super::input::Comparison;
 use crate::platform::snowflake::ident::{Ident, Qualified};
 
 /// One statement and its bound values (all text).
@@ -173,7 +174,7 @@ pub fn entities(
     out: &Qualified,
     target: &Target,
     m: &ModelRef,
-    filter: Option<(&Ident, &str)>,
+    filter: Option<(&Ident, Comparison, &str)>,
     limit: Option<usize>,
 ) -> Vec<Statement> {
     let (t, id, text) = (&src.table, &src.id, &src.text);
@@ -185,13 +186,7 @@ pub fn entities(
         m.model.clone(),
         m.version.clone(),
     ];
-    let filter_sql = match filter {
-        Some((col, value)) => {
-            binds.push(value.to_string());
-            format!(" AND t.{col} = ?")
-        }
-        None => String::new(),
-    };
+    let filter_sql = filter_sql(filter, &mut binds);
     let limit_sql = limit.map(|n| format!(" LIMIT {n}")).unwrap_or_default();
     vec![
         Statement {
@@ -211,6 +206,115 @@ pub fn entities(
                  WHERE t.{text} IS NOT NULL AND LENGTH(TRIM(t.{text})) > 0 \
                  AND NOT EXISTS (SELECT 1 FROM {out} o WHERE o.NOTE_ID = TO_VARCHAR(t.{id}) AND o.MODEL = ? AND o.MODEL_VERSION = ?)\
                  {filter_sql} ORDER BY t.{id}{limit_sql}) s",
+            ),
+            binds,
+        },
+    ]
+}
+
+/// ` AND t.COL <op> ?` with the value bound (the value is never part of the SQL text).
+fn filter_sql(filter: Option<(&Ident, Comparison, &str)>, binds: &mut Vec<String>) -> String {
+    match filter {
+        Some((col, op, value)) => {
+            binds.push(value.to_string());
+            format!(" AND t.{col} {} ?", op.sql())
+        }
+        None => String::new(),
+    }
+}
+
+/// Which rows: `--where` and `--limit`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Selection<'a> {
+    pub filter: Option<(&'a Ident, Comparison, &'a str)>,
+    pub limit: Option<usize>,
+}
+
+/// An images table: its id column and the BINARY column with each image file's bytes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Images {
+    pub table: Qualified,
+    pub id: Ident,
+    pub image: Ident,
+}
+
+/// How the service's `__CALL__` takes its arguments (from `SHOW FUNCTIONS IN MODEL`): the image
+/// and the candidate labels, then the parameters the call must give (`hypothesis_template`,
+/// `timeout`) when Snowflake says they have no defaults, or when a template is asked for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImageCall {
+    pub method: String,
+    /// Parameters after the two inputs, in signature order: the template (bound) or NULL.
+    pub params: Vec<ImageParam>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum ImageParam {
+    Template(String),
+    Null,
+}
+
+/// Zero-shot classification of the images in a table, in the account (the seed's Test 3): each
+/// image's bytes go to the service's `__CALL__` with the labels as an ARRAY; the best label, its
+/// score and every label's score land in `out`, once per image, model version and label set.
+pub fn classify_images(
+    src: &Images,
+    out: &Qualified,
+    service: &Qualified,
+    call: &ImageCall,
+    labels: &[String],
+    m: &ModelRef,
+    rows: Selection<'_>,
+) -> Vec<Statement> {
+    let Selection { filter, limit } = rows;
+    let (t, id, image) = (&src.table, &src.id, &src.image);
+    let label_set = serde_json::to_string(labels).unwrap_or_default();
+    let mut args = vec![format!("t.{image}"), "PARSE_JSON(?)::ARRAY".to_string()];
+    // Bound in the order the `?` appear: the outer SELECT's (label set, model, version), the
+    // call's, the NOT EXISTS's, the filter's.
+    let mut binds = vec![label_set.clone(), m.model.clone(), m.version.clone()];
+    let mut call_binds = vec![label_set.clone()];
+    for p in &call.params {
+        match p {
+            ImageParam::Template(text) => {
+                args.push("?".into());
+                call_binds.push(text.clone());
+            }
+            ImageParam::Null => args.push("NULL".into()),
+        }
+    }
+    binds.extend(call_binds);
+    binds.extend([m.model.clone(), m.version.clone(), label_set]);
+    let filter_sql = filter_sql(filter, &mut binds);
+    let limit_sql = limit.map(|n| format!(" LIMIT {n}")).unwrap_or_default();
+    let method = if call.method.starts_with('"') {
+        call.method.clone()
+    } else {
+        format!("\"{}\"", call.method)
+    };
+    vec![
+        Statement {
+            purpose: "create the results table if it is not there".into(),
+            sql: format!(
+                "CREATE TABLE IF NOT EXISTS {out} (IMAGE_ID VARCHAR NOT NULL, LABEL VARCHAR, SCORE FLOAT, \
+                 LABELS VARIANT, LABEL_SET VARCHAR NOT NULL, MODEL VARCHAR NOT NULL, \
+                 MODEL_VERSION VARCHAR NOT NULL, COMPUTED_AT TIMESTAMP_NTZ NOT NULL)"
+            ),
+            binds: vec![],
+        },
+        Statement {
+            purpose: "classify the images not yet classified by this version with these labels \
+                      (research use only, not for diagnosis)"
+                .into(),
+            sql: format!(
+                "INSERT INTO {out} (IMAGE_ID, LABEL, SCORE, LABELS, LABEL_SET, MODEL, MODEL_VERSION, COMPUTED_AT) \
+                 SELECT s.IMAGE_ID, s.R:\"labels\"[0]:\"label\"::VARCHAR, s.R:\"labels\"[0]:\"score\"::FLOAT, \
+                 s.R:\"labels\", ?, ?, ?, CURRENT_TIMESTAMP()::TIMESTAMP_NTZ FROM \
+                 (SELECT TO_VARCHAR(t.{id}) AS IMAGE_ID, {service}!{method}({}) AS R FROM {t} t \
+                 WHERE t.{image} IS NOT NULL \
+                 AND NOT EXISTS (SELECT 1 FROM {out} o WHERE o.IMAGE_ID = TO_VARCHAR(t.{id}) AND o.MODEL = ? \
+                 AND o.MODEL_VERSION = ? AND o.LABEL_SET = ?){filter_sql} ORDER BY t.{id}{limit_sql}) s",
+                args.join(", ")
             ),
             binds,
         },
@@ -322,7 +426,7 @@ mod tests {
             &q("note_entities"),
             &Target::Service(q("ner_svc")),
             &m,
-            Some((&i("note_type"), "ONCOLOGY")),
+            Some((&i("note_type"), Comparison::Eq, "ONCOLOGY")),
             Some(100),
         ));
         insta::assert_snapshot!(plan(&all, &warehouse_advice(Some(5_000), false)));

@@ -521,7 +521,16 @@ async fn classify_images(
     platform: &dyn Platform,
     j: &job::ClassifyImages,
 ) -> Result<()> {
-    let dir = &j.dir;
+    let Some(dir) = &j.dir else {
+        return Err(eyre!(
+            "on the local platform, give --dir (a folder of PNG and JPEG files); --input TABLE is for Snowflake (--connection)"
+        ));
+    };
+    if j.filter.is_some() || j.limit.is_some() || j.snowflake.dry_run {
+        return Err(eyre!(
+            "--where, --limit and --dry-run apply to an images table on Snowflake; locally, put the images to classify in the folder"
+        ));
+    }
     let service = j.service.to_ascii_uppercase();
     need_kind(
         platform,
@@ -555,7 +564,11 @@ async fn classify_images(
         let cap = crate::platform::local::instance::MAX_BODY as u64 / 2;
         match crate::paths::read_user_file(f, cap) {
             Ok(bytes) => {
-                rows.push(call::image_row(&bytes, &labels));
+                rows.push(call::image_row_with_template(
+                    &bytes,
+                    &labels,
+                    j.template.as_deref(),
+                ));
                 ids.push(name);
             }
             Err(e) => table.rejected.push(input::Rejected {
@@ -571,7 +584,7 @@ async fn classify_images(
         input: &dir.display().to_string(),
         unit: "images",
         batch_size: j.batch_size as usize,
-        output: j.output.as_deref(),
+        output: j.output.as_deref().map(Path::new),
     };
     calls_to_lines(ctx, platform, &job, &rows, &ids, &table, |i, o| {
         json!({
@@ -669,7 +682,31 @@ async fn snowflake(ctx: &Context, job: Job) -> Result<()> {
     let opener = ctx.opener();
     let (sf, opened) = opener.snowflake()?;
     eprintln!("{}", opened.describe());
-    let plan = batch_sf::plan(&job, &sf.database, &sf.schema).map_err(|e| eyre!(e))?;
+    // Images: how the service takes them comes from its signature (SHOW FUNCTIONS IN MODEL).
+    let image_call = match &job {
+        Job::ClassifyImages(j) if j.input.is_some() => {
+            let service = j.service.to_ascii_uppercase();
+            let functions = match crate::cli::platform::service_with_functions(&sf, &service).await
+            {
+                Ok((_, f)) => f,
+                Err(e) if j.snowflake.dry_run => {
+                    eprintln!(
+                        "note: the signature of {service} could not be read ({e}); the plan uses \
+                             the documented one (images BINARY, candidate_labels ARRAY)"
+                    );
+                    batch_sf::documented_image_functions()
+                }
+                Err(e) => return Err(e),
+            };
+            Some(
+                batch_sf::image_call(&functions, j.template.as_deref(), &service)
+                    .map_err(|e| eyre!(e))?,
+            )
+        }
+        _ => None,
+    };
+    let plan = batch_sf::plan(&job, &sf.database, &sf.schema, image_call.as_ref())
+        .map_err(|e| eyre!(e))?;
     let statements = plan.statements;
     if plan.dry_run {
         out!(

@@ -135,6 +135,19 @@ pub fn image_row(bytes: &[u8], labels: &[String]) -> Vec<Value> {
     ]
 }
 
+/// The same with a prompt template (`hypothesis_template`) after the labels.
+pub fn image_row_with_template(
+    bytes: &[u8],
+    labels: &[String],
+    template: Option<&str>,
+) -> Vec<Value> {
+    let mut row = image_row(bytes, labels);
+    if let Some(t) = template {
+        row.push(Value::String(t.to_string()));
+    }
+    row
+}
+
 /// A 32x32 grey PNG, base64: a valid image for warm-ups and readiness calls.
 pub fn tiny_png() -> String {
     let img = image::RgbImage::from_pixel(32, 32, image::Rgb([128, 128, 128]));

@@ -157,6 +157,11 @@ pub struct SimState {
     pub notes: Vec<(String, String)>,
     /// The batch cache table: (note id, model) → (version, content hash).
     pub cache: HashMap<(String, String), (String, String)>,
+    /// The table RADIOLOGY_IMAGES (IMAGE_ID VARCHAR, IMAGE_BYTES BINARY, PATIENT_AGE NUMBER,
+    /// MODALITY VARCHAR).
+    pub images: Vec<SimImage>,
+    /// Rows of the image results table: (image id, model, version, label set, best label).
+    pub image_labels: Vec<(String, String, String, String, String)>,
     /// Every statement submission: its requestId and whether it said `retry=true`.
     pub submissions: Vec<(String, bool)>,
     running: HashMap<String, Running>,
@@ -167,6 +172,14 @@ pub struct SimState {
     /// How long simulated work takes.
     pub step: Duration,
     ingress_port: u16,
+}
+
+/// A row of RADIOLOGY_IMAGES.
+#[derive(Debug, Clone)]
+pub struct SimImage {
+    pub id: String,
+    pub bytes: Vec<u8>,
+    pub age: u32,
 }
 
 pub struct SnowflakeSim {
@@ -219,6 +232,8 @@ impl SnowflakeSim {
             contexts: Vec::new(),
             secrets: vec!["HF_TOKEN".into()],
             notes: Vec::new(),
+            images: Vec::new(),
+            image_labels: Vec::new(),
             cache: HashMap::new(),
             submissions: Vec::new(),
             running: HashMap::new(),
@@ -1403,7 +1418,10 @@ fn call_arguments(task: &str) -> &'static str {
         "zero-shot-classification" => {
             "SEQUENCES VARCHAR, CANDIDATE_LABELS ARRAY, HYPOTHESIS_TEMPLATE VARCHAR, MULTI_LABEL BOOLEAN"
         }
-        "zero-shot-image-classification" => "IMAGES BINARY, CANDIDATE_LABELS ARRAY",
+        // snowflake-ml-python >= 1.38: two inputs, then the pipeline's parameters.
+        "zero-shot-image-classification" => {
+            "IMAGES BINARY, CANDIDATE_LABELS ARRAY, HYPOTHESIS_TEMPLATE VARCHAR, TIMEOUT FLOAT"
+        }
         _ => "INPUTS VARCHAR",
     }
 }
@@ -1907,6 +1925,13 @@ mod serde_yaml_value {
 fn batch_sql(st: &mut SimState, handle: &str, upper: &str, binds: &[String]) -> Option<Response> {
     let hash = |t: &str| hugflake::batch::input::hash_text(t);
     let empty = |t: &str| t.trim().is_empty();
+    if upper.starts_with("SELECT COUNT(*) AS N FROM ") && upper.contains("RADIOLOGY_IMAGES") {
+        let n = st.images.len().to_string();
+        return Some(result(handle, &["N"], vec![vec![s(&n)]], 0));
+    }
+    if upper.starts_with("INSERT INTO ") && upper.contains("!\"__CALL__\"(") {
+        return Some(classify_images(st, handle, upper, binds));
+    }
     if upper.starts_with("SELECT COUNT(*) AS N FROM ") {
         let n = st.notes.len().to_string();
         return Some(result(handle, &["N"], vec![vec![s(&n)]], 0));
@@ -2042,6 +2067,167 @@ fn batch_sql(st: &mut SimState, handle: &str, upper: &str, binds: &[String]) -> 
         return Some(result(handle, &["NOTE_ID", "SCORE"], rows, 0));
     }
     None
+}
+
+/// The columns of RADIOLOGY_IMAGES and their types.
+const IMAGE_COLUMNS: [(&str, &str); 4] = [
+    ("IMAGE_ID", "VARCHAR(16777216)"),
+    ("IMAGE_BYTES", "BINARY(8388608)"),
+    ("PATIENT_AGE", "NUMBER(38,0)"),
+    ("MODALITY", "VARCHAR(16777216)"),
+];
+
+/// `INSERT INTO out SELECT ... svc!"__CALL__"(t.IMAGE_BYTES, PARSE_JSON(?)::ARRAY[, ...]) ...` over
+/// RADIOLOGY_IMAGES: argument types checked against the service's signature as Snowflake would,
+/// the filter and limit applied, images already classified (same version, same labels) skipped,
+/// and a broken image failing the statement as the service's PIL would.
+fn classify_images(st: &mut SimState, handle: &str, upper: &str, binds: &[String]) -> Response {
+    let compile = |msg: String| {
+        error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "002140",
+            "42601",
+            &format!("SQL compilation error: {msg}"),
+            Some(handle),
+        )
+    };
+    let (before, after) = upper.split_once("!\"__CALL__\"(").unwrap_or((upper, ""));
+    let svc = before.rsplit(' ').next().unwrap_or("").to_string();
+    let Some(x) = st
+        .services
+        .iter()
+        .find(|x| x.is(&svc) && x.status == "RUNNING")
+        .cloned()
+    else {
+        return error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "002003",
+            "02000",
+            "Service not running.",
+            Some(handle),
+        );
+    };
+    let args_text = after.split(") AS R").next().unwrap_or("");
+    let args: Vec<&str> = args_text.split(", ").map(str::trim).collect();
+    if let Err(msg) = method_check(st, &x, "__CALL__", args.len()) {
+        return compile(msg);
+    }
+    // The type of each argument as Snowflake sees it.
+    let type_of = |a: &str| -> String {
+        if let Some(col) = a.strip_prefix("T.") {
+            return IMAGE_COLUMNS
+                .iter()
+                .find(|(c, _)| *c == col)
+                .map_or("UNKNOWN".into(), |(_, t)| t.to_string());
+        }
+        if a.ends_with("::ARRAY") || a.starts_with("ARRAY_CONSTRUCT(") {
+            return "ARRAY".into();
+        }
+        if a == "NULL" {
+            return "NULL".into();
+        }
+        "VARCHAR(16777216)".into()
+    };
+    let types: Vec<String> = args.iter().map(|a| type_of(a)).collect();
+    let wanted = ["BINARY", "ARRAY", "VARCHAR", "FLOAT"];
+    let fits = types
+        .iter()
+        .zip(wanted)
+        .all(|(t, w)| t == "NULL" || t.starts_with(w) || (w == "FLOAT" && t.starts_with("NUMBER")));
+    if serves_task(st, &x) != Some("zero-shot-image-classification") || !fits {
+        return compile(format!(
+            "Invalid argument types for function '__CALL__': ({})",
+            types.join(", ")
+        ));
+    }
+    let label_set = binds.get(3).cloned().unwrap_or_default();
+    let labels: Vec<String> = serde_json::from_str(&label_set).unwrap_or_default();
+    if labels.len() < 2 {
+        return error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "100357",
+            "P0000",
+            &format!(
+                "Service {}: request failed: candidate_labels must be a list of labels",
+                x.name
+            ),
+            Some(handle),
+        );
+    }
+    let (model, version) = (
+        binds.get(1).cloned().unwrap_or_default(),
+        binds.get(2).cloned().unwrap_or_default(),
+    );
+    // The filter: ` AND T.COLUMN <op> ?`, its value bound last.
+    let filter = upper.split(" AND T.").nth(1).and_then(|rest| {
+        let mut words = rest.split_whitespace();
+        let col = words.next()?.to_string();
+        let op = words.next()?.to_string();
+        Some((col, op, binds.last()?.clone()))
+    });
+    let keep = |img: &SimImage| -> bool {
+        let Some((col, op, value)) = &filter else {
+            return true;
+        };
+        let v: f64 = value.parse().unwrap_or(f64::NAN);
+        let age = f64::from(img.age);
+        match (col.as_str(), op.as_str()) {
+            ("PATIENT_AGE", "<") => age < v,
+            ("PATIENT_AGE", "<=") => age <= v,
+            ("PATIENT_AGE", ">") => age > v,
+            ("PATIENT_AGE", ">=") => age >= v,
+            ("PATIENT_AGE", "=") => age == v,
+            ("IMAGE_ID", "=") => img.id.eq_ignore_ascii_case(value),
+            _ => false,
+        }
+    };
+    let limit: usize = upper
+        .rsplit(" LIMIT ")
+        .next()
+        .filter(|_| upper.contains(" LIMIT "))
+        .and_then(|l| l.trim_end_matches(") S").trim().parse().ok())
+        .unwrap_or(usize::MAX);
+    let mut todo: Vec<SimImage> = st
+        .images
+        .iter()
+        .filter(|i| keep(i))
+        .filter(|i| {
+            !st.image_labels.iter().any(|(id, m, v, l, _)| {
+                *id == i.id && *m == model && *v == version && *l == label_set
+            })
+        })
+        .cloned()
+        .collect();
+    todo.sort_by(|a, b| a.id.cmp(&b.id));
+    todo.truncate(limit);
+    let is_image = |b: &[u8]| b.starts_with(b"\x89PNG") || b.starts_with(&[0xFF, 0xD8]);
+    if let Some(bad) = todo.iter().find(|i| !is_image(&i.bytes)) {
+        return error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "100357",
+            "P0000",
+            &format!(
+                "Service {}: request failed for row {}: PIL.UnidentifiedImageError: cannot identify image file",
+                x.name, bad.id
+            ),
+            Some(handle),
+        );
+    }
+    for i in &todo {
+        st.image_labels.push((
+            i.id.clone(),
+            model.clone(),
+            version.clone(),
+            label_set.clone(),
+            labels[0].clone(),
+        ));
+    }
+    result(
+        handle,
+        &["number of rows inserted"],
+        vec![vec![s(&todo.len().to_string())]],
+        0,
+    )
 }
 
 /// The rows of CLINICAL_NOTES without a current embedding of (model, version) get one.

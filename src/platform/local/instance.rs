@@ -111,6 +111,9 @@ impl BatchModel for FeatureExtractor {
 pub struct ImageQuery {
     pub image: Rgb,
     pub labels: Vec<String>,
+    /// `hypothesis_template` (Snowflake's parameter of the same name); the model's default when
+    /// none.
+    pub template: Option<String>,
 }
 
 pub struct ZeroShotModel(pub ZeroShot);
@@ -124,7 +127,11 @@ impl BatchModel for ZeroShotModel {
             .map(|q| {
                 let labels: Vec<&str> = q.labels.iter().map(String::as_str).collect();
                 self.0
-                    .classify(&q.image, &labels, self.0.default_template())
+                    .classify(
+                        &q.image,
+                        &labels,
+                        q.template.as_deref().unwrap_or(self.0.default_template()),
+                    )
                     .map_err(|e| e.to_string())
             })
             .collect()
@@ -211,8 +218,22 @@ impl Served {
                         "`candidate_labels` must be an array of at least two strings".into(),
                     ));
                 }
+                // An optional third input: the prompt template, as Snowflake's parameter.
+                let template = match inputs.get(2) {
+                    None | Some(Value::Null) => None,
+                    Some(Value::String(t)) if t.len() <= 1024 => Some(t.clone()),
+                    Some(_) => {
+                        return Err(RowError::Input(
+                            "`hypothesis_template` must be a string of at most 1024 bytes".into(),
+                        ));
+                    }
+                };
                 let r = rt
-                    .call(ImageQuery { image, labels })
+                    .call(ImageQuery {
+                        image,
+                        labels,
+                        template,
+                    })
                     .await
                     .map_err(stopped)?;
                 let scores = r.output.map_err(RowError::Compute)?;
