@@ -31,7 +31,14 @@ async fn connect(ctx: &Context) -> Result<std::sync::Arc<dyn Platform>> {
 fn import_spec(a: ImportArgs) -> ImportSpec {
     let mut spec = ImportSpec::with_defaults(&a.handle, &a.pool);
     spec.revision = a.revision;
-    spec.task = a.task;
+    // A catalog model's task is known (Snowflake needs it said; locally it equals the detected one).
+    spec.task = a.task.or_else(|| {
+        crate::domain::catalog::builtin()
+            .ok()?
+            .into_iter()
+            .find(|c| c.handle == a.handle)?
+            .task
+    });
     if let Some(m) = a.model {
         spec.service = format!("{}_SVC", m.to_ascii_uppercase());
         spec.model = m;

@@ -37,6 +37,19 @@ pub fn render(frame: &mut Frame<'_>, body: Rect, app: &App) {
     let theme = &crate::ui::theme::of(app);
     let rows = app.visible_candidates();
     let total = app.candidates.data.as_ref().map_or(0, Vec::len);
+    // Hub hits that are also local rows are shown once, so they count once.
+    let hub_only = app
+        .hub
+        .results
+        .iter()
+        .filter(|h| {
+            !app.candidates
+                .data
+                .iter()
+                .flatten()
+                .any(|c| c.handle == h.handle)
+        })
+        .count();
     let view = app.view(TableId::Candidates);
     let hub_style = if app.hub.error.is_some() {
         theme.error()
@@ -47,7 +60,7 @@ pub fn render(frame: &mut Frame<'_>, body: Rect, app: &App) {
         widgets::title(
             "Candidates",
             rows.len(),
-            total + app.hub.results.len(),
+            total + hub_only,
             &view.filter,
             theme,
         ),

@@ -476,6 +476,14 @@ fn entity_lines<'a>(r: &QueryResult, t: &Theme) -> Vec<Line<'a>> {
         if groups.is_empty() {
             lines.push(Line::from(Span::styled("    no entities", t.dim())));
         }
+        // The type column is as wide as its longest type (d4data's `Biological_structure`), capped.
+        let width = groups
+            .iter()
+            .map(|g| g.entity_group.chars().count())
+            .max()
+            .unwrap_or(0)
+            .clamp(9, 24)
+            + 1;
         for g in &groups {
             let colour = entity_colour(
                 t,
@@ -484,7 +492,10 @@ fn entity_lines<'a>(r: &QueryResult, t: &Theme) -> Vec<Line<'a>> {
             let word = &g.word;
             lines.push(Line::from(vec![
                 Span::raw("    "),
-                Span::styled(format!("{:<10}", g.entity_group), Style::new().fg(colour)),
+                Span::styled(
+                    format!("{:<width$}", g.entity_group),
+                    Style::new().fg(colour),
+                ),
                 Span::raw(format!(
                     "{:.3}  [{}..{}]  {}",
                     g.score, g.start, g.end, word
