@@ -413,13 +413,17 @@ fn catalog_lists_the_reference_models_and_the_cache() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}"));
     let rows = v.as_array().cloned().unwrap_or_default();
-    assert_eq!(rows.len(), 4);
+    assert_eq!(rows.len(), 7);
     assert_eq!(rows[0]["handle"], "sentence-transformers/all-MiniLM-L6-v2");
     assert_eq!(rows[2]["snowflake"]["supported"], false);
-    assert_eq!(rows[3]["handle"], "prajjwal1/bert-tiny");
-    assert_eq!(rows[3]["source"], "cache");
-    assert_eq!(rows[3]["task"], "feature-extraction");
-    assert_eq!(rows[3]["cache"]["revisions"][0]["refs"][0], "main");
+    assert_eq!(
+        rows[1]["alternatives"][0]["handle"],
+        "d4data/biomedical-ner-all"
+    );
+    assert_eq!(rows[6]["handle"], "prajjwal1/bert-tiny");
+    assert_eq!(rows[6]["source"], "cache");
+    assert_eq!(rows[6]["task"], "feature-extraction");
+    assert_eq!(rows[6]["cache"]["revisions"][0]["refs"][0], "main");
 
     let out = sb.run(&["catalog"]);
     let stdout = text(&out.stdout);

@@ -230,6 +230,8 @@ fn read_csv(bytes: &[u8], cols: &Columns) -> Result<Table, String> {
     // CRLF inside a quoted field.
     let mut lines = LineCounter::new(bytes);
     let mut last_start = None;
+    // The first record whose quoted field swallowed rows: (its start, the refusal).
+    let mut swallow: Option<(usize, String)> = None;
     for record in reader.byte_records() {
         let record = match record {
             Ok(r) => r,
@@ -254,6 +256,23 @@ fn read_csv(bytes: &[u8], cols: &Columns) -> Result<Table, String> {
         }
         last_start = Some(start);
         let line = lines.line_at(start);
+        // A quote opened in one row and closed by a stray quote many rows later swallows the rows
+        // between into one field, silently: refuse the file when a field's lines look like rows.
+        if swallow.is_none()
+            && let Some((swallowed, first)) = swallowed_rows(&record, headers.len(), id_at)
+        {
+            swallow = Some((
+                start,
+                format!(
+                    "line {line}: a quote opens in this row and closes only {} line(s) later, so {swallowed} line(s) that look like rows (the first: `{}`) would be read as one note's text; nothing was read. Close the quote, or write a quote inside a quoted field as two (\"\")",
+                    record
+                        .iter()
+                        .map(|f| f.iter().filter(|&&b| b == b'\n').count())
+                        .sum::<usize>(),
+                    crate::domain::units::printable(&first.chars().take(60).collect::<String>())
+                ),
+            ));
+        }
         let field = |i: usize| {
             record
                 .get(i)
@@ -281,6 +300,11 @@ fn read_csv(bytes: &[u8], cols: &Columns) -> Result<Table, String> {
     // file and say where the quote opened. Such a field can only be the last record's (or the
     // header's, when no record is left).
     let start = last_start.unwrap_or(0);
+    if let Some((at, why)) = &swallow
+        && *at < start
+    {
+        return Err(why.clone());
+    }
     if let Some(at) = unclosed_quote(&bytes[start..]) {
         let line = lines.line_at(start + at);
         let after = bytes[start + at..].iter().filter(|&&b| b == b'\n').count();
@@ -288,7 +312,67 @@ fn read_csv(bytes: &[u8], cols: &Columns) -> Result<Table, String> {
             "line {line}: a quote opens here and never closes, so the {after} line(s) after it would be read as one note's text; nothing was read. Close the quote, or write a quote inside a quoted field as two (\"\")"
         ));
     }
+    if let Some((_, why)) = swallow {
+        return Err(why);
+    }
     Ok(table)
+}
+
+/// Whether a record's quoted fields hold lines that look like rows of the file: a line that,
+/// read alone, has at least the header's number of fields and an id shaped like this record's id (same
+/// letters-and-digits pattern). Two or more of them mean a quote swallowed rows; returns how many
+/// and the first.
+fn swallowed_rows(
+    record: &csv::ByteRecord,
+    columns: usize,
+    id_at: usize,
+) -> Option<(usize, String)> {
+    if columns < 2 || !record.iter().any(|f| f.contains(&b'\n')) {
+        return None;
+    }
+    // Runs of digits and of letters count as one: `N00004` and `N12` are both `a9`.
+    let shape = |s: &[u8]| -> Vec<u8> {
+        let mut out: Vec<u8> = Vec::new();
+        for &b in s {
+            let c = match b {
+                b'0'..=b'9' => b'9',
+                b'a'..=b'z' | b'A'..=b'Z' => b'a',
+                other => other,
+            };
+            if out.last() != Some(&c) || !matches!(c, b'9' | b'a') {
+                out.push(c);
+            }
+        }
+        out
+    };
+    let id_shape = shape(record.get(id_at)?.trim_ascii());
+    if id_shape.is_empty() {
+        return None;
+    }
+    let mut found = 0;
+    let mut first = None;
+    for field in record.iter().filter(|f| f.contains(&b'\n')) {
+        // The field's first line is on the record's own line; the others are what it swallowed.
+        for line in field.split(|&b| b == b'\n').skip(1) {
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            let mut r = csv::ReaderBuilder::new()
+                .has_headers(false)
+                .flexible(true)
+                .from_reader(line);
+            let Some(Ok(row)) = r.byte_records().next() else {
+                continue;
+            };
+            let looks_like_row = row.len() >= columns
+                && row
+                    .get(id_at)
+                    .is_some_and(|id| shape(id.trim_ascii()) == id_shape);
+            if looks_like_row {
+                found += 1;
+                first.get_or_insert_with(|| String::from_utf8_lossy(line).into_owned());
+            }
+        }
+    }
+    (found >= 2).then(|| (found, first.unwrap_or_default()))
 }
 
 /// Line numbers (1-based) of byte offsets, counted forward (offsets come in increasing order).
@@ -807,6 +891,36 @@ mod tests {
         let t = read_csv(ok.as_bytes(), &cols()).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(t.notes.len(), 2, "{:?}", t.rejected);
         assert_eq!(t.notes[0].text, "said \"no\"");
+    }
+
+    #[test]
+    fn a_quote_closed_rows_later_refuses_the_file_and_names_its_line() {
+        // Row 3 opens a quote that a stray quote in row 900 closes: 896 rows would become one
+        // note's text.
+        let mut csv = String::from("NOTE_ID,NOTE_TYPE,NOTE_TEXT\n");
+        for i in 1..=1000 {
+            match i {
+                3 => csv.push_str("N00003,GENERAL,\"rash on both arms\n"),
+                900 => csv.push_str("N00900,GENERAL,a 5\" wound\n"),
+                _ => csv.push_str(&format!("N{i:05},GENERAL,note {i}, with a comma\n")),
+            }
+        }
+        let err = read_csv(csv.as_bytes(), &cols())
+            .err()
+            .unwrap_or_else(|| panic!("the swallowed rows were accepted"));
+        assert!(
+            err.starts_with("line 4: a quote opens in this row"),
+            "{err}"
+        );
+        assert!(
+            err.contains("`N00004,GENERAL,note 4, with a comma`"),
+            "{err}"
+        );
+        // A real multi-line note, commas and all, is read as it is.
+        let ok = "NOTE_ID,NOTE_TYPE,NOTE_TEXT\nN00001,GENERAL,\"Seen today.\nPlan: fluids, rest, review\nin 2 days, or sooner\"\nN00002,GENERAL,fine\n";
+        let t = read_csv(ok.as_bytes(), &cols()).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(t.notes.len(), 2, "{:?}", t.rejected);
+        assert!(t.notes[0].text.contains("fluids, rest"));
     }
 
     #[test]
