@@ -2159,3 +2159,52 @@ async fn the_hospitals_ner_and_radiology_models_import_and_serve_what_transforme
     assert_eq!(row["label"].as_str(), want_labels.first().copied(), "{out}");
     p.kill_daemon();
 }
+
+/// One call of thousands of rows does not hold the model for everyone: a one-row call sent while
+/// three calls of 10,000 rows each are being computed is answered before any of them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_small_call_is_not_queued_behind_a_huge_one() {
+    let mut p = Platform0::start(vec![Repo::from_dir(
+        "fixtures/tiny-bert",
+        &commit(6),
+        &fixture("tiny-bert"),
+    )])
+    .await;
+    let client = std::sync::Arc::new(p.serve().await);
+    let d = import_to_end(&client, &spec("fixtures/tiny-bert", "TINY")).await;
+    assert_eq!(d.summary.state, JobState::Done, "{:?}", d.summary.error);
+    let big: Vec<Vec<Value>> = (0..10_000)
+        .map(|i| {
+            vec![json!(format!(
+                "Patient {i} presents with fever, cough and wheezing at night for {} days.",
+                i % 13
+            ))]
+        })
+        .collect();
+    let t0 = Instant::now();
+    let mut huge = Vec::new();
+    for _ in 0..3 {
+        let (client, rows) = (client.clone(), big.clone());
+        huge.push(tokio::spawn(async move {
+            let r = client.predict("TINY_SVC", "ENCODE", &rows).await;
+            (r.map(|p| p.outputs.len()), t0.elapsed())
+        }));
+    }
+    // The small call goes out once the model is busy with the big ones.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let small = client
+        .predict("TINY_SVC", "ENCODE", &[vec![json!("one note")]])
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let small_done = t0.elapsed();
+    assert_eq!(small.outputs.len(), 1);
+    for h in huge {
+        let (n, done) = h.await.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(n.unwrap_or_else(|e| panic!("{e}")), 10_000);
+        assert!(
+            small_done < done,
+            "the one-row call ({small_done:?}) waited for a 10,000-row call ({done:?})"
+        );
+    }
+    p.kill_daemon();
+}
