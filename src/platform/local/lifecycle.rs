@@ -100,7 +100,7 @@ pub async fn connect_or_start(
 
     files
         .ensure_dir()
-        .map_err(|e| unreachable(format!("cannot create {}: {e}", files.dir.display())))?;
+        .map_err(|e| unreachable(files.dir_problem(&e)))?;
     let exe = match &opts.exe {
         Some(p) => p.clone(),
         None => std::env::current_exe()

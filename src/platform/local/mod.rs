@@ -114,9 +114,36 @@ impl DaemonFiles {
     }
 
     /// Creates the data dir, readable by its owner only.
+    /// Creates the data dir (owner only) if needed and checks that files can be written in it.
     pub fn ensure_dir(&self) -> std::io::Result<()> {
         fs::create_dir_all(&self.dir)?;
-        fs::set_permissions(&self.dir, fs::Permissions::from_mode(0o700))
+        // An existing private dir is left alone: changing its mode would fail on a read-only
+        // file system for no reason.
+        if fs::metadata(&self.dir)?.permissions().mode() & 0o777 != 0o700 {
+            fs::set_permissions(&self.dir, fs::Permissions::from_mode(0o700))?;
+        }
+        OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(self.lock())
+            .map(drop)
+    }
+
+    /// What is wrong with the data dir, for a person: a read-only file system is named as such
+    /// (not "cannot create" a directory that exists).
+    pub fn dir_problem(&self, e: &std::io::Error) -> String {
+        if e.kind() == std::io::ErrorKind::ReadOnlyFilesystem {
+            format!(
+                "{} is on a read-only file system: the local platform needs a writable data directory \
+                 (set HUGFLAKE_DATA_DIR or XDG_DATA_HOME to one)",
+                self.dir.display()
+            )
+        } else if self.dir.is_dir() {
+            format!("cannot write in {}: {e}", self.dir.display())
+        } else {
+            format!("cannot create {}: {e}", self.dir.display())
+        }
     }
 
     pub fn read_info(&self) -> Option<DaemonInfo> {
@@ -185,4 +212,26 @@ pub fn error(
         axum::Json(serde_json::json!({ "error": { "message": message.into() } })),
     )
         .into_response()
+}
+
+#[cfg(test)]
+mod dir_tests {
+    use super::*;
+
+    #[test]
+    fn a_read_only_file_system_is_named_not_a_failed_create() {
+        let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let files = DaemonFiles::new(tmp.path());
+        let ro = std::io::Error::from(std::io::ErrorKind::ReadOnlyFilesystem);
+        let said = files.dir_problem(&ro);
+        assert!(said.contains("is on a read-only file system"), "{said}");
+        assert!(!said.contains("cannot create"), "{said}");
+        let denied = std::io::Error::from(std::io::ErrorKind::PermissionDenied);
+        assert!(files.dir_problem(&denied).starts_with("cannot write in "));
+        let missing = DaemonFiles::new(&tmp.path().join("nope"));
+        assert!(missing.dir_problem(&denied).starts_with("cannot create "));
+        // An existing private dir is accepted as it is, and checked for writing.
+        assert!(files.ensure_dir().is_ok());
+        assert!(files.lock().exists());
+    }
 }
