@@ -2208,3 +2208,91 @@ async fn a_small_call_is_not_queued_behind_a_huge_one() {
     }
     p.kill_daemon();
 }
+
+/// `hugflake cache`: what is cached and who uses it, re-hashing every file, and removal that
+/// keeps what another revision shares and refuses what a registered version uses.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_cache_is_listed_verified_and_pruned_without_breaking_what_is_used() {
+    let mut p = Platform0::start(vec![Repo::from_dir(
+        "fixtures/tiny-bert",
+        &commit(6),
+        &fixture("tiny-bert"),
+    )])
+    .await;
+    let client = p.serve().await;
+    let d = import_to_end(&client, &spec("fixtures/tiny-bert", "TINY")).await;
+    assert_eq!(d.summary.state, JobState::Done, "{:?}", d.summary.error);
+    let repo = p.dir.path().join("hf/models--fixtures--tiny-bert");
+    // A second, detached revision linking the same blobs (as an older download would).
+    let other = "e".repeat(40);
+    let snaps = repo.join("snapshots");
+    std::fs::create_dir_all(snaps.join(&other)).unwrap_or_else(|e| panic!("{e}"));
+    for e in std::fs::read_dir(snaps.join(commit(6))).unwrap_or_else(|e| panic!("{e}")) {
+        let e = e.unwrap_or_else(|e| panic!("{e}"));
+        if let Ok(target) = std::fs::read_link(e.path()) {
+            std::os::unix::fs::symlink(target, snaps.join(&other).join(e.file_name()))
+                .unwrap_or_else(|e| panic!("{e}"));
+        }
+    }
+
+    let (code, out, err) = p.run(&["cache", "ls", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let rows: Value = serde_json::from_str(&out).unwrap_or_default();
+    assert_eq!(rows[0]["repo_id"], "fixtures/tiny-bert");
+    assert_eq!(rows[0]["used_by"], json!(["TINY V1"]));
+    assert_eq!(rows[0]["revisions"].as_array().map(Vec::len), Some(2));
+    let (code, out, err) = p.run(&["cache", "ls"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("(detached)") && out.contains("TINY V1"),
+        "{out}"
+    );
+    assert!(
+        err.contains("`hugflake cache prune` would free 0 B"),
+        "{err}"
+    );
+
+    let (code, _, err) = p.run(&["cache", "verify"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("0 problem(s)"), "{err}");
+
+    // The revision a registered version uses is refused, with the version named.
+    let (code, _, err) = p.run(&["cache", "rm", "fixtures/tiny-bert", "--yes"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("registered version TINY V1"), "{err}");
+    // Without --yes and no terminal to ask on, nothing goes.
+    let (code, out, err) = p.run(&["cache", "prune"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(err.contains("confirm with --yes"), "{err}");
+    assert!(snaps.join(&other).exists());
+    // Prune takes the detached revision; the blobs it shares with the used one stay.
+    let (code, out, err) = p.run(&["cache", "prune", "--yes"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("remove fixtures/tiny-bert@eeeeeeeeeeee"),
+        "{out}"
+    );
+    assert!(out.contains("0 blob(s) would be deleted"), "{out}");
+    assert!(!snaps.join(&other).exists());
+    let (code, _, err) = p.run(&["cache", "verify", "fixtures/tiny-bert"]);
+    assert_eq!(code, 0, "{err}");
+    // The service still loads its files: a restart of its instance answers.
+    let r = client
+        .predict("TINY_SVC", "ENCODE", &[vec![json!("fever")]])
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(r.outputs.len(), 1);
+
+    // A tampered blob is found.
+    let blob = std::fs::read_dir(repo.join("blobs"))
+        .unwrap_or_else(|e| panic!("{e}"))
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| std::fs::metadata(p).is_ok_and(|m| m.len() < 5000))
+        .unwrap_or_else(|| panic!("no small blob"));
+    std::fs::write(&blob, "tampered").unwrap_or_else(|e| panic!("{e}"));
+    let (code, out, err) = p.run(&["cache", "verify"]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(out.contains("corrupt"), "{out}");
+    p.kill_daemon();
+}

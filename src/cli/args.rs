@@ -96,6 +96,11 @@ pub enum Command {
     Instance(InstanceArgs),
     /// List the curated catalog and the models in the local Hugging Face cache
     Catalog(JsonArgs),
+    /// Tend the shared Hugging Face cache: list, verify, remove, prune
+    Cache {
+        #[command(subcommand)]
+        command: CacheCommand,
+    },
     /// Show the effective configuration and where each setting came from
     Config(ConfigArgs),
     /// Show every path hugflake uses, where each setting came from, and the daemon's state
@@ -327,6 +332,41 @@ pub struct JsonArgs {
     /// Print JSON on stdout
     #[arg(long)]
     pub json: bool,
+}
+
+/// `hugflake cache ...`.
+#[derive(Debug, Subcommand)]
+pub enum CacheCommand {
+    /// Every cached repo, largest first: size on disk, revisions (commit, refs, size), last
+    /// accessed and modified, and the registered versions that use it
+    Ls(JsonArgs),
+    /// Re-hash every cached file against the hash its blob is named by (sha256 for LFS files, the
+    /// git blob id for the others); corrupt and missing files are listed, exit 1 when any
+    Verify {
+        /// Only this repo
+        repo: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a repo, or one revision of it (`REPO@COMMIT` or `REPO@main`); blobs another revision
+    /// still links to stay; a revision a registered version uses is refused
+    Rm {
+        /// `org/name` or `org/name@REVISION`
+        target: String,
+        /// Do not ask
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Remove revisions no ref points to, blobs nothing links to, and with --older-than revisions
+    /// not read for that long (never one a registered version uses)
+    Prune {
+        /// e.g. 30d, 12h, 2w
+        #[arg(long, value_name = "AGE", value_parser = crate::hub::housekeeping::parse_age)]
+        older_than: Option<chrono::Duration>,
+        /// Do not ask
+        #[arg(long)]
+        yes: bool,
+    },
 }
 
 /// `hugflake config`.

@@ -6,6 +6,7 @@
 pub mod output;
 pub mod args;
 pub mod batch;
+pub mod cache;
 pub mod doctor;
 pub mod hub;
 pub mod platform;
@@ -65,6 +66,7 @@ pub fn run(cli: Cli) -> Result<()> {
         }
         Command::Status(a) => runtime.block_on(platform::status(&ctx, a)),
         Command::Catalog(a) => hub::catalog(&ctx, a),
+        Command::Cache { command } => runtime.block_on(cache::run(&ctx, command)),
         Command::Search(a) => runtime.block_on(hub::search(&ctx, a)),
         Command::Show(a) => runtime.block_on(hub::show(&ctx, a)),
         Command::Download(a) => {

@@ -5,6 +5,7 @@ pub mod api;
 pub mod cache;
 pub mod details;
 pub mod download;
+pub mod housekeeping;
 pub mod settings;
 
 use std::path::Path;
