@@ -393,3 +393,35 @@ fn a_daemon_that_cannot_start_says_why() {
     let log = std::fs::read_to_string(s.path("state/daemon.log")).unwrap_or_default();
     assert!(log.contains("ERROR"), "nothing in the daemon's log: {log}");
 }
+
+/// With the Hub out of reach, `search` answers from the catalog and the cache (exit 0) and says on
+/// stderr that the Hub was not asked.
+#[test]
+fn search_offline_answers_from_the_catalog_and_the_cache() {
+    let s = Sandbox::new();
+    let mut cmd = s.cmd(&["search", "biomedical ner", "--json"]);
+    cmd.env("HF_HUB_OFFLINE", "1").stdout(Stdio::piped());
+    let (code, out, err) = s.run_with(cmd);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("the Hub was not asked"), "{err}");
+    let rows: serde_json::Value = serde_json::from_str(&out).unwrap_or_default();
+    let handles: Vec<&str> = rows
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|r| r["handle"].as_str())
+        .collect();
+    assert!(
+        handles.contains(&"d4data/biomedical-ner-all"),
+        "{handles:?}"
+    );
+    assert!(!handles.contains(&"sentence-transformers/all-MiniLM-L6-v2"));
+    // An unreachable Hub is the same.
+    let (code, out, err) = s.run(&["search", "clip", "--task", "zero-shot-image-classification"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("flaviagiammarino/pubmed-clip-vit-base-patch32"),
+        "{out}"
+    );
+    assert!(err.contains("cannot reach the Hub"), "{err}");
+}

@@ -60,7 +60,7 @@ fn hub_client() -> HubClient {
     HubClient::new(HubSettings::from_env(&ProcessEnv))
 }
 
-pub async fn search(_ctx: &Context, a: SearchArgs) -> Result<()> {
+pub async fn search(ctx: &Context, a: SearchArgs) -> Result<()> {
     let json = a.json;
     let q = SearchQuery {
         search: a.query,
@@ -72,7 +72,15 @@ pub async fn search(_ctx: &Context, a: SearchArgs) -> Result<()> {
     };
     let client = hub_client();
     let limit = q.limit.unwrap_or(20) as usize;
-    let mut page = client.search(&q).await?;
+    let mut page = match client.search(&q).await {
+        Ok(p) => p,
+        // Offline or unreachable: the catalog and the cache answer, as the Candidates pane does.
+        Err(
+            e @ (crate::hub::api::HubApiError::Offline
+            | crate::hub::api::HubApiError::Unreachable { .. }),
+        ) => return search_offline(ctx, &q, limit, json, &e),
+        Err(e) => return Err(e.into()),
+    };
     let mut models = std::mem::take(&mut page.models);
     // The Hub caps a page; follow `next` until the limit is reached.
     while models.len() < limit {
@@ -104,6 +112,69 @@ pub async fn search(_ctx: &Context, a: SearchArgs) -> Result<()> {
         text_table(&["MODEL", "TASK", "LIBRARY", "DOWNLOADS", "LIKES"], &rows)
     )?;
     eprintln!("{} models from {}", models.len(), client.settings.endpoint);
+    Ok(())
+}
+
+/// `search` without the Hub: catalog and cache rows matching the query (words anywhere in the
+/// handle, task, library or purpose) and the filters, with a note on stderr that the Hub was not
+/// asked.
+fn search_offline(
+    ctx: &Context,
+    q: &SearchQuery,
+    limit: usize,
+    json: bool,
+    why: &crate::hub::api::HubApiError,
+) -> Result<()> {
+    let rows = crate::hub::offline_candidates(&ctx.paths.hf_cache.path)?;
+    let lower = |s: &Option<String>| s.as_deref().map(str::to_lowercase);
+    let (words, author, task, library) = (
+        lower(&q.search),
+        lower(&q.author),
+        lower(&q.pipeline_tag),
+        lower(&q.library),
+    );
+    let hits: Vec<_> = rows
+        .into_iter()
+        .filter(|c| {
+            let hay = c.haystack().to_lowercase();
+            words
+                .as_deref()
+                .is_none_or(|w| w.split_whitespace().all(|w| hay.contains(w)))
+                && author
+                    .as_deref()
+                    .is_none_or(|a| c.handle.to_lowercase().starts_with(&format!("{a}/")))
+                && task
+                    .as_deref()
+                    .is_none_or(|t| c.task.as_deref().map(str::to_lowercase).as_deref() == Some(t))
+                && library.as_deref().is_none_or(|l| {
+                    c.library.as_deref().map(str::to_lowercase).as_deref() == Some(l)
+                })
+        })
+        .take(limit)
+        .collect();
+    eprintln!(
+        "note: the Hub was not asked ({why}); these are the catalog's and the local cache's matches"
+    );
+    if json {
+        return print_json(&hits);
+    }
+    let table: Vec<Vec<String>> = hits
+        .iter()
+        .map(|c| {
+            vec![
+                c.handle.clone(),
+                c.task.clone().unwrap_or_else(|| "-".into()),
+                c.library.clone().unwrap_or_else(|| "-".into()),
+                c.size_label(),
+                c.source.label().into(),
+            ]
+        })
+        .collect();
+    out!(
+        "{}",
+        text_table(&["MODEL", "TASK", "LIBRARY", "SIZE", "SOURCE"], &table)
+    )?;
+    eprintln!("{} model(s) from the catalog and the cache", hits.len());
     Ok(())
 }
 
