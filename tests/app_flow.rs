@@ -1088,3 +1088,63 @@ fn on_snowflake_biomedclip_offers_pubmedclip() {
     // The Snowflake plan is there for the new model.
     assert!(form.snowflake.is_some());
 }
+
+#[test]
+fn a_cached_revision_is_deleted_from_candidates_after_asking() {
+    use hugflake::domain::{CachedRepo, CachedRevision, Candidate};
+    let mut app = app(140, 36);
+    let mut rows = hugflake::domain::catalog::builtin().unwrap_or_else(|e| panic!("{e}"));
+    rows.insert(
+        0,
+        Candidate::from_cache(CachedRepo {
+            repo_id: "org/cached".into(),
+            path: "/tmp/hf/models--org--cached".into(),
+            size_on_disk: 300_000_000,
+            revisions: vec![CachedRevision {
+                commit: "c".repeat(40),
+                refs: vec!["main".into()],
+                files: 4,
+                size_bytes: 300_000_000,
+            }],
+            last_modified: None,
+            library: None,
+            task: None,
+            has_head: None,
+            incomplete_files: 0,
+        }),
+    );
+    app.apply(Msg::Candidates(Ok(rows)));
+    app.apply(Msg::CachePrunable(120_000_000));
+    app.hf_cache = Some("/tmp/hf".into());
+    let screen = render(&app);
+    assert!(
+        screen.contains("cache 300 MB, prune frees ≤ 120 MB"),
+        "{screen}"
+    );
+    assert!(screen.contains("D delete cached"), "{screen}");
+    // D asks first, naming the revision and what it frees; n changes nothing.
+    key(&mut app, KeyCode::Char('D'));
+    let Overlay::Confirm { message, .. } = &app.overlay else {
+        panic!("no question: {:?}", app.overlay);
+    };
+    assert!(
+        message.starts_with(
+            "delete org/cached@cccccccccccc from the Hugging Face cache (up to 300 MB"
+        ),
+        "{message}"
+    );
+    assert!(key(&mut app, KeyCode::Char('n')).is_empty());
+    key(&mut app, KeyCode::Char('D'));
+    let effects = key(&mut app, KeyCode::Char('y'));
+    assert!(
+        effects.iter().any(|e| matches!(
+            e,
+            Effect::Platform(hugflake::app::state::PlatformOp::DeleteCached { repo, .. }) if repo == "org/cached"
+        )),
+        "{effects:?}"
+    );
+    // A catalog row that is not cached has nothing to delete.
+    key(&mut app, KeyCode::Down);
+    assert!(key(&mut app, KeyCode::Char('D')).is_empty());
+    assert_eq!(app.overlay, Overlay::None);
+}

@@ -27,6 +27,7 @@ pub enum Action {
     Refresh,
     CycleSort,
     Download,
+    DeleteCached,
     Import,
     CancelJob,
     RetryJob,
@@ -46,7 +47,7 @@ pub enum Action {
 }
 
 impl Action {
-    pub const ALL: [Action; 37] = [
+    pub const ALL: [Action; 38] = [
         Action::Quit,
         Action::Back,
         Action::Help,
@@ -68,6 +69,7 @@ impl Action {
         Action::Refresh,
         Action::CycleSort,
         Action::Download,
+        Action::DeleteCached,
         Action::Import,
         Action::CancelJob,
         Action::RetryJob,
@@ -117,6 +119,7 @@ impl Action {
             Action::Refresh => "refresh",
             Action::CycleSort => "cycle_sort",
             Action::Download => "download",
+            Action::DeleteCached => "delete_cached",
             Action::Import => "import",
             Action::CancelJob => "cancel_job",
             Action::RetryJob => "retry_job",
@@ -160,6 +163,7 @@ impl Action {
             Action::Refresh => "refresh platform data and the Hub search now",
             Action::CycleSort => "Candidates: next Hub sort order",
             Action::Download => "Candidates: download the selected model into the HF cache",
+            Action::DeleteCached => "Candidates: delete the selected cached revision (asks first)",
             Action::Import => "Candidates: import the selected model (form, plan first)",
             Action::CancelJob => "Imports: cancel the selected job (asks first)",
             Action::RetryJob => "Imports: retry the selected failed job (asks first)",

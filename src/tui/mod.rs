@@ -61,6 +61,7 @@ async fn event_loop(mut terminal: DefaultTerminal, ctx: &Context) -> Result<()> 
         Utc::now(),
         Rect::new(0, 0, size.width, size.height),
     );
+    app.hf_cache = Some(ctx.paths.hf_cache.path.clone());
     if let Some(problem) = &ctx.log_problem {
         app.set_flash(format!("logging off: {problem}"), true);
     }

@@ -149,6 +149,9 @@ impl Workers {
                     PlatformOp::ResumePool(n) => p.resume_pool(n).await.map(|_| ()),
                     PlatformOp::SuspendService(n) => p.suspend_service(n).await.map(|_| ()),
                     PlatformOp::ResumeService(n) => p.resume_service(n).await.map(|_| ()),
+                    PlatformOp::DeleteCached {
+                        root, repo, commit, ..
+                    } => delete_cached(p.as_ref(), root, repo, commit).await,
                 };
                 Msg::PlatformDone(
                     result
@@ -333,6 +336,12 @@ fn scan_candidates(tx: mpsc::UnboundedSender<Msg>, cache: std::path::PathBuf) {
     tokio::task::spawn_blocking(move || {
         let result = crate::hub::offline_candidates(&cache).map_err(|e| e.to_string());
         let _ = tx.send(Msg::Candidates(result));
+        // What prune would free (no registered version's revision is ever pruned; without asking
+        // the registry here, the figure is an upper bound).
+        use crate::hub::housekeeping::{Target, plan};
+        if let Ok(r) = plan(&cache, &Target::Prune { older_than: None }, &[]) {
+            let _ = tx.send(Msg::CachePrunable(r.bytes));
+        }
     });
 }
 
@@ -547,4 +556,38 @@ mod tests {
             app.query.error
         );
     }
+}
+
+/// Removes one cached revision after asking the registry which revisions its versions use.
+async fn delete_cached(
+    p: &dyn crate::platform::Platform,
+    root: &std::path::Path,
+    repo: &str,
+    commit: &str,
+) -> Result<(), crate::platform::PlatformError> {
+    use crate::hub::housekeeping::{self, InUse, Target};
+    let mut in_use = Vec::new();
+    for m in p.models().await? {
+        for v in p.versions(&m.name).await? {
+            in_use.push(InUse {
+                repo: v.source.clone(),
+                commit: v.revision.clone(),
+                version: format!("{} {}", v.model, v.name),
+            });
+        }
+    }
+    let (root, target) = (
+        root.to_path_buf(),
+        Target::Repo {
+            repo: repo.to_string(),
+            revision: Some(commit.to_string()),
+        },
+    );
+    tokio::task::spawn_blocking(move || {
+        let plan = housekeeping::plan(&root, &target, &in_use)?;
+        housekeeping::apply(&root, &plan).map_err(|e| e.to_string())
+    })
+    .await
+    .map_err(|e| crate::platform::PlatformError::Other(e.to_string()))?
+    .map_err(crate::platform::PlatformError::Conflict)
 }

@@ -67,10 +67,10 @@ pub fn render(frame: &mut Frame<'_>, body: Rect, app: &App) {
         true,
         theme,
     )
-    .title_bottom(Line::from(Span::styled(
-        format!(" {} ", app.hub.describe()),
-        hub_style,
-    )));
+    .title_bottom(Line::from(vec![
+        Span::styled(format!(" {} ", app.hub.describe()), hub_style),
+        Span::styled(cache_footer(app).unwrap_or_default(), theme.dim()),
+    ]));
     if let Some(p) = widgets::remote_placeholder(
         &app.candidates,
         rows.len(),
@@ -408,4 +408,25 @@ fn render_details(frame: &mut Frame<'_>, area: Rect, app: &App, c: Option<&Candi
         }
     }
     frame.render_widget(Paragraph::new(lines).block(block), area);
+}
+
+/// `· cache 1.2 GB, prune frees ≤ 300 MB ` once the cache was read (nothing when it is empty).
+fn cache_footer(app: &App) -> Option<String> {
+    let rows = app.candidates.data.as_ref()?;
+    let total: u64 = rows
+        .iter()
+        .filter_map(|c| c.cache.as_ref())
+        .map(|r| r.size_on_disk)
+        .sum();
+    if total == 0 {
+        return None;
+    }
+    Some(match app.cache_prunable {
+        Some(p) if p > 0 => format!(
+            "· cache {}, prune frees ≤ {} ",
+            units::bytes(total),
+            units::bytes(p)
+        ),
+        _ => format!("· cache {} ", units::bytes(total)),
+    })
 }

@@ -285,6 +285,9 @@ pub fn pane_keys(app: &App) -> Vec<(String, &'static str)> {
         }
         keys.push((k(Action::CycleSort), "Hub sort"));
         keys.push((k(Action::Download), "download"));
+        if !app.read_only && app.selected_candidate().is_some_and(|c| c.cache.is_some()) {
+            keys.push((k(Action::DeleteCached), "delete cached"));
+        }
     }
     if app.tab == Tab::Imports {
         keys.push((k(Action::Logs), "log"));

@@ -367,6 +367,42 @@ impl App {
                 self.set_flash(format!("downloading {handle}…"), false);
                 return vec![Effect::Download(handle)];
             }
+            Action::DeleteCached => {
+                if self.tab != Tab::Candidates {
+                    return Vec::new();
+                }
+                if self.read_only {
+                    self.set_flash(
+                        "read-only mode: nothing can be deleted from this screen",
+                        true,
+                    );
+                    return Vec::new();
+                }
+                let Some(c) = self.selected_candidate() else {
+                    return Vec::new();
+                };
+                // The revision `main` points to, else the first cached one.
+                let Some((repo, rev)) = c
+                    .cache
+                    .as_ref()
+                    .and_then(|r| Some((r.repo_id.clone(), r.revisions.first()?.clone())))
+                else {
+                    self.set_flash(
+                        format!("{} is not in the Hugging Face cache", c.handle),
+                        false,
+                    );
+                    return Vec::new();
+                };
+                let Some(root) = self.hf_cache.clone() else {
+                    return Vec::new();
+                };
+                self.confirm(PlatformOp::DeleteCached {
+                    root,
+                    repo,
+                    commit: rev.commit,
+                    bytes: rev.size_bytes,
+                });
+            }
             // Keys of the log view and of questions: nothing on a pane.
             Action::Wrap | Action::SaveLogs | Action::Confirm | Action::Deny => {}
             Action::Tree => {

@@ -23,6 +23,14 @@ pub enum PlatformOp {
     ResumePool(String),
     SuspendService(String),
     ResumeService(String),
+    /// Delete one cached revision of a repo from the HF cache at `root` (blobs other revisions
+    /// link to stay; a revision a registered version uses is refused).
+    DeleteCached {
+        root: std::path::PathBuf,
+        repo: String,
+        commit: String,
+        bytes: u64,
+    },
 }
 
 impl PlatformOp {
@@ -45,6 +53,16 @@ impl PlatformOp {
             PlatformOp::ResumeService(s) => {
                 format!("resume service {s}: its instances start again")
             }
+            PlatformOp::DeleteCached {
+                repo,
+                commit,
+                bytes,
+                ..
+            } => format!(
+                "delete {repo}@{} from the Hugging Face cache (up to {}; files other revisions use stay)",
+                &commit[..commit.len().min(12)],
+                crate::domain::units::bytes(*bytes)
+            ),
         }
     }
 }
@@ -140,6 +158,8 @@ pub enum Msg {
     /// The batch runs recorded in the data dir (read with each snapshot).
     BatchRuns(Vec<crate::domain::BatchRun>),
     Candidates(Result<Vec<Candidate>, String>),
+    /// What `hugflake cache prune` would free, measured after the candidates were read.
+    CachePrunable(u64),
     HubPage {
         generation: u64,
         append: bool,

@@ -75,6 +75,10 @@ pub struct App {
     pub snapshot: Remote<Snapshot>,
     /// Downloads started here, by handle.
     pub downloads: std::collections::HashMap<String, DownloadState>,
+    /// What `hugflake cache prune` would free (an upper bound), once measured.
+    pub cache_prunable: Option<u64>,
+    /// The shared Hugging Face cache (where `D` deletes from); unknown in tests.
+    pub hf_cache: Option<std::path::PathBuf>,
     /// The selected job's detail, and the job whose detail was asked for last (with the snapshot
     /// time it was asked at: a newer snapshot asks again while the job runs).
     pub job_detail: Option<JobDetail>,
@@ -144,6 +148,8 @@ impl App {
             details: Default::default(),
             snapshot: Remote::default(),
             downloads: Default::default(),
+            cache_prunable: None,
+            hf_cache: None,
             job_detail: None,
             batch_runs: Vec::new(),
             job_detail_asked: None,
@@ -564,6 +570,7 @@ impl App {
                 }
             }
             Msg::QueryDone { request, result } => self.query_done(request, result),
+            Msg::CachePrunable(bytes) => self.cache_prunable = Some(bytes),
             Msg::PlatformDone(result) => {
                 match result {
                     Ok(m) => self.set_flash(m, false),
