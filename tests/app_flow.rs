@@ -1114,11 +1114,15 @@ fn a_cached_revision_is_deleted_from_candidates_after_asking() {
         }),
     );
     app.apply(Msg::Candidates(Ok(rows)));
-    app.apply(Msg::CachePrunable(120_000_000));
+    app.apply(Msg::CachePrunable(
+        [("org/cached".to_string(), 120_000_000u64)]
+            .into_iter()
+            .collect(),
+    ));
     app.hf_cache = Some("/tmp/hf".into());
     let screen = render(&app);
     assert!(
-        screen.contains("cache 300 MB, prune frees ≤ 120 MB"),
+        screen.contains("cache 300 MB, prune frees ~120 MB"),
         "{screen}"
     );
     assert!(screen.contains("D delete cached"), "{screen}");

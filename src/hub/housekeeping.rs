@@ -197,6 +197,8 @@ pub struct Removal {
     /// Repo directories left empty, removed at the end.
     pub repos: Vec<PathBuf>,
     pub bytes: u64,
+    /// The bytes freed in each repo.
+    pub per_repo: BTreeMap<String, u64>,
 }
 
 /// What to remove.
@@ -326,14 +328,21 @@ pub fn plan(root: &Path, target: &Target, in_use: &[InUse]) -> Result<Removal, S
                 if kept.contains(&p) {
                     continue;
                 }
-                if partial {
-                    if whole_repo {
-                        out.partial.push(p);
-                        out.bytes += len;
-                    }
+                // Unfinished downloads go only with their whole repo.
+                let freed = if partial && whole_repo {
+                    out.partial.push(p);
+                    true
+                } else if partial {
+                    false
                 } else if linked_by_gone.contains(&p) || sweep_orphans {
                     out.blobs.push(p);
+                    true
+                } else {
+                    false
+                };
+                if freed {
                     out.bytes += len;
+                    *out.per_repo.entry(r.repo_id.clone()).or_default() += len;
                 }
             }
         }

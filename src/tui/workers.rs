@@ -153,11 +153,16 @@ impl Workers {
                         root, repo, commit, ..
                     } => delete_cached(p.as_ref(), root, repo, commit).await,
                 };
-                Msg::PlatformDone(
-                    result
-                        .map(|()| format!("done: {what}"))
-                        .map_err(|e| format!("could not {what}: {e}")),
-                )
+                // A cache deletion's refusal names the repo and the reason itself, and the
+                // status line is narrow: the reason goes first.
+                let brief = matches!(op, PlatformOp::DeleteCached { .. });
+                Msg::PlatformDone(result.map(|()| format!("done: {what}")).map_err(|e| {
+                    if brief {
+                        format!("not deleted: {e}")
+                    } else {
+                        format!("could not {what}: {e}")
+                    }
+                }))
             },
             |e| Msg::PlatformDone(Err(e)),
         );
@@ -336,11 +341,11 @@ fn scan_candidates(tx: mpsc::UnboundedSender<Msg>, cache: std::path::PathBuf) {
     tokio::task::spawn_blocking(move || {
         let result = crate::hub::offline_candidates(&cache).map_err(|e| e.to_string());
         let _ = tx.send(Msg::Candidates(result));
-        // What prune would free (no registered version's revision is ever pruned; without asking
-        // the registry here, the figure is an upper bound).
+        // What prune would free, per repo (the pane leaves out registered models' repos: prune
+        // never takes a revision a registered version uses).
         use crate::hub::housekeeping::{Target, plan};
         if let Ok(r) = plan(&cache, &Target::Prune { older_than: None }, &[]) {
-            let _ = tx.send(Msg::CachePrunable(r.bytes));
+            let _ = tx.send(Msg::CachePrunable(r.per_repo));
         }
     });
 }
@@ -575,6 +580,13 @@ async fn delete_cached(
                 version: format!("{} {}", v.model, v.name),
             });
         }
+    }
+    // Said short, for the status line: which version holds it.
+    if let Some(u) = in_use.iter().find(|u| u.repo == repo && u.commit == commit) {
+        return Err(crate::platform::PlatformError::Conflict(format!(
+            "registered version {} uses it; drop that version first",
+            u.version
+        )));
     }
     let (root, target) = (
         root.to_path_buf(),

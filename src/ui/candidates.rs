@@ -410,7 +410,7 @@ fn render_details(frame: &mut Frame<'_>, area: Rect, app: &App, c: Option<&Candi
     frame.render_widget(Paragraph::new(lines).block(block), area);
 }
 
-/// `· cache 1.2 GB, prune frees ≤ 300 MB ` once the cache was read (nothing when it is empty).
+/// `· cache 1.2 GB, prune frees ~300 MB ` once the cache was read (nothing when it is empty).
 fn cache_footer(app: &App) -> Option<String> {
     let rows = app.candidates.data.as_ref()?;
     let total: u64 = rows
@@ -421,12 +421,21 @@ fn cache_footer(app: &App) -> Option<String> {
     if total == 0 {
         return None;
     }
-    Some(match app.cache_prunable {
-        Some(p) if p > 0 => format!(
-            "· cache {}, prune frees ≤ {} ",
+    // Registered models' repos are left out: their revisions in use are never pruned.
+    let prunable: u64 = app
+        .cache_prunable
+        .iter()
+        .flatten()
+        .filter(|(repo, _)| app.registered_as(repo).is_none())
+        .map(|(_, b)| b)
+        .sum();
+    Some(if prunable > 0 {
+        format!(
+            "· cache {}, prune frees ~{} ",
             units::bytes(total),
-            units::bytes(p)
-        ),
-        _ => format!("· cache {} ", units::bytes(total)),
+            units::bytes(prunable)
+        )
+    } else {
+        format!("· cache {} ", units::bytes(total))
     })
 }

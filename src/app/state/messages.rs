@@ -158,8 +158,9 @@ pub enum Msg {
     /// The batch runs recorded in the data dir (read with each snapshot).
     BatchRuns(Vec<crate::domain::BatchRun>),
     Candidates(Result<Vec<Candidate>, String>),
-    /// What `hugflake cache prune` would free, measured after the candidates were read.
-    CachePrunable(u64),
+    /// What `hugflake cache prune` would free in each repo, measured after the candidates were
+    /// read.
+    CachePrunable(std::collections::BTreeMap<String, u64>),
     HubPage {
         generation: u64,
         append: bool,

@@ -75,8 +75,8 @@ pub struct App {
     pub snapshot: Remote<Snapshot>,
     /// Downloads started here, by handle.
     pub downloads: std::collections::HashMap<String, DownloadState>,
-    /// What `hugflake cache prune` would free (an upper bound), once measured.
-    pub cache_prunable: Option<u64>,
+    /// What `hugflake cache prune` would free in each repo, once measured.
+    pub cache_prunable: Option<std::collections::BTreeMap<String, u64>>,
     /// The shared Hugging Face cache (where `D` deletes from); unknown in tests.
     pub hf_cache: Option<std::path::PathBuf>,
     /// The selected job's detail, and the job whose detail was asked for last (with the snapshot
