@@ -482,6 +482,47 @@ fn picture_of(path: &std::path::Path) -> std::result::Result<Picture, String> {
     ))
 }
 
+/// Removes one cached revision after asking the registry which revisions its versions use.
+async fn delete_cached(
+    p: &dyn crate::platform::Platform,
+    root: &std::path::Path,
+    repo: &str,
+    commit: &str,
+) -> Result<(), crate::platform::PlatformError> {
+    use crate::hub::housekeeping::{self, InUse, Target};
+    let mut in_use = Vec::new();
+    for m in p.models().await? {
+        for v in p.versions(&m.name).await? {
+            in_use.push(InUse {
+                repo: v.source.clone(),
+                commit: v.revision.clone(),
+                version: format!("{} {}", v.model, v.name),
+            });
+        }
+    }
+    // Said short, for the status line: which version holds it.
+    if let Some(u) = in_use.iter().find(|u| u.repo == repo && u.commit == commit) {
+        return Err(crate::platform::PlatformError::Conflict(format!(
+            "registered version {} uses it; drop that version first",
+            u.version
+        )));
+    }
+    let (root, target) = (
+        root.to_path_buf(),
+        Target::Repo {
+            repo: repo.to_string(),
+            revision: Some(commit.to_string()),
+        },
+    );
+    tokio::task::spawn_blocking(move || {
+        let plan = housekeeping::plan(&root, &target, &in_use)?;
+        housekeeping::apply(&root, &plan).map_err(|e| e.to_string())
+    })
+    .await
+    .map_err(|e| crate::platform::PlatformError::Other(e.to_string()))?
+    .map_err(crate::platform::PlatformError::Conflict)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -561,45 +602,4 @@ mod tests {
             app.query.error
         );
     }
-}
-
-/// Removes one cached revision after asking the registry which revisions its versions use.
-async fn delete_cached(
-    p: &dyn crate::platform::Platform,
-    root: &std::path::Path,
-    repo: &str,
-    commit: &str,
-) -> Result<(), crate::platform::PlatformError> {
-    use crate::hub::housekeeping::{self, InUse, Target};
-    let mut in_use = Vec::new();
-    for m in p.models().await? {
-        for v in p.versions(&m.name).await? {
-            in_use.push(InUse {
-                repo: v.source.clone(),
-                commit: v.revision.clone(),
-                version: format!("{} {}", v.model, v.name),
-            });
-        }
-    }
-    // Said short, for the status line: which version holds it.
-    if let Some(u) = in_use.iter().find(|u| u.repo == repo && u.commit == commit) {
-        return Err(crate::platform::PlatformError::Conflict(format!(
-            "registered version {} uses it; drop that version first",
-            u.version
-        )));
-    }
-    let (root, target) = (
-        root.to_path_buf(),
-        Target::Repo {
-            repo: repo.to_string(),
-            revision: Some(commit.to_string()),
-        },
-    );
-    tokio::task::spawn_blocking(move || {
-        let plan = housekeeping::plan(&root, &target, &in_use)?;
-        housekeeping::apply(&root, &plan).map_err(|e| e.to_string())
-    })
-    .await
-    .map_err(|e| crate::platform::PlatformError::Other(e.to_string()))?
-    .map_err(crate::platform::PlatformError::Conflict)
 }
