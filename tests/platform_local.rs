@@ -2247,6 +2247,8 @@ async fn the_cache_is_listed_verified_and_pruned_without_breaking_what_is_used()
         out.contains("(detached)") && out.contains("TINY V1"),
         "{out}"
     );
+    // The import wrote refs/main as huggingface_hub does: its revision is not detached.
+    assert!(out.contains("@000000000000 (main)"), "{out}");
     assert!(
         err.contains("`hugflake cache prune` would free 0 B"),
         "{err}"

@@ -319,6 +319,17 @@ impl JobRunner {
         };
         let done = result?;
         plan.snapshot = Some(done.snapshot.clone());
+        // As huggingface_hub does: the branch or tag asked for points at the commit it resolved
+        // to, so the cache shows the revision as `main` (not detached) to every tool.
+        if spec.revision != done.commit {
+            if let Err(e) = write_ref(&done.snapshot, &spec.revision, &done.commit) {
+                self.log(
+                    id,
+                    &format!("download: the ref {} was not written: {e}", spec.revision),
+                )
+                .await;
+            }
+        }
         self.log(
             id,
             &format!(
@@ -656,6 +667,31 @@ impl JobRunner {
             tokio::time::sleep(Duration::from_millis(300)).await;
         }
     }
+}
+
+/// Writes `refs/<name>` = `commit` beside a snapshot (`…/snapshots/<commit>`). Names are
+/// branch or tag names (`main`, `v1.0`, `refs/pr/1` style paths), never `..` or absolute.
+fn write_ref(snapshot: &Path, name: &str, commit: &str) -> std::io::Result<()> {
+    let valid = !name.is_empty()
+        && !name.starts_with('/')
+        && name
+            .split('/')
+            .all(|part| !part.is_empty() && part != "." && part != "..")
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '/'));
+    if !valid {
+        return Err(std::io::Error::other(format!("`{name}` is not a ref name")));
+    }
+    let repo = snapshot
+        .parent()
+        .and_then(Path::parent)
+        .ok_or_else(|| std::io::Error::other("not a snapshot path"))?;
+    let path = repo.join("refs").join(name);
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(path, commit)
 }
 
 fn planned(e: &TreeEntry) -> PlannedFile {
