@@ -2298,3 +2298,106 @@ async fn the_cache_is_listed_verified_and_pruned_without_breaking_what_is_used()
     assert!(out.contains("corrupt"), "{out}");
     p.kill_daemon();
 }
+
+/// `status --watch`: the state on start, then one line per change as it happens (a suspended
+/// service, an instance killed); with --fail-on-unhealthy it exits 3 at the first fault.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn status_watch_says_each_change_as_it_happens() {
+    use std::io::BufRead;
+    let mut p = Platform0::start(vec![Repo::from_dir(
+        "fixtures/tiny-bert",
+        &commit(6),
+        &fixture("tiny-bert"),
+    )])
+    .await;
+    let cfg = p.dir.path().join("config.toml");
+    let text = std::fs::read_to_string(&cfg).unwrap_or_default();
+    std::fs::write(&cfg, format!("{text}\n[ui]\nrefresh_secs = 0.3\n"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let client = p.serve().await;
+    let d = import_to_end(&client, &spec("fixtures/tiny-bert", "TINY")).await;
+    assert_eq!(d.summary.state, JobState::Done, "{:?}", d.summary.error);
+
+    let mut watch = p
+        .cmd(&["status", "--watch", "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let (tx, rx) = std::sync::mpsc::channel::<Value>();
+    let stdout = watch.stdout.take().unwrap_or_else(|| panic!("no stdout"));
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(serde_json::from_str(&line).unwrap_or(Value::Null));
+        }
+    });
+    let wait_for = |pred: &dyn Fn(&Value) -> bool| -> Value {
+        let start = Instant::now();
+        loop {
+            let left = Duration::from_secs(20).saturating_sub(start.elapsed());
+            match rx.recv_timeout(left) {
+                Ok(v) if pred(&v) => return v,
+                Ok(_) => {}
+                Err(_) => panic!("no such change within 20 s"),
+            }
+        }
+    };
+    // First look: what is there, without a `from`.
+    let first = wait_for(&|v| v["kind"] == "service" && v["name"] == "TINY_SVC");
+    assert_eq!(first["to"], "RUNNING (1/1 ready)");
+    assert!(first.get("from").is_none(), "{first}");
+    // A suspended service is one line.
+    let (code, _, err) = p.run(&["suspend", "service", "TINY_SVC"]);
+    assert_eq!(code, 0, "{err}");
+    let change = wait_for(&|v| v["name"] == "TINY_SVC" && v["from"].is_string());
+    assert_eq!(change["from"], "RUNNING (1/1 ready)");
+    assert!(
+        change["to"].as_str().unwrap_or("").starts_with("SUSPENDED"),
+        "{change}"
+    );
+    let _ = watch.kill();
+    let _ = watch.wait();
+
+    // Resumed, then the instance killed: --fail-on-unhealthy ends the watch with 3.
+    let (code, _, err) = p.run(&["resume", "service", "TINY_SVC"]);
+    assert_eq!(code, 0, "{err}");
+    wait_status(
+        &client,
+        "TINY_SVC",
+        ServiceStatus::Running,
+        Duration::from_secs(20),
+    )
+    .await;
+    let watch = p
+        .cmd(&["status", "--watch", "--fail-on-unhealthy"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{e}"));
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let pid = client.containers("TINY_SVC").await.unwrap_or_default()[0]
+        .pid
+        .unwrap_or(0);
+    let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+    let out = tokio::task::spawn_blocking(move || watch.wait_with_output())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert_eq!(out.status.code(), Some(3), "{stdout}{stderr}");
+    assert!(
+        stdout.contains("TINY_SVC  RUNNING (1/1 ready) → FAILED"),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains("unhealthy: service TINY_SVC FAILED"),
+        "{stderr}"
+    );
+    p.kill_daemon();
+}

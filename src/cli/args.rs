@@ -117,6 +117,11 @@ pub struct StatusArgs {
     /// for cron and on-call scripts
     #[arg(long)]
     pub fail_on_unhealthy: bool,
+    /// Keep watching: one line per change (a service's status or ready instances, a pool's state,
+    /// an import job's state, the platform going away or coming back) as it happens, until
+    /// interrupted; with --fail-on-unhealthy, exit 3 at the first fault
+    #[arg(long)]
+    pub watch: bool,
 }
 
 /// `hugflake search`.

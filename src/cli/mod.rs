@@ -11,6 +11,7 @@ pub mod doctor;
 pub mod hub;
 pub mod platform;
 pub mod predict;
+pub mod watch;
 
 pub use args::*;
 

@@ -609,7 +609,11 @@ pub async fn status(ctx: &Context, a: StatusArgs) -> Result<()> {
     let StatusArgs {
         json,
         fail_on_unhealthy,
+        watch,
     } = a;
+    if watch {
+        return crate::cli::watch::run(ctx, json, fail_on_unhealthy).await;
+    }
     let (client, opened) = ctx.opener().open().await?;
     if !json || matches!(opened, crate::session::Opened::Started { .. }) {
         eprintln!("{}", opened.describe());
