@@ -2399,5 +2399,29 @@ async fn status_watch_says_each_change_as_it_happens() {
         stderr.contains("unhealthy: service TINY_SVC FAILED"),
         "{stderr}"
     );
+
+    // Time windows on logs, events and metrics (the daemon's record, filtered).
+    let (code, out, err) = p.run(&["logs", "TINY_SVC", "--since", "10m", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.lines().count() > 0,
+        "no lines in the last 10 minutes: {err}"
+    );
+    let (code, out, err) = p.run(&["logs", "TINY_SVC", "--until", "2020-01-01"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.is_empty(), "{out}");
+    let (code, out, err) = p.run(&["events", "TINY_SVC", "--since", "10m", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let events: Value = serde_json::from_str(&out).unwrap_or_default();
+    assert!(events.as_array().is_some_and(|a| !a.is_empty()), "{out}");
+    let (code, out, err) = p.run(&["events", "TINY_SVC", "--until", "2020-01-01", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.trim(), "[]");
+    let (code, _, err) = p.run(&["metrics", "TINY_SVC", "--since", "2h", "--until", "3h"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("is after --until"), "{err}");
+    let (code, _, err) = p.run(&["logs", "TINY_SVC", "--follow", "--until", "1m"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("does not go with --until"), "{err}");
     p.kill_daemon();
 }

@@ -871,6 +871,61 @@ async fn the_cli_speaks_to_snowflake_with_connection() {
     .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("READY: Running"), "{out}");
+    // A time window goes to SPCS_GET_EVENTS / SPCS_GET_LOGS as START_TIME and END_TIME.
+    let window = |args: &'static [&'static str]| {
+        let run = run.clone();
+        move || run(args)
+    };
+    let (code, out, err) = tokio::task::spawn_blocking(window(&[
+        "--connection",
+        "sim",
+        "events",
+        "all_minilm_l6_v2_svc",
+        "--until",
+        "2026-11-26 12:00:10",
+    ]))
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("PENDING") && !out.contains("READY"), "{out}");
+    assert!(s.sim.statements().iter().any(|q| {
+        q.contains("SPCS_GET_EVENTS(END_TIME => '2026-11-26T12:00:10.000Z'::TIMESTAMP_LTZ)")
+    }));
+    let (code, out, err) = tokio::task::spawn_blocking(window(&[
+        "--connection",
+        "sim",
+        "logs",
+        "all_minilm_l6_v2_svc",
+        "--since",
+        "2026-11-26T12:00:01Z",
+        "--json",
+    ]))
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or(Value::Null))
+        .collect();
+    assert!(!lines.is_empty(), "{out}{err}");
+    assert!(
+        lines
+            .iter()
+            .all(|l| l["at"].as_str().unwrap_or("") >= "2026-11-26T12:00:01"),
+        "{out}"
+    );
+    let (code, _, err) = tokio::task::spawn_blocking(window(&[
+        "--connection",
+        "sim",
+        "logs",
+        "all_minilm_l6_v2_svc",
+        "--since",
+        "yesterday",
+    ]))
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(code, 1);
+    assert!(err.contains("give a duration ago"), "{err}");
 
     // Batch work runs in the account: the plan, then the cache flow (missing or stale rows only).
     s.sim.state().notes = vec![

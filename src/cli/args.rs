@@ -287,6 +287,30 @@ pub struct LogsArgs {
     /// Print JSON lines on stdout
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub window: WindowArgs,
+}
+
+/// `--since` and `--until` of logs, events and metrics.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct WindowArgs {
+    /// Only from this time: a duration ago (10m, 2h, 3d) or a time (2026-12-06T10:00:00Z,
+    /// "2026-12-06 10:00" UTC)
+    #[arg(long, value_name = "WHEN")]
+    pub since: Option<String>,
+    /// Only up to this time (same forms)
+    #[arg(long, value_name = "WHEN")]
+    pub until: Option<String>,
+}
+
+impl WindowArgs {
+    pub fn window(&self) -> Result<crate::domain::window::Window, String> {
+        crate::domain::window::Window::parse(
+            self.since.as_deref(),
+            self.until.as_deref(),
+            chrono::Utc::now(),
+        )
+    }
 }
 
 /// A service, and JSON or text.
@@ -296,6 +320,8 @@ pub struct ServiceArgs {
     /// Print JSON on stdout
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub window: WindowArgs,
 }
 
 /// What `suspend` and `resume` act on, by name.

@@ -275,9 +275,39 @@ pub async fn logs(ctx: &Context, a: LogsArgs) -> Result<()> {
     let service = a.service.to_ascii_uppercase();
     let service = service.as_str();
     let LogsArgs {
-        follow, tail, json, ..
+        follow,
+        tail,
+        json,
+        window,
+        ..
     } = a;
+    let window = window.window().map_err(|e| eyre!(e))?;
+    if follow && window.until.is_some() {
+        return Err(eyre!(
+            "--follow keeps printing new lines: it does not go with --until"
+        ));
+    }
     let client = connect(ctx).await?;
+    let print = |l: &crate::domain::LogLine| -> Result<()> {
+        if json {
+            outln!("{}", serde_json::to_string(l).unwrap_or_default())?;
+        } else {
+            outln!(
+                "{} {}/{} {}",
+                l.at.format("%Y-%m-%dT%H:%M:%S%.3fZ"),
+                l.instance_id,
+                l.container,
+                l.line
+            )?;
+        }
+        Ok(())
+    };
+    if !window.is_open() && !follow {
+        for l in client.logs_in(service, &window, tail).await? {
+            print(&l)?;
+        }
+        return Ok(());
+    }
     let mut since = None;
     let mut first = true;
     loop {
@@ -287,16 +317,9 @@ pub async fn logs(ctx: &Context, a: LogsArgs) -> Result<()> {
             .await?;
         first = false;
         for l in &lines {
-            if json {
-                outln!("{}", serde_json::to_string(l).unwrap_or_default())?;
-            } else {
-                outln!(
-                    "{} {}/{} {}",
-                    l.at.format("%Y-%m-%dT%H:%M:%S%.3fZ"),
-                    l.instance_id,
-                    l.container,
-                    l.line
-                )?;
+            // With --since, --follow starts at the window (older lines are left out).
+            if window.contains(l.at) {
+                print(l)?;
             }
             since = Some(l.seq);
         }
@@ -310,7 +333,8 @@ pub async fn logs(ctx: &Context, a: LogsArgs) -> Result<()> {
 pub async fn events(ctx: &Context, a: ServiceArgs) -> Result<()> {
     let json = a.json;
     let service = a.service.to_ascii_uppercase();
-    let events = connect(ctx).await?.events(&service).await?;
+    let window = a.window.window().map_err(|e| eyre!(e))?;
+    let events = connect(ctx).await?.events_in(&service, &window).await?;
     if json {
         return print_json(&events);
     }
@@ -340,7 +364,8 @@ pub async fn events(ctx: &Context, a: ServiceArgs) -> Result<()> {
 pub async fn metrics(ctx: &Context, a: ServiceArgs) -> Result<()> {
     let json = a.json;
     let service = a.service.to_ascii_uppercase();
-    let samples = connect(ctx).await?.metrics(&service).await?;
+    let window = a.window.window().map_err(|e| eyre!(e))?;
+    let samples = connect(ctx).await?.metrics_in(&service, &window).await?;
     if json {
         return print_json(&samples);
     }

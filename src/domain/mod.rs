@@ -7,6 +7,7 @@ pub mod entities;
 pub mod job;
 pub mod platform;
 pub mod units;
+pub mod window;
 
 pub use candidate::{CachedRepo, CachedRevision, Candidate, CandidateSource, SnowflakeVerdict};
 pub use job::{

@@ -162,6 +162,40 @@ pub trait Platform: Send + Sync {
     /// Metrics samples, oldest first.
     async fn metrics(&self, service: &str) -> Result<Vec<MetricSample>>;
 
+    /// Events in a time window (`--since`/`--until`). Locally the daemon's record is filtered;
+    /// Snowflake asks `SPCS_GET_EVENTS(START_TIME => …, END_TIME => …)`.
+    async fn events_in(
+        &self,
+        service: &str,
+        window: &crate::domain::window::Window,
+    ) -> Result<Vec<crate::domain::ServiceEvent>> {
+        let all = self.events(service).await?;
+        Ok(all.into_iter().filter(|e| window.contains(e.at)).collect())
+    }
+
+    /// Metrics samples in a time window.
+    async fn metrics_in(
+        &self,
+        service: &str,
+        window: &crate::domain::window::Window,
+    ) -> Result<Vec<MetricSample>> {
+        let all = self.metrics(service).await?;
+        Ok(all.into_iter().filter(|m| window.contains(m.at)).collect())
+    }
+
+    /// Log lines in a time window, at most `limit` of the newest.
+    async fn logs_in(
+        &self,
+        service: &str,
+        window: &crate::domain::window::Window,
+        limit: usize,
+    ) -> Result<Vec<LogLine>> {
+        let all = self.logs(service, None, 100_000, None).await?;
+        let mut lines: Vec<LogLine> = all.into_iter().filter(|l| window.contains(l.at)).collect();
+        let skip = lines.len().saturating_sub(limit);
+        Ok(lines.split_off(skip))
+    }
+
     /// `ALTER SERVICE .. SUSPEND`.
     async fn suspend_service(&self, name: &str) -> Result<Service>;
 

@@ -123,6 +123,31 @@ impl Platform for ReadOnly {
         self.0.metrics(service).await
     }
 
+    async fn events_in(
+        &self,
+        service: &str,
+        window: &crate::domain::window::Window,
+    ) -> Result<Vec<ServiceEvent>> {
+        self.0.events_in(service, window).await
+    }
+
+    async fn metrics_in(
+        &self,
+        service: &str,
+        window: &crate::domain::window::Window,
+    ) -> Result<Vec<MetricSample>> {
+        self.0.metrics_in(service, window).await
+    }
+
+    async fn logs_in(
+        &self,
+        service: &str,
+        window: &crate::domain::window::Window,
+        limit: usize,
+    ) -> Result<Vec<LogLine>> {
+        self.0.logs_in(service, window, limit).await
+    }
+
     async fn suspend_service(&self, name: &str) -> Result<Service> {
         Err(refusal(&format!("suspending service {name}")))
     }

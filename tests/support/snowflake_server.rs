@@ -1009,6 +1009,20 @@ fn answer(st: &mut SimState, handle: &str, sql: &str, binds: &[String]) -> Respo
                 s(&svc.container),
             ]);
         }
+        // START_TIME / END_TIME, as SPCS_GET_EVENTS takes them.
+        let window = match time_range(rest) {
+            Ok(w) => w,
+            Err(msg) => {
+                return error(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "002140",
+                    "42601",
+                    &format!("SQL compilation error: {msg}"),
+                    Some(handle),
+                );
+            }
+        };
+        rows.retain(|r| r[0].as_str().is_some_and(|t| in_range(&window, t)));
         return result(
             handle,
             &[
@@ -1019,6 +1033,61 @@ fn answer(st: &mut SimState, handle: &str, sql: &str, binds: &[String]) -> Respo
                 "INSTANCE_ID",
                 "CONTAINER_NAME",
             ],
+            rows,
+            0,
+        );
+    }
+    if let Some(rest) = upper.strip_prefix(
+        "SELECT TIMESTAMP, INSTANCE_ID, CONTAINER_NAME, LOG FROM (SELECT TIMESTAMP, INSTANCE_ID, CONTAINER_NAME, LOG FROM TABLE(",
+    ) {
+        // <svc>!SPCS_GET_LOGS(...): one row per line, a second apart from 12:00:00 on the 26th.
+        let name = rest.split('!').next().unwrap_or("");
+        let Some(svc) = st.services.iter().find(|x| x.is(name)) else {
+            return error(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "002003",
+                "02000",
+                &format!("Service '{name}' does not exist or not authorized."),
+                Some(handle),
+            );
+        };
+        let window = match time_range(rest) {
+            Ok(w) => w,
+            Err(msg) => {
+                return error(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "002140",
+                    "42601",
+                    &format!("SQL compilation error: {msg}"),
+                    Some(handle),
+                );
+            }
+        };
+        let limit: usize = rest
+            .split(" LIMIT ")
+            .nth(1)
+            .and_then(|l| l.split(')').next())
+            .and_then(|l| l.trim().parse().ok())
+            .unwrap_or(usize::MAX);
+        let mut rows: Vec<Vec<Value>> = svc
+            .logs
+            .iter()
+            .enumerate()
+            .map(|(i, l)| {
+                vec![
+                    s(&format!("2026-11-26 12:{:02}:{:02}.000", i / 60 % 60, i % 60)),
+                    s("0"),
+                    s(&svc.container),
+                    s(l),
+                ]
+            })
+            .filter(|r| r[0].as_str().is_some_and(|t| in_range(&window, t)))
+            .collect();
+        let skip = rows.len().saturating_sub(limit);
+        rows.drain(..skip);
+        return result(
+            handle,
+            &["TIMESTAMP", "INSTANCE_ID", "CONTAINER_NAME", "LOG"],
             rows,
             0,
         );
@@ -2067,6 +2136,46 @@ fn batch_sql(st: &mut SimState, handle: &str, upper: &str, binds: &[String]) -> 
         return Some(result(handle, &["NOTE_ID", "SCORE"], rows, 0));
     }
     None
+}
+
+/// START_TIME and END_TIME of an SPCS table function's call (`NAME => '…'::TIMESTAMP_LTZ`); an
+/// argument of another name, or not a timestamp, is refused as Snowflake would.
+type Range = (
+    Option<chrono::DateTime<chrono::Utc>>,
+    Option<chrono::DateTime<chrono::Utc>>,
+);
+
+fn time_range(rest: &str) -> Result<Range, String> {
+    let inside = rest
+        .split_once("(")
+        .map(|(_, r)| r.split(')').next().unwrap_or(""))
+        .unwrap_or("");
+    let mut range: Range = (None, None);
+    for arg in inside.split(", ").filter(|a| !a.trim().is_empty()) {
+        let (name, value) = arg
+            .split_once(" => ")
+            .ok_or_else(|| format!("arguments must be named: `{arg}`"))?;
+        let t = value
+            .strip_prefix('\'')
+            .and_then(|v| v.strip_suffix("'::TIMESTAMP_LTZ"))
+            .and_then(|v| chrono::DateTime::parse_from_rfc3339(v).ok())
+            .map(|t| t.with_timezone(&chrono::Utc))
+            .ok_or_else(|| format!("`{value}` is not a TIMESTAMP_LTZ"))?;
+        match name.trim() {
+            "START_TIME" => range.0 = Some(t),
+            "END_TIME" => range.1 = Some(t),
+            other => return Err(format!("invalid argument `{other}`")),
+        }
+    }
+    Ok(range)
+}
+
+fn in_range(range: &Range, at: &str) -> bool {
+    let Ok(t) = chrono::NaiveDateTime::parse_from_str(at, "%Y-%m-%d %H:%M:%S%.3f") else {
+        return false;
+    };
+    let t = t.and_utc();
+    range.0.is_none_or(|s| t >= s) && range.1.is_none_or(|e| t <= e)
 }
 
 /// The columns of RADIOLOGY_IMAGES and their types.

@@ -719,8 +719,22 @@ impl Platform for SnowflakePlatform {
     }
 
     async fn events(&self, service: &str) -> Result<Vec<crate::domain::ServiceEvent>> {
+        self.events_in(service, &crate::domain::window::Window::default())
+            .await
+    }
+
+    async fn events_in(
+        &self,
+        service: &str,
+        window: &crate::domain::window::Window,
+    ) -> Result<Vec<crate::domain::ServiceEvent>> {
         let q = self.qualify(service)?;
-        let rs = self.run(&statements::service_events(&q)).await?;
+        let statement = if window.is_open() {
+            statements::service_events(&q)
+        } else {
+            statements::service_events_in(&q, window)
+        };
+        let rs = self.run(&statement).await?;
         Ok((0..rs.len())
             .map(|i| {
                 // EVENT_DETAILS is an OBJECT, sent as JSON text: its message and status read best.
@@ -744,8 +758,46 @@ impl Platform for SnowflakePlatform {
     }
 
     async fn metrics(&self, service: &str) -> Result<Vec<MetricSample>> {
+        self.metrics_in(service, &crate::domain::window::Window::default())
+            .await
+    }
+
+    async fn logs_in(
+        &self,
+        service: &str,
+        window: &crate::domain::window::Window,
+        limit: usize,
+    ) -> Result<Vec<LogLine>> {
         let q = self.qualify(service)?;
-        let rs = self.run(&statements::service_metrics(&q)).await?;
+        let rs = self
+            .run(&statements::service_logs_in(&q, window, limit))
+            .await?;
+        Ok((0..rs.len())
+            .map(|i| LogLine {
+                seq: i as u64,
+                at: ts(rs.get(i, "TIMESTAMP")).unwrap_or_else(Utc::now),
+                instance_id: rs
+                    .get(i, "INSTANCE_ID")
+                    .and_then(|x| x.parse().ok())
+                    .unwrap_or(0),
+                container: rs.get(i, "CONTAINER_NAME").unwrap_or("").to_string(),
+                line: crate::domain::units::strip_control(rs.get(i, "LOG").unwrap_or("")),
+            })
+            .collect())
+    }
+
+    async fn metrics_in(
+        &self,
+        service: &str,
+        window: &crate::domain::window::Window,
+    ) -> Result<Vec<MetricSample>> {
+        let q = self.qualify(service)?;
+        let statement = if window.is_open() {
+            statements::service_metrics(&q)
+        } else {
+            statements::service_metrics_in(&q, window)
+        };
+        let rs = self.run(&statement).await?;
         // SPCS publishes resource metrics, not request counts (?): memory is mapped, the request
         // columns stay empty.
         let mut by_time: std::collections::BTreeMap<String, u64> = Default::default();

@@ -67,6 +67,51 @@ pub fn service_metrics(service: &Qualified) -> Statement {
     ))
 }
 
+/// `START_TIME => '…'::TIMESTAMP_LTZ, END_TIME => …` of the SPCS table functions (each end only
+/// when given; the times are formatted here from parsed values, never taken as text).
+fn time_range(w: &crate::domain::window::Window) -> String {
+    let at = |t: &chrono::DateTime<chrono::Utc>| {
+        format!("'{}'::TIMESTAMP_LTZ", t.format("%Y-%m-%dT%H:%M:%S%.3fZ"))
+    };
+    [
+        w.since.map(|t| format!("START_TIME => {}", at(&t))),
+        w.until.map(|t| format!("END_TIME => {}", at(&t))),
+    ]
+    .into_iter()
+    .flatten()
+    .collect::<Vec<_>>()
+    .join(", ")
+}
+
+/// Events in a window (`SPCS_GET_EVENTS` takes START_TIME and END_TIME; by default the last day).
+pub fn service_events_in(service: &Qualified, w: &crate::domain::window::Window) -> Statement {
+    plain(format!(
+        "SELECT TIMESTAMP, SEVERITY, EVENT_NAME, EVENT_DETAILS, INSTANCE_ID, CONTAINER_NAME FROM TABLE({service}!SPCS_GET_EVENTS({})) ORDER BY TIMESTAMP",
+        time_range(w)
+    ))
+}
+
+/// Metrics in a window.
+pub fn service_metrics_in(service: &Qualified, w: &crate::domain::window::Window) -> Statement {
+    plain(format!(
+        "SELECT TIMESTAMP, METRIC_NAME, VALUE, UNIT, INSTANCE_ID, CONTAINER_NAME FROM TABLE({service}!SPCS_GET_METRICS({})) ORDER BY TIMESTAMP",
+        time_range(w)
+    ))
+}
+
+/// Container logs in a window, the newest `limit` (`SPCS_GET_LOGS`: TIMESTAMP, INSTANCE_ID,
+/// CONTAINER_NAME, LOG).
+pub fn service_logs_in(
+    service: &Qualified,
+    w: &crate::domain::window::Window,
+    limit: usize,
+) -> Statement {
+    plain(format!(
+        "SELECT TIMESTAMP, INSTANCE_ID, CONTAINER_NAME, LOG FROM (SELECT TIMESTAMP, INSTANCE_ID, CONTAINER_NAME, LOG FROM TABLE({service}!SPCS_GET_LOGS({})) ORDER BY TIMESTAMP DESC LIMIT {limit}) ORDER BY TIMESTAMP",
+        time_range(w)
+    ))
+}
+
 /// The platform events of a service (instances pending, ready, restarting, failing), last day.
 pub fn service_events(service: &Qualified) -> Statement {
     plain(format!(

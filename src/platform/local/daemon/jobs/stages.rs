@@ -321,14 +321,14 @@ impl JobRunner {
         plan.snapshot = Some(done.snapshot.clone());
         // As huggingface_hub does: the branch or tag asked for points at the commit it resolved
         // to, so the cache shows the revision as `main` (not detached) to every tool.
-        if spec.revision != done.commit {
-            if let Err(e) = write_ref(&done.snapshot, &spec.revision, &done.commit) {
-                self.log(
-                    id,
-                    &format!("download: the ref {} was not written: {e}", spec.revision),
-                )
-                .await;
-            }
+        if spec.revision != done.commit
+            && let Err(e) = write_ref(&done.snapshot, &spec.revision, &done.commit)
+        {
+            self.log(
+                id,
+                &format!("download: the ref {} was not written: {e}", spec.revision),
+            )
+            .await;
         }
         self.log(
             id,
