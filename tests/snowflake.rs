@@ -889,7 +889,7 @@ async fn the_cli_speaks_to_snowflake_with_connection() {
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("PENDING") && !out.contains("READY"), "{out}");
     assert!(s.sim.statements().iter().any(|q| {
-        q.contains("SPCS_GET_EVENTS(END_TIME => '2026-11-26T12:00:10.000Z'::TIMESTAMP_LTZ)")
+        q.contains("SPCS_GET_EVENTS(START_TIME => '2026-11-25T12:00:10.000Z'::TIMESTAMP_LTZ, END_TIME => '2026-11-26T12:00:10.000Z'::TIMESTAMP_LTZ)")
     }));
     let (code, out, err) = tokio::task::spawn_blocking(window(&[
         "--connection",

@@ -87,9 +87,12 @@ impl Comparison {
     }
 
     /// Whether `a op b` holds: numerically when both are numbers, else as text ignoring case.
+    /// An ordering against a number needs a number (`AGE<18` leaves out `unknown` and empty
+    /// ages, as SQL does).
     pub fn holds(self, a: &str, b: &str) -> bool {
         let order = match (a.trim().parse::<f64>(), b.trim().parse::<f64>()) {
             (Ok(x), Ok(y)) => x.partial_cmp(&y),
+            (Err(_), Ok(_)) if !matches!(self, Comparison::Eq | Comparison::Ne) => None,
             _ => Some(a.to_lowercase().cmp(&b.to_lowercase())),
         };
         let Some(o) = order else { return false };
@@ -319,9 +322,10 @@ fn read_csv(bytes: &[u8], cols: &Columns) -> Result<Table, String> {
 }
 
 /// Whether a record's quoted fields hold lines that look like rows of the file: a line that,
-/// read alone, has at least the header's number of fields and an id shaped like this record's id (same
-/// letters-and-digits pattern). Two or more of them mean a quote swallowed rows; returns how many
-/// and the first.
+/// read alone, has at least the header's number of fields and an id shaped like this record's id
+/// (the same letters, digit runs alike). Two or more of them, making up at least half of the
+/// field's lines, mean a quote swallowed rows; returns how many and the first. (A stray quote that
+/// swallows a single row is not caught this way.)
 fn swallowed_rows(
     record: &csv::ByteRecord,
     columns: usize,
@@ -330,16 +334,17 @@ fn swallowed_rows(
     if columns < 2 || !record.iter().any(|f| f.contains(&b'\n')) {
         return None;
     }
-    // Runs of digits and of letters count as one: `N00004` and `N12` are both `a9`.
+    // Letters count as themselves (any case), a run of digits as one: `N00004` and `N12` are
+    // both `N9`, while a note's `L4, L5, S1` (`L9`) is not shaped like them.
     let shape = |s: &[u8]| -> Vec<u8> {
         let mut out: Vec<u8> = Vec::new();
         for &b in s {
-            let c = match b {
-                b'0'..=b'9' => b'9',
-                b'a'..=b'z' | b'A'..=b'Z' => b'a',
-                other => other,
+            let c = if b.is_ascii_digit() {
+                b'#'
+            } else {
+                b.to_ascii_uppercase()
             };
-            if out.last() != Some(&c) || !matches!(c, b'9' | b'a') {
+            if c != b'#' || out.last() != Some(&b'#') {
                 out.push(c);
             }
         }
@@ -350,10 +355,12 @@ fn swallowed_rows(
         return None;
     }
     let mut found = 0;
+    let mut lines = 0;
     let mut first = None;
     for field in record.iter().filter(|f| f.contains(&b'\n')) {
         // The field's first line is on the record's own line; the others are what it swallowed.
         for line in field.split(|&b| b == b'\n').skip(1) {
+            lines += 1;
             let line = line.strip_suffix(b"\r").unwrap_or(line);
             let mut r = csv::ReaderBuilder::new()
                 .has_headers(false)
@@ -372,7 +379,8 @@ fn swallowed_rows(
             }
         }
     }
-    (found >= 2).then(|| (found, first.unwrap_or_default()))
+    // Swallowed rows make up most of such a field; a note quoting a row or two does not.
+    (found >= 2 && found * 2 >= lines).then(|| (found, first.unwrap_or_default()))
 }
 
 /// Line numbers (1-based) of byte offsets, counted forward (offsets come in increasing order).
@@ -753,6 +761,8 @@ mod tests {
         assert!(Comparison::Ge.holds("18.0", "18"));
         assert!(Comparison::Eq.holds("Oncology", "ONCOLOGY"));
         assert!(Comparison::Lt.holds("apple", "Banana"));
+        assert!(!Comparison::Lt.holds("", "18") && !Comparison::Gt.holds("unknown", "65"));
+        assert!(Comparison::Ne.holds("unknown", "65"));
         let data = "{\"note_id\": 1, \"age\": 9, \"note_text\": \"a\"}\n{\"note_id\": 2, \"age\": 18, \"note_text\": \"b\"}\n";
         let mut t = read_jsonl(data.as_bytes(), &cols());
         assert!(t.filter(&parse("AGE<18")).is_ok());
@@ -916,8 +926,8 @@ mod tests {
             err.contains("`N00004,GENERAL,note 4, with a comma`"),
             "{err}"
         );
-        // A real multi-line note, commas and all, is read as it is.
-        let ok = "NOTE_ID,NOTE_TYPE,NOTE_TEXT\nN00001,GENERAL,\"Seen today.\nPlan: fluids, rest, review\nin 2 days, or sooner\"\nN00002,GENERAL,fine\n";
+        // A real multi-line note, commas and all, is read as it is (spine levels included).
+        let ok = "NOTE_ID,NOTE_TYPE,NOTE_TEXT\nN00001,GENERAL,\"Seen today.\nPlan: fluids, rest, review\nin 2 days, or sooner\nL4, L5, S1: mild change\nC5, C6, C7 bulge\"\nN00002,GENERAL,fine\n";
         let t = read_csv(ok.as_bytes(), &cols()).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(t.notes.len(), 2, "{:?}", t.rejected);
         assert!(t.notes[0].text.contains("fluids, rest"));

@@ -256,7 +256,8 @@ pub enum ImageParam {
 
 /// Zero-shot classification of the images in a table, in the account (the seed's Test 3): each
 /// image's bytes go to the service's `__CALL__` with the labels as an ARRAY; the best label, its
-/// score and every label's score land in `out`, once per image, model version and label set.
+/// score and every label's score land in `out`, once per image, model version and label set. The
+/// rows are chosen (filter, order, limit) in an inner query and only those reach the service.
 pub fn classify_images(
     src: &Images,
     out: &Qualified,
@@ -310,10 +311,10 @@ pub fn classify_images(
                 "INSERT INTO {out} (IMAGE_ID, LABEL, SCORE, LABELS, LABEL_SET, MODEL, MODEL_VERSION, COMPUTED_AT) \
                  SELECT s.IMAGE_ID, s.R:\"labels\"[0]:\"label\"::VARCHAR, s.R:\"labels\"[0]:\"score\"::FLOAT, \
                  s.R:\"labels\", ?, ?, ?, CURRENT_TIMESTAMP()::TIMESTAMP_NTZ FROM \
-                 (SELECT TO_VARCHAR(t.{id}) AS IMAGE_ID, {service}!{method}({}) AS R FROM {t} t \
-                 WHERE t.{image} IS NOT NULL \
+                 (SELECT t.IMAGE_ID, {service}!{method}({}) AS R FROM \
+                 (SELECT TO_VARCHAR(t.{id}) AS IMAGE_ID, t.{image} FROM {t} t WHERE t.{image} IS NOT NULL \
                  AND NOT EXISTS (SELECT 1 FROM {out} o WHERE o.IMAGE_ID = TO_VARCHAR(t.{id}) AND o.MODEL = ? \
-                 AND o.MODEL_VERSION = ? AND o.LABEL_SET = ?){filter_sql} ORDER BY t.{id}{limit_sql}) s",
+                 AND o.MODEL_VERSION = ? AND o.LABEL_SET = ?){filter_sql} ORDER BY t.{id}{limit_sql}) t) s",
                 args.join(", ")
             ),
             binds,

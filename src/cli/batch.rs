@@ -678,17 +678,27 @@ async fn calls_to_lines(
 }
 
 /// The batch commands on Snowflake: the job's plan of SQL run in the account.
-async fn snowflake(ctx: &Context, job: Job) -> Result<()> {
+async fn snowflake(ctx: &Context, mut job: Job) -> Result<()> {
     let opener = ctx.opener();
     let (sf, opened) = opener.snowflake()?;
     eprintln!("{}", opened.describe());
     // Images: how the service takes them comes from its signature (SHOW FUNCTIONS IN MODEL).
-    let image_call = match &job {
+    let image_call = match &mut job {
         Job::ClassifyImages(j) if j.input.is_some() => {
             let service = j.service.to_ascii_uppercase();
             let functions = match crate::cli::platform::service_with_functions(&sf, &service).await
             {
-                Ok((_, f)) => f,
+                Ok((svc, f)) => {
+                    // Results are recorded under the model version the service serves (unless
+                    // --model / --model-version say otherwise).
+                    if j.snowflake.model.is_none() {
+                        j.snowflake.model = svc.model.clone();
+                    }
+                    if j.snowflake.model_version.is_none() {
+                        j.snowflake.model_version = svc.model_version.clone();
+                    }
+                    f
+                }
                 Err(e) if j.snowflake.dry_run => {
                     eprintln!(
                         "note: the signature of {service} could not be read ({e}); the plan uses \

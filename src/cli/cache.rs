@@ -197,26 +197,15 @@ async fn remove(ctx: &Context, root: &std::path::Path, target: Target, yes: bool
     Ok(())
 }
 
-/// The revisions the local registry's versions come from. On Snowflake the account's registry
-/// does not read this cache, so nothing is in use.
+/// The revisions the local registry's versions read (their own and their text towers'). The
+/// local registry is asked whichever platform is chosen: it is the one that serves from this
+/// cache (a Snowflake account's registry does not read it).
 async fn registered(ctx: &Context) -> Result<Vec<InUse>> {
-    let opener = ctx.opener();
-    if opener.choice == PlatformChoice::Snowflake {
-        return Ok(Vec::new());
-    }
+    let mut opener = ctx.opener();
+    opener.choice = PlatformChoice::Local;
     let (platform, _) = opener
         .open()
         .await
         .map_err(|e| eyre!("cannot ask the local registry which revisions it uses ({e})"))?;
-    let mut out = Vec::new();
-    for m in platform.models().await? {
-        for v in platform.versions(&m.name).await? {
-            out.push(InUse {
-                repo: v.source.clone(),
-                commit: v.revision.clone(),
-                version: format!("{} {}", v.model, v.name),
-            });
-        }
-    }
-    Ok(out)
+    Ok(crate::platform::cache_users(platform.as_ref(), &ctx.paths.hf_cache.path).await?)
 }

@@ -121,15 +121,19 @@ fn say(c: &Change, json: bool) -> Result<()> {
 
 /// Watches until interrupted (or, with `fail_on_unhealthy`, until a fault: exit 3).
 pub async fn run(ctx: &Context, json: bool, fail_on_unhealthy: bool) -> Result<()> {
-    let (client, opened) = ctx.opener().open().await?;
+    let opener = ctx.opener();
+    let (mut client, opened) = opener.open().await?;
     eprintln!("{}", opened.describe());
     let every = Duration::from_secs_f64(ctx.config.ui.refresh_secs.clamp(0.2, 60.0));
     let mut before: Option<States> = None;
     let mut away = false;
+    // Polls in a row that found the platform away (a fault under --fail-on-unhealthy at 3).
+    let mut misses = 0u32;
     loop {
         let now = chrono::Utc::now();
         match engine::snapshot(client.as_ref()).await {
             Ok(snap) => {
+                misses = 0;
                 if away {
                     away = false;
                     say(
@@ -157,21 +161,35 @@ pub async fn run(ctx: &Context, json: bool, fail_on_unhealthy: bool) -> Result<(
                     std::process::exit(3);
                 }
             }
-            Err(e) if !away => {
-                away = true;
-                say(
-                    &Change {
-                        at: now,
-                        kind: "platform",
-                        name: "platform".into(),
-                        from: Some("REACHABLE".into()),
-                        to: "UNREACHABLE".into(),
-                        message: Some(e.to_string()),
-                    },
-                    json,
-                )?;
+            Err(e) => {
+                misses += 1;
+                if !away {
+                    away = true;
+                    say(
+                        &Change {
+                            at: now,
+                            kind: "platform",
+                            name: "platform".into(),
+                            from: Some("REACHABLE".into()),
+                            to: "UNREACHABLE".into(),
+                            message: Some(e.to_string()),
+                        },
+                        json,
+                    )?;
+                }
+                if fail_on_unhealthy && misses >= 3 {
+                    eprintln!("unhealthy: the platform is unreachable: {e}");
+                    std::process::exit(3);
+                }
+                // A restarted local daemon has a new address and token: find it again (never
+                // start one: a watcher only looks).
+                if opener.choice == crate::config::PlatformChoice::Local
+                    && let Ok((c, _)) =
+                        crate::platform::local::lifecycle::connect(&opener.data_dir).await
+                {
+                    client = std::sync::Arc::new(c);
+                }
             }
-            Err(_) => {}
         }
         tokio::time::sleep(every).await;
     }

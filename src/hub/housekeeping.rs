@@ -28,12 +28,19 @@ pub struct CacheRow {
     pub used_by: Vec<String>,
 }
 
-/// A registered version's source: the repo, the commit and its name (`MODEL V1`).
+/// A registered version's source: the repo, the commit (empty: every revision of the repo, for
+/// a second repo such as BiomedCLIP's text tower) and the version's name (`MODEL V1`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct InUse {
     pub repo: String,
     pub commit: String,
     pub version: String,
+}
+
+impl InUse {
+    fn holds(&self, repo: &str, commit: &str) -> bool {
+        self.repo == repo && (self.commit.is_empty() || self.commit == commit)
+    }
 }
 
 /// Every cached repo, largest first.
@@ -44,7 +51,9 @@ pub fn list(root: &Path, in_use: &[InUse]) -> Result<Vec<CacheRow>, CacheError> 
             let used_by = in_use
                 .iter()
                 .filter(|u| {
-                    u.repo == repo.repo_id && repo.revisions.iter().any(|r| r.commit == u.commit)
+                    repo.revisions
+                        .iter()
+                        .any(|r| u.holds(&repo.repo_id, &r.commit))
                 })
                 .map(|u| u.version.clone())
                 .collect();
@@ -267,9 +276,7 @@ pub fn plan(root: &Path, target: &Target, in_use: &[InUse]) -> Result<Removal, S
                         let snap = r.path.join("snapshots").join(&v.commit);
                         revision_last_used(&snap).is_some_and(|t| now - t > age)
                     });
-                    let used = in_use
-                        .iter()
-                        .any(|u| u.repo == r.repo_id && u.commit == v.commit);
+                    let used = in_use.iter().any(|u| u.holds(&r.repo_id, &v.commit));
                     if (detached || stale) && !used {
                         chosen.push((r, v.commit.clone()));
                     }
@@ -277,15 +284,16 @@ pub fn plan(root: &Path, target: &Target, in_use: &[InUse]) -> Result<Removal, S
             }
         }
     }
-    if let Some(u) = in_use.iter().find(|u| {
+    if let Some((u, commit)) = in_use.iter().find_map(|u| {
         chosen
             .iter()
-            .any(|(r, c)| u.repo == r.repo_id && &u.commit == c)
+            .find(|(r, c)| u.holds(&r.repo_id, c))
+            .map(|(_, c)| (u, c))
     }) {
         return Err(format!(
-            "{}@{} is the source of registered version {}: drop that version first (`hugflake drop version {}`)",
+            "{}@{} is used by registered version {}: drop that version first (`hugflake drop version {}`)",
             u.repo,
-            &u.commit[..u.commit.len().min(12)],
+            &commit[..commit.len().min(12)],
             u.version,
             u.version
         ));
@@ -320,12 +328,27 @@ pub fn plan(root: &Path, target: &Target, in_use: &[InUse]) -> Result<Removal, S
         let whole_repo = !r.revisions.is_empty() && gone.len() == r.revisions.len();
         // Blobs no snapshot links to at all are garbage for prune and for a whole-repo removal.
         let sweep_orphans = whole_repo || matches!(target, Target::Prune { .. });
+        // A snapshot that stays but cannot be read fully might link to any blob: this repo's
+        // blobs are left alone.
+        if r.revisions.iter().any(|v| {
+            !gone.contains(v.commit.as_str())
+                && !snapshot_readable(&r.path.join("snapshots").join(&v.commit))
+        }) {
+            continue;
+        }
         if let Ok(blobs) = fs::read_dir(r.path.join("blobs")) {
             for b in blobs.flatten() {
-                let p = fs::canonicalize(b.path()).unwrap_or_else(|_| b.path());
+                // Only regular files inside this repo's blobs/ are ever deleted (never what a
+                // symlink there points to).
+                if !b.file_type().is_ok_and(|t| t.is_file()) {
+                    continue;
+                }
+                let p = b.path();
+                // Links resolve to canonical paths: compare in that form.
+                let key = fs::canonicalize(&p).unwrap_or_else(|_| p.clone());
                 let len = b.metadata().map(|m| m.len()).unwrap_or(0);
                 let partial = b.file_name().to_string_lossy().ends_with(".incomplete");
-                if kept.contains(&p) {
+                if kept.contains(&key) {
                     continue;
                 }
                 // Unfinished downloads go only with their whole repo.
@@ -334,7 +357,7 @@ pub fn plan(root: &Path, target: &Target, in_use: &[InUse]) -> Result<Removal, S
                     true
                 } else if partial {
                     false
-                } else if linked_by_gone.contains(&p) || sweep_orphans {
+                } else if linked_by_gone.contains(&key) || sweep_orphans {
                     out.blobs.push(p);
                     true
                 } else {
@@ -351,6 +374,30 @@ pub fn plan(root: &Path, target: &Target, in_use: &[InUse]) -> Result<Removal, S
         }
     }
     Ok(out)
+}
+
+/// Whether every directory and link of a snapshot can be read (so its blobs are all known).
+fn snapshot_readable(snap: &Path) -> bool {
+    let mut stack = vec![snap.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = fs::read_dir(&d) else {
+            return false;
+        };
+        for e in entries {
+            let Ok(e) = e else { return false };
+            match e.file_type() {
+                Ok(t) if t.is_dir() => stack.push(e.path()),
+                Ok(t) if t.is_symlink() => {
+                    if fs::read_link(e.path()).is_err() {
+                        return false;
+                    }
+                }
+                Ok(_) => {}
+                Err(_) => return false,
+            }
+        }
+    }
+    true
 }
 
 /// When a revision's files were last read or written (the latest of its blobs' times).
@@ -378,14 +425,36 @@ pub fn apply(root: &Path, removal: &Removal) -> std::io::Result<()> {
             fs::remove_dir_all(&snap)?;
         }
     }
+    // Linked again since the plan (an import reusing a blob while the question was asked): kept.
+    let mut linked = BTreeSet::new();
+    for b in &removal.blobs {
+        let snaps = b
+            .parent()
+            .and_then(Path::parent)
+            .map(|repo| repo.join("snapshots"));
+        if let Some(Ok(entries)) = snaps.map(fs::read_dir) {
+            for snap in entries.flatten() {
+                for (_, link) in snapshot_links(&snap.path()) {
+                    if let Ok(t) = fs::canonicalize(&link) {
+                        linked.insert(t);
+                    }
+                }
+            }
+        }
+    }
     for b in removal.blobs.iter().chain(&removal.partial) {
+        if fs::canonicalize(b).is_ok_and(|t| linked.contains(&t)) {
+            continue;
+        }
         match fs::remove_file(b) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
             _ => {}
         }
     }
     for r in &removal.repos {
-        if r.exists() {
+        // Only when nothing came back meanwhile (a new snapshot, a download under way).
+        let empty = |d: &str| fs::read_dir(r.join(d)).map_or(true, |mut e| e.next().is_none());
+        if r.exists() && empty("snapshots") && empty("blobs") {
             fs::remove_dir_all(r)?;
         }
     }
@@ -516,7 +585,17 @@ mod tests {
         )
         .err()
         .unwrap_or_default();
-        assert!(err.contains("registered version M V1"), "{err}");
+        assert!(err.contains("used by registered version M V1"), "{err}");
+        // A second repo a version needs (a text tower) is held whole.
+        let tower = [InUse {
+            repo: "org/m".into(),
+            commit: String::new(),
+            version: "CLIP V1".into(),
+        }];
+        assert!(
+            plan(tmp.path(), &Target::Prune { older_than: None }, &tower)
+                .is_ok_and(|r| r.revisions.is_empty())
+        );
         let rows = list(tmp.path(), &used).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(rows[0].used_by, ["M V1"]);
         // Prune takes the detached revision and the orphan, never the one in use.
@@ -550,6 +629,20 @@ mod tests {
             ]
         );
         assert!(verify(tmp.path(), Some("other/x")).is_ok_and(|v| v.files == 0));
+    }
+
+    #[test]
+    fn a_symlink_in_blobs_never_leads_a_removal_outside_the_repo() {
+        let (tmp, repo) = cache();
+        let outside = tmp.path().join("precious.bin");
+        fs::write(&outside, "not the cache's").unwrap_or_else(|e| panic!("{e}"));
+        std::os::unix::fs::symlink(&outside, repo.join("blobs").join("f".repeat(64)))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let r = plan(tmp.path(), &Target::Prune { older_than: None }, &[])
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(r.blobs.iter().all(|b| b.starts_with(repo.join("blobs"))));
+        apply(tmp.path(), &r).unwrap_or_else(|e| panic!("{e}"));
+        assert!(outside.exists(), "a file outside the cache was deleted");
     }
 
     #[test]

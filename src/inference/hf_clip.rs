@@ -342,6 +342,26 @@ impl ImageProcessing {
                 )));
             }
         }
+        if cfg.get("do_rescale").and_then(|v| v.as_bool()) == Some(false)
+            || cfg
+                .get("rescale_factor")
+                .and_then(|v| v.as_f64())
+                .is_some_and(|f| (f - 1.0 / 255.0).abs() > 1e-9)
+        {
+            return Err(InferenceError::Unsupported(format!(
+                "{}: only rescaling by 1/255 is supported",
+                path.display()
+            )));
+        }
+        if cfg
+            .get("size")
+            .is_some_and(|v| v.is_object() && v.get("shortest_edge").is_none())
+        {
+            return Err(InferenceError::Unsupported(format!(
+                "{}: `size` without `shortest_edge` (an exact resize) is not supported",
+                path.display()
+            )));
+        }
         if let Some(r) = cfg.get("resample").and_then(|v| v.as_u64())
             && r != 3
         {
@@ -374,7 +394,7 @@ impl ImageProcessing {
                 crop.1, crop.0
             )));
         }
-        if shortest_edge == 0 || shortest_edge > 4 * image_size {
+        if shortest_edge < crop.0.max(crop.1) || shortest_edge > 4 * image_size {
             return Err(bad(format!(
                 "shortest_edge {shortest_edge} is out of range"
             )));
@@ -421,15 +441,43 @@ pub fn is_hf_clip(dir: &Path) -> bool {
 }
 
 fn tower(raw: &serde_json::Value, key: &str, path: &Path) -> Result<TowerConfig> {
-    let v = raw.get(key).ok_or_else(|| InferenceError::BadFile {
-        path: path.to_path_buf(),
-        detail: format!("no {key}"),
-    })?;
-    let c: TowerConfig =
-        serde_json::from_value(v.clone()).map_err(|e| InferenceError::BadFile {
+    let mut v = raw
+        .get(key)
+        .cloned()
+        .unwrap_or_else(|| serde_json::json!({}));
+    // transformers' defaults (CLIP ViT-B/32), for configs saved with only what differs.
+    let defaults: &[(&str, u64)] = if key == "text_config" {
+        &[
+            ("hidden_size", 512),
+            ("intermediate_size", 2048),
+            ("num_attention_heads", 8),
+            ("num_hidden_layers", 12),
+            ("vocab_size", 49408),
+            ("max_position_embeddings", 77),
+        ]
+    } else {
+        &[
+            ("hidden_size", 768),
+            ("intermediate_size", 3072),
+            ("num_attention_heads", 12),
+            ("num_hidden_layers", 12),
+            ("image_size", 224),
+            ("patch_size", 32),
+        ]
+    };
+    let Some(obj) = v.as_object_mut() else {
+        return Err(InferenceError::BadFile {
             path: path.to_path_buf(),
-            detail: format!("{key}: {e}"),
-        })?;
+            detail: format!("{key} is not an object"),
+        });
+    };
+    for (k, d) in defaults {
+        obj.entry((*k).to_string()).or_insert((*d).into());
+    }
+    let c: TowerConfig = serde_json::from_value(v).map_err(|e| InferenceError::BadFile {
+        path: path.to_path_buf(),
+        detail: format!("{key}: {e}"),
+    })?;
     c.check(key.trim_end_matches("_config"))
         .map_err(InferenceError::Unsupported)?;
     Ok(c)

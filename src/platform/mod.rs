@@ -268,6 +268,38 @@ pub async fn snapshot(platform: &dyn Platform) -> Result<Snapshot> {
     })
 }
 
+/// The cached revisions the registry's versions read: each version's repo and commit, and for an
+/// open_clip version its text tower's repo (every revision: the commit is not recorded).
+pub async fn cache_users(
+    platform: &dyn Platform,
+    hf_cache: &std::path::Path,
+) -> Result<Vec<crate::hub::housekeeping::InUse>> {
+    use crate::hub::housekeeping::InUse;
+    let mut out = Vec::new();
+    for m in platform.models().await? {
+        for v in platform.versions(&m.name).await? {
+            let name = format!("{} {}", v.model, v.name);
+            let snapshot = hf_cache
+                .join(format!("models--{}", v.source.replace('/', "--")))
+                .join("snapshots")
+                .join(&v.revision);
+            if let Some(tower) = crate::inference::clip::text_tower_of(&snapshot) {
+                out.push(InUse {
+                    repo: tower,
+                    commit: String::new(),
+                    version: name.clone(),
+                });
+            }
+            out.push(InUse {
+                repo: v.source.clone(),
+                commit: v.revision.clone(),
+                version: name,
+            });
+        }
+    }
+    Ok(out)
+}
+
 /// A service's functions: from its model version when the service names it (local), else from the
 /// version that lists the service among its inference services (Snowflake's SHOW SERVICES names no
 /// model).

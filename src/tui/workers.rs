@@ -489,19 +489,19 @@ async fn delete_cached(
     repo: &str,
     commit: &str,
 ) -> Result<(), crate::platform::PlatformError> {
-    use crate::hub::housekeeping::{self, InUse, Target};
-    let mut in_use = Vec::new();
-    for m in p.models().await? {
-        for v in p.versions(&m.name).await? {
-            in_use.push(InUse {
-                repo: v.source.clone(),
-                commit: v.revision.clone(),
-                version: format!("{} {}", v.model, v.name),
-            });
-        }
+    use crate::hub::housekeeping::{self, Target};
+    if p.kind() == crate::domain::PlatformKind::Snowflake {
+        return Err(crate::platform::PlatformError::Conflict(
+            "on Snowflake the local registry cannot be asked from here: use `hugflake cache rm`"
+                .into(),
+        ));
     }
+    let in_use = crate::platform::cache_users(p, root).await?;
     // Said short, for the status line: which version holds it.
-    if let Some(u) = in_use.iter().find(|u| u.repo == repo && u.commit == commit) {
+    if let Some(u) = in_use
+        .iter()
+        .find(|u| u.repo == repo && (u.commit.is_empty() || u.commit == commit))
+    {
         return Err(crate::platform::PlatformError::Conflict(format!(
             "registered version {} uses it; drop that version first",
             u.version

@@ -2294,7 +2294,8 @@ fn classify_images(st: &mut SimState, handle: &str, upper: &str, binds: &[String
         .rsplit(" LIMIT ")
         .next()
         .filter(|_| upper.contains(" LIMIT "))
-        .and_then(|l| l.trim_end_matches(") S").trim().parse().ok())
+        .and_then(|l| l.split(')').next())
+        .and_then(|l| l.trim().parse().ok())
         .unwrap_or(usize::MAX);
     let mut todo: Vec<SimImage> = st
         .images

@@ -73,8 +73,14 @@ fn time_range(w: &crate::domain::window::Window) -> String {
     let at = |t: &chrono::DateTime<chrono::Utc>| {
         format!("'{}'::TIMESTAMP_LTZ", t.format("%Y-%m-%dT%H:%M:%S%.3fZ"))
     };
+    // Without a start SPCS starts one day ago, which an end further back would make empty: an
+    // end alone gets the day before it.
+    let since = w.since.or_else(|| {
+        w.until
+            .and_then(|u| u.checked_sub_signed(chrono::Duration::days(1)))
+    });
     [
-        w.since.map(|t| format!("START_TIME => {}", at(&t))),
+        since.map(|t| format!("START_TIME => {}", at(&t))),
         w.until.map(|t| format!("END_TIME => {}", at(&t))),
     ]
     .into_iter()

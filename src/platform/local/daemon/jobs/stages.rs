@@ -351,6 +351,14 @@ impl JobRunner {
                     include: Some(tower.files.iter().map(|f| f.path.clone()).collect()),
                 })
                 .await?;
+            // The tower was resolved from `main`: say so in the cache, as for the model.
+            if let Err(e) = write_ref(&t.snapshot, "main", &tower.commit) {
+                self.log(
+                    id,
+                    &format!("download: the text tower's ref was not written: {e}"),
+                )
+                .await;
+            }
             tower.snapshot = Some(t.snapshot);
             self.log(id, &format!("download: text tower {} ready", tower.repo))
                 .await;
