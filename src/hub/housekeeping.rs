@@ -38,7 +38,8 @@ pub struct InUse {
 }
 
 impl InUse {
-    fn holds(&self, repo: &str, commit: &str) -> bool {
+    /// Whether this use holds `repo` at `commit`.
+    pub fn holds(&self, repo: &str, commit: &str) -> bool {
         self.repo == repo && (self.commit.is_empty() || self.commit == commit)
     }
 }

@@ -384,38 +384,21 @@ fn lane_sum(xs: &[f32], f: impl Fn(f32) -> f32) -> f32 {
 /// QKV product, then a kernel per (sequence, head) pair, all pairs in parallel: scaled dot
 /// products, softmax, weighted sum of values. `spans` gives each sequence's first row and length;
 /// rows outside every span (padding) come back zero. Returns `[rows, h]` before the output
-/// projection.
-fn attention_spans(
+/// projection. With `causal`, each token sees only itself and the tokens before it (CLIP's text
+/// tower).
+pub(crate) fn attention_spans(
     x: &Tensor,
     qkv: &Linear,
-    heads: usize,
-    d: usize,
+    (heads, d): (usize, usize),
     spans: &[(usize, usize)],
+    causal: bool,
 ) -> candle_core::Result<Tensor> {
     qkv.product(x)?.contiguous()?.apply_op1_no_bwd(&Attention {
         bias: &qkv.b,
         heads,
         d,
         spans,
-        causal: false,
-    })
-}
-
-/// Attention where each token sees only itself and the tokens before it (CLIP's text tower), over
-/// packed sequences.
-pub(crate) fn causal_attention(
-    x: &Tensor,
-    qkv: &Linear,
-    heads: usize,
-    d: usize,
-    spans: &[(usize, usize)],
-) -> candle_core::Result<Tensor> {
-    qkv.product(x)?.contiguous()?.apply_op1_no_bwd(&Attention {
-        bias: &qkv.b,
-        heads,
-        d,
-        spans,
-        causal: true,
+        causal,
     })
 }
 
@@ -433,7 +416,7 @@ pub(crate) fn attention(
             (i * t, len)
         })
         .collect();
-    attention_spans(x, qkv, heads, d, &spans)
+    attention_spans(x, qkv, (heads, d), &spans, false)
 }
 
 struct Attention<'a> {
@@ -790,7 +773,7 @@ impl BertModel {
             self.emb_norm
                 .add_forward(&words, &[], &self.position.index_select(&positions, 0)?)?;
         for l in &self.layers {
-            let ctx = attention_spans(&x, &l.qkv, heads, d, &spans)?;
+            let ctx = attention_spans(&x, &l.qkv, (heads, d), &spans, false)?;
             let a = l
                 .attn_norm
                 .add_forward(&l.attn_out.product(&ctx)?, &l.attn_out.b, &x)?;

@@ -149,23 +149,7 @@ impl Vit {
         let g = s / p;
         let b = images.len();
         let t = g * g + 1;
-        // Patches as rows (channel, ky, kx), so the convolution is one matrix product.
-        let mut rows = vec![0f32; b * g * g * 3 * p * p];
-        let mut i = 0;
-        for img in images {
-            for py in 0..g {
-                for px in 0..g {
-                    for ch in 0..3 {
-                        for ky in 0..p {
-                            let base = (ch * s + py * p + ky) * s + px * p;
-                            rows[i..i + p].copy_from_slice(&img[base..base + p]);
-                            i += p;
-                        }
-                    }
-                }
-            }
-        }
-        let patches = Tensor::from_vec(rows, (b * g * g, 3 * p * p), &Device::Cpu)?;
+        let patches = patch_rows(images, s, p)?;
         let x = patches
             .matmul(&self.patch_w)?
             .broadcast_add(&self.patch_b)?
@@ -186,6 +170,31 @@ impl Vit {
         let cls = x.narrow(1, 0, 1)?.squeeze(1)?;
         self.head.forward(&cls)
     }
+}
+
+/// `[3, s, s]` images as `[images × patches, 3·p·p]` rows (channel, ky, kx), so a patch
+/// embedding's convolution is one matrix product.
+pub(super) fn patch_rows(images: &[Vec<f32>], s: usize, p: usize) -> candle_core::Result<Tensor> {
+    let g = s / p;
+    let mut rows = vec![0f32; images.len() * g * g * 3 * p * p];
+    let mut i = 0;
+    for img in images {
+        if img.len() != 3 * s * s {
+            candle_core::bail!("an image of {} values for {s}×{s} pixels", img.len());
+        }
+        for py in 0..g {
+            for px in 0..g {
+                for ch in 0..3 {
+                    for ky in 0..p {
+                        let base = (ch * s + py * p + ky) * s + px * p;
+                        rows[i..i + p].copy_from_slice(&img[base..base + p]);
+                        i += p;
+                    }
+                }
+            }
+        }
+    }
+    Tensor::from_vec(rows, (images.len() * g * g, 3 * p * p), &Device::Cpu)
 }
 
 /// One label's probability.
@@ -301,17 +310,7 @@ impl OpenClip {
                 hint: "no open_clip weights in the directory".into(),
             })?;
         let tensors = load_tensors(&weights)?;
-        let logit_scale = tensors
-            .get("logit_scale")
-            .ok_or_else(|| InferenceError::Weights {
-                path: weights.clone(),
-                detail: "no logit_scale".into(),
-            })?
-            .flatten_all()?
-            .to_vec1::<f32>()?
-            .first()
-            .copied()
-            .unwrap_or(0.0);
+        let logit_scale = logit_scale(&tensors, &weights)?;
         let vb = var_builder(tensors);
         let bad = |e: candle_core::Error| InferenceError::Weights {
             path: weights.clone(),
@@ -487,6 +486,24 @@ impl ZeroShot {
             ZeroShot::Transformers(m) => m.classify(img, labels, template),
         }
     }
+}
+
+/// The scalar `logit_scale` of a CLIP checkpoint (logits use its exponential).
+pub(super) fn logit_scale(
+    tensors: &std::collections::HashMap<String, Tensor>,
+    weights: &Path,
+) -> Result<f32> {
+    Ok(tensors
+        .get("logit_scale")
+        .ok_or_else(|| InferenceError::Weights {
+            path: weights.to_path_buf(),
+            detail: "no logit_scale".into(),
+        })?
+        .flatten_all()?
+        .to_vec1::<f32>()?
+        .first()
+        .copied()
+        .unwrap_or(0.0))
 }
 
 /// Read by `Task::detect` and the import resolver: the text tower this checkpoint needs.

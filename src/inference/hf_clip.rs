@@ -14,7 +14,7 @@ use serde::Deserialize;
 use tokenizers::Model;
 use tokenizers::Tokenizer;
 
-use super::bert::{LayerNorm, Linear, attention, causal_attention, gelu};
+use super::bert::{LayerNorm, Linear, attention, attention_spans, gelu};
 use super::clip::LabelScore;
 use super::image::{Rgb, preprocess_transformers};
 use super::{InferenceError, Result, load_tensors, read_json, var_builder, weights_file};
@@ -197,26 +197,7 @@ impl Vision {
         let g = s / p;
         let b = images.len();
         let t = g * g + 1;
-        // Patches as rows (channel, ky, kx): the convolution is one matrix product.
-        let mut rows = vec![0f32; b * g * g * 3 * p * p];
-        let mut i = 0;
-        for img in images {
-            if img.len() != 3 * s * s {
-                candle_core::bail!("an image of {} values for {s}×{s} pixels", img.len());
-            }
-            for py in 0..g {
-                for px in 0..g {
-                    for ch in 0..3 {
-                        for ky in 0..p {
-                            let base = (ch * s + py * p + ky) * s + px * p;
-                            rows[i..i + p].copy_from_slice(&img[base..base + p]);
-                            i += p;
-                        }
-                    }
-                }
-            }
-        }
-        let patches = Tensor::from_vec(rows, (b * g * g, 3 * p * p), &Device::Cpu)?
+        let patches = super::clip::patch_rows(images, s, p)?
             .matmul(&self.patch_w)?
             .reshape((b, g * g, w))?;
         let cls = self.cls.unsqueeze(0)?.broadcast_as((b, 1, w))?;
@@ -295,9 +276,9 @@ impl Text {
                 .index_select(&Tensor::from_vec(positions, n, &dev)?, 0)?)?;
         let heads = self.encoder.heads;
         let d = h / heads;
-        let x = self
-            .encoder
-            .forward(x, |x, qkv| causal_attention(x, qkv, heads, d, &spans))?;
+        let x = self.encoder.forward(x, |x, qkv| {
+            attention_spans(x, qkv, (heads, d), &spans, true)
+        })?;
         let x = self.final_norm.forward(&x)?;
         let rows: Vec<u32> = spans
             .iter()
@@ -506,17 +487,7 @@ impl HfClip {
 
         let weights = weights_file(dir)?;
         let tensors = load_tensors(&weights)?;
-        let logit_scale = tensors
-            .get("logit_scale")
-            .ok_or_else(|| InferenceError::Weights {
-                path: weights.clone(),
-                detail: "no logit_scale".into(),
-            })?
-            .flatten_all()?
-            .to_vec1::<f32>()?
-            .first()
-            .copied()
-            .unwrap_or(0.0);
+        let logit_scale = super::clip::logit_scale(&tensors, &weights)?;
         let vb = var_builder(tensors);
         let bad = |e: candle_core::Error| InferenceError::Weights {
             path: weights.clone(),
@@ -605,15 +576,11 @@ pub fn clip_tokenizer(dir: &Path, max_len: usize) -> Result<Tokenizer> {
     use tokenizers::pre_tokenizers::sequence::Sequence as Pres;
     use tokenizers::pre_tokenizers::split::{Split, SplitPattern};
     use tokenizers::processors::roberta::RobertaProcessing;
-    use tokenizers::{AddedToken, SplitDelimiterBehavior, TruncationParams};
+    use tokenizers::{AddedToken, SplitDelimiterBehavior};
 
     let err = |e: tokenizers::Error| InferenceError::Tokenizer(e.to_string());
-    let json = dir.join("tokenizer.json");
-    let mut tok = if json.exists() {
-        Tokenizer::from_file(&json).map_err(|e| InferenceError::BadFile {
-            path: json.clone(),
-            detail: e.to_string(),
-        })?
+    let tok = if let Some(t) = super::tokenizer::from_json(dir) {
+        t?
     } else {
         let (vocab, merges) = (dir.join("vocab.json"), dir.join("merges.txt"));
         for p in [&vocab, &merges] {
@@ -677,11 +644,5 @@ pub fn clip_tokenizer(dir: &Path, max_len: usize) -> Result<Tokenizer> {
             .map_err(err)?;
         tok
     };
-    tok.with_padding(None);
-    tok.with_truncation(Some(TruncationParams {
-        max_length: max_len,
-        ..Default::default()
-    }))
-    .map_err(err)?;
-    Ok(tok)
+    super::tokenizer::limited(tok, max_len)
 }

@@ -19,15 +19,27 @@ fn err(e: impl std::fmt::Display) -> InferenceError {
 /// Loads the tokenizer of a model directory, truncating at `max_len` tokens (special tokens
 /// included) and never padding (batches are padded to their longest sequence by the caller).
 pub fn load(dir: &Path, max_len: usize) -> Result<Tokenizer> {
+    let tok = match from_json(dir) {
+        Some(t) => t?,
+        None => from_vocab(dir)?,
+    };
+    limited(tok, max_len)
+}
+
+/// The directory's `tokenizer.json`, when it has one.
+pub fn from_json(dir: &Path) -> Option<Result<Tokenizer>> {
     let json = dir.join("tokenizer.json");
-    let mut tok = if json.exists() {
+    json.exists().then(|| {
         Tokenizer::from_file(&json).map_err(|e| InferenceError::BadFile {
             path: json.clone(),
             detail: e.to_string(),
-        })?
-    } else {
-        from_vocab(dir)?
-    };
+        })
+    })
+}
+
+/// The tokenizer with its own padding and truncation replaced by ours: truncation at `max_len`
+/// tokens (special tokens kept), no padding.
+pub fn limited(mut tok: Tokenizer, max_len: usize) -> Result<Tokenizer> {
     tok.with_padding(None);
     tok.with_truncation(Some(TruncationParams {
         max_length: max_len,

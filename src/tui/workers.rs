@@ -498,10 +498,7 @@ async fn delete_cached(
     }
     let in_use = crate::platform::cache_users(p, root).await?;
     // Said short, for the status line: which version holds it.
-    if let Some(u) = in_use
-        .iter()
-        .find(|u| u.repo == repo && (u.commit.is_empty() || u.commit == commit))
-    {
+    if let Some(u) = in_use.iter().find(|u| u.holds(repo, commit)) {
         return Err(crate::platform::PlatformError::Conflict(format!(
             "registered version {} uses it; drop that version first",
             u.version
