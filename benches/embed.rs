@@ -1,6 +1,7 @@
 //! Sentence-embedding throughput and latency of hugflake's MiniLM path.
 //!
-//!     cargo bench --bench embed -- --model-dir DIR --input corpus.txt [--batches 1,8,32,128] [--json]
+//!     cargo bench --bench embed -- --model-dir DIR --input corpus.txt [--batches 1,8,32,128]
+//!         [--precision fp32|int8|bf16] [--cosine-against-fp32] [--json]
 //!
 //! Without arguments it uses $HUGFLAKE_TEST_MINILM_DIR and a generated corpus. Prints sentences/s
 //! per batch size and single-sentence latency p50/p95. `scripts/bench-vs-python.sh` runs it beside
@@ -9,6 +10,7 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
+use hugflake::inference::quant::Precision;
 use hugflake::inference::sentence::SentenceEncoder;
 
 fn arg(args: &[String], name: &str) -> Option<String> {
@@ -23,6 +25,13 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     }
     let idx = ((sorted.len() - 1) as f64 * p).round() as usize;
     sorted[idx]
+}
+
+fn cosine(a: &[f32], b: &[f32]) -> f64 {
+    let dot: f64 = a.iter().zip(b).map(|(x, y)| *x as f64 * *y as f64).sum();
+    let na: f64 = a.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt();
+    let nb: f64 = b.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt();
+    dot / (na * nb)
 }
 
 fn main() {
@@ -53,8 +62,48 @@ fn main() {
         .filter_map(|b| b.trim().parse().ok())
         .collect();
     let json = args.iter().any(|a| a == "--json");
-    let enc = SentenceEncoder::load(&dir).unwrap_or_else(|e| panic!("{e}"));
+    let precision = arg(&args, "--precision")
+        .map(|p| Precision::parse(&p).unwrap_or_else(|| panic!("unknown precision {p}")))
+        .unwrap_or_default();
     let texts: Vec<&str> = sentences.iter().map(String::as_str).collect();
+    let mut enc = SentenceEncoder::load(&dir).unwrap_or_else(|e| panic!("{e}"));
+    // The cosine of each embedding against fp32's on the first 256 sentences.
+    let reference = (args.iter().any(|a| a == "--cosine-against-fp32")
+        && precision != Precision::Fp32)
+        .then(|| {
+            enc.encode(&texts[..texts.len().min(256)], 32)
+                .unwrap_or_else(|e| panic!("{e}"))
+        });
+    // `--gemm` keeps fp32 weights as tensors multiplied by candle's gemm (the path before packing).
+    let gemm = args.iter().any(|a| a == "--gemm") && precision == Precision::Fp32;
+    if !gemm {
+        enc.set_precision(precision)
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    let tool = if gemm {
+        "hugflake fp32-gemm".to_string()
+    } else {
+        format!("hugflake {precision}")
+    };
+    if let Some(reference) = reference {
+        let got = enc
+            .encode(&texts[..reference.len()], 32)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let cos: Vec<f64> = got
+            .iter()
+            .zip(&reference)
+            .map(|(a, b)| cosine(a, b))
+            .collect();
+        let mean = cos.iter().sum::<f64>() / cos.len() as f64;
+        let min = cos.iter().copied().fold(f64::INFINITY, f64::min);
+        if json {
+            println!(
+                "{{\"tool\": \"{tool}\", \"cosine_mean\": {mean:.5}, \"cosine_min\": {min:.5}}}"
+            );
+        } else {
+            println!("{tool} against fp32: cosine mean {mean:.5}, min {min:.5}");
+        }
+    }
     // Warm up.
     let _ = enc.encode(&texts[..texts.len().min(32)], 32);
     for b in &batches {
@@ -64,9 +113,9 @@ fn main() {
         }
         let rate = texts.len() as f64 / start.elapsed().as_secs_f64();
         if json {
-            println!("{{\"tool\": \"hugflake\", \"batch\": {b}, \"sentences_per_s\": {rate:.1}}}");
+            println!("{{\"tool\": \"{tool}\", \"batch\": {b}, \"sentences_per_s\": {rate:.1}}}");
         } else {
-            println!("hugflake batch {b:>3}: {rate:7.1} sentences/s");
+            println!("{tool} batch {b:>3}: {rate:7.1} sentences/s");
         }
     }
     let mut lat: Vec<f64> = texts
@@ -82,9 +131,9 @@ fn main() {
     let (p50, p95) = (percentile(&lat, 0.5), percentile(&lat, 0.95));
     if json {
         println!(
-            "{{\"tool\": \"hugflake\", \"latency_p50_ms\": {p50:.2}, \"latency_p95_ms\": {p95:.2}}}"
+            "{{\"tool\": \"{tool}\", \"latency_p50_ms\": {p50:.2}, \"latency_p95_ms\": {p95:.2}}}"
         );
     } else {
-        println!("hugflake single sentence: p50 {p50:.2} ms, p95 {p95:.2} ms");
+        println!("{tool} single sentence: p50 {p50:.2} ms, p95 {p95:.2} ms");
     }
 }

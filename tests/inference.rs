@@ -642,3 +642,316 @@ mod transformers_clip {
         assert!(err.contains("resample 0"), "{err}");
     }
 }
+
+/// Reduced precisions (int8, bf16) against fp32 and the PyTorch references: the gates of the
+/// calibration check, labels kept, search rankings kept, and the portable kernels giving the same
+/// results as the AVX2 ones.
+mod precision {
+    use super::*;
+    use hugflake::app::query::{demo_notes, demo_questions};
+    use hugflake::domain::{Gate, Precision};
+    use hugflake::inference::calibrate::{self, cosine};
+    use std::process::Command;
+
+    const BIN: &str = env!("CARGO_BIN_EXE_hugflake");
+
+    fn encoder(p: Precision) -> SentenceEncoder {
+        let mut enc = SentenceEncoder::load(&minilm_dir()).unwrap_or_else(|e| panic!("{e}"));
+        let cal = calibrate::set_precision(&mut enc, p).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            cal.as_ref().map(|c| c.precision),
+            p.is_reduced().then_some(p)
+        );
+        enc
+    }
+
+    /// (mean, min) cosine of `got` against the reference embeddings.
+    fn against(got: &[Vec<f32>], want: &[Value]) -> (f32, f32) {
+        let cos: Vec<f32> = got
+            .iter()
+            .zip(want)
+            .map(|(g, w)| cosine(g, &floats(w)))
+            .collect();
+        assert_eq!(cos.len(), want.len());
+        let mean = cos.iter().sum::<f32>() / cos.len() as f32;
+        (mean, cos.iter().copied().fold(f32::INFINITY, f32::min))
+    }
+
+    #[test]
+    #[ignore = "needs the MiniLM wheel: scripts/test.sh provides it"]
+    fn minilm_int8_and_bf16_stay_within_their_gates_of_the_reference() {
+        let reference = json(&fixture("minilm_reference.json"));
+        let sentences = strings(&reference["sentences"]);
+        let edge = json(&fixture("minilm_reference_edge.json"));
+        let cases = strings(&edge["cases"]);
+        for p in [Precision::Int8, Precision::Bf16] {
+            let gate = Gate::for_precision(p);
+            let enc = encoder(p);
+            for (texts, want) in [
+                (&sentences, reference["embeddings"].as_array()),
+                (&cases, edge["embeddings"].as_array()),
+            ] {
+                let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+                let got = enc.encode(&refs, 8).unwrap_or_else(|e| panic!("{e}"));
+                let (mean, min) = against(&got, want.map(Vec::as_slice).unwrap_or_default());
+                println!(
+                    "{p}: mean {mean:.5} min {min:.5} over {} texts",
+                    texts.len()
+                );
+                assert!(
+                    mean >= gate.mean && min >= gate.min,
+                    "{p}: mean {mean}, min {min}"
+                );
+                // Embeddings stay unit vectors.
+                for g in &got {
+                    let norm: f32 = g.iter().map(|v| v * v).sum::<f32>().sqrt();
+                    assert!((norm - 1.0).abs() < 1e-3, "{p}: norm {norm}");
+                }
+            }
+        }
+    }
+
+    /// Two notes fp32 itself scores this close are a tie: their order is a coin toss that any
+    /// change in rounding may flip (the demo has one, 0.0006 apart).
+    const TIE: f32 = 0.002;
+
+    #[test]
+    #[ignore = "needs the MiniLM wheel: scripts/test.sh provides it"]
+    fn int8_search_ranks_the_demo_notes_as_fp32_does() {
+        let notes = demo_notes();
+        let questions = demo_questions();
+        assert!(questions.len() >= 8);
+        // Per question: every note's score, best first.
+        let ranked = |enc: &SentenceEncoder| -> Vec<Vec<(usize, f32)>> {
+            let n = enc.encode(&notes, 32).unwrap_or_else(|e| panic!("{e}"));
+            let q = enc.encode(&questions, 32).unwrap_or_else(|e| panic!("{e}"));
+            q.iter()
+                .map(|q| {
+                    let mut scored: Vec<(usize, f32)> = n
+                        .iter()
+                        .enumerate()
+                        .map(|(i, d)| (i, cosine(q, d)))
+                        .collect();
+                    scored.sort_by(|a, b| b.1.total_cmp(&a.1));
+                    scored
+                })
+                .collect()
+        };
+        let fp32 = ranked(&encoder(Precision::Fp32));
+        let int8 = ranked(&encoder(Precision::Int8));
+        let mut changed = Vec::new();
+        for (qi, (want, got)) in fp32.iter().zip(&int8).enumerate() {
+            for rank in 0..5 {
+                let (w, g) = (want[rank].0, got[rank].0);
+                if w == g {
+                    continue;
+                }
+                // A different note at this rank: allowed only if fp32 scores the two as a tie.
+                let score = |i: usize| want.iter().find(|s| s.0 == i).map_or(0.0, |s| s.1);
+                if (score(w) - score(g)).abs() > TIE {
+                    changed.push(format!(
+                        "{:?} rank {}: note {w} ({:.4}) became note {g} ({:.4})",
+                        questions[qi],
+                        rank + 1,
+                        score(w),
+                        score(g)
+                    ));
+                }
+            }
+            // And the top five are the same notes (a tie at rank 5 may let the sixth in).
+            let top = |r: &[(usize, f32)]| {
+                let mut t: Vec<usize> = r.iter().take(5).map(|s| s.0).collect();
+                t.sort_unstable();
+                t
+            };
+            if top(want) != top(got) && (want[4].1 - want[5].1).abs() > TIE {
+                changed.push(format!("{:?}: top five differ", questions[qi]));
+            }
+        }
+        assert!(changed.is_empty(), "{changed:#?}");
+    }
+
+    #[test]
+    fn tiny_ner_keeps_its_labels_under_int8_and_bf16() {
+        let reference = json(&fixture("tiny-bert-ner/reference.json"));
+        let sentences = strings(&reference["sentences"]);
+        let texts: Vec<&str> = sentences.iter().map(String::as_str).collect();
+        for dir in [fixture("tiny-bert-ner"), fixture("tiny-distilbert-ner")] {
+            let fp32 = TokenClassifier::load(&dir).unwrap_or_else(|e| panic!("{e}"));
+            let want = fp32.tag(&texts).unwrap_or_else(|e| panic!("{e}"));
+            for p in [Precision::Int8, Precision::Bf16] {
+                let mut m = TokenClassifier::load(&dir).unwrap_or_else(|e| panic!("{e}"));
+                let cal = calibrate::set_precision(&mut m, p)
+                    .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+                    .unwrap_or_else(|| panic!("no calibration figures"));
+                assert!(cal.argmax_agreement.unwrap_or(0.0) >= 0.99, "{cal:?}");
+                let got = m.tag(&texts).unwrap_or_else(|e| panic!("{e}"));
+                let (mut same, mut all) = (0, 0);
+                for (g, w) in got.iter().zip(&want) {
+                    for (a, b) in g.tokens.iter().zip(&w.tokens) {
+                        all += 1;
+                        same += usize::from(a.entity == b.entity);
+                    }
+                }
+                assert!(all > 20, "{all} tokens");
+                assert!(
+                    same as f32 >= 0.99 * all as f32,
+                    "{} {p}: {same}/{all} labels kept",
+                    dir.display()
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_model_below_the_gate_is_refused_with_its_figures() {
+        // The tiny sentence model with its linear weights made 20 times larger (so the layers,
+        // not the residual path, shape its output), channel 0 of every linear layer's input
+        // silenced (layer norms zero there; value row 0 zero; intermediate row 0 zero with bias
+        // -10, so GELU gives 0) and a huge weight on that channel in every row of every linear
+        // layer. In f32 the huge weight meets a zero and changes nothing; in int8 it sets each
+        // row's scale, and the row's real weights round to zero.
+        let tmp = copy_without(&fixture("tiny-bert"), &[]);
+        let path = tmp.path().join("model.safetensors");
+        let mut tensors = candle_core::safetensors::load(&path, &candle_core::Device::Cpu)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let mut spiked = 0;
+        for (name, t) in tensors.iter_mut() {
+            if !name.starts_with("encoder.") && !name.starts_with("embeddings.LayerNorm") {
+                continue;
+            }
+            let dims = t.dims().to_vec();
+            let mut v = t
+                .flatten_all()
+                .and_then(|f| f.to_vec1::<f32>())
+                .unwrap_or_default();
+            if name.contains("LayerNorm.") || name.ends_with("value.bias") {
+                v[0] = 0.0;
+            } else if name.ends_with("intermediate.dense.bias") {
+                v[0] = -10.0;
+            } else if name.ends_with(".weight") && dims.len() == 2 {
+                let cols = dims[1];
+                v.iter_mut().for_each(|w| *w *= 20.0);
+                if name.ends_with("value.weight") || name.ends_with("intermediate.dense.weight") {
+                    v[..cols].iter_mut().for_each(|w| *w = 0.0);
+                }
+                for r in 0..dims[0] {
+                    v[r * cols] = 1000.0;
+                }
+                spiked += 1;
+            } else {
+                continue;
+            }
+            *t = candle_core::Tensor::from_vec(v, dims, &candle_core::Device::Cpu)
+                .unwrap_or_else(|e| panic!("{e}"));
+        }
+        assert_eq!(spiked, 12, "6 linears in each of 2 layers");
+        candle_core::safetensors::save(&tensors, &path).unwrap_or_else(|e| panic!("{e}"));
+        let mut enc = SentenceEncoder::load(tmp.path()).unwrap_or_else(|e| panic!("{e}"));
+        let err = calibrate::set_precision(&mut enc, Precision::Int8)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("int8 is refused for this model"), "{err}");
+        assert!(err.contains("mean cosine 0."), "{err}");
+        assert!(err.contains("serve it in fp32"), "{err}");
+        // The same through the command line: exit 1, the figures on stderr, nothing on stdout.
+        let out = Command::new(BIN)
+            .args(["predict", "--model-dir"])
+            .arg(tmp.path())
+            .args(["--precision", "int8", "--text", "x"])
+            .output()
+            .unwrap_or_else(|e| panic!("{e}"));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert!(stderr.contains("below the quality gate"), "{stderr}");
+        assert!(out.stdout.is_empty());
+    }
+
+    #[test]
+    fn precision_is_refused_where_it_does_not_apply() {
+        // A CLIP model is not a text encoder: refused before any arithmetic.
+        let out = Command::new(BIN)
+            .args(["predict", "--model-dir"])
+            .arg(fixture("tiny-clip"))
+            .args(["--precision", "int8", "--image", "x.png", "--labels", "a,b"])
+            .output()
+            .unwrap_or_else(|e| panic!("{e}"));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert!(
+            err.contains("int8 applies to the BERT-family text encoders"),
+            "{err}"
+        );
+        // An unknown precision names the ones there are.
+        let out = Command::new(BIN)
+            .args(["predict", "--model-dir"])
+            .arg(fixture("tiny-bert-ner"))
+            .args(["--precision", "fp16", "--text", "x"])
+            .output()
+            .unwrap_or_else(|e| panic!("{e}"));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(err.contains("fp32, int8 or bf16"), "{err}");
+    }
+
+    /// `predict --model-dir DIR --precision P --json` on the given texts, with the kernels chosen
+    /// at run time or forced to the portable ones.
+    fn predict(dir: &Path, p: &str, texts: &[&str], portable: bool) -> (String, String) {
+        let mut cmd = Command::new(BIN);
+        cmd.args(["predict", "--model-dir"])
+            .arg(dir)
+            .args(["--precision", p, "--json"]);
+        for t in texts {
+            cmd.args(["--text", t]);
+        }
+        if portable {
+            cmd.env("HUGFLAKE_SIMD", "portable");
+        } else {
+            cmd.env_remove("HUGFLAKE_SIMD");
+        }
+        let out = cmd.output().unwrap_or_else(|e| panic!("{e}"));
+        let err = String::from_utf8_lossy(&out.stderr).to_string();
+        assert!(out.status.success(), "{err}");
+        (String::from_utf8_lossy(&out.stdout).to_string(), err)
+    }
+
+    #[test]
+    fn the_portable_int8_kernel_gives_the_same_answers_as_avx2() {
+        let texts = ["Aspirin for the fever", "no entities here", ""];
+        let dir = fixture("tiny-bert-ner");
+        let (fast, err) = predict(&dir, "int8", &texts, false);
+        let (portable, perr) = predict(&dir, "int8", &texts, true);
+        assert!(perr.contains("(portable int8)"), "{perr}");
+        assert!(err.contains("calibration check: int8"), "{err}");
+        // Integer products: identical to the last bit.
+        assert_eq!(fast, portable);
+        // bf16's portable loop sums in the same order without fusing: within float rounding.
+        let (a, _) = predict(&dir, "bf16", &texts, false);
+        let (b, berr) = predict(&dir, "bf16", &texts, true);
+        assert!(berr.contains("portable, emulated bf16"), "{berr}");
+        let scores = |s: &str| -> Vec<f64> {
+            let v: Value = serde_json::from_str(s).unwrap_or_default();
+            v.as_array()
+                .into_iter()
+                .flatten()
+                .flat_map(|r| r["tokens"].as_array().cloned().unwrap_or_default())
+                .map(|t| t["score"].as_f64().unwrap_or(f64::NAN))
+                .collect()
+        };
+        let (sa, sb) = (scores(&a), scores(&b));
+        assert_eq!(sa.len(), sb.len());
+        for (x, y) in sa.iter().zip(&sb) {
+            assert!((x - y).abs() < 1e-5, "{x} vs {y}");
+        }
+    }
+
+    #[test]
+    #[ignore = "needs the MiniLM wheel: scripts/test.sh provides it"]
+    fn minilm_int8_is_the_same_on_the_portable_path() {
+        let texts = ["Fever and cough for three days", "seizure", ""];
+        let (fast, _) = predict(&minilm_dir(), "int8", &texts, false);
+        let (portable, _) = predict(&minilm_dir(), "int8", &texts, true);
+        assert_eq!(fast, portable);
+    }
+}

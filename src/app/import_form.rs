@@ -2,7 +2,7 @@
 //! in place before anything runs.
 
 use crate::domain::candidate::Alternative;
-use crate::domain::{ImportSpec, RegistryPlace, job::default_model_name};
+use crate::domain::{ImportSpec, Precision, RegistryPlace, job::default_model_name};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FieldKey {
@@ -14,6 +14,7 @@ pub enum FieldKey {
     Service,
     MinInstances,
     MaxInstances,
+    Precision,
     TokenSecret,
 }
 
@@ -83,6 +84,12 @@ impl ImportForm {
                     spec.max_instances.to_string(),
                     "",
                 ),
+                field(
+                    FieldKey::Precision,
+                    "precision",
+                    spec.precision.to_string(),
+                    "fp32 · int8 fastest · bf16 half memory",
+                ),
             ],
             focus: 2,
             error: None,
@@ -98,6 +105,9 @@ impl ImportForm {
     /// plan shows the exact statements, and a gated repo's token secret can be named.
     pub fn for_registry(&mut self, place: RegistryPlace) {
         self.snowflake = Some(place);
+        // Snowflake's container runs transformers in fp32: precision is a local choice.
+        self.fields.retain(|f| f.key != FieldKey::Precision);
+        self.focus = self.focus.min(self.fields.len().saturating_sub(1));
         if !self.fields.iter().any(|f| f.key == FieldKey::TokenSecret) {
             self.fields.push(Field {
                 key: FieldKey::TokenSecret,
@@ -183,6 +193,15 @@ impl ImportForm {
         if !task.is_empty() {
             task.parse::<crate::inference::Task>()?;
         }
+        let precision = match self.fields.iter().any(|f| f.key == FieldKey::Precision) {
+            false => Precision::Fp32,
+            true => self.value(FieldKey::Precision).parse::<Precision>()?,
+        };
+        if !task.is_empty() && !precision.supports_task(task) {
+            return Err(format!(
+                "{precision} applies to text encoders; {task} is served in fp32"
+            ));
+        }
         let min = count(FieldKey::MinInstances, "min instances")?;
         let max = count(FieldKey::MaxInstances, "max instances")?;
         let upper = |key| self.value(key).trim().to_ascii_uppercase();
@@ -209,6 +228,7 @@ impl ImportForm {
             token_secret: Some(self.value(FieldKey::TokenSecret).trim().to_string())
                 .filter(|t| !t.is_empty()),
             library: self.library.clone(),
+            precision,
         };
         spec.check_instances()?;
         Ok(spec)
@@ -247,11 +267,21 @@ impl ImportForm {
                     s.model, s.version
                 ),
                 format!(
-                    "deploy service {} on {} ({} instance(s), up to {}); first call",
+                    "deploy service {} on {} ({} instance(s), up to {}){}; first call",
                     s.service,
                     s.pool,
                     s.min_instances.max(1),
-                    s.max_instances
+                    s.max_instances,
+                    if s.precision.is_reduced() {
+                        format!(
+                            " in {} ({}): each instance checks it against fp32 as it loads and \
+                             refuses to start below the gate",
+                            s.precision,
+                            s.precision.trade()
+                        )
+                    } else {
+                        String::new()
+                    }
                 ),
             ],
         }
@@ -293,5 +323,55 @@ mod tests {
         }
         assert!(f.spec().is_ok());
         assert!(f.plan()[0].contains("task from the repo"));
+    }
+
+    #[test]
+    fn precision_is_a_local_field() {
+        let mut f = ImportForm::new(
+            "org/m",
+            Some("sentence-similarity"),
+            "LOCAL_CPU",
+            Vec::new(),
+        );
+        f.focus = f
+            .fields
+            .iter()
+            .position(|x| x.key == FieldKey::Precision)
+            .unwrap_or(0);
+        for _ in 0..4 {
+            f.backspace();
+        }
+        for c in "int8".chars() {
+            f.type_char(c);
+        }
+        assert_eq!(f.spec().map(|s| s.precision), Ok(Precision::Int8));
+        assert!(f.plan()[3].contains("in int8"), "{:?}", f.plan());
+        f.backspace();
+        assert!(
+            f.spec()
+                .err()
+                .unwrap_or_default()
+                .contains("unknown precision `int`")
+        );
+        let mut img = ImportForm::new(
+            "org/clip",
+            Some("zero-shot-image-classification"),
+            "LOCAL_CPU",
+            Vec::new(),
+        );
+        img.set(FieldKey::Precision, "int8".into());
+        assert!(
+            img.spec()
+                .err()
+                .unwrap_or_default()
+                .contains("served in fp32")
+        );
+        img.for_registry(RegistryPlace {
+            database: "D".into(),
+            schema: "S".into(),
+            warehouse: None,
+        });
+        assert!(img.fields.iter().all(|x| x.key != FieldKey::Precision));
+        assert_eq!(img.spec().map(|s| s.precision), Ok(Precision::Fp32));
     }
 }

@@ -23,6 +23,17 @@ pub fn demo_notes() -> Vec<&'static str> {
         .collect()
 }
 
+/// Questions to try on the demo notes (semantic search), one per line.
+pub const DEMO_QUESTIONS: &str = include_str!("../../assets/demo/questions.txt");
+
+pub fn demo_questions() -> Vec<&'static str> {
+    DEMO_QUESTIONS
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .collect()
+}
+
 /// What a service does, read from its functions: the one reading every face uses.
 pub use crate::platform::call::ServiceKind as QueryKind;
 

@@ -218,6 +218,11 @@ pub struct PredictArgs {
     /// Texts per forward pass (per request through a service)
     #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub batch_size: u32,
+    /// With --model-dir: the encoder's arithmetic, fp32, int8 or bf16. A reduced precision runs
+    /// the calibration check against fp32 first (its figures go to stderr) and is refused below
+    /// the gate, as a service would refuse it
+    #[arg(long, default_value = "fp32", requires = "model_dir")]
+    pub precision: crate::domain::Precision,
     /// Print JSON on stdout
     #[arg(long)]
     pub json: bool,
@@ -256,6 +261,11 @@ pub struct ImportArgs {
     /// Snowflake, gated repos: the name of a Snowflake secret holding your HF token
     #[arg(long, value_name = "SECRET")]
     pub token_secret: Option<String>,
+    /// Local platform: the encoder's arithmetic, fp32 (default), int8 or bf16. A reduced precision
+    /// must pass a calibration check against fp32 when the service loads (int8: mean cosine ≥
+    /// 0.995, min ≥ 0.99; bf16: mean ≥ 0.9999), or the service refuses to start. Text models only
+    #[arg(long, default_value = "fp32")]
+    pub precision: crate::domain::Precision,
     /// Return once the job is queued instead of when the service is RUNNING
     #[arg(long)]
     pub detach: bool,
@@ -355,6 +365,9 @@ pub struct InstanceArgs {
     pub hf_cache: Option<PathBuf>,
     #[arg(long, default_value_t = 32)]
     pub max_batch: usize,
+    /// fp32, int8 or bf16 (reduced precisions pass the calibration check first)
+    #[arg(long, default_value = "fp32")]
+    pub precision: crate::domain::Precision,
 }
 
 /// Only `--json`.

@@ -50,6 +50,7 @@ fn import_spec(a: ImportArgs) -> ImportSpec {
     spec.min_instances = a.min_instances;
     spec.max_instances = a.max_instances.unwrap_or(a.min_instances.max(1));
     spec.token_secret = a.token_secret;
+    spec.precision = a.precision;
     spec
 }
 
@@ -61,7 +62,7 @@ pub async fn import(ctx: &Context, args: ImportArgs) -> Result<()> {
     let client = connect(ctx).await?;
     if !json {
         eprintln!(
-            "import {}@{} → model {} version {} (task {}), service {} on pool {} ({}..{} instances)",
+            "import {}@{} → model {} version {} (task {}), service {} on pool {} ({}..{} instances{})",
             spec.handle,
             spec.revision,
             spec.model,
@@ -70,7 +71,12 @@ pub async fn import(ctx: &Context, args: ImportArgs) -> Result<()> {
             spec.service,
             spec.pool,
             spec.min_instances,
-            spec.max_instances
+            spec.max_instances,
+            if spec.precision.is_reduced() {
+                format!(", {}", spec.precision)
+            } else {
+                String::new()
+            }
         );
     }
     let job = client.import(&spec).await?;
@@ -561,6 +567,7 @@ pub fn instance(a: InstanceArgs) -> Result<()> {
         task: a.task,
         text_dir: a.text_dir,
         hf_cache: a.hf_cache,
+        precision: a.precision,
         limits: crate::inference::runtime::Limits {
             max_batch: a.max_batch.max(1),
             ..Default::default()
@@ -734,12 +741,13 @@ pub fn status_text(snap: &Snapshot) -> String {
                     s.status.to_string(),
                     format!("{}/{}", s.ready_instances, s.target_instances),
                     s.compute_pool.clone(),
+                    s.precision.map_or("-".into(), |p| p.to_string()),
                     s.endpoint.clone().unwrap_or_else(|| "-".into()),
                 ]
             })
             .collect();
         out.push_str(&text_table(
-            &["NAME", "STATUS", "READY", "POOL", "ENDPOINT"],
+            &["NAME", "STATUS", "READY", "POOL", "PRECISION", "ENDPOINT"],
             &rows,
         ));
     }

@@ -4,7 +4,9 @@ use color_eyre::eyre::{Result, WrapErr, eyre};
 
 use super::output::{label_scores, predict_line, print_json};
 use crate::cli::args::PredictArgs;
+use crate::domain::Precision;
 use crate::inference::Task;
+use crate::inference::calibrate::{self, Calibrated};
 use crate::inference::sentence::SentenceEncoder;
 use crate::inference::token_classification::{self, FeatureExtractor, TokenClassifier};
 use crate::session::Context;
@@ -21,6 +23,20 @@ pub fn from_dir(ctx: &Context, a: PredictArgs) -> Result<()> {
         Some(t) => t,
         None => Task::detect(dir)?,
     };
+    let precision = a.precision;
+    if !precision.supports_task(task.as_str()) {
+        return Err(eyre!(
+            "{precision} applies to the BERT-family text encoders; {} models run in fp32",
+            task.as_str()
+        ));
+    }
+    // Sets the precision on a loaded model, saying what the calibration check measured.
+    fn reduce<M: Calibrated>(mut m: M, p: Precision) -> Result<M> {
+        if let Some(c) = calibrate::set_precision(&mut m, p)? {
+            eprintln!("calibration check: {}", c.summary());
+        }
+        Ok(m)
+    }
     let (batch_size, json) = (a.batch_size as usize, a.json);
     // Inputs are read before the clock starts (standard input may take its time).
     let mut texts = Vec::new();
@@ -50,7 +66,7 @@ pub fn from_dir(ctx: &Context, a: PredictArgs) -> Result<()> {
         }
         Task::SentenceSimilarity => {
             let inputs: Vec<&str> = texts.iter().map(String::as_str).collect();
-            let enc = SentenceEncoder::load(dir)?;
+            let enc = reduce(SentenceEncoder::load(dir)?, precision)?;
             enc.encode(&inputs, batch_size)?
                 .into_iter()
                 .enumerate()
@@ -59,7 +75,7 @@ pub fn from_dir(ctx: &Context, a: PredictArgs) -> Result<()> {
         }
         Task::TokenClassification => {
             let inputs: Vec<&str> = texts.iter().map(String::as_str).collect();
-            let model = TokenClassifier::load(dir)?;
+            let model = reduce(TokenClassifier::load(dir)?, precision)?;
             model
                 .tag(&inputs)?
                 .iter()
@@ -75,7 +91,7 @@ pub fn from_dir(ctx: &Context, a: PredictArgs) -> Result<()> {
         }
         Task::FeatureExtraction => {
             let inputs: Vec<&str> = texts.iter().map(String::as_str).collect();
-            let model = FeatureExtractor::load(dir)?;
+            let model = reduce(FeatureExtractor::load(dir)?, precision)?;
             eprintln!(
                 "feature extraction: this checkpoint has no task head, so it gives vectors, not entities \
                  (entity extraction needs a fine-tuned NER checkpoint)"

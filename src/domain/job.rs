@@ -130,6 +130,10 @@ pub struct ImportSpec {
     /// caller knows it: Snowflake refuses libraries its import cannot serve before starting.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub library: Option<String>,
+    /// The arithmetic the local service's encoder uses (`--precision`); Snowflake refuses
+    /// anything but fp32 (its container runs transformers).
+    #[serde(default)]
+    pub precision: super::Precision,
 }
 
 fn main_revision() -> String {
@@ -171,6 +175,7 @@ impl ImportSpec {
             max_instances: 1,
             token_secret: None,
             library: None,
+            precision: Default::default(),
         }
     }
 }

@@ -6,6 +6,7 @@ pub mod catalog;
 pub mod entities;
 pub mod job;
 pub mod platform;
+pub mod precision;
 pub mod units;
 pub mod window;
 
@@ -19,3 +20,4 @@ pub use platform::{
     MetricSample, ModelVersion, PlatformKind, PlatformStatus, PoolState, RegisteredModel,
     RegistryPlace, Service, ServiceEvent, ServiceStatus, VersionFile,
 };
+pub use precision::{Calibration, Gate, Precision};

@@ -190,6 +190,13 @@ pub struct Service {
     pub suspended_on: Option<DateTime<Utc>>,
     /// Why it is not RUNNING, when the platform says.
     pub message: Option<String>,
+    /// Local only: the arithmetic its instances' encoders use (`None` on Snowflake, whose
+    /// container runs transformers in fp32).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub precision: Option<super::Precision>,
+    /// Local only: what a ready instance's calibration check measured (reduced precisions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calibration: Option<super::Calibration>,
 }
 
 impl Service {
@@ -253,6 +260,10 @@ pub struct Container {
     pub pid: Option<u32>,
     #[serde(default)]
     pub memory_bytes: Option<u64>,
+    /// Local only: what the calibration check measured when the instance loaded a reduced
+    /// precision.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calibration: Option<super::Calibration>,
 }
 
 /// `SHOW ENDPOINTS IN SERVICE`.

@@ -15,6 +15,7 @@ use rayon::prelude::*;
 use serde::Deserialize;
 use tokenizers::Encoding;
 
+use super::quant::{self, FloatWeights, Int8Weights, Precision};
 use super::{InferenceError, Result, load_tensors, read_json, var_builder, weights_file};
 
 /// The fields of a transformers BERT config.json that the forward pass needs.
@@ -93,10 +94,19 @@ const SERIAL_ELEMENTS: usize = 1 << 15;
 /// Tokens per encoder pass (see [`BertModel::forward_packed`]).
 const TOKENS_PER_PASS: usize = 512;
 
-/// `y = x Wᵀ + b` with Wᵀ stored contiguous (no bias when `b` is empty).
+/// `y = x Wᵀ + b` with Wᵀ stored contiguous (no bias when `b` is empty), or with W packed for a
+/// reduced-precision kernel (see [`super::quant`]).
 pub(crate) struct Linear {
-    wt: Tensor,
+    w: Weights,
     b: Vec<f32>,
+}
+
+enum Weights {
+    /// Wᵀ as a tensor, multiplied by candle's gemm.
+    F32(Tensor),
+    /// W packed for this module's own kernels.
+    Int8(Int8Weights),
+    Float(FloatWeights),
 }
 
 impl Linear {
@@ -109,7 +119,7 @@ impl Linear {
     pub(crate) fn no_bias(vb: &VarBuilder, inp: usize, out: usize) -> candle_core::Result<Linear> {
         let w = vb.get((out, inp), "weight")?;
         Ok(Linear {
-            wt: w.t()?.contiguous()?,
+            w: Weights::F32(w.t()?.contiguous()?),
             b: Vec::new(),
         })
     }
@@ -118,14 +128,57 @@ impl Linear {
     pub(crate) fn from(ws: &[Tensor], bs: &[Tensor]) -> candle_core::Result<Linear> {
         let w = Tensor::cat(ws, 0)?;
         Ok(Linear {
-            wt: w.t()?.contiguous()?,
+            w: Weights::F32(w.t()?.contiguous()?),
             b: Tensor::cat(bs, 0)?.to_vec1::<f32>()?,
         })
     }
 
+    /// Repacks the weights for `precision` (once, at load). fp32 weights are packed for the AVX2
+    /// kernel where there is one; reduced precisions are packed from the f32 values, so a layer
+    /// already reduced cannot change again.
+    pub(crate) fn set_precision(&mut self, precision: Precision) -> candle_core::Result<()> {
+        let (values, k, n) = match &self.w {
+            Weights::F32(wt) => {
+                let (k, n) = wt.dims2()?;
+                (wt.flatten_all()?.to_vec1::<f32>()?, k, n)
+            }
+            Weights::Float(fw) => match fw.f32_values() {
+                Some(v) => (v, fw.inputs(), fw.outputs()),
+                None => candle_core::bail!("the weights are already reduced to bf16"),
+            },
+            Weights::Int8(_) => candle_core::bail!("the weights are already reduced to int8"),
+        };
+        self.w = match precision {
+            Precision::Fp32 if quant::packs_f32() => {
+                Weights::Float(FloatWeights::pack(&values, k, n, false))
+            }
+            Precision::Fp32 => Weights::F32(Tensor::from_vec(values, (k, n), &Device::Cpu)?),
+            Precision::Int8 => Weights::Int8(Int8Weights::pack(&values, k, n)),
+            Precision::Bf16 => Weights::Float(FloatWeights::pack(&values, k, n, true)),
+        };
+        Ok(())
+    }
+
     /// `x Wᵀ` without the bias, for kernels that add it as they read.
     fn product(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        x.matmul(&self.wt)
+        let packed: &dyn Fn(&[f32], usize) -> Vec<f32> = match &self.w {
+            Weights::F32(wt) => return x.matmul(wt),
+            Weights::Int8(q) => &|v, m| q.product(v, m),
+            Weights::Float(q) => &|v, m| q.product(v, m),
+        };
+        let (k, n) = match &self.w {
+            Weights::Int8(q) => (q.inputs(), q.outputs()),
+            Weights::Float(q) => (q.inputs(), q.outputs()),
+            Weights::F32(wt) => wt.dims2()?,
+        };
+        let mut dims = x.dims().to_vec();
+        let Some(last) = dims.last_mut().filter(|l| **l == k) else {
+            candle_core::bail!("linear: input {:?} does not end in {k}", x.dims());
+        };
+        let m = x.elem_count() / (*last).max(1);
+        *last = n;
+        let y = packed(&x.flatten_all()?.to_vec1::<f32>()?, m);
+        Tensor::from_vec(y, dims, x.device())
     }
 
     pub(crate) fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
@@ -670,6 +723,16 @@ pub struct BertModel {
 }
 
 impl BertModel {
+    /// Repacks every encoder layer's linear weights for `precision` (embeddings stay f32).
+    pub fn set_precision(&mut self, precision: Precision) -> candle_core::Result<()> {
+        for l in &mut self.layers {
+            for linear in [&mut l.qkv, &mut l.attn_out, &mut l.inter, &mut l.out] {
+                linear.set_precision(precision)?;
+            }
+        }
+        Ok(())
+    }
+
     /// Loads from a VarBuilder rooted at the BERT (`embeddings.*`, `encoder.*`).
     pub fn load(vb: VarBuilder, c: &Config) -> candle_core::Result<BertModel> {
         let h = c.hidden_size;
@@ -909,6 +972,8 @@ impl Bert {
             path: weights.clone(),
             detail: format!("these are not the weights of a {family} with this config.json: {e}"),
         })?;
+        let mut model = model;
+        model.set_precision(Precision::Fp32)?;
         Ok(Bert {
             model,
             config,

@@ -6,10 +6,12 @@
 //! No terminal crates here; CPU work runs on the caller's thread (the runtime puts it on its own).
 
 pub mod bert;
+pub mod calibrate;
 pub mod clip;
 pub mod distilbert;
 pub mod hf_clip;
 pub mod image;
+pub mod quant;
 pub mod runtime;
 pub mod sentence;
 pub mod token_classification;

@@ -99,6 +99,11 @@ impl SentenceEncoder {
         })
     }
 
+    /// Repacks the encoder's linear layers for `precision` (see [`super::quant`]).
+    pub fn set_precision(&mut self, precision: super::quant::Precision) -> Result<()> {
+        Ok(self.bert.model.set_precision(precision)?)
+    }
+
     pub fn dim(&self) -> usize {
         let h = self.bert.config.hidden_size;
         let p = self.pooling;

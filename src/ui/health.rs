@@ -62,8 +62,13 @@ fn render_detail(frame: &mut Frame<'_>, area: Rect, app: &App) {
         return;
     };
     let detail = app.service_detail.as_ref().filter(|d| d.name == svc.name);
+    let precision = svc
+        .precision
+        .filter(|p| p.is_reduced())
+        .map(|p| format!(" · {p}"))
+        .unwrap_or_default();
     let title = format!(
-        " {} · {} {} · pool {} ",
+        " {} · {} {} · pool {}{precision} ",
         svc.name,
         svc.model.as_deref().unwrap_or("model ?"),
         svc.model_version.as_deref().unwrap_or(""),
@@ -117,6 +122,16 @@ fn render_detail(frame: &mut Frame<'_>, area: Rect, app: &App) {
             format!("    {}", facts.join(" · ")),
             t.dim(),
         )));
+        if let Some(cal) = &c.calibration {
+            let style = match cal.shortfall() {
+                None => t.dim(),
+                Some(_) => t.error(),
+            };
+            lines.push(Line::from(Span::styled(
+                format!("    {}", cal.short()),
+                style,
+            )));
+        }
         if let Some(m) = &c.message {
             lines.push(Line::from(Span::styled(format!("    {m}"), t.dim())));
         }

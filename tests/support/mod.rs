@@ -80,6 +80,8 @@ pub fn service(name: &str, status: ServiceStatus, ready: u32) -> Service {
         created_on: ago(3_700),
         resumed_on: None,
         suspended_on: None,
+        precision: None,
+        calibration: None,
         message: None,
     }
 }
@@ -228,6 +230,7 @@ pub fn service_detail(name: &str) -> hugflake::app::state::ServiceDetail {
             last_exit_code: Some(137),
             pid: Some(4343),
             memory_bytes: Some(160_000_000),
+            calibration: None,
         }],
         endpoints: vec![Endpoint {
             name: "inference".into(),

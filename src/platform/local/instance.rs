@@ -5,7 +5,8 @@
 //!
 //! Contract with the daemon:
 //! - the instance token comes in `HUGFLAKE_INSTANCE_TOKEN` (never on the command line);
-//! - once the model is loaded and warmed up, one JSON line on stdout: `{"event":"ready","port":N}`;
+//! - once the model is loaded and warmed up, one JSON line on stdout:
+//!   `{"event":"ready","port":N,"precision":"int8","calibration":{...}|null}`;
 //! - log lines on stderr (no request or response bodies, ever);
 //! - standard input stays open while the daemon lives: end of input means the daemon is gone, and
 //!   the instance exits rather than linger as an orphan.
@@ -26,7 +27,8 @@ use serde_json::{Value, json};
 use tokio::io::AsyncReadExt;
 
 use super::presented_token;
-use crate::domain::Function;
+use crate::domain::{Calibration, Function, Precision};
+use crate::inference::calibrate;
 use crate::inference::clip::{LabelScore, RESEARCH_USE, ZeroShot};
 use crate::inference::image::Rgb;
 use crate::inference::runtime::{BatchModel, Limits, Runtime};
@@ -85,6 +87,8 @@ pub struct InstanceOptions {
     pub task: Task,
     pub text_dir: Option<PathBuf>,
     pub hf_cache: Option<PathBuf>,
+    /// The arithmetic of the encoder's linear layers (text tasks only).
+    pub precision: Precision,
     pub limits: Limits,
 }
 
@@ -147,27 +151,45 @@ pub enum Served {
 }
 
 impl Served {
-    /// Loads a model directory for a task (on the calling thread: this is slow).
-    pub fn load(opts: &InstanceOptions) -> Result<Served, InferenceError> {
+    /// Loads a model directory for a task at the options' precision (on the calling thread: this
+    /// is slow). A reduced precision is measured against fp32 first and refused below its gate;
+    /// the figures come back with the model.
+    pub fn load(opts: &InstanceOptions) -> Result<(Served, Option<Calibration>), InferenceError> {
         let dir = &opts.model_dir;
+        let p = opts.precision;
+        if !p.supports_task(opts.task.as_str()) {
+            return Err(InferenceError::Unsupported(format!(
+                "{p} applies to the BERT-family text encoders; {} models are served in fp32",
+                opts.task.as_str()
+            )));
+        }
         Ok(match opts.task {
             Task::SentenceSimilarity => {
-                Served::Sentence(Runtime::start(SentenceEncoder::load(dir)?, opts.limits))
+                let mut m = SentenceEncoder::load(dir)?;
+                let c = calibrate::set_precision(&mut m, p)?;
+                (Served::Sentence(Runtime::start(m, opts.limits)), c)
             }
             Task::TokenClassification => {
-                Served::Tokens(Runtime::start(TokenClassifier::load(dir)?, opts.limits))
+                let mut m = TokenClassifier::load(dir)?;
+                let c = calibrate::set_precision(&mut m, p)?;
+                (Served::Tokens(Runtime::start(m, opts.limits)), c)
             }
             Task::FeatureExtraction => {
-                Served::Features(Runtime::start(FeatureExtractor::load(dir)?, opts.limits))
+                let mut m = FeatureExtractor::load(dir)?;
+                let c = calibrate::set_precision(&mut m, p)?;
+                (Served::Features(Runtime::start(m, opts.limits)), c)
             }
-            Task::ZeroShotImageClassification => Served::Images(Runtime::start(
-                ZeroShotModel(ZeroShot::load(
-                    dir,
-                    opts.text_dir.as_deref(),
-                    opts.hf_cache.as_deref(),
-                )?),
-                opts.limits,
-            )),
+            Task::ZeroShotImageClassification => (
+                Served::Images(Runtime::start(
+                    ZeroShotModel(ZeroShot::load(
+                        dir,
+                        opts.text_dir.as_deref(),
+                        opts.hf_cache.as_deref(),
+                    )?),
+                    opts.limits,
+                )),
+                None,
+            ),
         })
     }
 
@@ -288,16 +310,20 @@ pub async fn run(opts: InstanceOptions) -> Result<(), String> {
         .map_err(|_| format!("{TOKEN_ENV} is not set: instances are started by the daemon"))?;
     let started = Instant::now();
     eprintln!(
-        "loading {} model from {}",
+        "loading {} model from {} ({})",
         opts.task.as_str(),
-        opts.model_dir.display()
+        opts.model_dir.display(),
+        opts.precision
     );
     let load_opts = opts.clone();
-    let served = tokio::task::spawn_blocking(move || Served::load(&load_opts))
+    let (served, calibration) = tokio::task::spawn_blocking(move || Served::load(&load_opts))
         .await
         .map_err(|e| format!("model loading stopped: {e}"))?
         .map_err(|e| format!("cannot load the model: {e}"))?;
     eprintln!("model loaded in {} ms", started.elapsed().as_millis());
+    if let Some(c) = &calibration {
+        eprintln!("calibration check: {}", c.summary());
+    }
     served
         .warm_up()
         .await
@@ -323,7 +349,15 @@ pub async fn run(opts: InstanceOptions) -> Result<(), String> {
         .await
         .map_err(|e| format!("cannot listen on 127.0.0.1: {e}"))?;
     let port = listener.local_addr().map_err(|e| e.to_string())?.port();
-    println!("{}", json!({ "event": "ready", "port": port }));
+    println!(
+        "{}",
+        json!({
+            "event": "ready",
+            "port": port,
+            "precision": opts.precision,
+            "calibration": calibration,
+        })
+    );
     use std::io::Write;
     let _ = std::io::stdout().flush();
 

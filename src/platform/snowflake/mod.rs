@@ -314,6 +314,8 @@ impl SnowflakePlatform {
             created_on: ts(rs.get(i, "created_on")).unwrap_or_else(Utc::now),
             resumed_on: ts(rs.get(i, "resumed_on")),
             suspended_on: ts(rs.get(i, "suspended_on")),
+            precision: None,
+            calibration: None,
             message: rs.text(i, "comment"),
             name,
         })
@@ -533,6 +535,13 @@ impl Platform for SnowflakePlatform {
 
     async fn import(&self, spec: &ImportSpec) -> Result<JobSummary> {
         spec.check_instances().map_err(PlatformError::Invalid)?;
+        if spec.precision.is_reduced() {
+            return Err(PlatformError::Invalid(format!(
+                "--precision {} is a local serving choice: Snowflake's inference container runs \
+                 the model with transformers in fp32",
+                spec.precision
+            )));
+        }
         jobs::start(self, spec.clone()).await
     }
 
@@ -650,6 +659,7 @@ impl Platform for SnowflakePlatform {
                 last_exit_code: rs.get(i, "last_exit_code").and_then(|c| c.parse().ok()),
                 pid: None,
                 memory_bytes: None,
+                calibration: None,
             })
             .collect())
     }

@@ -9,8 +9,8 @@ use serde::{Deserialize, Serialize};
 
 use super::registry::{Registry, RegistryError, Result, parse_ts, req_ts, ts};
 use crate::domain::{
-    Function, ImportSpec, JobDetail, JobLogLine, JobState, JobSummary, ModelVersion, Stage,
-    StageRecord, StageState, VersionFile,
+    Function, ImportSpec, JobDetail, JobLogLine, JobState, JobSummary, ModelVersion, Precision,
+    Stage, StageRecord, StageState, VersionFile,
 };
 
 /// What a service needs to start its instances.
@@ -23,6 +23,9 @@ pub struct ServiceSpec {
     pub memory_gib: f64,
     /// The job that created it, if any.
     pub job: Option<String>,
+    /// The arithmetic of the encoder's linear layers (fp32 for services recorded before it).
+    #[serde(default)]
+    pub precision: Precision,
 }
 
 /// A service row with its spec.

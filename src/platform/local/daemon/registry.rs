@@ -292,7 +292,8 @@ impl Registry {
     pub fn services(&self) -> Result<Vec<Service>> {
         let mut stmt = self.conn.prepare(
             "SELECT name, status, compute_pool, model, model_version, min_instances, max_instances,
-                    target_instances, port, message, created_on, resumed_on, suspended_on
+                    target_instances, port, message, created_on, resumed_on, suspended_on,
+                    json_extract(spec_json, '$.precision')
              FROM services ORDER BY name",
         )?;
         let rows = stmt.query_map([], |r| {
@@ -321,6 +322,12 @@ impl Registry {
                     created_on: req_ts(r.get(10)?)?,
                     resumed_on: parse_ts(r.get(11)?)?,
                     suspended_on: parse_ts(r.get(12)?)?,
+                    precision: Some(
+                        r.get::<_, Option<String>>(13)?
+                            .and_then(|p| crate::domain::Precision::parse(&p))
+                            .unwrap_or_default(),
+                    ),
+                    calibration: None,
                 })
             })())
         })?;

@@ -30,7 +30,7 @@ use tokio_util::sync::CancellationToken;
 use super::records::ServiceRow;
 use super::registry::{Registry, RegistryError};
 use super::telemetry::{LogRing, Metrics};
-use crate::domain::{Container, Endpoint, InstanceStatus, Service, ServiceStatus};
+use crate::domain::{Calibration, Container, Endpoint, InstanceStatus, Service, ServiceStatus};
 use crate::platform::local::instance::{MAX_BODY, TOKEN_ENV};
 use crate::platform::local::{DaemonFiles, error, presented_token, write_private};
 use crate::secret::Secret;
@@ -85,6 +85,8 @@ struct InstanceRt {
     message: Option<String>,
     /// New at every start of the instance; `None` until then.
     token: Option<Secret>,
+    /// What the instance's calibration check measured (reduced precisions).
+    calibration: Option<Calibration>,
 }
 
 struct SvcState {
@@ -210,6 +212,7 @@ impl ServiceRt {
                     start_time: None,
                     message: None,
                     token: None,
+                    calibration: None,
                 })
                 .collect();
         }
@@ -303,7 +306,9 @@ impl ServiceRt {
             .arg("--hf-cache")
             .arg(&self.settings.hf_cache)
             .arg("--max-batch")
-            .arg(self.settings.max_batch.to_string());
+            .arg(self.settings.max_batch.to_string())
+            .arg("--precision")
+            .arg(spec.precision.as_str());
         if let Some(t) = &spec.text_dir {
             cmd.arg("--text-dir").arg(t);
         }
@@ -334,21 +339,27 @@ impl ServiceRt {
         );
         // Keep stdin open: the instance exits when it closes (the daemon is gone).
         let _stdin = child.stdin.take();
-        let (ready_tx, mut ready_rx) = tokio::sync::mpsc::unbounded_channel::<u16>();
+        let (ready_tx, mut ready_rx) =
+            tokio::sync::mpsc::unbounded_channel::<(u16, Option<Calibration>)>();
         let last_err = Arc::new(Mutex::new(String::new()));
         if let Some(out) = child.stdout.take() {
             let me = self.clone();
             tokio::spawn(async move {
                 let mut lines = BufReader::new(out).lines();
                 while let Ok(Some(line)) = lines.next_line().await {
-                    let port = serde_json::from_str::<serde_json::Value>(&line)
+                    let ready = serde_json::from_str::<serde_json::Value>(&line)
                         .ok()
-                        .filter(|v| v["event"] == "ready")
+                        .filter(|v| v["event"] == "ready");
+                    let port = ready
+                        .as_ref()
                         .and_then(|v| v["port"].as_u64())
                         .and_then(|p| u16::try_from(p).ok());
                     match port {
                         Some(p) => {
-                            let _ = ready_tx.send(p);
+                            let calibration = ready.and_then(|v| {
+                                serde_json::from_value(v["calibration"].clone()).ok()
+                            });
+                            let _ = ready_tx.send((p, calibration));
                         }
                         None => me.logs.push(id as u32, "model-inference", &line),
                     }
@@ -396,10 +407,11 @@ impl ServiceRt {
             }
             port = tokio::time::timeout(READY_TIMEOUT, ready_rx.recv()) => {
                 match port {
-                    Ok(Some(p)) => {
+                    Ok(Some((p, calibration))) => {
                         self.update(id, |i| {
                             i.status = InstanceStatus::Ready;
                             i.port = Some(p);
+                            i.calibration = calibration;
                             i.start_time = Some(Utc::now());
                             i.message = None;
                         });
@@ -446,6 +458,7 @@ impl ServiceRt {
                 last_exit_code: i.last_exit_code,
                 pid: i.pid,
                 memory_bytes: i.pid.and_then(rss_bytes),
+                calibration: i.calibration.clone(),
             })
             .collect()
     }
@@ -505,6 +518,10 @@ impl ServiceRt {
             .count() as u32;
         svc.target_instances = self.target();
         svc.endpoint = Some(format!("http://127.0.0.1:{}", self.port));
+        svc.calibration = containers
+            .iter()
+            .filter(|c| c.status == InstanceStatus::Ready)
+            .find_map(|c| c.calibration.clone());
     }
 }
 

@@ -203,6 +203,12 @@ impl JobRunner {
         check_identifier("pool", &spec.pool)?;
         if let Some(t) = &spec.task {
             t.parse::<Task>().map_err(SubmitError::Invalid)?;
+            if !spec.precision.supports_task(t) {
+                return Err(SubmitError::Invalid(format!(
+                    "{} applies to the BERT-family text encoders; {t} models are served in fp32",
+                    spec.precision
+                )));
+            }
         }
         // More instances than the pool's memory holds is refused at resolve, by the fit check.
         spec.check_instances().map_err(SubmitError::Invalid)?;

@@ -107,6 +107,14 @@ impl JobRunner {
                 wanted
             }
         };
+        if !spec.precision.supports_task(task.as_str()) {
+            return Err(StageEnd::Failed(format!(
+                "{} is a {} model: {} applies to the BERT-family text encoders, so import it in fp32",
+                spec.handle,
+                task.as_str(),
+                spec.precision
+            )));
+        }
         let files = select_files(&tree, task);
         let weights_bytes: u64 = files
             .iter()
@@ -514,6 +522,7 @@ impl JobRunner {
                         text_dir: location.text_dir,
                         memory_gib: plan.memory_gib,
                         job: Some(id.to_string()),
+                        precision: spec.precision,
                     },
                 })
                 .await?;
@@ -541,6 +550,10 @@ impl JobRunner {
     ) -> Result<(), StageEnd> {
         self.wait_service(spec, cancel, |_| false).await?;
         let rt = self.services.get(&spec.service)?;
+        if let Some(c) = rt.containers().iter().find_map(|c| c.calibration.clone()) {
+            self.log(id, &format!("deploy: calibration check, {}", c.summary()))
+                .await;
+        }
         self.log(
             id,
             &format!(
