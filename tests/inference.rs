@@ -10,6 +10,9 @@ use hugflake::inference::token_classification::{
 use hugflake::inference::{InferenceError, Task};
 use serde_json::Value;
 
+#[path = "support/spiked.rs"]
+mod spiked;
+
 fn fixture(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures")
@@ -805,48 +808,8 @@ mod precision {
 
     #[test]
     fn a_model_below_the_gate_is_refused_with_its_figures() {
-        // The tiny sentence model with its linear weights made 20 times larger (so the layers,
-        // not the residual path, shape its output), channel 0 of every linear layer's input
-        // silenced (layer norms zero there; value row 0 zero; intermediate row 0 zero with bias
-        // -10, so GELU gives 0) and a huge weight on that channel in every row of every linear
-        // layer. In f32 the huge weight meets a zero and changes nothing; in int8 it sets each
-        // row's scale, and the row's real weights round to zero.
-        let tmp = copy_without(&fixture("tiny-bert"), &[]);
-        let path = tmp.path().join("model.safetensors");
-        let mut tensors = candle_core::safetensors::load(&path, &candle_core::Device::Cpu)
-            .unwrap_or_else(|e| panic!("{e}"));
-        let mut spiked = 0;
-        for (name, t) in tensors.iter_mut() {
-            if !name.starts_with("encoder.") && !name.starts_with("embeddings.LayerNorm") {
-                continue;
-            }
-            let dims = t.dims().to_vec();
-            let mut v = t
-                .flatten_all()
-                .and_then(|f| f.to_vec1::<f32>())
-                .unwrap_or_default();
-            if name.contains("LayerNorm.") || name.ends_with("value.bias") {
-                v[0] = 0.0;
-            } else if name.ends_with("intermediate.dense.bias") {
-                v[0] = -10.0;
-            } else if name.ends_with(".weight") && dims.len() == 2 {
-                let cols = dims[1];
-                v.iter_mut().for_each(|w| *w *= 20.0);
-                if name.ends_with("value.weight") || name.ends_with("intermediate.dense.weight") {
-                    v[..cols].iter_mut().for_each(|w| *w = 0.0);
-                }
-                for r in 0..dims[0] {
-                    v[r * cols] = 1000.0;
-                }
-                spiked += 1;
-            } else {
-                continue;
-            }
-            *t = candle_core::Tensor::from_vec(v, dims, &candle_core::Device::Cpu)
-                .unwrap_or_else(|e| panic!("{e}"));
-        }
-        assert_eq!(spiked, 12, "6 linears in each of 2 layers");
-        candle_core::safetensors::save(&tensors, &path).unwrap_or_else(|e| panic!("{e}"));
+        let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        super::spiked::write(&fixture("tiny-bert"), tmp.path());
         let mut enc = SentenceEncoder::load(tmp.path()).unwrap_or_else(|e| panic!("{e}"));
         let err = calibrate::set_precision(&mut enc, Precision::Int8)
             .err()

@@ -2425,3 +2425,74 @@ async fn status_watch_says_each_change_as_it_happens() {
     assert!(err.contains("does not go with --until"), "{err}");
     p.kill_daemon();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs the real MiniLM weights: scripts/test.sh fetches them"]
+async fn an_int8_service_answers_within_its_gate_and_a_model_below_it_does_not_start() {
+    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let spiked_dir = tmp.path().join("spiked");
+    support::spiked::write(&fixture("tiny-bert"), &spiked_dir);
+    let spiked = Repo::from_dir("fixtures/spiked-bert", &commit(6), &spiked_dir);
+    let mut p = Platform0::start(vec![minilm_repo(), spiked]).await;
+
+    let (code, _, err) = p.run(&["import", MINILM, "--precision", "int8"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("1..1 instances, int8)"), "{err}");
+    assert!(
+        err.contains("deploy: calibration check, int8 (") && err.contains("passes the gate"),
+        "{err}"
+    );
+    let (code, out, err) = p.run(&["status", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let snap: Value = serde_json::from_str(&out).unwrap_or_default();
+    let svc = &snap["services"][0];
+    assert_eq!(svc["precision"], "int8", "{svc}");
+    let mean = svc["calibration"]["mean_cosine"].as_f64().unwrap_or(0.0);
+    assert!(mean >= 0.995, "{svc}");
+    let (_, text, _) = p.run(&["status"]);
+    assert!(
+        text.contains("PRECISION") && text.contains(" int8 "),
+        "{text}"
+    );
+
+    // Through the REST protocol: every reference sentence within the gate of PyTorch's fp32.
+    let client = lifecycle::connect(&p.data())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .0;
+    let reference: Value = serde_json::from_str(
+        &std::fs::read_to_string(fixture("minilm_reference.json")).unwrap_or_default(),
+    )
+    .unwrap_or_default();
+    let rows: Vec<Vec<Value>> = reference["sentences"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|s| vec![s.clone()])
+        .collect();
+    let r = client
+        .predict("ALL_MINILM_L6_V2_SVC", "ENCODE", &rows)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(r.outputs.len(), rows.len());
+    for (i, out) in r.outputs.iter().enumerate() {
+        let (g, w) = (floats(&out["output"]), floats(&reference["embeddings"][i]));
+        let dot: f64 = g.iter().zip(&w).map(|(a, b)| a * b).sum();
+        let norms: f64 =
+            (g.iter().map(|a| a * a).sum::<f64>() * w.iter().map(|b| b * b).sum::<f64>()).sqrt();
+        assert!(dot / norms >= 0.995, "row {i}: cosine {}", dot / norms);
+        // Not the fp32 answer: the service really runs int8.
+        assert!(max_diff(&g, &w) > 1e-5, "row {i} equals fp32");
+    }
+
+    // A model int8 cannot serve: the instance refuses below the gate and the import fails with
+    // the figures and what to do.
+    let (code, _, err) = p.run(&["import", "fixtures/spiked-bert", "--precision", "int8"]);
+    assert_ne!(code, 0, "{err}");
+    assert!(err.contains("below the quality gate"), "{err}");
+    assert!(err.contains("serve it in fp32"), "{err}");
+    // And in fp32 it serves.
+    let (code, _, err) = p.run(&["import", "fixtures/spiked-bert", "--model", "SPIKED_FP32"]);
+    assert_eq!(code, 0, "{err}");
+    p.kill_daemon();
+}

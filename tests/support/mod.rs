@@ -4,6 +4,7 @@
 pub mod hub_server;
 pub mod sim_setup;
 pub mod snowflake_server;
+pub mod spiked;
 
 use chrono::{DateTime, TimeZone, Utc};
 use hugflake::app::state::{App, Msg};
