@@ -1152,3 +1152,69 @@ fn a_cached_revision_is_deleted_from_candidates_after_asking() {
     assert!(key(&mut app, KeyCode::Char('D')).is_empty());
     assert_eq!(app.overlay, Overlay::None);
 }
+
+#[test]
+fn the_previous_log_of_a_restarted_instance_opens_full_screen() {
+    use hugflake::domain::LogLine;
+    let mut app = app(120, 30);
+    app.tab = Tab::Health;
+    connected(
+        &mut app,
+        snapshot(
+            vec![pool("LOCAL_CPU", PoolState::Active)],
+            vec![service("MINI_SVC", ServiceStatus::Running, 1)],
+            vec![],
+        ),
+    );
+    // The key bar offers it once the detail shows a restart.
+    app.apply(Msg::ServiceDetail(Box::new(service_detail("MINI_SVC"))));
+    assert!(render(&app).contains("p previous log"), "{}", render(&app));
+    let effects = key(&mut app, KeyCode::Char('p'));
+    assert!(
+        effects
+            .iter()
+            .any(|e| matches!(e, Effect::PreviousLogs(s) if s == "MINI_SVC")),
+        "{effects:?}"
+    );
+    assert!(render(&app).contains("loading the log…"));
+    let line = |seq: u64, text: &str| LogLine {
+        seq,
+        at: now(),
+        instance_id: 0,
+        container: "model-inference".into(),
+        line: text.into(),
+    };
+    app.apply(Msg::PreviousLogs {
+        service: "MINI_SVC".into(),
+        result: Ok(vec![
+            line(3, "loading sentence-similarity model (int8)"),
+            line(9, "memory allocation of 1073741824 bytes failed"),
+        ]),
+    });
+    let screen = render(&app);
+    assert!(
+        screen.contains("Previous log (before the last restart) · MINI_SVC · 2 lines"),
+        "{screen}"
+    );
+    assert!(
+        screen.contains("memory allocation of 1073741824 bytes failed"),
+        "{screen}"
+    );
+    // p again: back to the current log (from the service detail), without asking anything.
+    assert!(key(&mut app, KeyCode::Char('p')).is_empty());
+    let screen = render(&app);
+    assert!(screen.contains("Log · MINI_SVC"), "{screen}");
+    assert!(!screen.contains("memory allocation"), "{screen}");
+    // And when there is none, the platform's reason is shown instead of a spinner.
+    key(&mut app, KeyCode::Char('p'));
+    app.apply(Msg::PreviousLogs {
+        service: "MINI_SVC".into(),
+        result: Err("no instance of MINI_SVC has a previous log".into()),
+    });
+    let screen = render(&app);
+    assert!(
+        screen.contains("no instance of MINI_SVC has a previous log"),
+        "{screen}"
+    );
+    assert!(!screen.contains("loading the log"), "{screen}");
+}

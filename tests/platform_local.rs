@@ -410,6 +410,14 @@ async fn token_classification_imports_serves_and_survives_a_crash() {
     .await;
     assert_eq!(code, 200, "{body}");
 
+    // Before any restart there is no previous log, and it says why.
+    let (code, _, err) = p.run(&["logs", "tiny_ner_svc", "--previous"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("no instance of TINY_NER_SVC has a previous log"),
+        "{err}"
+    );
+
     // Kill the instance: FAILED (with the exit), then restarted and RUNNING again.
     let containers = client.containers("TINY_NER_SVC").await.unwrap_or_default();
     let pid = containers[0].pid.unwrap_or_else(|| panic!("no pid"));
@@ -442,6 +450,51 @@ async fn token_classification_imports_serves_and_survives_a_crash() {
     let back = client.containers("TINY_NER_SVC").await.unwrap_or_default();
     assert_eq!(back[0].restart_count, 1);
     assert_ne!(back[0].pid, Some(pid));
+    // The dead run's log: what the killed process wrote, not the new one's lines after it.
+    let (code, out, err) = p.run(&["logs", "tiny_ner_svc", "--previous", "--instance", "0"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("0/model-inference loading token-classification model"),
+        "{out}"
+    );
+    assert!(out.contains("warm-up call answered"), "{out}");
+    assert!(!out.contains("supervisor"), "{out}");
+    let current = client
+        .logs("TINY_NER_SVC", None, 1000, None)
+        .await
+        .unwrap_or_default();
+    let last_load = current
+        .iter()
+        .rev()
+        .find(|l| l.line.contains("loading token-classification"))
+        .map(|l| l.seq)
+        .unwrap_or_else(|| panic!("no load line"));
+    let (_, json_out, _) = p.run(&["logs", "tiny_ner_svc", "--previous", "--json"]);
+    let previous: Vec<Value> = json_out
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    assert!(!previous.is_empty());
+    // All of it from before the new run's first line.
+    assert!(
+        previous
+            .iter()
+            .all(|l| l["seq"].as_u64().is_some_and(|s| s < last_load)),
+        "{json_out}"
+    );
+    let (code, _, err) = p.run(&["logs", "tiny_ner_svc", "--previous", "--instance", "3"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("instance 3 of TINY_NER_SVC has a previous log"),
+        "{err}"
+    );
+    let saved = p.data().join("logs/TINY_NER_SVC.instance-0.previous.log");
+    let saved =
+        std::fs::read_to_string(&saved).unwrap_or_else(|e| panic!("{}: {e}", saved.display()));
+    assert!(
+        saved.contains("loading token-classification model"),
+        "{saved}"
+    );
     // The event history tells the story: started, ready, killed (an error), started, ready.
     let events = client
         .events("TINY_NER_SVC")

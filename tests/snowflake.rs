@@ -80,6 +80,10 @@ fn statements_are_golden() {
             "CALL SYSTEM$GET_SERVICE_LOGS(?, ?, ?)",
         ),
         (
+            statements::service_previous_logs(&svc, 0, "model-inference", 200).sql,
+            "CALL SYSTEM$GET_SERVICE_LOGS(?, ?, ?, ?, TRUE)",
+        ),
+        (
             statements::service_call(&svc, "ENCODE", &["x".into()]).sql,
             "SELECT ML.PUBLIC.MINILM_SVC!ENCODE(?)",
         ),
@@ -415,6 +419,60 @@ async fn import_and_health_through_the_platform_trait() {
         .await
         .unwrap_or_default();
     assert!(logs.iter().any(|l| l.line.contains("model loaded")));
+    // The previous container's log: refused while nothing restarted (Snowflake allows the
+    // argument only after a restart, so it is not even asked); after a restart, the five-argument
+    // form with the line count.
+    let err = p
+        .previous_logs("ALL_MINILM_L6_V2_SVC", None, 50)
+        .await
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(
+        err.contains("has restarted, so there is no previous log"),
+        "{err}"
+    );
+    assert!(
+        !s.sim
+            .state()
+            .statements
+            .iter()
+            .any(|(q, _)| q.contains("?, TRUE)"))
+    );
+    if let Some(svc) = s
+        .sim
+        .state()
+        .services
+        .iter_mut()
+        .find(|x| x.name == "ALL_MINILM_L6_V2_SVC")
+    {
+        svc.previous_logs = Some(
+            (0..80)
+                .map(|i| format!("line {i}"))
+                .chain(["Killed: out of memory".to_string()])
+                .collect(),
+        );
+    }
+    let previous = p
+        .previous_logs("ALL_MINILM_L6_V2_SVC", Some(0), 50)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(previous.len(), 50);
+    assert_eq!(previous[49].line, "Killed: out of memory");
+    assert_eq!(previous[0].line, "line 31");
+    let st = s.sim.state().statements.clone();
+    let (_, binds) = st
+        .iter()
+        .find(|(q, _)| q == "CALL SYSTEM$GET_SERVICE_LOGS(?, ?, ?, ?, TRUE)")
+        .unwrap_or_else(|| panic!("{st:?}"));
+    assert_eq!(binds[1..], ["0", "model-inference", "50"]);
+    let none = p
+        .previous_logs("ALL_MINILM_L6_V2_SVC", Some(1), 50)
+        .await
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(none.contains("no container of instance 1"), "{none}");
     // SPCS_GET_EVENTS: the container's status changes, oldest first.
     let events = p
         .events("ALL_MINILM_L6_V2_SVC")

@@ -771,3 +771,78 @@ fn imports_show_batch_runs_with_progress() {
     assert!(screen.contains("1200/2000"), "{screen}");
     assert_snapshot!(screen);
 }
+
+/// On-call screens are often 80×24: every pane there, with data. Columns give way by priority
+/// (endpoints and uptimes first, names never cut) and panels keep a gap between them.
+mod at_80x24 {
+    use super::*;
+
+    fn health_app() -> hugflake::app::state::App {
+        let mut app = app(80, 24);
+        app.tab = Tab::Health;
+        connected(&mut app, health_data());
+        app.update(Action::FocusNext);
+        app.update(Action::Down);
+        app.update(Action::Down);
+        app.apply(Msg::ServiceDetail(Box::new(service_detail(
+            "ALL_MINILM_L6_V2_SVC",
+        ))));
+        app
+    }
+
+    #[test]
+    fn health() {
+        let screen = render(&health_app());
+        // Whole names, not ALL_MINILM_L.
+        assert!(screen.contains("ALL_MINILM_L6_V2_SVC"), "{screen}");
+        assert!(!screen.contains("http://127.0 "), "{screen}");
+        assert_snapshot!(screen);
+    }
+
+    #[test]
+    fn candidates() {
+        let mut app = app(80, 24);
+        catalog(&mut app);
+        assert_snapshot!(render(&app));
+    }
+
+    #[test]
+    fn imports() {
+        let mut app = app(80, 24);
+        app.tab = Tab::Imports;
+        connected(
+            &mut app,
+            snapshot(
+                vec![],
+                vec![],
+                vec![
+                    job("ALL_MINILM_L6_V2", JobState::Running, Stage::Download, None),
+                    job(
+                        "BIOMEDICAL_NER_ALL",
+                        JobState::Failed,
+                        Stage::Verify,
+                        Some("pytorch_model.bin: sha256 mismatch"),
+                    ),
+                ],
+            ),
+        );
+        assert_snapshot!(render(&app));
+    }
+
+    #[test]
+    fn query() {
+        let mut app = app(80, 24);
+        app.tab = Tab::Query;
+        connected(&mut app, health_data());
+        assert_snapshot!(render(&app));
+    }
+
+    #[test]
+    fn the_smallest_screen_keeps_names_and_states() {
+        let mut app = health_app();
+        app.resize(60, 15);
+        let screen = render(&app);
+        assert!(screen.contains("ALL_MINILM_L6_V2_SVC"), "{screen}");
+        assert_snapshot!(screen);
+    }
+}

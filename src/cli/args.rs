@@ -294,6 +294,13 @@ pub struct LogsArgs {
     /// How many of the newest lines to show first
     #[arg(long, default_value_t = 200)]
     pub tail: usize,
+    /// The log of the instance run before its last restart (the container that died), like
+    /// `snow spcs service logs --previous-logs`
+    #[arg(long, conflicts_with_all = ["follow", "since", "until"])]
+    pub previous: bool,
+    /// Only this instance (0, 1, …)
+    #[arg(long, value_name = "N")]
+    pub instance: Option<u32>,
     /// Print JSON lines on stdout
     #[arg(long)]
     pub json: bool,

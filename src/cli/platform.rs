@@ -285,6 +285,8 @@ pub async fn logs(ctx: &Context, a: LogsArgs) -> Result<()> {
         tail,
         json,
         window,
+        previous,
+        instance,
         ..
     } = a;
     let window = window.window().map_err(|e| eyre!(e))?;
@@ -308,9 +310,17 @@ pub async fn logs(ctx: &Context, a: LogsArgs) -> Result<()> {
         }
         Ok(())
     };
+    if previous {
+        for l in client.previous_logs(service, instance, tail).await? {
+            print(&l)?;
+        }
+        return Ok(());
+    }
     if !window.is_open() && !follow {
         for l in client.logs_in(service, &window, tail).await? {
-            print(&l)?;
+            if instance.is_none_or(|i| i == l.instance_id) {
+                print(&l)?;
+            }
         }
         return Ok(());
     }
@@ -324,7 +334,7 @@ pub async fn logs(ctx: &Context, a: LogsArgs) -> Result<()> {
         first = false;
         for l in &lines {
             // With --since, --follow starts at the window (older lines are left out).
-            if window.contains(l.at) {
+            if window.contains(l.at) && instance.is_none_or(|i| i == l.instance_id) {
                 print(l)?;
             }
             since = Some(l.seq);

@@ -2,8 +2,8 @@
 //!
 //! - **int8**: each output channel's weights are quantized symmetrically to [-127, 127] with their
 //!   own scale; each input row (a token) is quantized symmetrically with its own scale just before
-//!   the product, to 12 bits (see [`activation_levels`]). Products accumulate exactly in i32 and are scaled back to f32 once per output.
-//!   On AVX2 the inner step is `vpmaddwd`: sign-extended int8 pairs multiplied and summed into i32
+//!   the product, to 12 bits (see [`activation_levels`]). Products accumulate exactly in i32 and
+//!   are scaled back to f32 once per output. On AVX2 the inner step is `vpmaddwd`: sign-extended int8 pairs multiplied and summed into i32
 //!   lanes (16 multiply-adds per instruction, no saturation). Elsewhere a portable loop computes
 //!   the same integers, so both paths give identical results.
 //! - **bf16**: weights rounded to bfloat16 (half the memory and bandwidth of f32), widened to f32
@@ -20,9 +20,12 @@ use rayon::prelude::*;
 
 pub use crate::domain::precision::{Calibration, Gate, Precision};
 
-/// True when `HUGFLAKE_SIMD=portable` asks for the portable loops.
+/// True when `HUGFLAKE_SIMD=portable` asks for the portable loops (read once per process).
 fn portable_forced() -> bool {
-    std::env::var("HUGFLAKE_SIMD").is_ok_and(|v| v.eq_ignore_ascii_case("portable"))
+    static FORCED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *FORCED.get_or_init(|| {
+        std::env::var("HUGFLAKE_SIMD").is_ok_and(|v| v.eq_ignore_ascii_case("portable"))
+    })
 }
 
 fn avx2() -> Option<V3> {

@@ -39,6 +39,7 @@ pub enum Action {
     RawJson,
     CopyResult,
     Logs,
+    PreviousLogs,
     Tree,
     Wrap,
     SaveLogs,
@@ -47,7 +48,7 @@ pub enum Action {
 }
 
 impl Action {
-    pub const ALL: [Action; 38] = [
+    pub const ALL: [Action; 39] = [
         Action::Quit,
         Action::Back,
         Action::Help,
@@ -81,6 +82,7 @@ impl Action {
         Action::RawJson,
         Action::CopyResult,
         Action::Logs,
+        Action::PreviousLogs,
         Action::Tree,
         Action::Wrap,
         Action::SaveLogs,
@@ -131,6 +133,7 @@ impl Action {
             Action::RawJson => "raw_json",
             Action::CopyResult => "copy_result",
             Action::Logs => "logs",
+            Action::PreviousLogs => "previous_logs",
             Action::Tree => "tree",
             Action::Wrap => "wrap",
             Action::SaveLogs => "save_logs",
@@ -175,6 +178,7 @@ impl Action {
             Action::RawJson => "Query: show the raw JSON request and response",
             Action::CopyResult => "Query: copy the result as JSON (OSC 52)",
             Action::Logs => "Health/Imports: the service's or job's log, full screen",
+            Action::PreviousLogs => "Health/log view: the log from before the last restart",
             Action::Tree => "Health: model → version → service → instance → container tree",
             Action::Wrap => "log view: wrap long lines or cut them",
             Action::SaveLogs => "log view: save the lines shown to a file",

@@ -155,6 +155,16 @@ pub trait Platform: Send + Sync {
         wait: Option<std::time::Duration>,
     ) -> Result<Vec<LogLine>>;
 
+    /// The log of each instance's run before its last restart (one instance, or every one that
+    /// restarted), at most `limit` of the newest lines: the dead container's log, for on-call.
+    /// Locally the daemon keeps it; Snowflake's `SYSTEM$GET_SERVICE_LOGS(…, TRUE)`.
+    async fn previous_logs(
+        &self,
+        service: &str,
+        instance: Option<u32>,
+        limit: usize,
+    ) -> Result<Vec<LogLine>>;
+
     /// The service's events (instances starting, ready, exiting, restarting; suspend/resume),
     /// oldest first: the local daemon's record, or `SPCS_GET_EVENTS` on Snowflake.
     async fn events(&self, service: &str) -> Result<Vec<crate::domain::ServiceEvent>>;

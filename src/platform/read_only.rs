@@ -115,6 +115,15 @@ impl Platform for ReadOnly {
         self.0.logs(service, since, limit, wait).await
     }
 
+    async fn previous_logs(
+        &self,
+        service: &str,
+        instance: Option<u32>,
+        limit: usize,
+    ) -> Result<Vec<LogLine>> {
+        self.0.previous_logs(service, instance, limit).await
+    }
+
     async fn events(&self, service: &str) -> Result<Vec<ServiceEvent>> {
         self.0.events(service).await
     }

@@ -169,6 +169,7 @@ async fn event_loop(mut terminal: DefaultTerminal, ctx: &Context) -> Result<()> 
                 } => workers.functions(service, model, version),
                 Effect::Query(request) => workers.query(request),
                 Effect::ServiceDetail(name) => workers.service_detail(name),
+                Effect::PreviousLogs(name) => workers.previous_logs(name),
                 Effect::SaveLogs { service, lines } => {
                     let path = std::path::PathBuf::from(format!(
                         "hugflake-{}-{}.log",

@@ -235,6 +235,24 @@ impl Workers {
         );
     }
 
+    /// The log of the service's instance runs before their last restart.
+    pub(super) fn previous_logs(&self, service: String) {
+        let offline = service.clone();
+        self.call(
+            move |p| async move {
+                let result = p
+                    .previous_logs(&service, None, 5000)
+                    .await
+                    .map_err(|e| e.to_string());
+                Msg::PreviousLogs { service, result }
+            },
+            |e| Msg::PreviousLogs {
+                service: offline,
+                result: Err(e),
+            },
+        );
+    }
+
     pub(super) fn search(&self, req: state_search::SearchRequest) {
         use std::sync::atomic::Ordering;
         let hub = self.hub.clone();

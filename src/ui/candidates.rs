@@ -13,7 +13,7 @@ use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Modifier, Style};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Cell, Paragraph, Row};
+use ratatui::widgets::{Cell, Paragraph};
 
 use super::widgets::{self, kv, kv_wrapped};
 use crate::app::state::{App, TableId};
@@ -87,16 +87,27 @@ pub fn render(frame: &mut Frame<'_>, body: Rect, app: &App) {
         render_details(frame, details_area, app, None);
         return;
     }
-    // Fixed columns; the handle takes what is left and is cut with an ellipsis.
-    const TASK: u16 = 19;
-    const SIZE: u16 = 8;
-    const SOURCE: u16 = 9;
-    const SF: u16 = 9;
-    let handle_w = table_area
-        .width
-        .saturating_sub(2 + 1 + TASK + SIZE + SOURCE + SF + 5) as usize;
+    // The handle is kept whole (up to 40 characters); on a narrow screen the source and the size
+    // give way first (the details panel shows both), then the task is cut.
     let window = widgets::window(table_area, app, TableId::Candidates, rows.len());
-    let table_rows: Vec<Row<'_>> = rows[window.clone()]
+    let handle_w = rows[window.clone()]
+        .iter()
+        .map(|c| c.handle.chars().count())
+        .max()
+        .unwrap_or(6)
+        .clamp(6, 40);
+    let cols = [
+        widgets::Col::new("HANDLE", handle_w as u16, 2, 0),
+        widgets::Col::new("TASK", 19, 1, 2),
+        widgets::Col::new("SIZE", 8, 0, 3),
+        widgets::Col::new("SOURCE", 9, 0, 4),
+        widgets::Col::new("SNOWFLAKE", 9, 0, 1),
+    ];
+    let task_w = widgets::fit_columns(&cols, table_area.width)
+        .iter()
+        .find(|(i, _)| *i == 1)
+        .map_or(19, |(_, w)| *w as usize);
+    let table_rows: Vec<Vec<Cell<'_>>> = rows[window.clone()]
         .iter()
         .map(|c| {
             let (sf, sf_style) = match c.snowflake.supported {
@@ -104,12 +115,9 @@ pub fn render(frame: &mut Frame<'_>, body: Rect, app: &App) {
                 Some(false) => ("✖ no", Style::new().fg(theme.fault)),
                 None => ("? unknown", theme.dim()),
             };
-            Row::new(vec![
-                Cell::from(widgets::fit(&c.handle, handle_w)),
-                Cell::from(widgets::fit(
-                    c.task.as_deref().unwrap_or("?"),
-                    TASK as usize,
-                )),
+            vec![
+                Cell::from(widgets::fit(&c.handle, handle_w.max(40))),
+                Cell::from(widgets::fit(c.task.as_deref().unwrap_or("?"), task_w)),
                 Cell::from(
                     app.details
                         .get(&c.handle)
@@ -119,23 +127,16 @@ pub fn render(frame: &mut Frame<'_>, body: Rect, app: &App) {
                 ),
                 Cell::from(Span::styled(c.source.short_label(), theme.dim())),
                 Cell::from(Span::styled(sf, sf_style)),
-            ])
+            ]
         })
         .collect();
-    widgets::table(
+    widgets::fitted_table(
         frame,
         table_area,
         block,
-        &["HANDLE", "TASK", "SIZE", "SOURCE", "SNOWFLAKE"],
+        &cols,
         table_rows,
         window,
-        &[
-            Constraint::Fill(1),
-            Constraint::Length(TASK),
-            Constraint::Length(SIZE),
-            Constraint::Length(SOURCE),
-            Constraint::Length(SF),
-        ],
         app,
         TableId::Candidates,
         true,

@@ -13,7 +13,7 @@
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Cell, Row};
+use ratatui::widgets::Cell;
 
 use super::widgets;
 use crate::app::state::{App, TableId};
@@ -92,6 +92,7 @@ fn render_detail(frame: &mut Frame<'_>, area: Rect, app: &App) {
         Constraint::Percentage(30),
         Constraint::Percentage(36),
     ])
+    .spacing(2)
     .areas(inner);
     // Drill-down: service → instances → containers → endpoints.
     let mut lines: Vec<Line<'_>> = Vec::new();
@@ -301,11 +302,11 @@ fn render_pools(frame: &mut Frame<'_>, area: Rect, app: &App) {
         return;
     }
     let window = widgets::window(area, app, TableId::Pools, rows.len());
-    let table_rows: Vec<Row<'_>> = rows[window.clone()]
+    let table_rows: Vec<Vec<Cell<'_>>> = rows[window.clone()]
         .iter()
         .map(|p| {
             let (sym, style) = theme.health(p.health());
-            Row::new(vec![
+            vec![
                 Cell::from(Span::styled(format!("{sym} {}", p.state), style)),
                 Cell::from(p.name.clone()),
                 Cell::from(format!("{}/{}", p.active_nodes, p.max_nodes)),
@@ -313,27 +314,30 @@ fn render_pools(frame: &mut Frame<'_>, area: Rect, app: &App) {
                 Cell::from(format!("{} vCPU · {:.1} GiB", p.vcpu, p.memory_gib)),
                 Cell::from(Span::styled(p.instance_family.clone(), theme.dim())),
                 Cell::from(units::duration((app.now - p.created_on).num_seconds())),
-            ])
+            ]
         })
         .collect();
-    widgets::table(
+    let name_w = rows[window.clone()]
+        .iter()
+        .map(|p| p.name.chars().count())
+        .max()
+        .unwrap_or(4)
+        .clamp(4, 48) as u16;
+    widgets::fitted_table(
         frame,
         area,
         block,
         &[
-            "STATE", "NAME", "NODES", "SERVICES", "BUDGET", "FAMILY", "AGE",
+            widgets::Col::new("STATE", 12, 0, 0),
+            widgets::Col::new("NAME", name_w, 2, 0),
+            widgets::Col::new("NODES", 5, 0, 3),
+            widgets::Col::new("SERVICES", 8, 0, 4),
+            widgets::Col::new("BUDGET", 18, 0, 2),
+            widgets::Col::new("FAMILY", 10, 1, 5),
+            widgets::Col::new("AGE", 6, 0, 6),
         ],
         table_rows,
         window,
-        &[
-            Constraint::Length(12),
-            Constraint::Fill(1),
-            Constraint::Length(5),
-            Constraint::Length(8),
-            Constraint::Length(18),
-            Constraint::Fill(1),
-            Constraint::Length(8),
-        ],
         app,
         TableId::Pools,
         focused,
@@ -382,12 +386,12 @@ fn render_services(frame: &mut Frame<'_>, area: Rect, app: &App) {
         return;
     }
     let window = widgets::window(area, app, TableId::Services, rows.len());
-    let table_rows: Vec<Row<'_>> = rows[window.clone()]
+    let table_rows: Vec<Vec<Cell<'_>>> = rows[window.clone()]
         .iter()
         .map(|s| {
             let (sym, style) = theme.health(s.health());
             let since = s.resumed_on.unwrap_or(s.created_on);
-            Row::new(vec![
+            vec![
                 Cell::from(Span::styled(format!("{sym} {}", s.status), style)),
                 Cell::from(s.qualified_name()),
                 Cell::from(format!("{}/{}", s.ready_instances, s.target_instances)),
@@ -399,27 +403,48 @@ fn render_services(frame: &mut Frame<'_>, area: Rect, app: &App) {
                 }),
                 Cell::from(s.endpoint.clone().unwrap_or_else(|| "-".into())),
                 Cell::from(units::duration((app.now - since).num_seconds())),
-            ])
+            ]
         })
         .collect();
-    widgets::table(
+    // On a narrow screen the endpoint and uptime give way first, then the pool and model; the
+    // name is kept whole.
+    let name_w = rows[window.clone()]
+        .iter()
+        .map(|s| s.qualified_name().chars().count())
+        .max()
+        .unwrap_or(4)
+        .clamp(4, 48) as u16;
+    let model_w = rows[window.clone()]
+        .iter()
+        .map(|s| match (&s.model, &s.model_version) {
+            (Some(m), Some(v)) => m.chars().count() + 1 + v.chars().count(),
+            (Some(m), None) => m.chars().count(),
+            _ => 1,
+        })
+        .max()
+        .unwrap_or(5)
+        .clamp(5, 28) as u16;
+    let status_w = rows[window.clone()]
+        .iter()
+        .map(|s| s.status.to_string().chars().count() + 2)
+        .max()
+        .unwrap_or(9)
+        .max(9) as u16;
+    widgets::fitted_table(
         frame,
         area,
         block,
         &[
-            "STATUS", "NAME", "READY", "POOL", "MODEL", "ENDPOINT", "UPTIME",
+            widgets::Col::new("STATUS", status_w, 0, 0),
+            widgets::Col::new("NAME", name_w, 1, 0),
+            widgets::Col::new("READY", 5, 0, 2),
+            widgets::Col::new("POOL", 9, 1, 4),
+            widgets::Col::new("MODEL", model_w, 3, 3),
+            widgets::Col::new("ENDPOINT", 22, 1, 6),
+            widgets::Col::new("UPTIME", 6, 0, 5),
         ],
         table_rows,
         window,
-        &[
-            Constraint::Length(16),
-            Constraint::Fill(2),
-            Constraint::Length(5),
-            Constraint::Fill(1),
-            Constraint::Fill(2),
-            Constraint::Fill(2),
-            Constraint::Length(8),
-        ],
         app,
         TableId::Services,
         focused,

@@ -12,7 +12,7 @@
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Cell, Paragraph, Row, Wrap};
+use ratatui::widgets::{Cell, Paragraph, Wrap};
 
 use super::widgets::{self, kv};
 use crate::app::state::{App, TableId};
@@ -74,35 +74,47 @@ pub fn render(frame: &mut Frame<'_>, body: Rect, app: &App) {
         return;
     }
     let window = widgets::window(table_area, app, TableId::Jobs, rows.len());
-    let table_rows: Vec<Row<'_>> = rows[window.clone()]
+    let table_rows: Vec<Vec<Cell<'_>>> = rows[window.clone()]
         .iter()
         .map(|j| {
             let (sym, style) = theme.health(j.state.health());
-            Row::new(vec![
+            vec![
                 Cell::from(Span::styled(format!("{sym} {}", j.state), style)),
                 Cell::from(j.model.clone()),
                 Cell::from(j.version.clone()),
                 Cell::from(j.handle.clone()),
                 Cell::from(j.stage.map_or("-".to_string(), |s| s.to_string())),
                 Cell::from(elapsed(app, j)),
-            ])
+            ]
         })
         .collect();
-    widgets::table(
+    let model_w = rows[window.clone()]
+        .iter()
+        .map(|j| j.model.chars().count())
+        .max()
+        .unwrap_or(5)
+        .clamp(5, 40) as u16;
+    // The handle is not cut: on a narrow screen it gives way (the job panel shows it).
+    let handle_w = rows[window.clone()]
+        .iter()
+        .map(|j| j.handle.chars().count())
+        .max()
+        .unwrap_or(6)
+        .clamp(6, 48) as u16;
+    widgets::fitted_table(
         frame,
         table_area,
         block,
-        &["STATE", "MODEL", "VERSION", "HANDLE", "STAGE", "ELAPSED"],
+        &[
+            widgets::Col::new("STATE", 12, 0, 0),
+            widgets::Col::new("MODEL", model_w, 2, 0),
+            widgets::Col::new("VERSION", 7, 0, 4),
+            widgets::Col::new("HANDLE", handle_w, 3, 5),
+            widgets::Col::new("STAGE", 9, 0, 3),
+            widgets::Col::new("ELAPSED", 8, 0, 6),
+        ],
         table_rows,
         window,
-        &[
-            Constraint::Length(12),
-            Constraint::Fill(2),
-            Constraint::Length(7),
-            Constraint::Fill(3),
-            Constraint::Length(9),
-            Constraint::Length(8),
-        ],
         app,
         TableId::Jobs,
         true,

@@ -28,7 +28,13 @@ pub fn render(frame: &mut Frame<'_>, body: Rect, app: &App, view: &LogView) {
     let height = body.height.saturating_sub(2) as usize;
     let end = shown.saturating_sub(view.scroll.min(shown));
     let start = end.saturating_sub(height);
-    let what = if view.job { "Job log" } else { "Log" };
+    let what = if view.job {
+        "Job log"
+    } else if view.previous {
+        "Previous log (before the last restart)"
+    } else {
+        "Log"
+    };
     let mut title = format!(" {what} · {} · {} lines", view.service, shown);
     if !view.filter.is_empty() {
         title.push_str(&format!(" · /{}/", view.filter));
@@ -56,7 +62,9 @@ pub fn render(frame: &mut Frame<'_>, body: Rect, app: &App, view: &LogView) {
             .collect(),
         _ => Vec::new(),
     };
-    if source.is_none() {
+    if let Some(e) = app.previous_log_error(view) {
+        text.push(Line::from(Span::styled(e.to_string(), t.error())));
+    } else if source.is_none() {
         text.push(Line::from(Span::styled("loading the log…", t.dim())));
     } else if shown == 0 {
         text.push(Line::from(Span::styled(

@@ -273,6 +273,15 @@ pub fn pane_keys(app: &App) -> Vec<(String, &'static str)> {
     if app.tab == Tab::Health {
         keys.push((k(Action::FocusNext), "next table"));
         keys.push((k(Action::Logs), "logs"));
+        // Only once an instance of the selected service has restarted: before that there is none.
+        let restarted = app.selected_service().is_some_and(|s| {
+            app.service_detail.as_ref().is_some_and(|d| {
+                d.name == s.name && d.containers.iter().any(|c| c.restart_count > 0)
+            })
+        });
+        if restarted {
+            keys.push((k(Action::PreviousLogs), "previous log"));
+        }
         keys.push((k(Action::Tree), "tree"));
         if !app.read_only {
             keys.push((k(Action::Suspend), "suspend"));

@@ -15,7 +15,7 @@ use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Cell, Paragraph, Row, Wrap};
+use ratatui::widgets::{Cell, Paragraph, Wrap};
 
 use super::theme::Theme;
 use super::widgets;
@@ -78,10 +78,10 @@ pub fn render(frame: &mut Frame<'_>, body: Rect, app: &App) {
         return;
     }
     let window = widgets::window(table_area, app, TableId::QueryServices, rows.len());
-    let table_rows: Vec<Row<'_>> = rows[window.clone()]
+    let table_rows: Vec<Vec<Cell<'_>>> = rows[window.clone()]
         .iter()
         .map(|s| {
-            Row::new(vec![
+            vec![
                 Cell::from(s.qualified_name()),
                 Cell::from(format!(
                     "{} {}",
@@ -89,21 +89,26 @@ pub fn render(frame: &mut Frame<'_>, body: Rect, app: &App) {
                     s.model_version.as_deref().unwrap_or("")
                 )),
                 Cell::from(s.endpoint.clone().unwrap_or_else(|| "-".into())),
-            ])
+            ]
         })
         .collect();
-    widgets::table(
+    let name_w = rows[window.clone()]
+        .iter()
+        .map(|s| s.qualified_name().chars().count())
+        .max()
+        .unwrap_or(7)
+        .clamp(7, 48) as u16;
+    widgets::fitted_table(
         frame,
         table_area,
         block,
-        &["SERVICE", "MODEL", "ENDPOINT"],
+        &[
+            widgets::Col::new("SERVICE", name_w, 2, 0),
+            widgets::Col::new("MODEL", 12, 2, 1),
+            widgets::Col::new("ENDPOINT", 22, 1, 2),
+        ],
         table_rows,
         window,
-        &[
-            Constraint::Fill(2),
-            Constraint::Fill(2),
-            Constraint::Fill(3),
-        ],
         app,
         TableId::QueryServices,
         true,

@@ -185,6 +185,105 @@ pub fn table(
     frame.render_stateful_widget(table, area, &mut state);
 }
 
+/// A table column for [`fitted_table`]: its header, the least width it is useful at, how much of
+/// the spare width it takes (0: none), and when it gives way on a narrow screen (0: never; the
+/// highest goes first).
+pub struct Col {
+    pub header: &'static str,
+    pub min: u16,
+    pub grow: u16,
+    pub drop: u8,
+}
+
+impl Col {
+    pub const fn new(header: &'static str, min: u16, grow: u16, drop: u8) -> Col {
+        Col {
+            header,
+            min,
+            grow,
+            drop,
+        }
+    }
+}
+
+/// Which columns fit in a table of `width` (borders and highlight symbol included), and each
+/// one's width: columns give way highest `drop` first until their least widths fit, then the
+/// spare width is shared by `grow`.
+pub fn fit_columns(cols: &[Col], width: u16) -> Vec<(usize, u16)> {
+    // Borders, the highlight symbol, and one column of air before the right border.
+    let inner = width.saturating_sub(4);
+    let mut kept: Vec<usize> = (0..cols.len()).collect();
+    let need = |kept: &[usize]| -> u16 {
+        kept.iter().map(|&i| cols[i].min).sum::<u16>() + kept.len().saturating_sub(1) as u16
+    };
+    while need(&kept) > inner {
+        let Some(pos) = kept
+            .iter()
+            .enumerate()
+            .filter(|(_, i)| cols[**i].drop > 0)
+            .max_by_key(|(_, i)| cols[**i].drop)
+            .map(|(p, _)| p)
+        else {
+            break;
+        };
+        kept.remove(pos);
+    }
+    let spare = inner.saturating_sub(need(&kept));
+    let total_grow: u16 = kept.iter().map(|&i| cols[i].grow).sum();
+    let mut given = 0;
+    let mut out: Vec<(usize, u16)> = kept
+        .iter()
+        .map(|&i| {
+            let extra = if total_grow == 0 {
+                0
+            } else {
+                (spare as u32 * cols[i].grow as u32 / total_grow as u32) as u16
+            };
+            given += extra;
+            (i, cols[i].min + extra)
+        })
+        .collect();
+    // What integer division left over goes to the first growing column.
+    if let Some(first) = out.iter_mut().find(|(i, _)| cols[*i].grow > 0) {
+        first.1 += spare.saturating_sub(given);
+    }
+    out
+}
+
+/// A table whose columns give way by priority on narrow screens (see [`fit_columns`]); `rows`
+/// hold every column's cell, in the order of `cols`.
+#[allow(clippy::too_many_arguments)]
+pub fn fitted_table(
+    frame: &mut Frame<'_>,
+    area: Rect,
+    block: Block<'_>,
+    cols: &[Col],
+    rows: Vec<Vec<ratatui::widgets::Cell<'_>>>,
+    window: std::ops::Range<usize>,
+    app: &App,
+    id: TableId,
+    focused: bool,
+) {
+    let fitted = fit_columns(cols, area.width);
+    let header: Vec<&str> = fitted.iter().map(|(i, _)| cols[*i].header).collect();
+    let widths: Vec<Constraint> = fitted.iter().map(|(_, w)| Constraint::Length(*w)).collect();
+    let rows: Vec<Row<'_>> = rows
+        .into_iter()
+        .map(|cells| {
+            let mut cells: Vec<Option<ratatui::widgets::Cell<'_>>> =
+                cells.into_iter().map(Some).collect();
+            Row::new(
+                fitted
+                    .iter()
+                    .filter_map(|(i, _)| cells.get_mut(*i).and_then(Option::take)),
+            )
+        })
+        .collect();
+    table(
+        frame, area, block, &header, rows, window, &widths, app, id, focused,
+    );
+}
+
 /// Width of the key column of details panels.
 pub const KEY_WIDTH: usize = 13;
 
@@ -277,5 +376,36 @@ mod tests {
         assert_eq!(wrap("", 5), [""]);
         assert_eq!(fit("microsoft/BiomedCLIP", 10), "microsoft…");
         assert_eq!(fit("short", 10), "short");
+    }
+
+    #[test]
+    fn columns_give_way_by_priority_and_share_the_rest() {
+        let cols = [
+            Col::new("STATUS", 11, 0, 0),
+            Col::new("NAME", 20, 3, 0),
+            Col::new("POOL", 9, 1, 4),
+            Col::new("ENDPOINT", 22, 1, 6),
+            Col::new("UPTIME", 6, 0, 5),
+        ];
+        // Wide: everything, and the widths fill the inner width exactly.
+        let wide = fit_columns(&cols, 120);
+        assert_eq!(wide.len(), 5);
+        assert_eq!(wide.iter().map(|c| c.1).sum::<u16>() + 4, 116);
+        // 80 columns: the endpoint goes first; the name keeps at least its length.
+        let mid = fit_columns(&cols, 60);
+        let kept: Vec<&str> = mid.iter().map(|(i, _)| cols[*i].header).collect();
+        assert_eq!(kept, ["STATUS", "NAME", "POOL", "UPTIME"]);
+        assert!(mid[1].1 >= 20);
+        // Then the uptime, then the pool; never the name or the status.
+        let narrow: Vec<&str> = fit_columns(&cols, 46)
+            .iter()
+            .map(|(i, _)| cols[*i].header)
+            .collect();
+        assert_eq!(narrow, ["STATUS", "NAME", "POOL"]);
+        let tiny: Vec<&str> = fit_columns(&cols, 10)
+            .iter()
+            .map(|(i, _)| cols[*i].header)
+            .collect();
+        assert_eq!(tiny, ["STATUS", "NAME"]);
     }
 }

@@ -63,6 +63,9 @@ pub struct Svc {
     pub serves: Option<(String, String)>,
     /// The role that owns it.
     pub owner: String,
+    /// The log of the container's run before its last restart; `restart_count` is its length
+    /// (`None`: never restarted).
+    pub previous_logs: Option<Vec<String>>,
 }
 
 #[derive(Clone, Debug)]
@@ -483,6 +486,7 @@ fn tick(st: &mut SimState) {
                         max_instances: max,
                         serves: Some(serves),
                         owner,
+                        previous_logs: None,
                     });
                 }
             }
@@ -847,9 +851,13 @@ fn answer(st: &mut SimState, handle: &str, sql: &str, binds: &[String]) -> Respo
                 "Running"
             }),
             s("sim/image:latest"),
-            s("0"),
+            s(if x.previous_logs.is_some() { "1" } else { "0" }),
             s("2026-11-26T10:00:00Z"),
-            Value::Null,
+            if x.previous_logs.is_some() {
+                s("137")
+            } else {
+                Value::Null
+            },
         ]];
         return result(
             handle,
@@ -1092,6 +1100,41 @@ fn answer(st: &mut SimState, handle: &str, sql: &str, binds: &[String]) -> Respo
             0,
         );
     }
+    // The documented five-argument form: service, instance, container, most recent lines,
+    // retrieve_previous_logs (allowed only once the container has restarted).
+    if upper == "CALL SYSTEM$GET_SERVICE_LOGS(?, ?, ?, ?, TRUE)" {
+        let name = binds
+            .first()
+            .map_or("", String::as_str)
+            .to_ascii_uppercase();
+        let lines: usize = binds.get(3).and_then(|n| n.parse().ok()).unwrap_or(0);
+        let Some(x) = st.services.iter().find(|x| x.is(&name)) else {
+            return error(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "002003",
+                "02000",
+                &format!("Service '{name}' does not exist or not authorized."),
+                Some(handle),
+            );
+        };
+        let Some(previous) = &x.previous_logs else {
+            return error(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "000603",
+                "XX000",
+                "Container has not been restarted: no previous logs to retrieve.",
+                Some(handle),
+            );
+        };
+        let skip = previous.len().saturating_sub(lines);
+        let text = previous[skip..].join("\n");
+        return result(
+            handle,
+            &["SYSTEM$GET_SERVICE_LOGS"],
+            vec![vec![s(&text)]],
+            0,
+        );
+    }
     if upper == "CALL SYSTEM$GET_SERVICE_LOGS(?, ?, ?)" {
         let name = binds
             .first()
@@ -1214,6 +1257,7 @@ fn answer(st: &mut SimState, handle: &str, sql: &str, binds: &[String]) -> Respo
             max_instances: 1,
             serves: None,
             owner: current_role(st),
+            previous_logs: None,
         });
         let task = spec
             .task
@@ -1290,6 +1334,7 @@ fn answer(st: &mut SimState, handle: &str, sql: &str, binds: &[String]) -> Respo
                 max_instances: 1,
                 serves: Some(serves.clone()),
                 owner: owner.clone(),
+                previous_logs: None,
             });
             format!("{sdb}.{ssc}.{name}")
         });

@@ -182,9 +182,10 @@ impl App {
                     }
                     return Vec::new();
                 }
-                const LOG_KEYS: [Action; 11] = [
+                const LOG_KEYS: [Action; 12] = [
                     Action::Back,
                     Action::Filter,
+                    Action::PreviousLogs,
                     Action::Wrap,
                     Action::SaveLogs,
                     Action::Up,
@@ -202,6 +203,15 @@ impl App {
                 {
                     Some(Action::Back) => self.overlay = Overlay::None,
                     Some(Action::Filter) => view.editing_filter = true,
+                    Some(Action::PreviousLogs) if !view.job => {
+                        view.previous = !view.previous;
+                        view.scroll = 0;
+                        if view.previous {
+                            let name = view.service.clone();
+                            self.previous_logs = None;
+                            return vec![Effect::PreviousLogs(name)];
+                        }
+                    }
                     Some(Action::Wrap) => view.wrap = !view.wrap,
                     Some(Action::Bottom) => view.scroll = 0,
                     Some(Action::Top) => view.scroll = usize::MAX / 2,
@@ -421,7 +431,28 @@ impl App {
                     wrap: true,
                     filter: String::new(),
                     editing_filter: false,
+                    previous: false,
                 }));
+            }
+            Action::PreviousLogs => {
+                if self.tab != Tab::Health {
+                    return Vec::new();
+                }
+                let Some(name) = self.selected_service().map(|s| s.name.clone()) else {
+                    self.set_flash("select a service to see its previous log", false);
+                    return Vec::new();
+                };
+                self.previous_logs = None;
+                self.overlay = Overlay::Logs(Box::new(LogView {
+                    service: name.clone(),
+                    job: false,
+                    scroll: 0,
+                    wrap: false,
+                    filter: String::new(),
+                    editing_filter: false,
+                    previous: true,
+                }));
+                return vec![Effect::PreviousLogs(name)];
             }
             Action::Logs => {
                 if self.tab != Tab::Health {
@@ -438,6 +469,7 @@ impl App {
                     wrap: false,
                     filter: String::new(),
                     editing_filter: false,
+                    previous: false,
                 }));
             }
             Action::Import if self.read_only => {

@@ -105,6 +105,8 @@ pub struct LogView {
     pub wrap: bool,
     pub filter: String,
     pub editing_filter: bool,
+    /// The instances' runs before their last restart, instead of the current log.
+    pub previous: bool,
 }
 
 impl App {
@@ -116,11 +118,24 @@ impl App {
                 .as_ref()
                 .filter(|d| d.summary.id == view.service)
                 .map(|d| LogSource::Job(&d.log))
+        } else if view.previous {
+            match &self.previous_logs {
+                Some((name, Ok(lines))) if *name == view.service => Some(LogSource::Service(lines)),
+                _ => None,
+            }
         } else {
             self.service_detail
                 .as_ref()
                 .filter(|d| d.name == view.service)
                 .map(|d| LogSource::Service(&d.logs))
+        }
+    }
+
+    /// Why the previous log of the view's service could not be read, once asked.
+    pub fn previous_log_error(&self, view: &LogView) -> Option<&str> {
+        match &self.previous_logs {
+            Some((name, Err(e))) if view.previous && *name == view.service => Some(e),
+            _ => None,
         }
     }
 

@@ -107,6 +107,8 @@ pub enum Effect {
     Clipboard(String),
     /// Read a service's containers, endpoints, metrics and log tail.
     ServiceDetail(String),
+    /// Read the log of a service's instance runs before their last restart.
+    PreviousLogs(String),
     /// Write lines to a file in the working directory.
     SaveLogs {
         service: String,
@@ -193,4 +195,8 @@ pub enum Msg {
         result: Result<Box<QueryResult>, String>,
     },
     ServiceDetail(Box<ServiceDetail>),
+    PreviousLogs {
+        service: String,
+        result: Result<Vec<crate::domain::LogLine>, String>,
+    },
 }

@@ -88,6 +88,8 @@ pub struct App {
     pub platform_kind: PlatformKind,
     pub query: QueryState,
     pub service_detail: Option<ServiceDetail>,
+    /// The previous log asked for last (service, lines or why not).
+    pub previous_logs: Option<(String, Result<Vec<crate::domain::LogLine>, String>)>,
     service_detail_asked: Option<(String, Option<DateTime<Utc>>)>,
     /// On-call screens: every action that changes something is hidden and refused.
     pub read_only: bool,
@@ -156,6 +158,7 @@ impl App {
             platform_kind: PlatformKind::Local,
             query: QueryState::default(),
             service_detail: None,
+            previous_logs: None,
             service_detail_asked: None,
             read_only: false,
             health_tree: false,
@@ -558,6 +561,7 @@ impl App {
                 }
             },
             Msg::ServiceDetail(d) => self.service_detail = Some(*d),
+            Msg::PreviousLogs { service, result } => self.previous_logs = Some((service, result)),
             Msg::Functions { service, result } => {
                 self.query.functions.insert(service.clone(), result);
                 if self.query.send_when_ready && self.query_target() == Some(service) {

@@ -401,6 +401,22 @@ impl Platform for LocalPlatform {
             .await
     }
 
+    async fn previous_logs(
+        &self,
+        service: &str,
+        instance: Option<u32>,
+        limit: usize,
+    ) -> Result<Vec<LogLine>> {
+        let mut path = format!(
+            "/v1/services/{}/logs?previous=true&limit={limit}",
+            crate::http::encode_segment(service)
+        );
+        if let Some(i) = instance {
+            path.push_str(&format!("&instance={i}"));
+        }
+        self.call(reqwest::Method::GET, &path).await
+    }
+
     async fn events(&self, service: &str) -> Result<Vec<crate::domain::ServiceEvent>> {
         self.call(
             reqwest::Method::GET,

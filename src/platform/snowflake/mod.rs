@@ -728,6 +728,56 @@ impl Platform for SnowflakePlatform {
         }
     }
 
+    async fn previous_logs(
+        &self,
+        service: &str,
+        instance: Option<u32>,
+        limit: usize,
+    ) -> Result<Vec<LogLine>> {
+        let q = self.qualify(service)?;
+        let containers = self.containers(service).await?;
+        // Snowflake keeps a previous log only for a container that restarted at least once (and
+        // refuses the argument otherwise), so only those are asked.
+        let mut asked = std::collections::BTreeSet::new();
+        let mut lines = Vec::new();
+        for c in &containers {
+            if instance.is_some_and(|i| i != c.instance_id)
+                || c.restart_count == 0
+                || !asked.insert((c.instance_id, c.container_name.clone()))
+            {
+                continue;
+            }
+            let rs = self
+                .run(&statements::service_previous_logs(
+                    &q,
+                    c.instance_id,
+                    &c.container_name,
+                    limit,
+                ))
+                .await?;
+            for line in rs.scalar().unwrap_or("").lines() {
+                lines.push(LogLine {
+                    seq: lines.len() as u64,
+                    at: Utc::now(),
+                    instance_id: c.instance_id,
+                    container: c.container_name.clone(),
+                    line: crate::domain::units::strip_control(line),
+                });
+            }
+        }
+        if asked.is_empty() {
+            let which = instance.map_or("no container".to_string(), |i| {
+                format!("no container of instance {i}")
+            });
+            return Err(PlatformError::NotFound(format!(
+                "{which} of {service} has restarted, so there is no previous log \
+                 (SHOW SERVICE CONTAINERS: restart_count 0)"
+            )));
+        }
+        let skip = lines.len().saturating_sub(limit);
+        Ok(lines.into_iter().skip(skip).collect())
+    }
+
     async fn events(&self, service: &str) -> Result<Vec<crate::domain::ServiceEvent>> {
         self.events_in(service, &crate::domain::window::Window::default())
             .await

@@ -6,7 +6,7 @@ use md5::{Digest, Md5};
 use serde::Serialize;
 
 use super::ident::{Ident, Qualified};
-use super::sqlapi::{Binding, text};
+use super::sqlapi::{Binding, fixed, text};
 
 /// A statement and its bindings.
 #[derive(Debug, Clone, PartialEq)]
@@ -57,6 +57,26 @@ pub fn service_logs(service: &Qualified, instance: u32, container: &str) -> Stat
             text(service.sql()),
             text(instance.to_string()),
             text(container),
+        ],
+    }
+}
+
+/// The log of a container's run before its last restart: `SYSTEM$GET_SERVICE_LOGS(service,
+/// instance, container, number_of_most_recent_lines, retrieve_previous_logs)`; the fourth argument
+/// is positional, so the line count comes with it.
+pub fn service_previous_logs(
+    service: &Qualified,
+    instance: u32,
+    container: &str,
+    lines: usize,
+) -> Statement {
+    Statement {
+        sql: "CALL SYSTEM$GET_SERVICE_LOGS(?, ?, ?, ?, TRUE)".into(),
+        bindings: vec![
+            text(service.sql()),
+            text(instance.to_string()),
+            text(container),
+            fixed(lines.clamp(1, i64::MAX as usize) as i64),
         ],
     }
 }

@@ -389,6 +389,10 @@ struct Since {
     since: Option<u64>,
     limit: Option<usize>,
     wait_ms: Option<u64>,
+    /// The log of the instance runs before their last restart, instead of the current one.
+    #[serde(default)]
+    previous: bool,
+    instance: Option<u32>,
 }
 
 fn wait_cap(ms: Option<u64>) -> std::time::Duration {
@@ -504,6 +508,23 @@ async fn logs(
 ) -> Result<impl IntoResponse, ApiError> {
     let rt = state.services.get(&name)?;
     let limit = q.limit.unwrap_or(1000).min(5000);
+    if q.previous {
+        let lines = rt.logs.previous(q.instance, limit);
+        if lines.is_empty() {
+            let which = q
+                .instance
+                .map_or("no instance".to_string(), |i| format!("instance {i}"));
+            return Err(ApiError(
+                StatusCode::NOT_FOUND,
+                "NOT_FOUND",
+                format!(
+                    "{which} of {name} has a previous log: an instance gets one when it exits and \
+                     restarts (runs before the daemon started are in the service's log file)"
+                ),
+            ));
+        }
+        return Ok(Json(lines));
+    }
     let waiter = rt.logs.changed.notified();
     let mut lines = rt.logs.since(q.since, limit);
     if lines.is_empty() && q.wait_ms.is_some() {

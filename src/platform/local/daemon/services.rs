@@ -253,8 +253,10 @@ impl ServiceRt {
             let started = Instant::now();
             let ended = self.run_instance(id, &cancel).await;
             let Some((code, why)) = ended else {
+                self.logs.instance_ended(id as u32);
                 break;
             };
+            self.logs.instance_ended(id as u32);
             if started.elapsed() > Duration::from_secs(60) {
                 backoff = self.settings.first_backoff;
             }
