@@ -231,29 +231,57 @@ impl Int8Weights {
                 .enumerate()
                 .for_each(quantize);
         }
-        grid(m, self.n, m * k * self.n, |rows, panel, out| {
-            let b = &self.panels[panel * pairs * 2..(panel + 1) * pairs * 2];
-            let a_rows = &a[rows.start * pairs..rows.end * pairs];
-            let mut acc = [[0i32; NR]; MR];
-            for (t, tile_out) in out.chunks_mut(MR * NR).enumerate() {
-                let r0 = t * MR;
-                let mr = (rows.len() - r0).min(MR);
-                let a_tile = &a_rows[r0 * pairs..(r0 + mr) * pairs];
-                match simd {
-                    Some(s) => s.vectorize(
-                        #[inline(always)]
-                        || int8_tile_avx2(s, a_tile, pairs, b, &mut acc[..mr]),
-                    ),
-                    None => int8_tile_portable(a_tile, pairs, b, &mut acc[..mr]),
-                }
-                for (r, (acc_row, o)) in acc[..mr].iter().zip(tile_out.chunks_mut(NR)).enumerate() {
-                    let s = sa[rows.start + r0 + r];
-                    for (c, (&v, o)) in acc_row.iter().zip(o.iter_mut()).enumerate() {
-                        *o = v as f32 * s * self.scales[panel * NR + c];
+        grid(
+            m,
+            self.n,
+            m * k * self.n,
+            |rows, panel, dst, stride, width| {
+                let b = &self.panels[panel * pairs * 2..(panel + 1) * pairs * 2];
+                let a_rows = &a[rows.start * pairs..rows.end * pairs];
+                let scales = &self.scales[panel * NR..(panel + 1) * NR];
+                let mut acc = [[0i32; NR]; MR];
+                for r0 in (0..rows.len()).step_by(MR) {
+                    let mr = (rows.len() - r0).min(MR);
+                    let a_tile = &a_rows[r0 * pairs..(r0 + mr) * pairs];
+                    let sa = &sa[rows.start + r0..rows.start + r0 + mr];
+                    let dst = &mut dst[r0 * stride..];
+                    let acc = &mut acc[..mr];
+                    match simd {
+                        Some(s) => s.vectorize(
+                            #[inline(always)]
+                            || {
+                                int8_tile_avx2(s, a_tile, pairs, b, acc);
+                                dequantize(acc, sa, scales, dst, stride, width);
+                            },
+                        ),
+                        None => {
+                            int8_tile_portable(a_tile, pairs, b, acc);
+                            dequantize(acc, sa, scales, dst, stride, width);
+                        }
                     }
                 }
-            }
-        })
+            },
+        )
+    }
+}
+
+/// `acc · row scale · channel scale` into the destination rows (each `stride` apart, `width`
+/// outputs wide). The same operations in the same order on every path.
+#[inline(always)]
+fn dequantize(
+    acc: &[[i32; NR]],
+    sa: &[f32],
+    scales: &[f32],
+    dst: &mut [f32],
+    stride: usize,
+    width: usize,
+) {
+    for (r, (acc_row, &s)) in acc.iter().zip(sa).enumerate() {
+        let mut row = [0f32; NR];
+        for c in 0..NR {
+            row[c] = acc_row[c] as f32 * s * scales[c];
+        }
+        dst[r * stride..][..width].copy_from_slice(&row[..width]);
     }
 }
 
@@ -380,46 +408,50 @@ impl FloatWeights {
     pub fn product(&self, x: &[f32], m: usize) -> Vec<f32> {
         let k = self.k;
         let simd = avx2();
-        grid(m, self.n, m * k * self.n, |rows, panel, out| {
-            let x_rows = &x[rows.start * k..rows.end * k];
-            let mut acc = [[0f32; NR]; MR];
-            for (t, tile_out) in out.chunks_mut(MR * NR).enumerate() {
-                let r0 = t * MR;
-                let mr = (rows.len() - r0).min(MR);
-                let a = &x_rows[r0 * k..(r0 + mr) * k];
-                let acc = &mut acc[..mr];
-                let span = panel * k * 2..(panel + 1) * k * 2;
-                match (simd, &self.panels) {
-                    (Some(s), Panels::F32(p)) => s.vectorize(
-                        #[inline(always)]
-                        || float_tile_avx2(s, a, k, &p[span], |v| v, acc),
-                    ),
-                    (Some(s), Panels::Bf16(p)) => s.vectorize(
-                        #[inline(always)]
-                        || {
-                            let widen = |h: u16x8| -> f32x8 {
-                                let w: u32x8 = s.convert_u16x8_to_u32x8(h);
-                                pulp::cast(s.shl_const_u32x8::<16>(w))
-                            };
-                            float_tile_avx2(s, a, k, &p[span], widen, acc)
-                        },
-                    ),
-                    (None, Panels::F32(p)) => {
-                        float_tile_portable(a, k, &p[span], pulp::cast::<_, [f32; 8]>, acc)
+        grid(
+            m,
+            self.n,
+            m * k * self.n,
+            |rows, panel, dst, stride, width| {
+                let x_rows = &x[rows.start * k..rows.end * k];
+                let mut acc = [[0f32; NR]; MR];
+                for r0 in (0..rows.len()).step_by(MR) {
+                    let mr = (rows.len() - r0).min(MR);
+                    let a = &x_rows[r0 * k..(r0 + mr) * k];
+                    let acc = &mut acc[..mr];
+                    let span = panel * k * 2..(panel + 1) * k * 2;
+                    match (simd, &self.panels) {
+                        (Some(s), Panels::F32(p)) => s.vectorize(
+                            #[inline(always)]
+                            || float_tile_avx2(s, a, k, &p[span], |v| v, acc),
+                        ),
+                        (Some(s), Panels::Bf16(p)) => s.vectorize(
+                            #[inline(always)]
+                            || {
+                                let widen = |h: u16x8| -> f32x8 {
+                                    let w: u32x8 = s.convert_u16x8_to_u32x8(h);
+                                    pulp::cast(s.shl_const_u32x8::<16>(w))
+                                };
+                                float_tile_avx2(s, a, k, &p[span], widen, acc)
+                            },
+                        ),
+                        (None, Panels::F32(p)) => {
+                            float_tile_portable(a, k, &p[span], pulp::cast::<_, [f32; 8]>, acc)
+                        }
+                        (None, Panels::Bf16(p)) => float_tile_portable(
+                            a,
+                            k,
+                            &p[span],
+                            |v| pulp::cast::<_, [u16; 8]>(v).map(from_bf16),
+                            acc,
+                        ),
                     }
-                    (None, Panels::Bf16(p)) => float_tile_portable(
-                        a,
-                        k,
-                        &p[span],
-                        |v| pulp::cast::<_, [u16; 8]>(v).map(from_bf16),
-                        acc,
-                    ),
+                    for (r, acc_row) in acc.iter().enumerate() {
+                        dst[(r0 + r) * stride..][..width].copy_from_slice(&acc_row[..width]);
+                    }
                 }
-                for (acc_row, o) in acc.iter().zip(tile_out.chunks_mut(NR)) {
-                    o.copy_from_slice(acc_row);
-                }
-            }
-        })
+            },
+        )
     }
 }
 
@@ -485,44 +517,61 @@ fn float_tile_portable<W: Copy>(
     }
 }
 
-/// Runs `tile(rows, panel, out)` over blocks of rows × panels of 16 outputs, in parallel when the
-/// product is large enough, and assembles the `[m, n]` result. `out` is the block's
-/// `[rows, 16]` slice for one panel.
+/// Runs `tile(rows, panel, dst, stride, width)` over blocks of rows × panels of 16 outputs, in
+/// parallel when the product is large enough, and returns the `[m, n]` result. `dst` starts at
+/// the block's first row and the panel's first output; row `r` of the tile is at `r · stride`,
+/// and `width` of its 16 outputs are real (the last panel may be narrower).
+///
+/// With several row blocks, each task takes a block of rows across every panel and writes
+/// straight into the result. With one (a few tokens), tasks split the panels and write into
+/// their own buffers, copied into place after.
 fn grid(
     m: usize,
     n: usize,
     work: usize,
-    tile: impl Fn(std::ops::Range<usize>, usize, &mut [f32]) + Sync,
+    tile: impl Fn(std::ops::Range<usize>, usize, &mut [f32], usize, usize) + Sync,
 ) -> Vec<f32> {
     let panels = n.div_ceil(NR);
     let row_blocks = m.div_ceil(ROW_BLOCK);
+    let mut out = vec![0f32; m * n];
+    if row_blocks >= 2 {
+        let block = |(rb, chunk): (usize, &mut [f32])| {
+            let rows = rb * ROW_BLOCK..((rb + 1) * ROW_BLOCK).min(m);
+            for panel in 0..panels {
+                let c0 = panel * NR;
+                tile(rows.clone(), panel, &mut chunk[c0..], n, (n - c0).min(NR));
+            }
+        };
+        if work < SERIAL_WORK {
+            out.chunks_mut(ROW_BLOCK * n).enumerate().for_each(block);
+        } else {
+            out.par_chunks_mut(ROW_BLOCK * n)
+                .enumerate()
+                .for_each(block);
+        }
+        return out;
+    }
     let chunks = panels.div_ceil(PANELS_PER_TASK);
-    let run = |task: usize| -> (usize, usize, Vec<f32>) {
-        let (rb, pc) = (task / chunks, task % chunks);
-        let rows = rb * ROW_BLOCK..((rb + 1) * ROW_BLOCK).min(m);
+    let run = |pc: usize| -> (usize, Vec<f32>) {
         let first = pc * PANELS_PER_TASK;
         let last = (first + PANELS_PER_TASK).min(panels);
-        let mut buf = vec![0f32; (last - first) * rows.len() * NR];
-        for (i, out) in buf.chunks_mut(rows.len() * NR).enumerate() {
-            tile(rows.clone(), first + i, out);
+        let mut buf = vec![0f32; (last - first) * m * NR];
+        for (i, panel_buf) in buf.chunks_mut(m * NR).enumerate() {
+            tile(0..m, first + i, panel_buf, NR, NR);
         }
-        (rb, pc, buf)
+        (pc, buf)
     };
-    let tasks = row_blocks * chunks;
-    let parts: Vec<(usize, usize, Vec<f32>)> = if work < SERIAL_WORK {
-        (0..tasks).map(run).collect()
+    let parts: Vec<(usize, Vec<f32>)> = if work < SERIAL_WORK {
+        (0..chunks).map(run).collect()
     } else {
-        (0..tasks).into_par_iter().map(run).collect()
+        (0..chunks).into_par_iter().map(run).collect()
     };
-    let mut out = vec![0f32; m * n];
-    for (rb, pc, buf) in parts {
-        let r0 = rb * ROW_BLOCK;
-        let rows = (m - r0).min(ROW_BLOCK);
-        for (i, panel) in buf.chunks(rows * NR).enumerate() {
+    for (pc, buf) in parts {
+        for (i, panel) in buf.chunks(m * NR).enumerate() {
             let c0 = (pc * PANELS_PER_TASK + i) * NR;
             let width = (n - c0).min(NR);
             for (r, src) in panel.chunks(NR).enumerate() {
-                out[(r0 + r) * n + c0..][..width].copy_from_slice(&src[..width]);
+                out[r * n + c0..][..width].copy_from_slice(&src[..width]);
             }
         }
     }
