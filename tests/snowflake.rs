@@ -619,6 +619,19 @@ async fn imports_fail_with_the_reason_and_pre_flight_catches_what_it_can() {
         "sentence-similarity",
         "M1",
     );
+    // Precision is a local serving choice: Snowflake's container runs transformers in fp32.
+    let mut int8 = nopool.clone();
+    int8.precision = hugflake::domain::Precision::Int8;
+    let err = p
+        .import(&int8)
+        .await
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(
+        err.contains("--precision int8 is a local serving choice"),
+        "{err}"
+    );
     nopool.pool = "GPU_POOL".into();
     let j = p.import(&nopool).await.unwrap_or_else(|e| panic!("{e}"));
     failed(

@@ -522,9 +522,9 @@ fn float_tile_portable<W: Copy>(
 /// the block's first row and the panel's first output; row `r` of the tile is at `r · stride`,
 /// and `width` of its 16 outputs are real (the last panel may be narrower).
 ///
-/// With several row blocks, each task takes a block of rows across every panel and writes
-/// straight into the result. With one (a few tokens), tasks split the panels and write into
-/// their own buffers, copied into place after.
+/// With many row blocks, each task takes a block of rows across every panel and writes straight
+/// into the result. With few (a sentence or two), tasks split the panels and write into their own
+/// buffers, copied into place after.
 fn grid(
     m: usize,
     n: usize,
@@ -534,7 +534,9 @@ fn grid(
     let panels = n.div_ceil(NR);
     let row_blocks = m.div_ceil(ROW_BLOCK);
     let mut out = vec![0f32; m * n];
-    if row_blocks >= 2 {
+    // Enough row blocks to keep every thread busy (with two, a 50-token input would leave one
+    // thread 2 rows and the other 48).
+    if row_blocks >= 4 {
         let block = |(rb, chunk): (usize, &mut [f32])| {
             let rows = rb * ROW_BLOCK..((rb + 1) * ROW_BLOCK).min(m);
             for panel in 0..panels {

@@ -39,7 +39,9 @@ pub fn render(frame: &mut Frame<'_>, body: Rect, app: &App, view: &LogView) {
     if !view.filter.is_empty() {
         title.push_str(&format!(" · /{}/", view.filter));
     }
-    title.push_str(if view.scroll == 0 {
+    title.push_str(if view.previous {
+        " "
+    } else if view.scroll == 0 {
         " · following "
     } else {
         " · scrolled "

@@ -384,10 +384,27 @@ fn draw_keys(frame: &mut Frame<'_>, area: Rect, app: &App) {
             Span::styled("▏", t.accent()),
             Span::styled("  regex, any case · enter keep · esc clear", t.dim()),
         ]),
-        Overlay::Logs(_) => Line::from(Span::styled(
-            " ↑/↓ scroll · G end (follow) · g start · / filter · w wrap · s save to a file · esc back",
-            t.dim(),
-        )),
+        Overlay::Logs(view) => {
+            let switch = if view.job {
+                String::new()
+            } else {
+                format!(
+                    " · {} {}",
+                    app.keymap.short(Action::PreviousLogs),
+                    if view.previous {
+                        "current log"
+                    } else {
+                        "run before the restart"
+                    }
+                )
+            };
+            Line::from(Span::styled(
+                format!(
+                    " ↑/↓ scroll · G end (follow) · g start · / filter · w wrap · s save{switch} · esc back"
+                ),
+                t.dim(),
+            ))
+        }
         Overlay::None if app.tab == Tab::Query && app.query.editing => Line::from(Span::styled(
             format!(
                 " typing: enter new line · {} send · esc stop typing",
