@@ -368,7 +368,7 @@ impl ServiceRt {
                 }
             });
         }
-        if let Some(err) = child.stderr.take() {
+        let stderr_done = child.stderr.take().map(|err| {
             let me = self.clone();
             let last = last_err.clone();
             tokio::spawn(async move {
@@ -379,8 +379,8 @@ impl ServiceRt {
                     }
                     me.logs.push(id as u32, "model-inference", &line);
                 }
-            });
-        }
+            })
+        });
         let exit_reason = |status: std::io::Result<std::process::ExitStatus>| {
             use std::os::unix::process::ExitStatusExt;
             let (code, how) = match status {
@@ -405,6 +405,9 @@ impl ServiceRt {
                 return None;
             }
             status = child.wait() => {
+                if let Some(reader) = stderr_done {
+                    let _ = tokio::time::timeout(Duration::from_secs(2), reader).await;
+                }
                 return Some(exit_reason(status));
             }
             port = tokio::time::timeout(READY_TIMEOUT, ready_rx.recv()) => {
@@ -424,7 +427,17 @@ impl ServiceRt {
                             &format!("instance {id} READY"),
                         );
                     }
-                    _ => {
+                    // Its standard output closed without a ready line: the process is ending
+                    // (a model it refused, a crash); its exit and last error line say why.
+                    Ok(None) => {
+                        let status = child.wait().await;
+                        // Its last error line is the reason: let the reader reach the end.
+                        if let Some(reader) = stderr_done {
+                            let _ = tokio::time::timeout(Duration::from_secs(2), reader).await;
+                        }
+                        return Some(exit_reason(status));
+                    }
+                    Err(_) => {
                         let _ = child.kill().await;
                         return Some((None, format!("instance {id} did not become ready in {} s", READY_TIMEOUT.as_secs())));
                     }
