@@ -10,6 +10,7 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
+use hugflake::inference::calibrate::cosine;
 use hugflake::inference::quant::Precision;
 use hugflake::inference::sentence::SentenceEncoder;
 
@@ -25,13 +26,6 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     }
     let idx = ((sorted.len() - 1) as f64 * p).round() as usize;
     sorted[idx]
-}
-
-fn cosine(a: &[f32], b: &[f32]) -> f64 {
-    let dot: f64 = a.iter().zip(b).map(|(x, y)| *x as f64 * *y as f64).sum();
-    let na: f64 = a.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt();
-    let nb: f64 = b.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt();
-    dot / (na * nb)
 }
 
 fn main() {
@@ -92,7 +86,7 @@ fn main() {
         let cos: Vec<f64> = got
             .iter()
             .zip(&reference)
-            .map(|(a, b)| cosine(a, b))
+            .map(|(a, b)| f64::from(cosine(a, b)))
             .collect();
         let mean = cos.iter().sum::<f64>() / cos.len() as f64;
         let min = cos.iter().copied().fold(f64::INFINITY, f64::min);

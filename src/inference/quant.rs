@@ -285,6 +285,21 @@ fn dequantize(
     }
 }
 
+/// Runs the tile macro `$tile!(N)` with the tile's row count (1..=6) as a literal, so each size
+/// is its own fully unrolled register tile.
+macro_rules! by_rows {
+    ($rows:expr, $tile:ident) => {
+        match $rows {
+            6 => $tile!(6),
+            5 => $tile!(5),
+            4 => $tile!(4),
+            3 => $tile!(3),
+            2 => $tile!(2),
+            _ => $tile!(1),
+        }
+    };
+}
+
 /// One register tile of the int8 product: `acc[r][c] = Σ_j a[r][j] · b[j][c]` over packed pairs.
 #[inline(always)]
 fn int8_tile_avx2(simd: V3, a: &[i32], pairs: usize, b: &[i8x16], acc: &mut [[i32; NR]]) {
@@ -317,14 +332,7 @@ fn int8_tile_avx2(simd: V3, a: &[i32], pairs: usize, b: &[i8x16], acc: &mut [[i3
             }
         }};
     }
-    match acc.len() {
-        6 => tile!(6),
-        5 => tile!(5),
-        4 => tile!(4),
-        3 => tile!(3),
-        2 => tile!(2),
-        _ => tile!(1),
-    }
+    by_rows!(acc.len(), tile)
 }
 
 /// The same integers as [`int8_tile_avx2`], one lane at a time.
@@ -487,14 +495,7 @@ fn float_tile_avx2<W: Copy>(
             }
         }};
     }
-    match acc.len() {
-        6 => tile!(6),
-        5 => tile!(5),
-        4 => tile!(4),
-        3 => tile!(3),
-        2 => tile!(2),
-        _ => tile!(1),
-    }
+    by_rows!(acc.len(), tile)
 }
 
 fn float_tile_portable<W: Copy>(

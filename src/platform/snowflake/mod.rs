@@ -251,6 +251,18 @@ impl SnowflakePlatform {
             .await
     }
 
+    /// The lines of one `SYSTEM$GET_SERVICE_LOGS` answer (one string, newline separated), with
+    /// terminal escapes stripped.
+    async fn log_lines(&self, statement: &statements::Statement) -> Result<Vec<String>> {
+        let rs = self.run(statement).await?;
+        Ok(rs
+            .scalar()
+            .unwrap_or("")
+            .lines()
+            .map(crate::domain::units::strip_control)
+            .collect())
+    }
+
     /// `name` in this connection's database and schema (or as qualified as given).
     pub fn qualify(&self, name: &str) -> Result<Qualified> {
         Qualified::parse(name, &self.database, &self.schema).map_err(PlatformError::Invalid)
@@ -698,15 +710,14 @@ impl Platform for SnowflakePlatform {
                 if !seen.insert((c.instance_id, c.container_name.clone())) {
                     continue;
                 }
-                let rs = self
-                    .run(&statements::service_logs(
+                let text = self
+                    .log_lines(&statements::service_logs(
                         &q,
                         c.instance_id,
                         &c.container_name,
                     ))
                     .await?;
-                for line in rs.scalar().unwrap_or("").lines() {
-                    let line = crate::domain::units::strip_control(line);
+                for line in text {
                     if since.is_none_or(|s| seq > s) {
                         lines.push(LogLine {
                             seq,
@@ -747,21 +758,21 @@ impl Platform for SnowflakePlatform {
             {
                 continue;
             }
-            let rs = self
-                .run(&statements::service_previous_logs(
+            let text = self
+                .log_lines(&statements::service_previous_logs(
                     &q,
                     c.instance_id,
                     &c.container_name,
                     limit,
                 ))
                 .await?;
-            for line in rs.scalar().unwrap_or("").lines() {
+            for line in text {
                 lines.push(LogLine {
                     seq: lines.len() as u64,
                     at: Utc::now(),
                     instance_id: c.instance_id,
                     container: c.container_name.clone(),
-                    line: crate::domain::units::strip_control(line),
+                    line,
                 });
             }
         }
