@@ -111,6 +111,9 @@ pub struct DaemonConfig {
     pub max_batch: u32,
     pub endpoint_max_connections: u32,
     pub endpoint_header_timeout_secs: u64,
+    pub autoscale_queue_ms: f64,
+    pub autoscale_after_secs: f64,
+    pub scale_in_idle_secs: f64,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -193,6 +196,9 @@ struct DaemonLayer {
     max_batch: Option<Spanned<u32>>,
     endpoint_max_connections: Option<Spanned<u32>>,
     endpoint_header_timeout_secs: Option<Spanned<u64>>,
+    autoscale_queue_ms: Option<Spanned<f64>>,
+    autoscale_after_secs: Option<Spanned<f64>>,
+    scale_in_idle_secs: Option<Spanned<f64>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -471,6 +477,51 @@ impl Config {
                 |v| match v {
                     1..=600 => Ok(()),
                     _ => Err(format!("{v} is out of range: expected 1 to 600 seconds")),
+                },
+                |v| v.to_string(),
+            )?,
+            autoscale_queue_ms: b.take(
+                "daemon.autoscale_queue_ms",
+                [
+                    (&defaults, dd.and_then(|x| x.autoscale_queue_ms.as_ref())),
+                    (&user, ud.and_then(|x| x.autoscale_queue_ms.as_ref())),
+                ],
+                |v| {
+                    if (1.0..=60000.0).contains(v) {
+                        Ok(())
+                    } else {
+                        Err(format!("{v} is out of range: expected 1.0 to 60000.0 milliseconds"))
+                    }
+                },
+                |v| v.to_string(),
+            )?,
+            autoscale_after_secs: b.take(
+                "daemon.autoscale_after_secs",
+                [
+                    (&defaults, dd.and_then(|x| x.autoscale_after_secs.as_ref())),
+                    (&user, ud.and_then(|x| x.autoscale_after_secs.as_ref())),
+                ],
+                |v| {
+                    if (0.1..=3600.0).contains(v) {
+                        Ok(())
+                    } else {
+                        Err(format!("{v} is out of range: expected 0.1 to 3600.0 seconds"))
+                    }
+                },
+                |v| v.to_string(),
+            )?,
+            scale_in_idle_secs: b.take(
+                "daemon.scale_in_idle_secs",
+                [
+                    (&defaults, dd.and_then(|x| x.scale_in_idle_secs.as_ref())),
+                    (&user, ud.and_then(|x| x.scale_in_idle_secs.as_ref())),
+                ],
+                |v| {
+                    if (0.1..=86400.0).contains(v) {
+                        Ok(())
+                    } else {
+                        Err(format!("{v} is out of range: expected 0.1 to 86400.0 seconds"))
+                    }
                 },
                 |v| v.to_string(),
             )?,

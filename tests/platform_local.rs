@@ -2549,3 +2549,202 @@ async fn an_int8_service_answers_within_its_gate_and_a_model_below_it_does_not_s
     assert_eq!(code, 0, "{err}");
     p.kill_daemon();
 }
+
+/// Scale to zero and out, like SPCS: a service with MIN_INSTANCES 0 suspends after its
+/// AUTO_SUSPEND_SECS without calls and the next call resumes it (waiting for the cold start); calls
+/// that queue start a second instance, never more than MAX_INSTANCES, and it stops when calls stop.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_service_scales_to_zero_when_idle_and_out_while_calls_queue() {
+    let mut p = Platform0::start(vec![Repo::from_dir(
+        "fixtures/tiny-bert",
+        &commit(6),
+        &fixture("tiny-bert"),
+    )])
+    .await;
+    std::fs::write(
+        p.dir.path().join("config.toml"),
+        "[daemon]\nmetrics_secs = 0.5\nrestart_backoff_secs = 1.5\nautoscale_queue_ms = 1.0\n\
+         autoscale_after_secs = 1.0\nscale_in_idle_secs = 2.0\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let client = std::sync::Arc::new(p.serve().await);
+    let (code, _, err) = p.run(&[
+        "import",
+        "fixtures/tiny-bert",
+        "--model",
+        "TINY",
+        "--min-instances",
+        "0",
+        "--max-instances",
+        "2",
+        "--auto-suspend-secs",
+        "3",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let service = |client: std::sync::Arc<LocalPlatform>| async move {
+        client
+            .services()
+            .await
+            .unwrap_or_default()
+            .into_iter()
+            .find(|s| s.name == "TINY_SVC")
+            .unwrap_or_else(|| panic!("no TINY_SVC"))
+    };
+    // Idle: down to zero after the idle time, said as such.
+    wait_status(
+        &client,
+        "TINY_SVC",
+        ServiceStatus::Suspended,
+        Duration::from_secs(20),
+    )
+    .await;
+    let s = service(client.clone()).await;
+    assert!(s.auto_suspended, "{s:?}");
+    assert_eq!((s.current_instances, s.target_instances), (0, 0));
+    assert_eq!(s.auto_suspend_secs, Some(3));
+    let (code, out, _) = p.run(&["status"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("SUSPENDED (auto)"), "{out}");
+    let (_, json_out, _) = p.run(&["status", "--json"]);
+    let status: Value = serde_json::from_str(&json_out).unwrap_or_else(|e| panic!("{e}"));
+    let svc = status["services"]
+        .as_array()
+        .and_then(|a| a.iter().find(|s| s["name"] == "TINY_SVC"))
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(svc["auto_suspended"], true, "{svc}");
+
+    // 0 → 1 on the first call: it waits for the cold start and answers.
+    let t0 = Instant::now();
+    let first = client
+        .predict("TINY_SVC", "ENCODE", &[vec![json!("one note")]])
+        .await
+        .unwrap_or_else(|e| panic!("the call that resumes the service failed: {e}"));
+    let waited = t0.elapsed();
+    assert_eq!(first.outputs.len(), 1);
+    let s = service(client.clone()).await;
+    assert_eq!(s.status, ServiceStatus::Running, "{s:?}");
+    assert!(!s.auto_suspended);
+    let cold = s.cold_start_ms.unwrap_or_else(|| panic!("no cold start: {s:?}"));
+    assert!(
+        cold as u128 <= waited.as_millis(),
+        "cold start {cold} ms, call {waited:?}"
+    );
+
+    // Calls that queue: a second instance within MAX_INSTANCES, never a third.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let rows: Vec<Vec<Value>> = (0..96)
+        .map(|i| {
+            vec![json!(format!(
+                "Patient {i} with fever, cough, wheezing at night and a rash on both arms for {} days.",
+                i % 7
+            ))]
+        })
+        .collect();
+    let mut load = Vec::new();
+    for _ in 0..4 {
+        let (client, rows, stop) = (client.clone(), rows.clone(), stop.clone());
+        load.push(tokio::spawn(async move {
+            let mut failures = Vec::new();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                if let Err(e) = client.predict("TINY_SVC", "ENCODE", &rows).await {
+                    failures.push(e.to_string());
+                }
+            }
+            failures
+        }));
+    }
+    let (mut most, mut two_ready_at) = (0, None);
+    let t0 = Instant::now();
+    while t0.elapsed() < Duration::from_secs(40) {
+        let s = service(client.clone()).await;
+        let containers = client.containers("TINY_SVC").await.unwrap_or_default();
+        most = most.max(containers.len()).max(s.target_instances as usize);
+        let ready = containers
+            .iter()
+            .filter(|c| c.status == hugflake::domain::InstanceStatus::Ready)
+            .count();
+        if ready == 2 && two_ready_at.is_none() {
+            two_ready_at = Some(Instant::now());
+        }
+        // Keep the queue deep a while longer: no third instance may come.
+        if two_ready_at.is_some_and(|t| t.elapsed() > Duration::from_secs(3)) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for l in load {
+        let failures = l.await.unwrap_or_else(|e| panic!("{e}"));
+        assert!(failures.is_empty(), "calls failed while scaling: {failures:?}");
+    }
+    assert!(
+        two_ready_at.is_some(),
+        "no second instance came while calls queued"
+    );
+    assert_eq!(most, 2, "more instances than MAX_INSTANCES");
+    let events = client.events("TINY_SVC").await.unwrap_or_default();
+    assert!(
+        events
+            .iter()
+            .any(|e| e.message.contains("scaling out from 1 to 2 instance(s): calls have queued")),
+        "{events:?}"
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| e.message.contains("MAX_INSTANCES (2)")),
+        "the cap was not said: {events:?}"
+    );
+
+    // Calls stop: the extra instance stops, then the service suspends again.
+    let t0 = Instant::now();
+    loop {
+        let s = service(client.clone()).await;
+        if s.status == ServiceStatus::Suspended {
+            assert!(s.auto_suspended);
+            break;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(20), "{s:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let events = client.events("TINY_SVC").await.unwrap_or_default();
+    assert!(
+        events
+            .iter()
+            .any(|e| e.message.contains("scaling in from 2 to 1 instance(s): no calls for")),
+        "{events:?}"
+    );
+
+    // A person's suspension is theirs: a call does not undo it.
+    let (code, _, err) = p.run(&["resume", "service", "TINY_SVC"]);
+    assert_eq!(code, 0, "{err}");
+    wait_status(&client, "TINY_SVC", ServiceStatus::Running, Duration::from_secs(30)).await;
+    let (code, _, err) = p.run(&["suspend", "service", "TINY_SVC"]);
+    assert_eq!(code, 0, "{err}");
+    let refused = client
+        .predict("TINY_SVC", "ENCODE", &[vec![json!("one note")]])
+        .await;
+    assert!(
+        refused.as_ref().is_err_and(|e| e.to_string().contains("SUSPENDED")),
+        "{refused:?}"
+    );
+
+    // `hugflake scale` says what will change, refuses without --yes off a terminal, and then
+    // keeps one instance for good.
+    let (code, out, err) = p.run(&["scale", "TINY_SVC", "--min", "1", "--max", "3"]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(out.contains("MIN_INSTANCES 0 → 1"), "{out}");
+    assert!(out.contains("MAX_INSTANCES 2 → 3"), "{out}");
+    assert!(err.contains("nothing changed: confirm with --yes"), "{err}");
+    let (code, out, err) = p.run(&["scale", "TINY_SVC", "--min", "3", "--max", "2", "--yes"]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(err.contains("MIN_INSTANCES must not exceed MAX_INSTANCES"), "{err}");
+    let (code, out, err) = p.run(&[
+        "scale", "TINY_SVC", "--min", "1", "--max", "3", "--yes", "--json",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let s: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    assert_eq!((s["min_instances"].as_u64(), s["max_instances"].as_u64()), (Some(1), Some(3)));
+    p.kill_daemon();
+}

@@ -225,6 +225,7 @@ impl ImportForm {
             service: upper(FieldKey::Service),
             min_instances: min,
             max_instances: max,
+            auto_suspend_secs: None,
             token_secret: Some(self.value(FieldKey::TokenSecret).trim().to_string())
                 .filter(|t| !t.is_empty()),
             library: self.library.clone(),

@@ -89,6 +89,9 @@ pub enum Command {
     Suspend(ObjectArgs),
     /// Resume a compute pool or a service
     Resume(ObjectArgs),
+    /// Change a service's instance bounds and idle suspension (`ALTER SERVICE … SET
+    /// MIN_INSTANCES/MAX_INSTANCES/AUTO_SUSPEND_SECS`): says what will change and asks first
+    Scale(ScaleArgs),
     /// Drop a service, a model, or one version of a model (`drop version MODEL V1`)
     Drop(DropArgs),
     /// Run one service instance (started by the daemon; not for direct use)
@@ -255,9 +258,14 @@ pub struct ImportArgs {
     /// Instances kept running (0 starts one, like Snowflake)
     #[arg(long, default_value_t = 1)]
     pub min_instances: u32,
-    /// Instances at most (default: min instances, at least 1)
+    /// Instances at most (default: min instances, at least 1); more start while calls queue
     #[arg(long)]
     pub max_instances: Option<u32>,
+    /// Local platform: seconds without calls before a service with --min-instances 0 suspends
+    /// (the next call resumes it); default 1800, 0 never. On Snowflake set it after the import
+    /// with `hugflake scale` (the deploy spec has no such key)
+    #[arg(long, value_name = "SECS")]
+    pub auto_suspend_secs: Option<u64>,
     /// Snowflake, gated repos: the name of a Snowflake secret holding your HF token
     #[arg(long, value_name = "SECRET")]
     pub token_secret: Option<String>,
@@ -270,6 +278,29 @@ pub struct ImportArgs {
     #[arg(long)]
     pub detach: bool,
     /// Stream job events as JSON lines on stdout
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `hugflake scale`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ScaleArgs {
+    pub service: String,
+    /// MIN_INSTANCES: instances kept running; 0 lets the service suspend when idle and resume on
+    /// the next call
+    #[arg(long, value_name = "N")]
+    pub min: Option<u32>,
+    /// MAX_INSTANCES: instances at most, started while calls queue
+    #[arg(long, value_name = "N")]
+    pub max: Option<u32>,
+    /// AUTO_SUSPEND_SECS: seconds without calls before a service with MIN_INSTANCES 0 suspends
+    /// (0: never; Snowflake takes 0 or at least 300)
+    #[arg(long, value_name = "SECS")]
+    pub auto_suspend_secs: Option<u64>,
+    /// Do not ask
+    #[arg(long)]
+    pub yes: bool,
+    /// Print the service as JSON on stdout once changed
     #[arg(long)]
     pub json: bool,
 }

@@ -1,7 +1,6 @@
 //! `hugflake cache ...`: the shared Hugging Face cache, listed, verified and tidied (see
 //! [`crate::hub::housekeeping`]).
 
-use std::io::{BufRead, IsTerminal, Write};
 
 use color_eyre::eyre::{Result, eyre};
 
@@ -176,20 +175,8 @@ async fn remove(ctx: &Context, root: &std::path::Path, target: Target, yes: bool
         },
         units::bytes(plan.bytes)
     )?;
-    if !yes {
-        if !std::io::stdin().is_terminal() {
-            return Err(eyre!(
-                "nothing removed: confirm with --yes (standard input is not a terminal to ask on)"
-            ));
-        }
-        eprint!("remove? [y/N] ");
-        let _ = std::io::stderr().flush();
-        let mut answer = String::new();
-        std::io::stdin().lock().read_line(&mut answer)?;
-        if !matches!(answer.trim(), "y" | "Y" | "yes") {
-            eprintln!("nothing removed");
-            return Ok(());
-        }
+    if !crate::cli::output::confirm("remove?", yes, "nothing removed")? {
+        return Ok(());
     }
     let root = root.to_path_buf();
     tokio::task::spawn_blocking(move || housekeeping::apply(&root, &plan)).await??;

@@ -95,6 +95,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Suspend(a) => runtime.block_on(platform::suspend_resume(&ctx, a, true)),
         Command::Resume(a) => runtime.block_on(platform::suspend_resume(&ctx, a, false)),
         Command::Drop(a) => runtime.block_on(platform::drop(&ctx, a)),
+        Command::Scale(a) => runtime.block_on(platform::scale(&ctx, a)),
         Command::Instance(a) => platform::instance(a),
         Command::Config(a) => doctor::config(&ctx, a),
         Command::Doctor(a) => runtime.block_on(doctor::doctor(&ctx, a)),

@@ -48,6 +48,30 @@ macro_rules! outln {
     };
 }
 
+/// Asks `question` on the terminal unless `yes`; refuses (an error naming `--yes`) when standard
+/// input is not a terminal. `Ok(false)`: the person said no (`declined` is printed).
+pub fn confirm(question: &str, yes: bool, declined: &str) -> Result<bool> {
+    use std::io::{BufRead, IsTerminal, Write};
+    if yes {
+        return Ok(true);
+    }
+    if !std::io::stdin().is_terminal() {
+        return Err(eyre!(
+            "{declined}: confirm with --yes (standard input is not a terminal to ask on)"
+        ));
+    }
+    eprint!("{question} [y/N] ");
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer)?;
+    if matches!(answer.trim(), "y" | "Y" | "yes") {
+        Ok(true)
+    } else {
+        eprintln!("{declined}");
+        Ok(false)
+    }
+}
+
 pub fn print_json<T: Serialize>(value: &T) -> Result<()> {
     let text = serde_json::to_string_pretty(value).map_err(|e| eyre!("cannot encode JSON: {e}"))?;
     write_out(format_args!("{text}\n"))

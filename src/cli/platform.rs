@@ -7,7 +7,7 @@ use std::time::Duration;
 use color_eyre::eyre::{Result, WrapErr, eyre};
 
 use crate::cli::args::{
-    DropArgs, DropKind, ImportArgs, InstanceArgs, JobsArgs, LogsArgs, ObjectArgs, ObjectKind,
+    DropArgs, DropKind, ImportArgs, InstanceArgs, JobsArgs, LogsArgs, ObjectArgs, ScaleArgs, ObjectKind,
     PredictArgs, ServiceArgs, StatusArgs,
 };
 use crate::cli::output::{print_json, text_table};
@@ -51,6 +51,7 @@ fn import_spec(a: ImportArgs) -> ImportSpec {
     spec.max_instances = a.max_instances.unwrap_or(a.min_instances.max(1));
     spec.token_secret = a.token_secret;
     spec.precision = a.precision;
+    spec.auto_suspend_secs = a.auto_suspend_secs;
     spec
 }
 
@@ -453,6 +454,57 @@ pub async fn suspend_resume(ctx: &Context, a: ObjectArgs, suspend: bool) -> Resu
     Ok(())
 }
 
+/// `hugflake scale`: plans the change against the service as it is, says what each value will
+/// do, asks (unless `--yes`), then sends it.
+pub async fn scale(ctx: &Context, a: ScaleArgs) -> Result<()> {
+    let client = connect(ctx).await?;
+    let name = a.service.to_ascii_uppercase();
+    let change = crate::domain::ScalingChange {
+        min_instances: a.min,
+        max_instances: a.max,
+        auto_suspend_secs: a.auto_suspend_secs,
+    };
+    let services = client.services().await?;
+    let now = services
+        .iter()
+        .find(|s| s.name == name || s.qualified_name() == name)
+        .ok_or_else(|| eyre!("service {name} not found"))?;
+    let plan = change
+        .plan(&now.name, now.scaling())
+        .map_err(|e| eyre!("{e}"))?;
+    let sql = client.kind() == crate::domain::PlatformKind::Snowflake;
+    let mut said = vec![format!(
+        "{} {}:",
+        if sql { "ALTER SERVICE" } else { "service" },
+        now.qualified_name()
+    )];
+    said.extend(plan.iter().map(|l| format!("  {l}")));
+    if sql && change.auto_suspend_secs.is_some_and(|s| s > 0) && now.endpoint.is_some() {
+        said.push(
+            "  note: Snowflake documents that auto-suspension does not apply to services with a public endpoint, as this one has"
+                .into(),
+        );
+    }
+    // With --json, standard output carries only the service.
+    for line in said {
+        if a.json {
+            eprintln!("{line}");
+        } else {
+            outln!("{line}")?;
+        }
+    }
+    if !crate::cli::output::confirm("change it?", a.yes, "nothing changed")? {
+        return Ok(());
+    }
+    let s = client.alter_service(&now.name, &change).await?;
+    if a.json {
+        print_json(&s)?;
+    } else {
+        eprintln!("service {}: {}", s.name, s.scaling().summary());
+    }
+    Ok(())
+}
+
 pub async fn drop(ctx: &Context, a: DropArgs) -> Result<()> {
     let client = connect(ctx).await?;
     let DropArgs { kind, version, .. } = a;
@@ -612,6 +664,11 @@ pub async fn serve(ctx: &Context) -> Result<()> {
                 max_connections: d.endpoint_max_connections as usize,
                 header_timeout: Duration::from_secs(d.endpoint_header_timeout_secs),
             },
+            autoscale: crate::domain::scaling::Policy {
+                queue_ms: d.autoscale_queue_ms,
+                deep_for: Duration::from_secs_f64(d.autoscale_after_secs),
+                idle_for: Duration::from_secs_f64(d.scale_in_idle_secs),
+            },
         },
         hub,
         import_concurrency: d.import_concurrency as usize,
@@ -748,7 +805,7 @@ pub fn status_text(snap: &Snapshot) -> String {
             .map(|s| {
                 vec![
                     s.name.clone(),
-                    s.status.to_string(),
+                    s.status_label(),
                     format!("{}/{}", s.ready_instances, s.target_instances),
                     s.compute_pool.clone(),
                     s.precision.map_or("-".into(), |p| p.to_string()),

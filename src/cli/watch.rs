@@ -41,7 +41,9 @@ fn states(snap: &Snapshot) -> States {
             (
                 format!(
                     "{} ({}/{} ready)",
-                    s.status, s.ready_instances, s.target_instances
+                    s.status_label(),
+                    s.ready_instances,
+                    s.target_instances
                 ),
                 s.message.clone(),
             ),

@@ -122,6 +122,10 @@ pub struct ImportSpec {
     pub service: String,
     pub min_instances: u32,
     pub max_instances: u32,
+    /// Seconds without calls after which a service with `min_instances = 0` suspends (resumed by
+    /// the next call); `None`: the platform's default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto_suspend_secs: Option<u64>,
     /// Snowflake: the *name* of a secret holding the Hugging Face token, for gated repos (a raw
     /// token never leaves this machine). Ignored locally, where the HF token is used directly.
     #[serde(default)]
@@ -144,19 +148,15 @@ impl ImportSpec {
     /// SPCS's rule for a service's instance bounds: MAX_INSTANCES at least 1, MIN_INSTANCES at most
     /// MAX_INSTANCES (MIN_INSTANCES 0 starts one, like Snowflake). Refused, never adjusted.
     pub fn check_instances(&self) -> Result<(), String> {
-        if self.max_instances == 0 {
-            return Err(
-                "max instances is 0: a service runs at least one instance (MAX_INSTANCES ≥ 1)"
-                    .into(),
-            );
+        self.scaling().check()
+    }
+
+    pub fn scaling(&self) -> super::Scaling {
+        super::Scaling {
+            min_instances: self.min_instances,
+            max_instances: self.max_instances,
+            auto_suspend_secs: self.auto_suspend_secs,
         }
-        if self.min_instances > self.max_instances {
-            return Err(format!(
-                "min instances ({}) is above max instances ({}): MIN_INSTANCES must not exceed MAX_INSTANCES",
-                self.min_instances, self.max_instances
-            ));
-        }
-        Ok(())
     }
 
     /// The defaults of DESIGN.md "Names": model = repo name upper-cased with non-alphanumerics as
@@ -173,6 +173,7 @@ impl ImportSpec {
             pool: pool.to_string(),
             min_instances: 1,
             max_instances: 1,
+            auto_suspend_secs: None,
             token_secret: None,
             library: None,
             precision: Default::default(),

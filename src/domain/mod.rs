@@ -7,6 +7,7 @@ pub mod entities;
 pub mod job;
 pub mod platform;
 pub mod precision;
+pub mod scaling;
 pub mod units;
 pub mod window;
 
@@ -21,3 +22,4 @@ pub use platform::{
     RegistryPlace, Service, ServiceEvent, ServiceStatus, VersionFile,
 };
 pub use precision::{Calibration, Gate, Precision};
+pub use scaling::{Scaling, ScalingChange};

@@ -178,6 +178,15 @@ pub struct Service {
     pub target_instances: u32,
     pub min_instances: u32,
     pub max_instances: u32,
+    /// AUTO_SUSPEND_SECS: seconds without calls before a service with MIN_INSTANCES 0 suspends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto_suspend_secs: Option<u64>,
+    /// Suspended for idleness (not by a person): the next call resumes it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub auto_suspended: bool,
+    /// Local only: how long the last resume by a call took until an instance was READY.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cold_start_ms: Option<u64>,
     /// Instances whose containers are all READY.
     pub ready_instances: u32,
     pub model: Option<String>,
@@ -206,6 +215,23 @@ impl Service {
                 Health::Pending
             }
             s => s.health(),
+        }
+    }
+
+    pub fn scaling(&self) -> super::Scaling {
+        super::Scaling {
+            min_instances: self.min_instances,
+            max_instances: self.max_instances,
+            auto_suspend_secs: self.auto_suspend_secs,
+        }
+    }
+
+    /// `SUSPENDED (auto)` for a service suspended for idleness, else the status.
+    pub fn status_label(&self) -> String {
+        if self.auto_suspended && self.status == ServiceStatus::Suspended {
+            format!("{} (auto)", self.status)
+        } else {
+            self.status.to_string()
         }
     }
 

@@ -212,6 +212,14 @@ pub trait Platform: Send + Sync {
     /// `ALTER SERVICE .. RESUME`.
     async fn resume_service(&self, name: &str) -> Result<Service>;
 
+    /// `ALTER SERVICE .. SET MIN_INSTANCES = .. MAX_INSTANCES = .. AUTO_SUSPEND_SECS = ..`: the
+    /// values given change, the others stay.
+    async fn alter_service(
+        &self,
+        name: &str,
+        change: &crate::domain::ScalingChange,
+    ) -> Result<Service>;
+
     /// `DROP SERVICE`.
     async fn drop_service(&self, name: &str) -> Result<()>;
 

@@ -165,6 +165,14 @@ impl Platform for ReadOnly {
         Err(refusal(&format!("resuming service {name}")))
     }
 
+    async fn alter_service(
+        &self,
+        name: &str,
+        _change: &crate::domain::ScalingChange,
+    ) -> Result<Service> {
+        Err(refusal(&format!("changing the scaling of service {name}")))
+    }
+
     async fn drop_service(&self, name: &str) -> Result<()> {
         Err(refusal(&format!("dropping service {name}")))
     }

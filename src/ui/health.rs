@@ -94,8 +94,26 @@ fn render_detail(frame: &mut Frame<'_>, area: Rect, app: &App) {
     ])
     .spacing(2)
     .areas(inner);
-    // Drill-down: service → instances → containers → endpoints.
+    // Drill-down: service → instances → containers → endpoints, under its scaling (SPCS's
+    // current/target instances and bounds).
     let mut lines: Vec<Line<'_>> = Vec::new();
+    let scaling = svc.scaling();
+    let mut scale = format!(
+        "instances {}/{} · {}",
+        svc.current_instances,
+        svc.target_instances,
+        scaling.summary()
+    );
+    if let Some(ms) = svc.cold_start_ms {
+        scale.push_str(&format!(" · cold start {ms} ms"));
+    }
+    lines.push(Line::from(Span::styled(scale, t.dim())));
+    if svc.auto_suspended {
+        lines.push(Line::from(Span::styled(
+            "suspended for idleness: the next call resumes it",
+            t.dim(),
+        )));
+    }
     for c in &d.containers {
         let (sym, style) = t.health(c.status.health());
         lines.push(Line::from(vec![
@@ -392,7 +410,7 @@ fn render_services(frame: &mut Frame<'_>, area: Rect, app: &App) {
             let (sym, style) = theme.health(s.health());
             let since = s.resumed_on.unwrap_or(s.created_on);
             vec![
-                Cell::from(Span::styled(format!("{sym} {}", s.status), style)),
+                Cell::from(Span::styled(format!("{sym} {}", s.status_label()), style)),
                 Cell::from(s.qualified_name()),
                 Cell::from(format!("{}/{}", s.ready_instances, s.target_instances)),
                 Cell::from(s.compute_pool.clone()),
@@ -426,7 +444,7 @@ fn render_services(frame: &mut Frame<'_>, area: Rect, app: &App) {
         .clamp(5, 28) as u16;
     let status_w = rows[window.clone()]
         .iter()
-        .map(|s| s.status.to_string().chars().count() + 2)
+        .map(|s| s.status_label().chars().count() + 2)
         .max()
         .unwrap_or(9)
         .max(9) as u16;
@@ -531,7 +549,10 @@ pub fn rollup(app: &App) -> Vec<TreeNode> {
                     depth: 2,
                     label: format!(
                         "service {} {} · {}/{} ready",
-                        s.name, s.status, s.ready_instances, s.target_instances
+                        s.name,
+                        s.status_label(),
+                        s.ready_instances,
+                        s.target_instances
                     ),
                     health: s.health(),
                 });

@@ -59,6 +59,8 @@ pub struct Svc {
     pub container: String,
     pub min_instances: u32,
     pub max_instances: u32,
+    /// AUTO_SUSPEND_SECS (0: never).
+    pub auto_suspend_secs: u64,
     /// The model version a service serves (model, version).
     pub serves: Option<(String, String)>,
     /// The role that owns it.
@@ -487,6 +489,7 @@ fn tick(st: &mut SimState) {
                         serves: Some(serves),
                         owner,
                         previous_logs: None,
+                        auto_suspend_secs: 0,
                     });
                 }
             }
@@ -656,7 +659,7 @@ fn answer(st: &mut SimState, handle: &str, sql: &str, binds: &[String]) -> Respo
                     s("1764100000.000000000"),
                     Value::Null,
                     Value::Null,
-                    s("0"),
+                    s(&x.auto_suspend_secs.to_string()),
                     Value::Null,
                     s(if x.is_job { "true" } else { "false" }),
                     s("false"),
@@ -1186,6 +1189,88 @@ fn answer(st: &mut SimState, handle: &str, sql: &str, binds: &[String]) -> Respo
             0,
         );
     }
+    if let Some(rest) = upper.strip_prefix("ALTER SERVICE ")
+        && let Some((fq, sets)) = rest.split_once(" SET ")
+    {
+        // `ALTER SERVICE <fq> SET MIN_INSTANCES = 0 MAX_INSTANCES = 2 AUTO_SUSPEND_SECS = 300`:
+        // space-separated `KEY = value` pairs, as the documentation writes them.
+        let words: Vec<&str> = sets.split_whitespace().collect();
+        let mut pairs = Vec::new();
+        for w in words.chunks(3) {
+            match w {
+                [key, "=", value] => pairs.push((key.to_string(), value.to_string())),
+                _ => {
+                    return error(
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        "001003",
+                        "42000",
+                        &format!("SQL compilation error: syntax error near '{}'", w.join(" ")),
+                        Some(handle),
+                    );
+                }
+            }
+        }
+        let Some(x) = st.services.iter_mut().find(|x| x.is(fq)) else {
+            return error(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "002003",
+                "02000",
+                "Service does not exist.",
+                Some(handle),
+            );
+        };
+        let (mut min, mut max, mut idle) = (x.min_instances, x.max_instances, x.auto_suspend_secs);
+        for (key, value) in pairs {
+            let Ok(n) = value.parse::<u64>() else {
+                return error(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "001003",
+                    "42000",
+                    &format!("SQL compilation error: invalid value '{value}' for {key}"),
+                    Some(handle),
+                );
+            };
+            match key.as_str() {
+                "MIN_INSTANCES" => min = n as u32,
+                "MAX_INSTANCES" => max = n as u32,
+                "AUTO_SUSPEND_SECS" if n == 0 || n >= 300 => idle = n,
+                "AUTO_SUSPEND_SECS" => {
+                    return error(
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        "001008",
+                        "22023",
+                        "Invalid value for AUTO_SUSPEND_SECS: must be 0 or at least 300.",
+                        Some(handle),
+                    );
+                }
+                other => {
+                    return error(
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        "001003",
+                        "42000",
+                        &format!("SQL compilation error: invalid property '{other}'"),
+                        Some(handle),
+                    );
+                }
+            }
+        }
+        if max == 0 || min > max {
+            return error(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "001008",
+                "22023",
+                "MIN_INSTANCES must be less than or equal to MAX_INSTANCES.",
+                Some(handle),
+            );
+        }
+        (x.min_instances, x.max_instances, x.auto_suspend_secs) = (min, max, idle);
+        return result(
+            handle,
+            &["status"],
+            vec![vec![s("Statement executed successfully.")]],
+            0,
+        );
+    }
     if let Some(rest) = upper.strip_prefix("ALTER SERVICE ") {
         let (fq, action) = rest.rsplit_once(' ').unwrap_or((rest, ""));
         let Some(x) = st.services.iter_mut().find(|x| x.is(fq)) else {
@@ -1258,6 +1343,7 @@ fn answer(st: &mut SimState, handle: &str, sql: &str, binds: &[String]) -> Respo
             serves: None,
             owner: current_role(st),
             previous_logs: None,
+            auto_suspend_secs: 0,
         });
         let task = spec
             .task
@@ -1335,6 +1421,7 @@ fn answer(st: &mut SimState, handle: &str, sql: &str, binds: &[String]) -> Respo
                 serves: Some(serves.clone()),
                 owner: owner.clone(),
                 previous_logs: None,
+                auto_suspend_secs: 0,
             });
             format!("{sdb}.{ssc}.{name}")
         });

@@ -455,6 +455,22 @@ impl Platform for LocalPlatform {
         .await
     }
 
+    async fn alter_service(
+        &self,
+        name: &str,
+        change: &crate::domain::ScalingChange,
+    ) -> Result<Service> {
+        let body =
+            serde_json::to_value(change).map_err(|e| PlatformError::Other(e.to_string()))?;
+        self.call_with(
+            reqwest::Method::POST,
+            &format!("/v1/services/{}/scaling", crate::http::encode_segment(name)),
+            Some(body),
+            None,
+        )
+        .await
+    }
+
     async fn drop_service(&self, name: &str) -> Result<()> {
         self.call::<serde_json::Value>(
             reqwest::Method::DELETE,

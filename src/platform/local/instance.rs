@@ -14,7 +14,7 @@
 use super::error;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Bytes;
@@ -193,8 +193,9 @@ impl Served {
         })
     }
 
-    /// Runs one row (inputs in signature order) and returns its output object.
-    async fn row(&self, inputs: Vec<Value>) -> Result<Value, RowError> {
+    /// Runs one row (inputs in signature order) and returns its output object and how long it
+    /// waited in the model's queue.
+    async fn row(&self, inputs: Vec<Value>) -> Result<(Value, Duration), RowError> {
         let text = |v: &Value| -> Result<String, RowError> {
             v.as_str()
                 .map(str::to_string)
@@ -206,16 +207,19 @@ impl Served {
             Served::Sentence(rt) => {
                 let r = rt.call(text(&first)?).await.map_err(stopped)?;
                 let v = r.output.map_err(RowError::Compute)?;
-                Ok(json!({ "output": v }))
+                Ok((json!({ "output": v }), r.queued))
             }
             Served::Tokens(rt) => {
                 let r = rt.call(text(&first)?).await.map_err(stopped)?;
-                Ok(json!({ "outputs": r.output.map_err(RowError::Compute)? }))
+                Ok((
+                    json!({ "outputs": r.output.map_err(RowError::Compute)? }),
+                    r.queued,
+                ))
             }
             Served::Features(rt) => {
                 let r = rt.call(text(&first)?).await.map_err(stopped)?;
                 let f = r.output.map_err(RowError::Compute)?;
-                Ok(json!({ "cls": f.cls, "mean": f.mean }))
+                Ok((json!({ "cls": f.cls, "mean": f.mean }), r.queued))
             }
             Served::Images(rt) => {
                 let b64 = first
@@ -259,11 +263,14 @@ impl Served {
                     .await
                     .map_err(stopped)?;
                 let scores = r.output.map_err(RowError::Compute)?;
-                Ok(json!({
-                    "labels": scores.iter().map(|s| &s.label).collect::<Vec<_>>(),
-                    "scores": scores.iter().map(|s| s.score).collect::<Vec<_>>(),
-                    "notice": RESEARCH_USE,
-                }))
+                Ok((
+                    json!({
+                        "labels": scores.iter().map(|s| &s.label).collect::<Vec<_>>(),
+                        "scores": scores.iter().map(|s| s.score).collect::<Vec<_>>(),
+                        "notice": RESEARCH_USE,
+                    }),
+                    r.queued,
+                ))
             }
         }
     }
@@ -450,9 +457,13 @@ async fn call(
         .await
     };
     let mut out = Vec::with_capacity(n);
+    let mut queued = Duration::ZERO;
     for (i, (id, result)) in results.into_iter().enumerate() {
         match result {
-            Ok(v) => out.push((id, v)),
+            Ok((v, q)) => {
+                queued = queued.max(q);
+                out.push((id, v));
+            }
             Err(RowError::Input(m)) => {
                 return error(StatusCode::BAD_REQUEST, format!("data[{i}]: {m}"));
             }
@@ -463,5 +474,13 @@ async fn call(
         }
     }
     tracing::debug!(path = %uri.path(), rows = n, ms = started.elapsed().as_millis() as u64, "call");
-    axum::Json(protocol::response(out)).into_response()
+    // The daemon's autoscaler reads how long the rows waited for the model.
+    (
+        [(
+            crate::platform::local::daemon::services::QUEUE_HEADER,
+            format!("{:.1}", queued.as_secs_f64() * 1000.0),
+        )],
+        axum::Json(protocol::response(out)),
+    )
+        .into_response()
 }

@@ -313,6 +313,9 @@ impl SnowflakePlatform {
             target_instances: num(rs.get(i, "target_instances")),
             min_instances: num(rs.get(i, "min_instances")),
             max_instances: num(rs.get(i, "max_instances")),
+            auto_suspend_secs: rs.get(i, "auto_suspend_secs").and_then(|s| s.parse().ok()),
+            auto_suspended: false,
+            cold_start_ms: None,
             // SHOW SERVICES has no ready count: ready = current when RUNNING (containers tell more).
             ready_instances: if rs.get(i, "status") == Some("RUNNING") {
                 num(rs.get(i, "current_instances"))
@@ -552,6 +555,14 @@ impl Platform for SnowflakePlatform {
                 "--precision {} is a local serving choice: Snowflake's inference container runs \
                  the model with transformers in fp32",
                 spec.precision
+            )));
+        }
+        if let Some(secs) = spec.auto_suspend_secs {
+            return Err(PlatformError::Invalid(format!(
+                "--auto-suspend-secs {secs}: SYSTEM$DEPLOY_MODEL's spec has no such key (snowflake-ml-python's \
+                 deployment spec); import without it, then `hugflake scale {} --auto-suspend-secs {secs}` \
+                 (ALTER SERVICE … SET AUTO_SUSPEND_SECS)",
+                spec.service
             )));
         }
         jobs::start(self, spec.clone()).await
@@ -909,6 +920,31 @@ impl Platform for SnowflakePlatform {
     async fn resume_service(&self, name: &str) -> Result<Service> {
         let q = self.qualify(name)?;
         self.run(&statements::alter_service(&q, false)).await?;
+        self.service_named(&q).await
+    }
+
+    async fn alter_service(
+        &self,
+        name: &str,
+        change: &crate::domain::ScalingChange,
+    ) -> Result<Service> {
+        use crate::domain::scaling::SNOWFLAKE_MIN_AUTO_SUSPEND_SECS;
+        let q = self.qualify(name)?;
+        if let Some(s) = change.auto_suspend_secs
+            && s > 0
+            && s < SNOWFLAKE_MIN_AUTO_SUSPEND_SECS
+        {
+            return Err(PlatformError::Invalid(format!(
+                "AUTO_SUSPEND_SECS {s}: Snowflake takes 0 (never) or at least {SNOWFLAKE_MIN_AUTO_SUSPEND_SECS} seconds"
+            )));
+        }
+        // Checked against the service as it is, before anything is sent.
+        let now = self.service_named(&q).await?;
+        change
+            .apply(now.scaling())
+            .map_err(PlatformError::Invalid)?;
+        self.run(&statements::alter_service_scaling(&q, change))
+            .await?;
         self.service_named(&q).await
     }
 

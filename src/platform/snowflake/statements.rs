@@ -159,6 +159,26 @@ pub fn alter_service(service: &Qualified, suspend: bool) -> Statement {
     ))
 }
 
+/// `ALTER SERVICE <fq> SET MIN_INSTANCES = n MAX_INSTANCES = m AUTO_SUSPEND_SECS = s`: only the
+/// values given, separated by spaces (docs.snowflake.com sql-reference/sql/alter-service; the
+/// Snowflake CLI's `services set` writes them the same way).
+pub fn alter_service_scaling(
+    service: &Qualified,
+    change: &crate::domain::ScalingChange,
+) -> Statement {
+    let mut sets = Vec::new();
+    if let Some(n) = change.min_instances {
+        sets.push(format!("MIN_INSTANCES = {n}"));
+    }
+    if let Some(n) = change.max_instances {
+        sets.push(format!("MAX_INSTANCES = {n}"));
+    }
+    if let Some(n) = change.auto_suspend_secs {
+        sets.push(format!("AUTO_SUSPEND_SECS = {n}"));
+    }
+    plain(format!("ALTER SERVICE {service} SET {}", sets.join(" ")))
+}
+
 pub fn drop_service(service: &Qualified) -> Statement {
     plain(format!("DROP SERVICE {service}"))
 }

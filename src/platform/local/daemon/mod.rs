@@ -173,6 +173,7 @@ pub async fn serve(opts: ServeOptions) -> Result<(), DaemonError> {
     if let Err(e) = services.restore().await {
         tracing::error!(error = %e, "cannot restore services");
     }
+    tokio::spawn(services.clone().autoscale(shutdown.clone()));
     if let Err(e) = jobs.resume_unfinished().await {
         tracing::error!(error = %e, "cannot resume unfinished jobs");
     }
@@ -236,6 +237,7 @@ fn router(state: Shared) -> Router {
         .route("/v1/services/{name}", axum::routing::delete(drop_service))
         .route("/v1/services/{name}/suspend", post(suspend_service))
         .route("/v1/services/{name}/resume", post(resume_service))
+        .route("/v1/services/{name}/scaling", post(alter_service))
         .route("/v1/services/{name}/containers", get(containers))
         .route("/v1/services/{name}/endpoints", get(endpoints))
         .route("/v1/services/{name}/token", get(service_token))
@@ -453,6 +455,16 @@ async fn resume_service(
 ) -> Result<impl IntoResponse, ApiError> {
     tracing::info!(service = %name, "resume service");
     state.services.resume(&name).await?;
+    service_json(&state, &name).await
+}
+
+async fn alter_service(
+    State(state): State<Shared>,
+    UrlPath(name): UrlPath<String>,
+    Json(change): Json<crate::domain::ScalingChange>,
+) -> Result<impl IntoResponse, ApiError> {
+    tracing::info!(service = %name, ?change, "alter service");
+    state.services.alter(&name, change).await?;
     service_json(&state, &name).await
 }
 

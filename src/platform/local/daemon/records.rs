@@ -26,6 +26,9 @@ pub struct ServiceSpec {
     /// The arithmetic of the encoder's linear layers (fp32 for services recorded before it).
     #[serde(default)]
     pub precision: Precision,
+    /// AUTO_SUSPEND_SECS (`None`: the model-serving default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto_suspend_secs: Option<u64>,
 }
 
 /// A service row with its spec.
@@ -40,6 +43,8 @@ pub struct ServiceRow {
     pub max_instances: u32,
     pub port: Option<u16>,
     pub spec: ServiceSpec,
+    /// Why it is in its status (a suspension for idleness says so).
+    pub message: Option<String>,
 }
 
 /// A version's files on disk.
@@ -502,7 +507,7 @@ impl Registry {
     pub fn service_rows(&self) -> Result<Vec<ServiceRow>> {
         let mut stmt = self.conn.prepare(
             "SELECT name, status, compute_pool, model, model_version, min_instances, max_instances,
-                    port, spec_json FROM services ORDER BY name",
+                    port, spec_json, message FROM services ORDER BY name",
         )?;
         let rows = stmt.query_map([], |r| {
             Ok((|| -> Result<ServiceRow> {
@@ -517,6 +522,7 @@ impl Registry {
                     max_instances: r.get(6)?,
                     port: r.get(7)?,
                     spec: serde_json::from_str(&spec).map_err(json_err)?,
+                    message: r.get(9)?,
                 })
             })())
         })?;
@@ -571,6 +577,26 @@ impl Registry {
                     resumed_on = CASE WHEN ?2 = 'PENDING' AND status = 'SUSPENDED' THEN ?4 ELSE resumed_on END
              WHERE name = ?1",
             params![name, status, message, now],
+        )?;
+        Ok(())
+    }
+
+    /// Records new instance bounds and idle suspension (`ALTER SERVICE … SET`).
+    pub fn set_service_scaling(&mut self, name: &str, s: &crate::domain::Scaling) -> Result<()> {
+        let mut row = self
+            .service_row(name)?
+            .ok_or_else(|| RegistryError::NotFound(format!("service {name}")))?;
+        row.spec.auto_suspend_secs = s.auto_suspend_secs;
+        self.conn.execute(
+            "UPDATE services SET min_instances = ?2, max_instances = ?3, spec_json = ?4,
+                                 updated_on = ?5 WHERE name = ?1",
+            params![
+                name,
+                s.min_instances,
+                s.max_instances,
+                serde_json::to_string(&row.spec).map_err(json_err)?,
+                ts(Utc::now())
+            ],
         )?;
         Ok(())
     }

@@ -293,7 +293,8 @@ impl Registry {
         let mut stmt = self.conn.prepare(
             "SELECT name, status, compute_pool, model, model_version, min_instances, max_instances,
                     target_instances, port, message, created_on, resumed_on, suspended_on,
-                    json_extract(spec_json, '$.precision')
+                    json_extract(spec_json, '$.precision'),
+                    json_extract(spec_json, '$.auto_suspend_secs')
              FROM services ORDER BY name",
         )?;
         let rows = stmt.query_map([], |r| {
@@ -313,6 +314,9 @@ impl Registry {
                     model_version: r.get(4)?,
                     min_instances: r.get(5)?,
                     max_instances: r.get(6)?,
+                    auto_suspend_secs: r.get::<_, Option<i64>>(14)?.map(|v| v.max(0) as u64),
+                    auto_suspended: false,
+                    cold_start_ms: None,
                     target_instances: target,
                     current_instances: if running { target } else { 0 },
                     ready_instances: 0,

@@ -6,8 +6,13 @@
 //! ```text
 //!   client ──POST /encode──▶ service endpoint (daemon) ──▶ instance 0 (child process, candle)
 //!          Snowflake Token      auth, suspended?, 413,      instance token, READY only
-//!                               metrics, round robin
+//!                               metrics, round robin        instance 1 … (while calls queue)
 //! ```
+//!
+//! Scaling follows SPCS: MIN_INSTANCES run (one when it is 0); a service with MIN_INSTANCES 0
+//! suspends after AUTO_SUSPEND_SECS without calls and the next call resumes it, waiting for the
+//! cold start; while calls queue in the instances, more start up to MAX_INSTANCES and the pool's
+//! memory, and the extra ones stop when calls stop (`decide` in `domain::scaling`).
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -30,7 +35,11 @@ use tokio_util::sync::CancellationToken;
 use super::records::ServiceRow;
 use super::registry::{Registry, RegistryError};
 use super::telemetry::{LogRing, Metrics};
-use crate::domain::{Calibration, Container, Endpoint, InstanceStatus, Service, ServiceStatus};
+use crate::domain::scaling::{Decision, Observed, Policy, decide};
+use crate::domain::{
+    Calibration, Container, Endpoint, InstanceStatus, Scaling, ScalingChange, Service,
+    ServiceStatus,
+};
 use crate::platform::local::instance::{MAX_BODY, TOKEN_ENV};
 use crate::platform::local::{DaemonFiles, error, presented_token, write_private};
 use crate::secret::Secret;
@@ -70,9 +79,21 @@ pub struct ServiceSettings {
     pub max_batch: usize,
     /// Connections one endpoint holds at once, and how long a request's headers may take.
     pub endpoint: super::endpoint::Limits,
+    /// When instances are added and removed.
+    pub autoscale: Policy,
 }
 
 const READY_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// How often the autoscaler looks at every service.
+const AUTOSCALE_TICK: Duration = Duration::from_millis(250);
+
+/// The start of the status message of a service suspended for idleness (kept in the registry, so
+/// a restarted daemon still resumes it on the next call).
+pub const IDLE_SUSPENDED: &str = "suspended for idleness";
+
+/// The response header in which an instance says how long the call's rows waited in its queue.
+pub const QUEUE_HEADER: &str = "x-hugflake-queue-ms";
 
 #[derive(Debug, Clone)]
 struct InstanceRt {
@@ -87,6 +108,10 @@ struct InstanceRt {
     token: Option<Secret>,
     /// What the instance's calibration check measured (reduced precisions).
     calibration: Option<Calibration>,
+    /// Which start of this slot: a stopped slot's late updates are ignored.
+    generation: u64,
+    /// Stops this instance alone (scaling in).
+    stop: CancellationToken,
 }
 
 struct SvcState {
@@ -95,6 +120,70 @@ struct SvcState {
     instances: Vec<InstanceRt>,
     /// Stops the instances (suspend, halt, drop) while the endpoint stays.
     supervisors: Option<CancellationToken>,
+    /// The bounds now (`ALTER SERVICE … SET` changes them).
+    scaling: Scaling,
+    /// Instances wanted while the service runs.
+    target: u32,
+    /// Suspended for idleness: the next call resumes it.
+    auto_suspended: bool,
+    /// When the last call ended, or the service (re)started.
+    last_call: Instant,
+    /// The longest wait in an instance's queue reported since the autoscaler last looked.
+    queue_ms: f64,
+    /// Since when calls have queued without a break.
+    deep_since: Option<Instant>,
+    /// The autoscaler said it cannot add an instance (once per deep episode).
+    capped: bool,
+    /// A call resumed the service at this moment and waits for an instance.
+    waking: Option<Instant>,
+    /// How long the last resume by a call took until an instance was READY.
+    cold_start: Option<Duration>,
+    /// Calls in progress through the endpoint.
+    calls: u64,
+    generations: u64,
+}
+
+impl SvcState {
+    /// Cancels every instance and leaves the service in `status`.
+    fn stop(&mut self, status: ServiceStatus, message: Option<String>) {
+        if let Some(t) = self.supervisors.take() {
+            t.cancel();
+        }
+        self.status = status;
+        self.message = message;
+        self.auto_suspended = false;
+        self.waking = None;
+        for i in &mut self.instances {
+            if i.status != InstanceStatus::Failed {
+                i.status = InstanceStatus::Terminating;
+            }
+            i.port = None;
+        }
+    }
+
+    fn new_slot(&mut self, parent: &CancellationToken) -> InstanceRt {
+        self.generations += 1;
+        InstanceRt {
+            status: InstanceStatus::Pending,
+            port: None,
+            pid: None,
+            restart_count: 0,
+            last_exit_code: None,
+            start_time: None,
+            message: None,
+            token: None,
+            calibration: None,
+            generation: self.generations,
+            stop: parent.child_token(),
+        }
+    }
+}
+
+/// One start of one instance slot.
+#[derive(Debug, Clone, Copy)]
+struct Slot {
+    id: usize,
+    generation: u64,
 }
 
 /// A running service in the daemon.
@@ -117,7 +206,15 @@ pub struct ServiceRt {
 
 impl ServiceRt {
     fn target(&self) -> u32 {
-        self.row.min_instances.max(1)
+        self.state.lock().map(|s| s.target).unwrap_or(1)
+    }
+
+    pub fn scaling(&self) -> Scaling {
+        self.state.lock().map(|s| s.scaling).unwrap_or(Scaling {
+            min_instances: self.row.min_instances,
+            max_instances: self.row.max_instances,
+            auto_suspend_secs: self.row.spec.auto_suspend_secs,
+        })
     }
 
     pub fn status(&self) -> (ServiceStatus, Option<String>) {
@@ -148,7 +245,7 @@ impl ServiceRt {
                         .find(|i| i.status == InstanceStatus::Failed)
                     {
                         (ServiceStatus::Failed, failed.message.clone())
-                    } else if ready as u32 >= self.target() {
+                    } else if ready as u32 >= s.scaling.base().min(s.target) {
                         (ServiceStatus::Running, None)
                     } else {
                         (
@@ -161,6 +258,20 @@ impl ServiceRt {
             let changed = s.status != status || s.message != message;
             s.status = status;
             s.message = message;
+            if status == ServiceStatus::Running
+                && let Some(since) = s.waking.take()
+            {
+                s.cold_start = Some(since.elapsed());
+                self.logs.event(
+                    None,
+                    "INFO",
+                    "SERVICE.RESUME",
+                    &format!(
+                        "cold start: resumed by a call, ready after {} ms",
+                        since.elapsed().as_millis()
+                    ),
+                );
+            }
             changed.then_some((status, s.message.clone()))
         };
         if let Some((status, message)) = changed {
@@ -182,19 +293,21 @@ impl ServiceRt {
         });
     }
 
-    fn update(self: &Arc<Self>, id: usize, f: impl FnOnce(&mut InstanceRt)) {
+    fn update(self: &Arc<Self>, slot: Slot, f: impl FnOnce(&mut InstanceRt)) {
         if let Ok(mut s) = self.state.lock()
-            && let Some(i) = s.instances.get_mut(id)
+            && let Some(i) = s.instances.get_mut(slot.id)
+            && i.generation == slot.generation
         {
             f(i);
         }
         self.settle();
     }
 
-    /// Starts the instances' supervisors (resume, first start, restart of the daemon).
+    /// Starts the instances' supervisors (resume, first start, restart of the daemon): the base
+    /// count, more come when calls queue.
     fn start_instances(self: &Arc<Self>) {
         let token = self.cancel.child_token();
-        let n = self.target() as usize;
+        let mut started = Vec::new();
         if let Ok(mut s) = self.state.lock() {
             if let Some(old) = s.supervisors.take() {
                 old.cancel();
@@ -202,56 +315,238 @@ impl ServiceRt {
             s.supervisors = Some(token.clone());
             s.status = ServiceStatus::Pending;
             s.message = None;
-            s.instances = (0..n)
-                .map(|_| InstanceRt {
-                    status: InstanceStatus::Pending,
-                    port: None,
-                    pid: None,
-                    restart_count: 0,
-                    last_exit_code: None,
-                    start_time: None,
-                    message: None,
-                    token: None,
-                    calibration: None,
-                })
-                .collect();
+            s.auto_suspended = false;
+            s.target = s.scaling.base();
+            s.last_call = Instant::now();
+            s.deep_since = None;
+            s.queue_ms = 0.0;
+            s.instances.clear();
+            for id in 0..s.target as usize {
+                let slot = s.new_slot(&token);
+                started.push((
+                    Slot {
+                        id,
+                        generation: slot.generation,
+                    },
+                    slot.stop.clone(),
+                ));
+                s.instances.push(slot);
+            }
         }
         self.persist(ServiceStatus::Pending, None);
-        for id in 0..n {
+        for (slot, stop) in started {
             let me = self.clone();
-            let token = token.clone();
-            tokio::spawn(async move { me.supervise(id, token).await });
+            tokio::spawn(async move { me.supervise(slot, stop).await });
         }
         self.changed.notify_waiters();
+    }
+
+    /// Starts or stops instances until `to` run (the last ones stop first).
+    fn scale_to(self: &Arc<Self>, to: u32, why: &str) {
+        let mut started = Vec::new();
+        let from = {
+            let Ok(mut s) = self.state.lock() else {
+                return;
+            };
+            let Some(parent) = s.supervisors.clone() else {
+                return;
+            };
+            let from = s.instances.len() as u32;
+            if from == to {
+                return;
+            }
+            while (s.instances.len() as u32) < to {
+                let id = s.instances.len();
+                let slot = s.new_slot(&parent);
+                started.push((
+                    Slot {
+                        id,
+                        generation: slot.generation,
+                    },
+                    slot.stop.clone(),
+                ));
+                s.instances.push(slot);
+            }
+            while (s.instances.len() as u32) > to.max(1) {
+                if let Some(gone) = s.instances.pop() {
+                    gone.stop.cancel();
+                }
+            }
+            s.target = to.max(1);
+            s.capped = false;
+            from
+        };
+        self.logs.event(
+            None,
+            "INFO",
+            "SERVICE.SCALE",
+            &format!(
+                "scaling {} from {from} to {to} instance(s): {why}",
+                if to > from { "out" } else { "in" }
+            ),
+        );
+        for (slot, stop) in started {
+            let me = self.clone();
+            tokio::spawn(async move { me.supervise(slot, stop).await });
+        }
+        self.settle();
+    }
+
+    /// A call arrives: counted (the autoscaler never suspends under it), and a service suspended
+    /// for idleness is started (once: later calls find it PENDING and wait with this one).
+    fn begin_call(self: &Arc<Self>) {
+        let wake = self
+            .state
+            .lock()
+            .map(|mut s| {
+                s.calls += 1;
+                let wake = s.status == ServiceStatus::Suspended && s.auto_suspended;
+                if wake {
+                    s.auto_suspended = false;
+                    s.status = ServiceStatus::Pending;
+                    s.waking = Some(Instant::now());
+                }
+                wake
+            })
+            .unwrap_or(false);
+        if wake {
+            self.logs.event(
+                None,
+                "INFO",
+                "SERVICE.RESUME",
+                "a call arrived while suspended for idleness: resuming (AUTO_RESUME)",
+            );
+            self.start_instances();
+        }
+    }
+
+    /// Whether a call resumed the service and its instances are still starting.
+    fn waking(&self) -> bool {
+        self.state
+            .lock()
+            .map(|s| s.status != ServiceStatus::Failed && s.waking.is_some())
+            .unwrap_or(false)
+    }
+
+    /// A call ended; `queue_ms` is how long its rows waited in the instance's queue.
+    fn end_call(&self, queue_ms: Option<f64>) {
+        if let Ok(mut s) = self.state.lock() {
+            s.calls = s.calls.saturating_sub(1);
+            s.last_call = Instant::now();
+            if let Some(q) = queue_ms {
+                s.queue_ms = s.queue_ms.max(q);
+            }
+        }
+    }
+
+    /// One look of the autoscaler: what the service's instances do now, and the change to make.
+    fn observe(&self, policy: &Policy, free_gib: f64) -> Option<(Scaling, Observed)> {
+        let Ok(mut s) = self.state.lock() else {
+            return None;
+        };
+        if s.supervisors.is_none()
+            || !matches!(s.status, ServiceStatus::Running | ServiceStatus::Pending)
+            || s.waking.is_some()
+        {
+            return None;
+        }
+        let now = Instant::now();
+        if s.queue_ms >= policy.queue_ms {
+            s.deep_since.get_or_insert(now);
+        } else {
+            s.deep_since = None;
+            s.capped = false;
+        }
+        s.queue_ms = 0.0;
+        let in_flight = s.calls;
+        Some((
+            s.scaling,
+            Observed {
+                target: s.instances.len() as u32,
+                in_flight,
+                deep_for: s.deep_since.map(|d| now.duration_since(d)),
+                idle_for: if in_flight > 0 {
+                    Duration::ZERO
+                } else {
+                    now.duration_since(s.last_call)
+                },
+                free_gib,
+                per_instance_gib: self.row.spec.memory_gib,
+            },
+        ))
+    }
+
+    /// Applies the autoscaler's decision.
+    fn apply(self: &Arc<Self>, decision: Decision) {
+        match decision {
+            Decision::Hold => {}
+            Decision::Out { to, why } | Decision::In { to, why } => self.scale_to(to, &why),
+            Decision::Suspend { why } => {
+                let message = format!("{IDLE_SUSPENDED}: {why}");
+                // Checked and done under the lock: a call that has just arrived keeps it up.
+                let done = self
+                    .state
+                    .lock()
+                    .map(|mut s| {
+                        let idle = s.calls == 0 && s.status != ServiceStatus::Suspended;
+                        if idle {
+                            s.stop(ServiceStatus::Suspended, Some(message.clone()));
+                            s.auto_suspended = true;
+                        }
+                        idle
+                    })
+                    .unwrap_or(false);
+                if done {
+                    self.logs
+                        .event(None, "INFO", "SERVICE.STATUS_CHANGE", &why);
+                    self.persist(ServiceStatus::Suspended, Some(message));
+                    self.changed.notify_waiters();
+                }
+            }
+            Decision::Capped { why } => {
+                let first = self
+                    .state
+                    .lock()
+                    .map(|mut s| !std::mem::replace(&mut s.capped, true))
+                    .unwrap_or(false);
+                if first {
+                    self.logs.event(None, "WARN", "SERVICE.SCALE", &why);
+                }
+            }
+        }
+    }
+
+    /// New bounds: kept for the autoscaler, which starts or stops instances at its next look.
+    fn set_scaling(&self, scaling: Scaling) {
+        if let Ok(mut s) = self.state.lock() {
+            s.scaling = scaling;
+        }
+        self.logs.event(
+            None,
+            "INFO",
+            "SERVICE.ALTER",
+            &format!("scaling set: {}", scaling.summary()),
+        );
     }
 
     /// Stops the instances and leaves the service in `status` with `message`.
     fn stop_instances(self: &Arc<Self>, status: ServiceStatus, message: Option<String>) {
         if let Ok(mut s) = self.state.lock() {
-            if let Some(t) = s.supervisors.take() {
-                t.cancel();
-            }
-            s.status = status;
-            s.message = message.clone();
-            for i in &mut s.instances {
-                if i.status != InstanceStatus::Failed {
-                    i.status = InstanceStatus::Terminating;
-                }
-                i.port = None;
-            }
+            s.stop(status, message.clone());
         }
         self.persist(status, message);
         self.changed.notify_waiters();
     }
 
-    async fn supervise(self: Arc<Self>, id: usize, cancel: CancellationToken) {
+    async fn supervise(self: Arc<Self>, slot: Slot, cancel: CancellationToken) {
+        let id = slot.id;
         let mut backoff = self.settings.first_backoff;
         loop {
             if cancel.is_cancelled() {
                 break;
             }
             let started = Instant::now();
-            let ended = self.run_instance(id, &cancel).await;
+            let ended = self.run_instance(slot, &cancel).await;
             let Some((code, why)) = ended else {
                 self.logs.instance_ended(id as u32);
                 break;
@@ -260,7 +555,7 @@ impl ServiceRt {
             if started.elapsed() > Duration::from_secs(60) {
                 backoff = self.settings.first_backoff;
             }
-            self.update(id, |i| {
+            self.update(slot, |i| {
                 i.status = InstanceStatus::Failed;
                 i.port = None;
                 i.pid = None;
@@ -288,9 +583,10 @@ impl ServiceRt {
     /// Runs one instance process until it exits (`Some((code, why))`) or is cancelled (`None`).
     async fn run_instance(
         self: &Arc<Self>,
-        id: usize,
+        slot: Slot,
         cancel: &CancellationToken,
     ) -> Option<(Option<i32>, String)> {
+        let id = slot.id;
         let spec = &self.row.spec;
         // A fresh token for each start; without randomness the instance does not start.
         let token = match Secret::random() {
@@ -298,7 +594,7 @@ impl ServiceRt {
             Err(e) => return Some((None, format!("cannot make an instance token: {e}"))),
         };
         let stored = token.clone();
-        self.update(id, |i| i.token = Some(stored));
+        self.update(slot, |i| i.token = Some(stored));
         let mut cmd = tokio::process::Command::new(&self.settings.exe);
         cmd.arg("instance")
             .arg("--model-dir")
@@ -321,7 +617,7 @@ impl ServiceRt {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
-        self.update(id, |i| {
+        self.update(slot, |i| {
             i.status = InstanceStatus::Pending;
             i.message = Some("starting: loading the model".into());
         });
@@ -332,7 +628,7 @@ impl ServiceRt {
             }
         };
         let pid = child.id();
-        self.update(id, |i| i.pid = pid);
+        self.update(slot, |i| i.pid = pid);
         self.logs.event(
             Some(id as u32),
             "INFO",
@@ -413,7 +709,7 @@ impl ServiceRt {
             port = tokio::time::timeout(READY_TIMEOUT, ready_rx.recv()) => {
                 match port {
                     Ok(Some((p, calibration))) => {
-                        self.update(id, |i| {
+                        self.update(slot, |i| {
                             i.status = InstanceStatus::Ready;
                             i.port = Some(p);
                             i.calibration = calibration;
@@ -531,7 +827,18 @@ impl ServiceRt {
             .iter()
             .filter(|c| matches!(c.status, InstanceStatus::Ready | InstanceStatus::Pending))
             .count() as u32;
-        svc.target_instances = self.target();
+        if let Ok(s) = self.state.lock() {
+            svc.target_instances = if s.status == ServiceStatus::Suspended {
+                0
+            } else {
+                s.target
+            };
+            svc.min_instances = s.scaling.min_instances;
+            svc.max_instances = s.scaling.max_instances;
+            svc.auto_suspend_secs = s.scaling.auto_suspend_secs;
+            svc.auto_suspended = s.auto_suspended && s.status == ServiceStatus::Suspended;
+            svc.cold_start_ms = s.cold_start.map(|d| d.as_millis() as u64);
+        }
         svc.endpoint = Some(format!("http://127.0.0.1:{}", self.port));
         svc.calibration = containers
             .iter()
@@ -670,6 +977,16 @@ impl ServiceManager {
             .await?
             .map_or(1.0, |p| p.vcpu);
         let suspended = row.status == ServiceStatus::Suspended.as_str();
+        let auto_suspended = suspended
+            && row
+                .message
+                .as_deref()
+                .is_some_and(|m| m.starts_with(IDLE_SUSPENDED));
+        let scaling = Scaling {
+            min_instances: row.min_instances,
+            max_instances: row.max_instances,
+            auto_suspend_secs: row.spec.auto_suspend_secs,
+        };
         let rt = Arc::new(ServiceRt {
             logs: LogRing::new(Some(
                 self.files
@@ -685,9 +1002,20 @@ impl ServiceManager {
                 } else {
                     ServiceStatus::Pending
                 },
-                message: None,
+                message: row.message.clone().filter(|_| suspended),
                 instances: Vec::new(),
                 supervisors: None,
+                scaling,
+                target: scaling.base(),
+                auto_suspended,
+                last_call: Instant::now(),
+                queue_ms: 0.0,
+                deep_since: None,
+                capped: false,
+                waking: None,
+                cold_start: None,
+                calls: 0,
+                generations: 0,
             }),
             metrics: Metrics::default(),
             cancel: CancellationToken::new(),
@@ -781,6 +1109,58 @@ impl ServiceManager {
         Ok(())
     }
 
+    /// `ALTER SERVICE … SET`: new bounds, recorded and applied by the autoscaler's next look.
+    pub async fn alter(&self, name: &str, change: ScalingChange) -> Result<Scaling, ServiceError> {
+        let rt = self.get(name)?;
+        let next = change
+            .apply(rt.scaling())
+            .map_err(ServiceError::Conflict)?;
+        let n = name.to_string();
+        self.db
+            .run(move |r| r.set_service_scaling(&n, &next))
+            .await?;
+        rt.set_scaling(next);
+        Ok(next)
+    }
+
+    /// Looks at every running service a few times a second and scales it (to zero, out, in).
+    pub async fn autoscale(self: Arc<Self>, stop: CancellationToken) {
+        let mut tick = tokio::time::interval(AUTOSCALE_TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => break,
+                _ = tick.tick() => {}
+            }
+            let services: Vec<Arc<ServiceRt>> = self
+                .services
+                .lock()
+                .map(|m| m.values().cloned().collect())
+                .unwrap_or_default();
+            if services.is_empty() {
+                continue;
+            }
+            let pools = match self.db.run(|r| r.pools()).await {
+                Ok(p) => p,
+                Err(e) => {
+                    tracing::error!(error = %e, "autoscaler: cannot read the pools");
+                    continue;
+                }
+            };
+            for rt in services {
+                let budget = pools
+                    .iter()
+                    .find(|p| p.name == rt.row.pool)
+                    .map_or(0.0, |p| p.memory_gib);
+                let free = budget - self.pool_memory_in_use(&rt.row.pool, None);
+                let Some((scaling, seen)) = rt.observe(&self.settings.autoscale, free) else {
+                    continue;
+                };
+                rt.apply(decide(&scaling, &self.settings.autoscale, &seen));
+            }
+        }
+    }
+
     /// Stops a service's instances for good, leaving it FAILED with the reason (a deploy that
     /// cannot work).
     pub fn halt(&self, name: &str, message: &str) {
@@ -871,14 +1251,51 @@ async fn proxy(
         Ok(b) => b,
         Err(e) => return crate::platform::local::instance::rejected(e),
     };
-    let (status, message) = rt.status();
+    rt.begin_call();
+    // Ends the call when the answer is sent, or when the caller goes away mid-call.
+    let mut call = CallGuard {
+        rt: rt.clone(),
+        queue_ms: None,
+    };
+    let (resp, queue_ms) = forward(&rt, &uri, body).await;
+    call.queue_ms = queue_ms;
+    resp
+}
+
+struct CallGuard {
+    rt: Arc<ServiceRt>,
+    queue_ms: Option<f64>,
+}
+
+impl Drop for CallGuard {
+    fn drop(&mut self) {
+        self.rt.end_call(self.queue_ms);
+    }
+}
+
+/// Forwards a call to a READY instance (waiting for a cold start when a call resumed the
+/// service); the answer, and how long its rows queued in the instance.
+async fn forward(rt: &Arc<ServiceRt>, uri: &Uri, body: Bytes) -> (Response, Option<f64>) {
+    let name = &rt.row.name;
+    let (mut status, mut message) = rt.status();
     if status == ServiceStatus::Suspended {
-        return error(
+        let resp = error(
             StatusCode::SERVICE_UNAVAILABLE,
             format!("service {name} is SUSPENDED: resume it with `hugflake resume service {name}`"),
         );
+        return (resp, None);
     }
-    let ready = rt.ready_instances();
+    let mut ready = rt.ready_instances();
+    // Resumed by a call: wait for the cold start rather than fail (the caller sees it in its
+    // latency), as SPCS's AUTO_RESUME does.
+    if ready.is_empty() && rt.waking() {
+        let deadline = Instant::now() + rt.settings.request_timeout;
+        while ready.is_empty() && rt.waking() && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            ready = rt.ready_instances();
+        }
+        (status, message) = rt.status();
+    }
     if ready.is_empty() {
         let mut resp = error(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -889,7 +1306,7 @@ async fn proxy(
         );
         resp.headers_mut()
             .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-        return resp;
+        return (resp, None);
     }
     let (port, token) = &ready[rt.next.fetch_add(1, Ordering::Relaxed) % ready.len()];
     let started = Instant::now();
@@ -902,9 +1319,15 @@ async fn proxy(
         .body(body)
         .send()
         .await;
+    let mut queue_ms = None;
     let resp = match result {
         Ok(r) => {
             let code = r.status();
+            queue_ms = r
+                .headers()
+                .get(QUEUE_HEADER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<f64>().ok());
             match r.bytes().await {
                 Ok(b) => (
                     StatusCode::from_u16(code.as_u16()).unwrap_or(StatusCode::BAD_GATEWAY),
@@ -932,5 +1355,5 @@ async fn proxy(
         started.elapsed().as_secs_f64() * 1000.0,
         resp.status().is_server_error(),
     );
-    resp
+    (resp, queue_ms)
 }

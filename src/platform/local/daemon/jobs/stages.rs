@@ -523,7 +523,9 @@ impl JobRunner {
                         memory_gib: plan.memory_gib,
                         job: Some(id.to_string()),
                         precision: spec.precision,
+                        auto_suspend_secs: spec.auto_suspend_secs,
                     },
+                    message: None,
                 })
                 .await?;
             self.log(
