@@ -490,7 +490,9 @@ impl Config {
                     if (1.0..=60000.0).contains(v) {
                         Ok(())
                     } else {
-                        Err(format!("{v} is out of range: expected 1.0 to 60000.0 milliseconds"))
+                        Err(format!(
+                            "{v} is out of range: expected 1.0 to 60000.0 milliseconds"
+                        ))
                     }
                 },
                 |v| v.to_string(),
@@ -505,7 +507,9 @@ impl Config {
                     if (0.1..=3600.0).contains(v) {
                         Ok(())
                     } else {
-                        Err(format!("{v} is out of range: expected 0.1 to 3600.0 seconds"))
+                        Err(format!(
+                            "{v} is out of range: expected 0.1 to 3600.0 seconds"
+                        ))
                     }
                 },
                 |v| v.to_string(),
@@ -520,7 +524,9 @@ impl Config {
                     if (0.1..=86400.0).contains(v) {
                         Ok(())
                     } else {
-                        Err(format!("{v} is out of range: expected 0.1 to 86400.0 seconds"))
+                        Err(format!(
+                            "{v} is out of range: expected 0.1 to 86400.0 seconds"
+                        ))
                     }
                 },
                 |v| v.to_string(),

@@ -2625,7 +2625,9 @@ async fn a_service_scales_to_zero_when_idle_and_out_while_calls_queue() {
     let s = service(client.clone()).await;
     assert_eq!(s.status, ServiceStatus::Running, "{s:?}");
     assert!(!s.auto_suspended);
-    let cold = s.cold_start_ms.unwrap_or_else(|| panic!("no cold start: {s:?}"));
+    let cold = s
+        .cold_start_ms
+        .unwrap_or_else(|| panic!("no cold start: {s:?}"));
     assert!(
         cold as u128 <= waited.as_millis(),
         "cold start {cold} ms, call {waited:?}"
@@ -2676,7 +2678,10 @@ async fn a_service_scales_to_zero_when_idle_and_out_while_calls_queue() {
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     for l in load {
         let failures = l.await.unwrap_or_else(|e| panic!("{e}"));
-        assert!(failures.is_empty(), "calls failed while scaling: {failures:?}");
+        assert!(
+            failures.is_empty(),
+            "calls failed while scaling: {failures:?}"
+        );
     }
     assert!(
         two_ready_at.is_some(),
@@ -2685,9 +2690,9 @@ async fn a_service_scales_to_zero_when_idle_and_out_while_calls_queue() {
     assert_eq!(most, 2, "more instances than MAX_INSTANCES");
     let events = client.events("TINY_SVC").await.unwrap_or_default();
     assert!(
-        events
-            .iter()
-            .any(|e| e.message.contains("scaling out from 1 to 2 instance(s): calls have queued")),
+        events.iter().any(|e| e
+            .message
+            .contains("scaling out from 1 to 2 instance(s): calls have queued")),
         "{events:?}"
     );
     assert!(
@@ -2710,23 +2715,31 @@ async fn a_service_scales_to_zero_when_idle_and_out_while_calls_queue() {
     }
     let events = client.events("TINY_SVC").await.unwrap_or_default();
     assert!(
-        events
-            .iter()
-            .any(|e| e.message.contains("scaling in from 2 to 1 instance(s): no calls for")),
+        events.iter().any(|e| e
+            .message
+            .contains("scaling in from 2 to 1 instance(s): no calls for")),
         "{events:?}"
     );
 
     // A person's suspension is theirs: a call does not undo it.
     let (code, _, err) = p.run(&["resume", "service", "TINY_SVC"]);
     assert_eq!(code, 0, "{err}");
-    wait_status(&client, "TINY_SVC", ServiceStatus::Running, Duration::from_secs(30)).await;
+    wait_status(
+        &client,
+        "TINY_SVC",
+        ServiceStatus::Running,
+        Duration::from_secs(30),
+    )
+    .await;
     let (code, _, err) = p.run(&["suspend", "service", "TINY_SVC"]);
     assert_eq!(code, 0, "{err}");
     let refused = client
         .predict("TINY_SVC", "ENCODE", &[vec![json!("one note")]])
         .await;
     assert!(
-        refused.as_ref().is_err_and(|e| e.to_string().contains("SUSPENDED")),
+        refused
+            .as_ref()
+            .is_err_and(|e| e.to_string().contains("SUSPENDED")),
         "{refused:?}"
     );
 
@@ -2739,12 +2752,18 @@ async fn a_service_scales_to_zero_when_idle_and_out_while_calls_queue() {
     assert!(err.contains("nothing changed: confirm with --yes"), "{err}");
     let (code, out, err) = p.run(&["scale", "TINY_SVC", "--min", "3", "--max", "2", "--yes"]);
     assert_eq!(code, 1, "{out}{err}");
-    assert!(err.contains("MIN_INSTANCES must not exceed MAX_INSTANCES"), "{err}");
+    assert!(
+        err.contains("MIN_INSTANCES must not exceed MAX_INSTANCES"),
+        "{err}"
+    );
     let (code, out, err) = p.run(&[
         "scale", "TINY_SVC", "--min", "1", "--max", "3", "--yes", "--json",
     ]);
     assert_eq!(code, 0, "{err}");
     let s: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
-    assert_eq!((s["min_instances"].as_u64(), s["max_instances"].as_u64()), (Some(1), Some(3)));
+    assert_eq!(
+        (s["min_instances"].as_u64(), s["max_instances"].as_u64()),
+        (Some(1), Some(3))
+    );
     p.kill_daemon();
 }

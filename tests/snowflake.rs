@@ -68,6 +68,18 @@ fn statements_are_golden() {
             "DROP SERVICE ML.PUBLIC.MINILM_SVC",
         ),
         (
+            statements::alter_service_scaling(
+                &svc,
+                &hugflake::domain::ScalingChange {
+                    min_instances: Some(0),
+                    max_instances: None,
+                    auto_suspend_secs: Some(300),
+                },
+            )
+            .sql,
+            "ALTER SERVICE ML.PUBLIC.MINILM_SVC SET MIN_INSTANCES = 0 AUTO_SUSPEND_SECS = 300",
+        ),
+        (
             statements::drop_model(&model, Some(&v1)).sql,
             "ALTER MODEL ML.PUBLIC.ALL_MINILM_L6_V2 DROP VERSION V1",
         ),
@@ -1600,4 +1612,119 @@ async fn snowflake_secrets_and_clinical_text_never_leak() {
     assert!(found.is_empty(), "canaries in files: {found:?}");
     // The scan does look: the daemon-free Snowflake flow still wrote its job store and log.
     assert!(s.dir.path().join("state").exists());
+}
+
+/// `hugflake scale` on Snowflake: `ALTER SERVICE … SET` with only the values asked for, checked
+/// against the service first (AUTO_SUSPEND_SECS 0 or ≥ 300, MIN ≤ MAX), with the plan shown and a
+/// confirmation; an import cannot carry AUTO_SUSPEND_SECS (the deploy spec has no such key).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scaling_a_service_alters_only_what_was_asked() {
+    let s = Setup::new().await;
+    let p = s.platform(InferenceRoute::Rest);
+    let mut idle = spec(
+        "sentence-transformers/all-MiniLM-L6-v2",
+        "sentence-similarity",
+        "ALL_MINILM_L6_V2",
+    );
+    idle.auto_suspend_secs = Some(600);
+    let err = p
+        .import(&idle)
+        .await
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(
+        err.contains("SYSTEM$DEPLOY_MODEL's spec has no such key")
+            && err.contains("hugflake scale ALL_MINILM_L6_V2_SVC --auto-suspend-secs 600"),
+        "{err}"
+    );
+    idle.auto_suspend_secs = None;
+    let job = p.import(&idle).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(wait_job(&p, &job.id).await.summary.state, JobState::Done);
+    let run = cli_runner(&s);
+    let scale = |args: &'static [&'static str]| {
+        let run = run.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut all = vec!["--connection", "sim", "scale", "all_minilm_l6_v2_svc"];
+            all.extend_from_slice(args);
+            run(&all)
+        })
+    };
+    let altered = |s: &Setup| -> Vec<String> {
+        s.sim
+            .statements()
+            .into_iter()
+            .filter(|q| q.starts_with("ALTER SERVICE") && q.contains(" SET "))
+            .collect()
+    };
+    // Refused before anything is sent.
+    let (code, _, err) = scale(&["--auto-suspend-secs", "60", "--yes"])
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("Snowflake takes 0 (never) or at least 300"),
+        "{err}"
+    );
+    let (code, _, err) = scale(&["--min", "3", "--yes"])
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(code, 1);
+    assert!(err.contains("must not exceed MAX_INSTANCES"), "{err}");
+    // Off a terminal without --yes: the plan, and nothing sent.
+    let (code, out, err) = scale(&["--min", "0", "--max", "2"])
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        out.contains("ALTER SERVICE ML.PUBLIC.ALL_MINILM_L6_V2_SVC:")
+            && out.contains("MIN_INSTANCES 1 → 0")
+            && out.contains("MAX_INSTANCES 1 → 2"),
+        "{out}"
+    );
+    assert!(err.contains("nothing changed: confirm with --yes"), "{err}");
+    assert!(altered(&s).is_empty(), "{:?}", altered(&s));
+    // Confirmed: one statement with exactly those values; SHOW SERVICES then says them.
+    let (code, out, err) = scale(&[
+        "--min",
+        "0",
+        "--max",
+        "2",
+        "--auto-suspend-secs",
+        "600",
+        "--yes",
+        "--json",
+    ])
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("does not apply to services with a public endpoint"),
+        "{err}"
+    );
+    assert_eq!(
+        altered(&s),
+        vec![
+            "ALTER SERVICE ML.PUBLIC.ALL_MINILM_L6_V2_SVC SET MIN_INSTANCES = 0 MAX_INSTANCES = 2 AUTO_SUSPEND_SECS = 600"
+                .to_string()
+        ]
+    );
+    let v: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    assert_eq!(
+        (
+            v["min_instances"].as_u64(),
+            v["max_instances"].as_u64(),
+            v["auto_suspend_secs"].as_u64()
+        ),
+        (Some(0), Some(2), Some(600))
+    );
+    // Only what was asked: one value, one clause.
+    let (code, _, err) = scale(&["--max", "3", "--yes"])
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        altered(&s).last().map(String::as_str),
+        Some("ALTER SERVICE ML.PUBLIC.ALL_MINILM_L6_V2_SVC SET MAX_INSTANCES = 3")
+    );
 }

@@ -1,7 +1,6 @@
 //! `hugflake cache ...`: the shared Hugging Face cache, listed, verified and tidied (see
 //! [`crate::hub::housekeeping`]).
 
-
 use color_eyre::eyre::{Result, eyre};
 
 use super::args::CacheCommand;

@@ -7,8 +7,8 @@ use std::time::Duration;
 use color_eyre::eyre::{Result, WrapErr, eyre};
 
 use crate::cli::args::{
-    DropArgs, DropKind, ImportArgs, InstanceArgs, JobsArgs, LogsArgs, ObjectArgs, ScaleArgs, ObjectKind,
-    PredictArgs, ServiceArgs, StatusArgs,
+    DropArgs, DropKind, ImportArgs, InstanceArgs, JobsArgs, LogsArgs, ObjectArgs, ObjectKind,
+    PredictArgs, ScaleArgs, ServiceArgs, StatusArgs,
 };
 use crate::cli::output::{print_json, text_table};
 use crate::domain::{ImportSpec, JobDetail, JobState, StageState, units};

@@ -56,7 +56,10 @@ impl Scaling {
         if self.min_instances > 0 {
             return None;
         }
-        match self.auto_suspend_secs.unwrap_or(MODEL_SERVICE_AUTO_SUSPEND_SECS) {
+        match self
+            .auto_suspend_secs
+            .unwrap_or(MODEL_SERVICE_AUTO_SUSPEND_SECS)
+        {
             0 => None,
             s => Some(Duration::from_secs(s)),
         }
@@ -211,13 +214,23 @@ pub struct Observed {
 pub enum Decision {
     Hold,
     /// Start instances until `to` run.
-    Out { to: u32, why: String },
+    Out {
+        to: u32,
+        why: String,
+    },
     /// Stop instances until `to` run.
-    In { to: u32, why: String },
+    In {
+        to: u32,
+        why: String,
+    },
     /// Stop every instance; the next call resumes the service.
-    Suspend { why: String },
+    Suspend {
+        why: String,
+    },
     /// The queue is deep but no instance may start; said once per episode.
-    Capped { why: String },
+    Capped {
+        why: String,
+    },
 }
 
 pub fn decide(s: &Scaling, p: &Policy, o: &Observed) -> Decision {
@@ -343,7 +356,11 @@ mod tests {
         let mut o = seen(1);
         o.in_flight = 8;
         o.deep_for = Some(Duration::from_secs(2));
-        assert_eq!(decide(&s, &p, &o), Decision::Hold, "not deep for long enough");
+        assert_eq!(
+            decide(&s, &p, &o),
+            Decision::Hold,
+            "not deep for long enough"
+        );
         o.deep_for = Some(Duration::from_secs(3));
         assert!(matches!(decide(&s, &p, &o), Decision::Out { to: 2, .. }));
         o.target = 3;
@@ -367,7 +384,11 @@ mod tests {
         o.idle_for = Duration::from_secs(60);
         assert!(matches!(decide(&s, &p, &o), Decision::In { to: 2, .. }));
         o.target = 1;
-        assert_eq!(decide(&s, &p, &o), Decision::Hold, "one stays until suspension");
+        assert_eq!(
+            decide(&s, &p, &o),
+            Decision::Hold,
+            "one stays until suspension"
+        );
         // A lowered MAX_INSTANCES stops the extra ones at once, busy or not.
         let mut busy = seen(3);
         busy.in_flight = 4;

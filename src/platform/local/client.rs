@@ -460,8 +460,7 @@ impl Platform for LocalPlatform {
         name: &str,
         change: &crate::domain::ScalingChange,
     ) -> Result<Service> {
-        let body =
-            serde_json::to_value(change).map_err(|e| PlatformError::Other(e.to_string()))?;
+        let body = serde_json::to_value(change).map_err(|e| PlatformError::Other(e.to_string()))?;
         self.call_with(
             reqwest::Method::POST,
             &format!("/v1/services/{}/scaling", crate::http::encode_segment(name)),

@@ -497,8 +497,7 @@ impl ServiceRt {
                     })
                     .unwrap_or(false);
                 if done {
-                    self.logs
-                        .event(None, "INFO", "SERVICE.STATUS_CHANGE", &why);
+                    self.logs.event(None, "INFO", "SERVICE.STATUS_CHANGE", &why);
                     self.persist(ServiceStatus::Suspended, Some(message));
                     self.changed.notify_waiters();
                 }
@@ -1112,9 +1111,7 @@ impl ServiceManager {
     /// `ALTER SERVICE … SET`: new bounds, recorded and applied by the autoscaler's next look.
     pub async fn alter(&self, name: &str, change: ScalingChange) -> Result<Scaling, ServiceError> {
         let rt = self.get(name)?;
-        let next = change
-            .apply(rt.scaling())
-            .map_err(ServiceError::Conflict)?;
+        let next = change.apply(rt.scaling()).map_err(ServiceError::Conflict)?;
         let n = name.to_string();
         self.db
             .run(move |r| r.set_service_scaling(&n, &next))
