@@ -1218,3 +1218,71 @@ fn the_previous_log_of_a_restarted_instance_opens_full_screen() {
     );
     assert!(!screen.contains("loading the log"), "{screen}");
 }
+
+/// `:scale` in Health: the selected service's scaling, changed after a confirmation that says
+/// what each value will do; a bad change is refused in the status line; the detail panel shows
+/// the bounds, current/target instances, and a suspension for idleness.
+#[test]
+fn scale_changes_the_selected_service_after_saying_what_it_will_do() {
+    let mut app = app(140, 36);
+    app.tab = Tab::Health;
+    let mut idle = service("MINI_SVC", ServiceStatus::Suspended, 0);
+    idle.min_instances = 0;
+    idle.max_instances = 2;
+    idle.auto_suspend_secs = Some(300);
+    idle.auto_suspended = true;
+    idle.current_instances = 0;
+    idle.target_instances = 0;
+    idle.cold_start_ms = Some(1840);
+    connected(
+        &mut app,
+        snapshot(
+            vec![pool("LOCAL_CPU", PoolState::Active)],
+            vec![idle],
+            vec![],
+        ),
+    );
+    app.apply(Msg::ServiceDetail(Box::new(service_detail("MINI_SVC"))));
+    let screen = render(&app);
+    assert!(screen.contains("SUSPENDED (auto)"), "{screen}");
+    for said in [
+        "instances 0/0 (min 0, max 2)",
+        "suspends after 300 s idle",
+        "last cold start 1840 ms",
+        "idle: the next call resumes it",
+    ] {
+        assert!(screen.contains(said), "{said}: {screen}");
+    }
+    key(&mut app, KeyCode::Char(':'));
+    typed(&mut app, "scale min=1 max=3");
+    key(&mut app, KeyCode::Enter);
+    let Overlay::Confirm { message, .. } = &app.overlay else {
+        panic!("no question: {:?}", app.overlay);
+    };
+    assert!(
+        message.starts_with("change service MINI_SVC: MIN_INSTANCES 0 → 1")
+            && message.contains("MAX_INSTANCES 2 → 3"),
+        "{message}"
+    );
+    let effects = key(&mut app, KeyCode::Char('y'));
+    assert!(
+        effects.iter().any(|e| matches!(
+            e,
+            Effect::Platform(hugflake::app::state::PlatformOp::AlterService { service, change, .. })
+                if service == "MINI_SVC" && change.min_instances == Some(1) && change.max_instances == Some(3)
+        )),
+        "{effects:?}"
+    );
+    // Refused before asking: MIN above MAX, and a change that changes nothing.
+    for (line, why) in [
+        ("scale min=5", "min instances (5) is above max instances (2)"),
+        ("scale max=2", "nothing to change"),
+        ("scale NO_SUCH_SVC max=2", "no service NO_SUCH_SVC"),
+    ] {
+        key(&mut app, KeyCode::Char(':'));
+        typed(&mut app, line);
+        key(&mut app, KeyCode::Enter);
+        assert_eq!(app.overlay, Overlay::None, "{line}");
+        assert!(render(&app).contains(why), "{line}: {}", render(&app));
+    }
+}

@@ -20,6 +20,8 @@ pub enum Command {
     Platform(crate::domain::PlatformKind),
     /// Query a model version directly (None: the selected service again).
     Version(Option<(String, String)>),
+    /// Change a service's scaling (None: the service selected in Health).
+    Scale(Option<String>, crate::domain::ScalingChange),
 }
 
 /// The Hub search filters the command bar sets.
@@ -68,6 +70,10 @@ pub const COMMANDS: &[(&str, &str)] = &[
     (
         "platform snowflake",
         "Snowflake ([platform] snowflake_connection)",
+    ),
+    (
+        "scale ",
+        "[SERVICE] min=N max=N idle=SECS: ALTER SERVICE … SET (selected service by default)",
     ),
     ("quit", "leave hugflake (also :q)"),
 ];
@@ -120,12 +126,44 @@ pub fn parse(line: &str) -> Result<Command, String> {
                 (!value.is_empty() && value != "none").then_some(value),
             ))
         }
+        ["scale", rest @ ..] => parse_scale(rest),
         [] => Err("empty command: try :help".into()),
         _ => Err(format!(
             "unknown command `{}`: Tab completes, :help lists the keys",
             line.trim()
         )),
     }
+}
+
+/// `:scale [SERVICE] min=0 max=2 idle=300`.
+fn parse_scale(words: &[&str]) -> Result<Command, String> {
+    const USAGE: &str =
+        "`:scale` takes [SERVICE] and min=N, max=N or idle=SECS (e.g. :scale min=0 max=2 idle=300)";
+    let mut service = None;
+    let mut change = crate::domain::ScalingChange::default();
+    for (i, w) in words.iter().enumerate() {
+        match w.split_once('=') {
+            Some((key, value)) => {
+                let n: u64 = value
+                    .parse()
+                    .map_err(|_| format!("`{w}`: {value} is not a whole number; {USAGE}"))?;
+                let small =
+                    || u32::try_from(n).map_err(|_| format!("`{w}`: {n} instances is too many"));
+                match key {
+                    "min" => change.min_instances = Some(small()?),
+                    "max" => change.max_instances = Some(small()?),
+                    "idle" | "auto_suspend_secs" => change.auto_suspend_secs = Some(n),
+                    _ => return Err(format!("unknown setting `{key}`: {USAGE}")),
+                }
+            }
+            None if i == 0 => service = Some(w.to_ascii_uppercase()),
+            None => return Err(format!("`{w}`: {USAGE}")),
+        }
+    }
+    if change.is_empty() {
+        return Err(USAGE.into());
+    }
+    Ok(Command::Scale(service, change))
 }
 
 /// Commands that start with what was typed.
@@ -168,6 +206,21 @@ mod tests {
         );
         assert!(parse("explode").is_err_and(|e| e.contains("unknown command `explode`")));
         assert!(parse("theme dark").is_err_and(|e| e.contains("colorblind")));
+        assert_eq!(
+            parse("scale minilm_svc min=0 idle=300"),
+            Ok(Command::Scale(
+                Some("MINILM_SVC".into()),
+                crate::domain::ScalingChange {
+                    min_instances: Some(0),
+                    max_instances: None,
+                    auto_suspend_secs: Some(300),
+                }
+            ))
+        );
+        assert!(parse("scale max=2").is_ok_and(|c| matches!(c, Command::Scale(None, _))));
+        assert!(parse("scale").is_err_and(|e| e.contains("min=N")));
+        assert!(parse("scale min=two").is_err_and(|e| e.contains("not a whole number")));
+        assert!(parse("scale cpu=2").is_err_and(|e| e.contains("unknown setting `cpu`")));
     }
 
     #[test]

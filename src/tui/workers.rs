@@ -149,6 +149,9 @@ impl Workers {
                     PlatformOp::ResumePool(n) => p.resume_pool(n).await.map(|_| ()),
                     PlatformOp::SuspendService(n) => p.suspend_service(n).await.map(|_| ()),
                     PlatformOp::ResumeService(n) => p.resume_service(n).await.map(|_| ()),
+                    PlatformOp::AlterService {
+                        service, change, ..
+                    } => p.alter_service(service, change).await.map(|_| ()),
                     PlatformOp::DeleteCached {
                         root, repo, commit, ..
                     } => delete_cached(p.as_ref(), root, repo, commit).await,

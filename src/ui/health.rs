@@ -98,19 +98,31 @@ fn render_detail(frame: &mut Frame<'_>, area: Rect, app: &App) {
     // current/target instances and bounds).
     let mut lines: Vec<Line<'_>> = Vec::new();
     let scaling = svc.scaling();
-    let mut scale = format!(
-        "instances {}/{} · {}",
-        svc.current_instances,
-        svc.target_instances,
-        scaling.summary()
-    );
-    if let Some(ms) = svc.cold_start_ms {
-        scale.push_str(&format!(" · cold start {ms} ms"));
+    lines.push(Line::from(Span::styled(
+        format!(
+            "instances {}/{} (min {}, max {})",
+            svc.current_instances,
+            svc.target_instances,
+            scaling.min_instances,
+            scaling.max_instances
+        ),
+        t.dim(),
+    )));
+    if let Some(after) = scaling.suspends_when_idle() {
+        lines.push(Line::from(Span::styled(
+            format!("suspends after {} s idle", after.as_secs()),
+            t.dim(),
+        )));
     }
-    lines.push(Line::from(Span::styled(scale, t.dim())));
+    if let Some(ms) = svc.cold_start_ms {
+        lines.push(Line::from(Span::styled(
+            format!("last cold start {ms} ms"),
+            t.dim(),
+        )));
+    }
     if svc.auto_suspended {
         lines.push(Line::from(Span::styled(
-            "suspended for idleness: the next call resumes it",
+            "idle: the next call resumes it",
             t.dim(),
         )));
     }

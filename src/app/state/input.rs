@@ -719,6 +719,38 @@ impl App {
                     false,
                 );
             }
+            Ok(Command::Scale(name, change)) => {
+                let selected = || {
+                    let rows = self.visible_services();
+                    rows.get(self.view(TableId::Services).cursor.selected)
+                        .map(|s| s.name.clone())
+                };
+                let Some(name) = name.or_else(selected) else {
+                    self.set_flash(
+                        "select a service in Health, or name one: :scale SERVICE min=…",
+                        true,
+                    );
+                    return Vec::new();
+                };
+                let found = self
+                    .snapshot
+                    .data
+                    .as_ref()
+                    .and_then(|s| s.services.iter().find(|s| s.name == name))
+                    .cloned();
+                let Some(svc) = found else {
+                    self.set_flash(format!("no service {name}"), true);
+                    return Vec::new();
+                };
+                match change.plan(&svc.name, svc.scaling()) {
+                    Ok(plan) => self.confirm(PlatformOp::AlterService {
+                        service: svc.name.clone(),
+                        change,
+                        plan,
+                    }),
+                    Err(e) => self.set_flash(e, true),
+                }
+            }
             Ok(Command::Version(target)) => {
                 match &target {
                     Some((m, v)) => self.set_flash(

@@ -23,6 +23,12 @@ pub enum PlatformOp {
     ResumePool(String),
     SuspendService(String),
     ResumeService(String),
+    /// `ALTER SERVICE … SET`, with the plan shown in the confirmation.
+    AlterService {
+        service: String,
+        change: crate::domain::ScalingChange,
+        plan: Vec<String>,
+    },
     /// Delete one cached revision of a repo from the HF cache at `root` (blobs other revisions
     /// link to stay; a revision a registered version uses is refused).
     DeleteCached {
@@ -52,6 +58,9 @@ impl PlatformOp {
             }
             PlatformOp::ResumeService(s) => {
                 format!("resume service {s}: its instances start again")
+            }
+            PlatformOp::AlterService { service, plan, .. } => {
+                format!("change service {service}: {}", plan.join("; "))
             }
             PlatformOp::DeleteCached {
                 repo,
