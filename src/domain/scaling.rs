@@ -163,7 +163,7 @@ impl ScalingChange {
         }
         if lines.is_empty() {
             return Err(format!(
-                "{service} already has {}: nothing to change",
+                "nothing to change: {service} already has {}",
                 now.summary()
             ));
         }
