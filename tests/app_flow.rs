@@ -1275,7 +1275,10 @@ fn scale_changes_the_selected_service_after_saying_what_it_will_do() {
     );
     // Refused before asking: MIN above MAX, and a change that changes nothing.
     for (line, why) in [
-        ("scale min=5", "min instances (5) is above max instances (2)"),
+        (
+            "scale min=5",
+            "min instances (5) is above max instances (2)",
+        ),
         ("scale max=2", "nothing to change"),
         ("scale NO_SUCH_SVC max=2", "no service NO_SUCH_SVC"),
     ] {

@@ -2765,5 +2765,19 @@ async fn a_service_scales_to_zero_when_idle_and_out_while_calls_queue() {
         (s["min_instances"].as_u64(), s["max_instances"].as_u64()),
         (Some(1), Some(3))
     );
+    // GPU requests are Snowflake's: the local pools run on this machine's CPUs.
+    let (code, _, err) = p.run(&[
+        "import",
+        "fixtures/tiny-bert",
+        "--model",
+        "TINY2",
+        "--gpu",
+        "1",
+    ]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("--gpu, --cpu and --memory are Snowflake resource requests"),
+        "{err}"
+    );
     p.kill_daemon();
 }

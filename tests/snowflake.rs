@@ -190,6 +190,17 @@ service:
   max_instances: 1
 "
     );
+    // Resource requests are strings, as snowflake-ml-python's deployment spec has them.
+    sp.resources = hugflake::domain::Resources {
+        gpu: Some(1),
+        cpu: Some("4".into()),
+        memory: Some("16Gi".into()),
+    };
+    let y = jobs::deploy_yaml(&p, &sp).unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        y.ends_with("  max_instances: 1\n  cpu: '4'\n  memory: 16Gi\n  gpu: '1'\n"),
+        "{y}"
+    );
     let ner = spec("d4data/biomedical-ner-all", "token-classification", "NER");
     let y = jobs::import_yaml(&p, &ner).unwrap_or_else(|e| panic!("{e}"));
     assert!(y.contains("    task: token-classification\n"), "{y}");
@@ -1726,5 +1737,90 @@ async fn scaling_a_service_alters_only_what_was_asked() {
     assert_eq!(
         altered(&s).last().map(String::as_str),
         Some("ALTER SERVICE ML.PUBLIC.ALL_MINILM_L6_V2_SVC SET MAX_INSTANCES = 3")
+    );
+}
+
+/// GPUs: the pool's instance family (SHOW COMPUTE POOL INSTANCE FAMILIES) must have what
+/// `--gpu` asks, refused before anything starts with the account's GPU families named; a GPU
+/// pool shows its GPUs; the deploy spec carries the request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gpu_request_needs_a_gpu_pool_and_reaches_the_deploy_spec() {
+    let s = Setup::new().await;
+    let p = s.platform(InferenceRoute::Rest);
+    let mut gpu = spec(
+        "sentence-transformers/all-MiniLM-L6-v2",
+        "sentence-similarity",
+        "ALL_MINILM_L6_V2",
+    );
+    gpu.resources.gpu = Some(1);
+    let job = p.import(&gpu).await.unwrap_or_else(|e| panic!("{e}"));
+    let d = wait_job(&p, &job.id).await;
+    assert_eq!(d.summary.state, JobState::Failed);
+    let err = d.summary.error.unwrap_or_default();
+    assert!(
+        err.contains(
+            "--gpu 1: compute pool ML_CPU_POOL is INSTANCE_FAMILY CPU_X64_S, which has no GPU"
+        ) && err.contains("GPU_NV_S (1× NVIDIA A10G 24 GiB), GPU_NV_M (4× NVIDIA A10G 24 GiB)"),
+        "{err}"
+    );
+    assert!(
+        !s.sim
+            .statements()
+            .iter()
+            .any(|q| q.contains("IMPORT_MODEL")),
+        "the import started anyway"
+    );
+    // A GPU pool: its size says its GPUs, and the request goes into the deploy spec.
+    s.sim.state().pools.push(support::snowflake_server::Pool {
+        name: "ML_GPU_POOL".into(),
+        state: "IDLE".into(),
+        family: "GPU_NV_S".into(),
+        auto_resume: true,
+    });
+    let pools = p.pools().await.unwrap_or_else(|e| panic!("{e}"));
+    let pool = pools
+        .iter()
+        .find(|x| x.name == "ML_GPU_POOL")
+        .unwrap_or_else(|| panic!("{pools:?}"));
+    assert_eq!(pool.size(), "6 vCPU · 27.0 GiB · 1× NVIDIA A10G 24 GiB");
+    gpu.resources.gpu = Some(2);
+    gpu.pool = "ML_GPU_POOL".into();
+    let job = p.import(&gpu).await.unwrap_or_else(|e| panic!("{e}"));
+    let err = wait_job(&p, &job.id)
+        .await
+        .summary
+        .error
+        .unwrap_or_default();
+    assert!(
+        err.contains(
+            "which has 1 GPU(s) per node; instance families with 2 GPU(s) or more here: GPU_NV_M"
+        ),
+        "{err}"
+    );
+    gpu.resources.gpu = Some(1);
+    let job = p.import(&gpu).await.unwrap_or_else(|e| panic!("{e}"));
+    let d = wait_job(&p, &job.id).await;
+    assert_eq!(d.summary.state, JobState::Done, "{:?}", d.summary.error);
+    let deploy = s
+        .sim
+        .state()
+        .statements
+        .iter()
+        .find(|(q, _)| q.contains("SYSTEM$DEPLOY_MODEL"))
+        .map(|(_, binds)| binds.join(""))
+        .unwrap_or_default();
+    assert!(deploy.contains("  gpu: '1'\n"), "{deploy}");
+    // Bad requests are refused as typed.
+    let mut bad = gpu.clone();
+    bad.resources.memory = Some("16GB".into());
+    let err = p
+        .import(&bad)
+        .await
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(
+        err.contains("--memory 16GB: a size with a unit, e.g. 8Gi"),
+        "{err}"
     );
 }

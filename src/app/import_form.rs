@@ -15,6 +15,7 @@ pub enum FieldKey {
     MinInstances,
     MaxInstances,
     Precision,
+    Gpu,
     TokenSecret,
 }
 
@@ -108,6 +109,14 @@ impl ImportForm {
         // Snowflake's container runs transformers in fp32: precision is a local choice.
         self.fields.retain(|f| f.key != FieldKey::Precision);
         self.focus = self.focus.min(self.fields.len().saturating_sub(1));
+        if !self.fields.iter().any(|f| f.key == FieldKey::Gpu) {
+            self.fields.push(Field {
+                key: FieldKey::Gpu,
+                label: "gpu",
+                value: String::new(),
+                hint: "GPUs per instance; empty: none (needs a GPU pool)",
+            });
+        }
         if !self.fields.iter().any(|f| f.key == FieldKey::TokenSecret) {
             self.fields.push(Field {
                 key: FieldKey::TokenSecret,
@@ -202,6 +211,12 @@ impl ImportForm {
                 "{precision} applies to text encoders; {task} is served in fp32"
             ));
         }
+        let gpu = match self.fields.iter().any(|f| f.key == FieldKey::Gpu) {
+            true if !self.value(FieldKey::Gpu).trim().is_empty() => {
+                Some(count(FieldKey::Gpu, "gpu")?)
+            }
+            _ => None,
+        };
         let min = count(FieldKey::MinInstances, "min instances")?;
         let max = count(FieldKey::MaxInstances, "max instances")?;
         let upper = |key| self.value(key).trim().to_ascii_uppercase();
@@ -226,12 +241,17 @@ impl ImportForm {
             min_instances: min,
             max_instances: max,
             auto_suspend_secs: None,
+            resources: crate::domain::Resources {
+                gpu,
+                ..Default::default()
+            },
             token_secret: Some(self.value(FieldKey::TokenSecret).trim().to_string())
                 .filter(|t| !t.is_empty()),
             library: self.library.clone(),
             precision,
         };
         spec.check_instances()?;
+        spec.resources.check()?;
         Ok(spec)
     }
 

@@ -266,6 +266,16 @@ pub struct ImportArgs {
     /// with `hugflake scale` (the deploy spec has no such key)
     #[arg(long, value_name = "SECS")]
     pub auto_suspend_secs: Option<u64>,
+    /// Snowflake: GPUs each instance asks for (deploy spec `service.gpu`); the pool's instance
+    /// family must have them (checked before the import starts)
+    #[arg(long, value_name = "N")]
+    pub gpu: Option<u32>,
+    /// Snowflake: vCPUs each instance asks for (`service.cpu`, e.g. 2 or 0.5)
+    #[arg(long, value_name = "VCPUS")]
+    pub cpu: Option<String>,
+    /// Snowflake: memory each instance asks for (`service.memory`, e.g. 8Gi)
+    #[arg(long, value_name = "SIZE")]
+    pub memory: Option<String>,
     /// Snowflake, gated repos: the name of a Snowflake secret holding your HF token
     #[arg(long, value_name = "SECRET")]
     pub token_secret: Option<String>,

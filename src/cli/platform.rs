@@ -52,6 +52,11 @@ fn import_spec(a: ImportArgs) -> ImportSpec {
     spec.token_secret = a.token_secret;
     spec.precision = a.precision;
     spec.auto_suspend_secs = a.auto_suspend_secs;
+    spec.resources = crate::domain::Resources {
+        gpu: a.gpu,
+        cpu: a.cpu,
+        memory: a.memory,
+    };
     spec
 }
 
@@ -60,6 +65,7 @@ pub async fn import(ctx: &Context, args: ImportArgs) -> Result<()> {
     let (detach, json) = (args.detach, args.json);
     let spec = import_spec(args);
     spec.check_instances().map_err(|e| eyre!("{e}"))?;
+    spec.resources.check().map_err(|e| eyre!("{e}"))?;
     let client = connect(ctx).await?;
     if !json {
         eprintln!(
@@ -786,7 +792,7 @@ pub fn status_text(snap: &Snapshot) -> String {
                 p.state.to_string(),
                 format!("{}/{}", p.active_nodes, p.max_nodes),
                 p.num_services.to_string(),
-                format!("{} vCPU, {:.1} GiB", p.vcpu, p.memory_gib),
+                p.size(),
                 p.instance_family.clone(),
             ]
         })

@@ -126,6 +126,10 @@ pub struct ImportSpec {
     /// the next call); `None`: the platform's default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auto_suspend_secs: Option<u64>,
+    /// Snowflake: what each instance asks of its node (the deploy spec's `service.gpu`, `cpu`,
+    /// `memory`, e.g. `1`, `2`, `8Gi`); `None`: Snowflake's defaults.
+    #[serde(default, skip_serializing_if = "Resources::is_empty")]
+    pub resources: Resources,
     /// Snowflake: the *name* of a secret holding the Hugging Face token, for gated repos (a raw
     /// token never leaves this machine). Ignored locally, where the HF token is used directly.
     #[serde(default)]
@@ -138,6 +142,52 @@ pub struct ImportSpec {
     /// anything but fp32 (its container runs transformers).
     #[serde(default)]
     pub precision: super::Precision,
+}
+
+/// Resource requests of one service instance on Snowflake.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Resources {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpu: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<String>,
+}
+
+impl Resources {
+    pub fn is_empty(&self) -> bool {
+        self.gpu.is_none() && self.cpu.is_none() && self.memory.is_none()
+    }
+
+    /// Checks the forms Snowflake documents: CPU a positive number (`0.5`, `2`), memory a number
+    /// with a unit (`512Mi`, `8Gi`, `8GiB`).
+    pub fn check(&self) -> Result<(), String> {
+        if let Some(c) = &self.cpu
+            && !c.parse::<f64>().is_ok_and(|v| v > 0.0 && v.is_finite())
+        {
+            return Err(format!(
+                "--cpu {c}: a positive number of vCPUs, e.g. 2 or 0.5"
+            ));
+        }
+        if let Some(m) = &self.memory {
+            let digits = m
+                .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+                .unwrap_or(m.len());
+            let (n, unit) = m.split_at(digits);
+            if !n.parse::<f64>().is_ok_and(|v| v > 0.0)
+                || !matches!(unit, "Gi" | "Mi" | "GiB" | "MiB")
+            {
+                return Err(format!(
+                    "--memory {m}: a size with a unit, e.g. 8Gi or 512Mi (Gi, Mi, GiB, MiB)"
+                ));
+            }
+        }
+        if self.gpu == Some(0) {
+            return Err("--gpu 0: leave it out for a CPU service".into());
+        }
+        Ok(())
+    }
 }
 
 fn main_revision() -> String {
@@ -174,6 +224,7 @@ impl ImportSpec {
             min_instances: 1,
             max_instances: 1,
             auto_suspend_secs: None,
+            resources: Resources::default(),
             token_secret: None,
             library: None,
             precision: Default::default(),

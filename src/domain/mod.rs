@@ -13,8 +13,8 @@ pub mod window;
 
 pub use candidate::{CachedRepo, CachedRevision, Candidate, CandidateSource, SnowflakeVerdict};
 pub use job::{
-    BatchRun, FileProgress, ImportSpec, JobDetail, JobLogLine, JobState, JobSummary, Stage,
-    StageRecord, StageState,
+    BatchRun, FileProgress, ImportSpec, JobDetail, JobLogLine, JobState, JobSummary, Resources,
+    Stage, StageRecord, StageState,
 };
 pub use platform::{
     Column, ComputePool, Container, Endpoint, Function, Health, InstanceStatus, LogLine,

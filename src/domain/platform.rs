@@ -140,8 +140,15 @@ pub struct ComputePool {
     pub vcpu: f64,
     /// Memory of one node in GiB.
     pub memory_gib: f64,
+    /// GPUs per node (0: none).
     #[serde(default)]
     pub gpu: u32,
+    /// Their kind (`NVIDIA A10G`), from SHOW COMPUTE POOL INSTANCE FAMILIES.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpu_type: Option<String>,
+    /// Memory of one GPU in GiB.
+    #[serde(default)]
+    pub gpu_memory_gib: f64,
     pub active_nodes: u32,
     pub idle_nodes: u32,
     pub num_services: u32,
@@ -157,6 +164,24 @@ pub struct ComputePool {
 }
 
 impl ComputePool {
+    /// `3 vCPU · 13.0 GiB`, with `· 1× NVIDIA A10G 24 GiB` when the family has GPUs.
+    pub fn size(&self) -> String {
+        let mut s = format!("{} vCPU · {:.1} GiB", self.vcpu, self.memory_gib);
+        if self.gpu > 0 {
+            s.push_str(&format!(
+                " · {}× {}{}",
+                self.gpu,
+                self.gpu_type.as_deref().unwrap_or("GPU"),
+                if self.gpu_memory_gib > 0.0 {
+                    format!(" {:.0} GiB", self.gpu_memory_gib)
+                } else {
+                    String::new()
+                }
+            ));
+        }
+        s
+    }
+
     pub fn health(&self) -> Health {
         if self.error_code.is_some() {
             Health::Fault

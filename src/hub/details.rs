@@ -63,34 +63,84 @@ impl FitVerdict {
         }
     }
 
-    /// When it does not fit: the smallest Snowflake instance family whose memory would hold it.
+    /// When it does not fit: the smallest Snowflake CPU instance family whose memory would hold
+    /// it, and the smallest GPU family whose GPU memory would.
     pub fn proposal(&self) -> Option<String> {
         if self.fits {
             return None;
         }
+        let gpu = GPU_FAMILIES
+            .iter()
+            .find(|g| f64::from(g.count * g.gpu_gib) >= self.needs_gib)
+            .map(|g| format!("{} ({}× {} {} GB)", g.name, g.count, g.gpu, g.gpu_gib));
         Some(
-            match INSTANCE_FAMILIES
-                .iter()
-                .find(|(_, gib)| *gib as f64 >= self.needs_gib)
-            {
-                Some((family, gib)) => format!(
+            match (
+                INSTANCE_FAMILIES
+                    .iter()
+                    .find(|(_, gib)| *gib as f64 >= self.needs_gib),
+                gpu,
+            ) {
+                (Some((family, gib)), Some(gpu)) => format!(
+                    "a pool of {gib} GiB or more would (on Snowflake: INSTANCE_FAMILY = {family}, or with GPUs {gpu})"
+                ),
+                (Some((family, gib)), None) => format!(
                     "a pool of {gib} GiB or more would (on Snowflake: INSTANCE_FAMILY = {family})"
                 ),
-                None => "no CPU instance family holds it: pick a smaller model".to_string(),
+                (None, Some(gpu)) => format!(
+                    "no CPU instance family holds it; on Snowflake a GPU family would: {gpu}"
+                ),
+                (None, None) => {
+                    "no Snowflake instance family holds it: pick a smaller model".to_string()
+                }
             },
         )
     }
 }
 
-/// Snowflake's CPU instance families and their memory in GiB, smallest first (Snowflake's
-/// documentation; `SHOW COMPUTE POOL INSTANCE FAMILIES` gives the account's own list (?)).
-pub const INSTANCE_FAMILIES: [(&str, u32); 6] = [
+/// Snowflake's CPU instance families (AWS) and their memory in GiB, smallest first
+/// (docs.snowflake.com sql-reference/sql/create-compute-pool; an account's own list, by region,
+/// comes from `SHOW COMPUTE POOL INSTANCE FAMILIES`, which the Snowflake platform reads).
+pub const INSTANCE_FAMILIES: [(&str, u32); 9] = [
     ("CPU_X64_XS", 6),
     ("CPU_X64_S", 13),
     ("CPU_X64_M", 28),
+    ("CPU_X64_SL", 54),
     ("HIGHMEM_X64_S", 58),
     ("CPU_X64_L", 116),
     ("HIGHMEM_X64_M", 240),
+    ("HIGHMEM_X64_SL", 654),
+    ("HIGHMEM_X64_L", 984),
+];
+
+/// A GPU instance family: GPUs per node, their kind and memory each (GB).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct GpuFamily {
+    pub name: &'static str,
+    pub count: u32,
+    pub gpu: &'static str,
+    pub gpu_gib: u32,
+}
+
+/// Snowflake's GPU families on AWS, smallest GPU memory first (same documentation page).
+pub const GPU_FAMILIES: [GpuFamily; 3] = [
+    GpuFamily {
+        name: "GPU_NV_S",
+        count: 1,
+        gpu: "NVIDIA A10G",
+        gpu_gib: 24,
+    },
+    GpuFamily {
+        name: "GPU_NV_M",
+        count: 4,
+        gpu: "NVIDIA A10G",
+        gpu_gib: 24,
+    },
+    GpuFamily {
+        name: "GPU_NV_L",
+        count: 8,
+        gpu: "NVIDIA A100",
+        gpu_gib: 40,
+    },
 ];
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -357,12 +407,22 @@ mod tests {
         assert!(!big.fits);
         assert_eq!(
             big.summary(),
-            "does not fit LOCAL_CPU: needs ~35.2 GiB of 17.6 GiB; a pool of 58 GiB or more would (on Snowflake: INSTANCE_FAMILY = HIGHMEM_X64_S)"
+            "does not fit LOCAL_CPU: needs ~35.2 GiB of 17.6 GiB; a pool of 54 GiB or more would (on Snowflake: INSTANCE_FAMILY = CPU_X64_SL, or with GPUs GPU_NV_M (4× NVIDIA A10G 24 GB))"
         );
-        let huge = FitVerdict::estimate(400_000_000_000, "LOCAL_CPU", 17.6);
+        let large = FitVerdict::estimate(200_000_000_000, "LOCAL_CPU", 17.6);
+        assert!(
+            large.summary().ends_with(
+                "INSTANCE_FAMILY = HIGHMEM_X64_M, or with GPUs GPU_NV_L (8× NVIDIA A100 40 GB))"
+            ),
+            "{}",
+            large.summary()
+        );
+        let huge = FitVerdict::estimate(900_000_000_000, "LOCAL_CPU", 17.6);
         assert!(
             huge.summary()
-                .ends_with("no CPU instance family holds it: pick a smaller model")
+                .ends_with("no Snowflake instance family holds it: pick a smaller model"),
+            "{}",
+            huge.summary()
         );
         assert_eq!(
             strip_front_matter("---\nlicense: mit\n---\n# Title\n"),

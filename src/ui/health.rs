@@ -341,7 +341,7 @@ fn render_pools(frame: &mut Frame<'_>, area: Rect, app: &App) {
                 Cell::from(p.name.clone()),
                 Cell::from(format!("{}/{}", p.active_nodes, p.max_nodes)),
                 Cell::from(p.num_services.to_string()),
-                Cell::from(format!("{} vCPU · {:.1} GiB", p.vcpu, p.memory_gib)),
+                Cell::from(p.size()),
                 Cell::from(Span::styled(p.instance_family.clone(), theme.dim())),
                 Cell::from(units::duration((app.now - p.created_on).num_seconds())),
             ]
@@ -353,6 +353,13 @@ fn render_pools(frame: &mut Frame<'_>, area: Rect, app: &App) {
         .max()
         .unwrap_or(4)
         .clamp(4, 48) as u16;
+    // A GPU family's size says its GPUs too.
+    let budget_w = rows[window.clone()]
+        .iter()
+        .map(|p| p.size().chars().count())
+        .max()
+        .unwrap_or(18)
+        .clamp(18, 44) as u16;
     widgets::fitted_table(
         frame,
         area,
@@ -362,7 +369,7 @@ fn render_pools(frame: &mut Frame<'_>, area: Rect, app: &App) {
             widgets::Col::new("NAME", name_w, 2, 0),
             widgets::Col::new("NODES", 5, 0, 3),
             widgets::Col::new("SERVICES", 8, 0, 4),
-            widgets::Col::new("BUDGET", 18, 0, 2),
+            widgets::Col::new("BUDGET", budget_w, 0, 2),
             widgets::Col::new("FAMILY", 10, 1, 5),
             widgets::Col::new("AGE", 7, 0, 6),
         ],

@@ -47,6 +47,8 @@ pub fn pool(name: &str, state: PoolState) -> ComputePool {
         vcpu: 2.0,
         memory_gib: 17.6,
         gpu: 0,
+        gpu_type: None,
+        gpu_memory_gib: 0.0,
         active_nodes: u32::from(state != PoolState::Suspended),
         idle_nodes: u32::from(state == PoolState::Idle),
         num_services: 0,

@@ -598,12 +598,41 @@ fn answer(st: &mut SimState, handle: &str, sql: &str, binds: &[String]) -> Respo
         return result(handle, POOL_COLUMNS, rows, parts);
     }
     if upper == "SHOW COMPUTE POOL INSTANCE FAMILIES" {
+        // The documented columns (docs.snowflake.com, show-compute-pool-instance-families):
+        // `gpu` is the GPU's kind, empty without one; sizes from the create-compute-pool page.
+        let family = |name: &str, vcpu: &str, mem: &str, gpu: &str, count: &str, gmem: &str| {
+            vec![
+                s(name),
+                s(""),
+                s(vcpu),
+                s(mem),
+                s("100"),
+                s(gpu),
+                s(count),
+                s(gmem),
+                s("0"),
+                Value::Null,
+            ]
+        };
         return result(
             handle,
-            &["name", "vcpu", "memory_gib", "gpu"],
+            &[
+                "name",
+                "description",
+                "vcpu",
+                "memory_gib",
+                "storage_gib",
+                "gpu",
+                "gpu_count",
+                "gpu_memory_gib",
+                "current_node_usage",
+                "message",
+            ],
             vec![
-                vec![s("CPU_X64_S"), s("3"), s("13"), s("0")],
-                vec![s("CPU_X64_M"), s("6"), s("28"), s("0")],
+                family("CPU_X64_S", "3", "13", "", "0", "0"),
+                family("CPU_X64_M", "6", "28", "", "0", "0"),
+                family("GPU_NV_S", "6", "27", "NVIDIA A10G", "1", "24"),
+                family("GPU_NV_M", "44", "178", "NVIDIA A10G", "4", "24"),
             ],
             0,
         );

@@ -314,6 +314,7 @@ async fn preflight(
             spec.pool
         )));
     }
+    gpu_fits(p, id, spec, pool).await?;
     let service = model_fq(p, &spec.service)?;
     if p.service_in(&service).await?.is_some() {
         return Err(End::Failed(format!(
@@ -354,6 +355,73 @@ async fn preflight(
         ),
     );
     Ok(())
+}
+
+/// A GPU request needs a pool whose instance family has that many GPUs per node (SHOW COMPUTE
+/// POOL INSTANCE FAMILIES); refused before the import starts, naming the account's GPU families.
+async fn gpu_fits(
+    p: &SnowflakePlatform,
+    id: &str,
+    spec: &ImportSpec,
+    pool: &crate::domain::ComputePool,
+) -> std::result::Result<(), End> {
+    let Some(want) = spec.resources.gpu else {
+        return Ok(());
+    };
+    let families = p.families().await;
+    if !families.contains_key(&pool.instance_family) {
+        p.jobs.log(
+            id,
+            &format!(
+                "resolve: warning: instance family {} of pool {} is not in SHOW COMPUTE POOL INSTANCE FAMILIES; its GPUs cannot be checked",
+                pool.instance_family, pool.name
+            ),
+        );
+        return Ok(());
+    }
+    if pool.gpu >= want {
+        return Ok(());
+    }
+    let mut gpus: Vec<(&String, &super::Family)> = families
+        .iter()
+        .filter(|(_, f)| f.gpu_count >= want)
+        .collect();
+    gpus.sort_by(|a, b| {
+        a.1.memory_gib
+            .total_cmp(&b.1.memory_gib)
+            .then_with(|| a.0.cmp(b.0))
+    });
+    let offer = if gpus.is_empty() {
+        format!("this account lists no instance family with {want} GPU(s) per node")
+    } else {
+        format!(
+            "instance families with {want} GPU(s) or more here: {}",
+            gpus.iter()
+                .take(4)
+                .map(|(name, f)| format!(
+                    "{name} ({}× {}{})",
+                    f.gpu_count,
+                    f.gpu.as_deref().unwrap_or("GPU"),
+                    if f.gpu_memory_gib > 0.0 {
+                        format!(" {:.0} GiB", f.gpu_memory_gib)
+                    } else {
+                        String::new()
+                    }
+                ))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    };
+    Err(End::Failed(format!(
+        "--gpu {want}: compute pool {} is INSTANCE_FAMILY {}, which has {}; {offer}",
+        pool.name,
+        pool.instance_family,
+        if pool.gpu == 0 {
+            "no GPU".to_string()
+        } else {
+            format!("{} GPU(s) per node", pool.gpu)
+        }
+    )))
 }
 
 /// Looks for the grants an import needs among the role's direct grants (SNOWFLAKE.md §6). A grant

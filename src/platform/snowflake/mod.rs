@@ -79,8 +79,8 @@ pub struct SnowflakePlatform {
     route: InferenceRoute,
     jobs: Arc<jobs::JobStore>,
     http: reqwest::Client,
-    /// `SHOW COMPUTE POOL INSTANCE FAMILIES`: vCPU and memory per family, read once.
-    families: tokio::sync::Mutex<Option<HashMap<String, (f64, f64)>>>,
+    /// `SHOW COMPUTE POOL INSTANCE FAMILIES`: each family's size, read once.
+    families: tokio::sync::Mutex<Option<HashMap<String, Family>>>,
     /// Whether the connection points at a loopback test server (plain http allowed for ingress).
     loopback: bool,
     /// How often a running import is polled (the official client: every 2 s).
@@ -272,7 +272,10 @@ impl SnowflakePlatform {
         Ident::parse(name).map_err(PlatformError::Invalid)
     }
 
-    async fn families(&self) -> HashMap<String, (f64, f64)> {
+    /// The account's instance families (`SHOW COMPUTE POOL INSTANCE FAMILIES`: name, vcpu,
+    /// memory_gib, gpu, gpu_count, gpu_memory_gib; docs.snowflake.com
+    /// sql-reference/sql/show-compute-pool-instance-families), read once.
+    pub async fn families(&self) -> HashMap<String, Family> {
         let mut guard = self.families.lock().await;
         if let Some(f) = guard.as_ref() {
             return f.clone();
@@ -281,13 +284,30 @@ impl SnowflakePlatform {
             sql: "SHOW COMPUTE POOL INSTANCE FAMILIES".into(),
             bindings: vec![],
         };
-        let map: HashMap<String, (f64, f64)> = match self.run(&st).await {
+        let map: HashMap<String, Family> = match self.run(&st).await {
             Ok(rs) => (0..rs.len())
                 .filter_map(|i| {
                     let name = rs.get(i, "name")?.to_string();
-                    let vcpu = rs.get(i, "vcpu")?.parse().ok()?;
-                    let mem = rs.get(i, "memory_gib")?.parse().ok()?;
-                    Some((name, (vcpu, mem)))
+                    let count: u32 = rs
+                        .get(i, "gpu_count")
+                        .and_then(|v| v.parse().ok())
+                        .unwrap_or(0);
+                    Some((
+                        name,
+                        Family {
+                            vcpu: rs.get(i, "vcpu")?.parse().ok()?,
+                            memory_gib: rs.get(i, "memory_gib")?.parse().ok()?,
+                            // "gpu" is the GPU's kind, an empty string when there is none.
+                            gpu: rs
+                                .text(i, "gpu")
+                                .filter(|g| !g.trim().is_empty() && count > 0),
+                            gpu_count: count,
+                            gpu_memory_gib: rs
+                                .get(i, "gpu_memory_gib")
+                                .and_then(|v| v.parse().ok())
+                                .unwrap_or(0.0),
+                        },
+                    ))
                 })
                 .collect(),
             Err(e) => {
@@ -406,13 +426,25 @@ impl SnowflakePlatform {
     }
 }
 
+/// One instance family: a node's size.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Family {
+    pub vcpu: f64,
+    pub memory_gib: f64,
+    pub gpu: Option<String>,
+    pub gpu_count: u32,
+    /// Per GPU.
+    pub gpu_memory_gib: f64,
+}
+
 fn pool_from_row(
     rs: &ResultSet,
     i: usize,
-    families: &HashMap<String, (f64, f64)>,
+    families: &HashMap<String, Family>,
 ) -> Option<ComputePool> {
     let family = rs.get(i, "instance_family").unwrap_or("").to_string();
-    let (vcpu, mem) = families.get(&family).copied().unwrap_or((0.0, 0.0));
+    let f = families.get(&family).cloned().unwrap_or_default();
+    let (vcpu, mem) = (f.vcpu, f.memory_gib);
     Some(ComputePool {
         name: rs.get(i, "name")?.to_string(),
         state: rs
@@ -424,7 +456,9 @@ fn pool_from_row(
         instance_family: family,
         vcpu,
         memory_gib: mem,
-        gpu: 0,
+        gpu: f.gpu_count,
+        gpu_type: f.gpu,
+        gpu_memory_gib: f.gpu_memory_gib,
         active_nodes: num(rs.get(i, "active_nodes")),
         idle_nodes: num(rs.get(i, "idle_nodes")),
         num_services: num(rs.get(i, "num_services")),
@@ -550,6 +584,7 @@ impl Platform for SnowflakePlatform {
 
     async fn import(&self, spec: &ImportSpec) -> Result<JobSummary> {
         spec.check_instances().map_err(PlatformError::Invalid)?;
+        spec.resources.check().map_err(PlatformError::Invalid)?;
         if spec.precision.is_reduced() {
             return Err(PlatformError::Invalid(format!(
                 "--precision {} is a local serving choice: Snowflake's inference container runs \

@@ -227,6 +227,9 @@ pub fn deploy_yaml_in(
             ingress_enabled: true,
             min_instances: spec.min_instances,
             max_instances: spec.max_instances.max(spec.min_instances).max(1),
+            cpu: spec.resources.cpu.clone(),
+            memory: spec.resources.memory.clone(),
+            gpu: spec.resources.gpu.map(|g| g.to_string()),
             autocapture: None,
         },
     })

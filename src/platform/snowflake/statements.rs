@@ -372,6 +372,14 @@ pub struct ServiceSpecYaml {
     pub ingress_enabled: bool,
     pub min_instances: u32,
     pub max_instances: u32,
+    /// Requests per instance, strings as snowflake-ml-python's deployment spec has them
+    /// (`service.cpu`, `memory`, `gpu`: `str | None`, left out when not asked for).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cpu: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub memory: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gpu: Option<String>,
     /// Inference inputs and outputs stored by Snowflake: left out (off) unless the user asks, as
     /// snowflake-ml-python leaves it out.
     #[serde(skip_serializing_if = "Option::is_none")]

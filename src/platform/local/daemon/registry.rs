@@ -434,6 +434,8 @@ fn pool_row(r: &Row<'_>) -> rusqlite::Result<Result<ComputePool>> {
             vcpu: r.get(5)?,
             memory_gib: r.get(6)?,
             gpu: r.get(7)?,
+            gpu_type: None,
+            gpu_memory_gib: 0.0,
             auto_suspend_secs: r.get::<_, Option<i64>>(8)?.map(|v| v.max(0) as u64),
             auto_resume: r.get(9)?,
             comment: r.get(10)?,

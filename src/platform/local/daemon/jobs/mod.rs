@@ -212,6 +212,13 @@ impl JobRunner {
         }
         // More instances than the pool's memory holds is refused at resolve, by the fit check.
         spec.check_instances().map_err(SubmitError::Invalid)?;
+        if !spec.resources.is_empty() {
+            return Err(SubmitError::Invalid(
+                "--gpu, --cpu and --memory are Snowflake resource requests: local pools run on this \
+                 machine's CPUs, each instance with the pool's vCPUs"
+                    .into(),
+            ));
+        }
         let s = spec.clone();
         let live = self.live_ids();
         let id = new_job_id();
