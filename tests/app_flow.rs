@@ -1246,7 +1246,7 @@ fn scale_changes_the_selected_service_after_saying_what_it_will_do() {
     let screen = render(&app);
     assert!(screen.contains("SUSPENDED (auto)"), "{screen}");
     for said in [
-        "instances 0/0 (min 0, max 2)",
+        "instances 0/0 · min 0 max 2",
         "suspends after 300 s idle",
         "last cold start 1840 ms",
         "idle: the next call resumes it",

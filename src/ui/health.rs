@@ -97,17 +97,20 @@ fn render_detail(frame: &mut Frame<'_>, area: Rect, app: &App) {
     // Drill-down: service → instances → containers → endpoints, under its scaling (SPCS's
     // current/target instances and bounds).
     let mut lines: Vec<Line<'_>> = Vec::new();
+    // Said only for a service that scales (a fixed one's count is in the READY column).
     let scaling = svc.scaling();
-    lines.push(Line::from(Span::styled(
-        format!(
-            "instances {}/{} (min {}, max {})",
-            svc.current_instances,
-            svc.target_instances,
-            scaling.min_instances,
-            scaling.max_instances
-        ),
-        t.dim(),
-    )));
+    if scaling.min_instances != scaling.max_instances || scaling.min_instances == 0 {
+        lines.push(Line::from(Span::styled(
+            format!(
+                "instances {}/{} · min {} max {}",
+                svc.current_instances,
+                svc.target_instances,
+                scaling.min_instances,
+                scaling.max_instances
+            ),
+            t.dim(),
+        )));
+    }
     if let Some(after) = scaling.suspends_when_idle() {
         lines.push(Line::from(Span::styled(
             format!("suspends after {} s idle", after.as_secs()),
