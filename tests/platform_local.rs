@@ -2781,3 +2781,107 @@ async fn a_service_scales_to_zero_when_idle_and_out_while_calls_queue() {
     );
     p.kill_daemon();
 }
+
+/// `predict --compare A B`: the same inputs through two services, with each one's latency and
+/// what differs; two services of different kinds are refused with what each does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_services_answer_side_by_side() {
+    let mut p = Platform0::start(vec![
+        Repo::from_dir("fixtures/tiny-bert", &commit(6), &fixture("tiny-bert")),
+        ner_repo(),
+    ])
+    .await;
+    let client = p.serve().await;
+    for (handle, model) in [
+        ("fixtures/tiny-bert", "TINY_A"),
+        ("fixtures/tiny-bert", "TINY_B"),
+    ] {
+        let d = import_to_end(&client, &spec(handle, model)).await;
+        assert_eq!(d.summary.state, JobState::Done, "{:?}", d.summary.error);
+    }
+    let mut ner = spec("fixtures/tiny-bert-ner", "TINY_NER");
+    ner.task = Some("token-classification".into());
+    let d = import_to_end(&client, &ner).await;
+    assert_eq!(d.summary.state, JobState::Done, "{:?}", d.summary.error);
+    let ask = |extra: &[&str]| {
+        let mut args = vec![
+            "predict",
+            "--compare",
+            "tiny_a_svc",
+            "tiny_b_svc",
+            "--text",
+            "fever and cough for three days",
+            "--text",
+            "rash on both arms",
+        ];
+        args.extend_from_slice(extra);
+        p.run(&args)
+    };
+    let (code, out, err) = ask(&[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.starts_with("A TINY_A_SVC ENCODE: ") && out.contains("B TINY_B_SVC ENCODE: "),
+        "{out}"
+    );
+    assert!(
+        out.contains("0: fever and cough for three days\n   cosine A·B 1.0000"),
+        "{out}"
+    );
+    assert!(
+        out.contains("1: rash on both arms\n   cosine A·B 1.0000"),
+        "{out}"
+    );
+    // The same weights rank the demo notes the same.
+    let (code, out, err) = ask(&["--search"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("search over"), "{out}");
+    assert_eq!(out.matches("    =  ").count(), 5, "{out}");
+    let (code, out, err) = ask(&["--json"]);
+    assert_eq!(code, 0, "{err}");
+    let v: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    assert_eq!(v["inputs"][0]["kind"], "embeddings");
+    assert!(
+        v["inputs"][0]["cosine"]
+            .as_f64()
+            .is_some_and(|c| c > 0.9999),
+        "{v}"
+    );
+    assert!(v["a"]["latency_ms"].as_f64().is_some() && v["b"]["outputs"][1]["output"].is_array());
+    // Entities: what both found, and each one's own.
+    let (code, out, err) = p.run(&[
+        "predict",
+        "--compare",
+        "tiny_ner_svc",
+        "tiny_ner_svc",
+        "--text",
+        "x",
+    ]);
+    assert_eq!(code, 1);
+    assert!(err.contains("against itself"), "{err}");
+    let (code, _, err) = p.run(&[
+        "predict",
+        "--compare",
+        "tiny_a_svc",
+        "tiny_ner_svc",
+        "--text",
+        "fever",
+    ]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains(
+            "TINY_A_SVC embeds text but TINY_NER_SVC extracts entities: nothing to compare"
+        ),
+        "{err}"
+    );
+    let (code, _, err) = p.run(&[
+        "predict",
+        "--compare",
+        "tiny_a_svc",
+        "nope_svc",
+        "--text",
+        "x",
+    ]);
+    assert_eq!(code, 1);
+    assert!(err.contains("service NOPE_SVC not found"), "{err}");
+    p.kill_daemon();
+}

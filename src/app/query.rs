@@ -134,26 +134,7 @@ pub struct QueryState {
     pub note_vectors: HashMap<String, Vec<Vec<f32>>>,
 }
 
-pub fn norm(v: &[f32]) -> f32 {
-    v.iter().map(|x| x * x).sum::<f32>().sqrt()
-}
-
-pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
-    let d: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
-    let n = norm(a) * norm(b);
-    if n > 0.0 { d / n } else { 0.0 }
-}
-
-/// Ranks the notes by cosine similarity to the query, best first.
-pub fn rank(query: &[f32], notes: &[Vec<f32>]) -> Vec<(usize, f32)> {
-    let mut scored: Vec<(usize, f32)> = notes
-        .iter()
-        .enumerate()
-        .map(|(i, n)| (i, cosine(query, n)))
-        .collect();
-    scored.sort_by(|a, b| b.1.total_cmp(&a.1));
-    scored
-}
+pub use crate::platform::compare::{cosine, norm, rank};
 
 /// A token-classification output's entities, grouped by the one rule every face uses
 /// ([`crate::domain::entities`]).

@@ -192,8 +192,17 @@ pub struct PredictArgs {
     #[arg(long, requires = "service")]
     pub method: Option<String>,
     /// The model directory (a Hub snapshot, e.g. from `hugflake download`)
-    #[arg(long, value_name = "DIR", required_unless_present = "service")]
+    #[arg(long, value_name = "DIR", required_unless_present_any = ["service", "compare"])]
     pub model_dir: Option<PathBuf>,
+    /// Send the same inputs to two services and show both answers side by side, with each one's
+    /// latency and what differs (the cosine between embeddings, entities only one found, both
+    /// label rankings)
+    #[arg(long, num_args = 2, value_names = ["A", "B"], conflicts_with_all = ["service", "model_dir", "method"])]
+    pub compare: Vec<String>,
+    /// With --compare on embedding services: rank the demo clinical notes against the first text
+    /// with each service and show both top 5 with the rank changes
+    #[arg(long, requires = "compare")]
+    pub search: bool,
     /// What to run; detected from the directory's files when left out
     #[arg(long, value_parser = crate::inference::parse_task)]
     pub task: Option<crate::inference::Task>,

@@ -74,6 +74,9 @@ pub fn run(cli: Cli) -> Result<()> {
             ctx.refuse_if_read_only("downloading into the Hugging Face cache")?;
             runtime.block_on(hub::download(&ctx, a))
         }
+        Command::Predict(a) if !a.compare.is_empty() => {
+            runtime.block_on(platform::predict_compare(&ctx, a))
+        }
         Command::Predict(a) if a.service.is_some() => {
             runtime.block_on(platform::predict_service(&ctx, a))
         }

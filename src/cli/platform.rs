@@ -628,6 +628,154 @@ pub async fn predict_service(ctx: &Context, p: PredictArgs) -> Result<()> {
     Ok(())
 }
 
+/// `hugflake predict --compare A B`: the same inputs through both services, side by side.
+pub async fn predict_compare(ctx: &Context, p: PredictArgs) -> Result<()> {
+    use crate::platform::compare::{self, InputDiff};
+    let [a, b] = [&p.compare[0], &p.compare[1]].map(|s| s.to_ascii_uppercase());
+    let client = connect(ctx).await?;
+    let mut rows = Vec::new();
+    if !p.image.is_empty() {
+        let labels = call::labels(p.labels.as_deref().unwrap_or_default())
+            .map_err(|e| eyre!("--labels: {e}"))?;
+        for path in &p.image {
+            let bytes = crate::paths::read_user_file(
+                path,
+                crate::platform::local::instance::MAX_BODY as u64 / 2,
+            )
+            .wrap_err_with(|| format!("cannot read {}", path.display()))?;
+            rows.push(call::image_row(&bytes, &labels));
+        }
+    } else {
+        let mut texts = p.text.clone();
+        if p.stdin {
+            use std::io::BufRead;
+            for line in std::io::stdin().lock().lines() {
+                texts.push(line.wrap_err("cannot read standard input")?);
+            }
+        }
+        if texts.is_empty() {
+            return Err(eyre!(
+                "no input: give --text TEXT (repeatable), --stdin, or --image PATH --labels A,B"
+            ));
+        }
+        rows = call::text_rows(texts);
+    }
+    let notes: Vec<String> = if p.search {
+        crate::app::query::demo_notes()
+            .into_iter()
+            .map(str::to_string)
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let c = compare::compare(client.as_ref(), &a, &b, &rows, &notes, 5)
+        .await
+        .map_err(|e| eyre!(e))?;
+    if p.json {
+        print_json(&c)?;
+        return Ok(());
+    }
+    outln!(
+        "A {} {}: {:.0} ms    B {} {}: {:.0} ms",
+        c.a.service,
+        c.a.method,
+        c.a.latency_ms,
+        c.b.service,
+        c.b.method,
+        c.b.latency_ms
+    )?;
+    let input_text = |i: usize| {
+        rows.get(i)
+            .and_then(|r| r.first())
+            .and_then(|v| v.as_str())
+            .map(|t| {
+                if t.len() > 200 {
+                    "(an image)".to_string()
+                } else {
+                    t.to_string()
+                }
+            })
+            .unwrap_or_else(|| format!("input {i}"))
+    };
+    for (i, d) in c.inputs.iter().enumerate() {
+        let text = if p.image.is_empty() {
+            input_text(i)
+        } else {
+            p.image[i].display().to_string()
+        };
+        outln!("{i}: {text}")?;
+        match d {
+            InputDiff::Embeddings {
+                cosine: Some(x), ..
+            } => outln!("   cosine A·B {x:.4}")?,
+            InputDiff::Embeddings {
+                cosine: None,
+                dims: (da, db),
+            } => outln!(
+                "   dimensions differ ({da} vs {db}): the vectors cannot be compared, rankings can (--search)"
+            )?,
+            InputDiff::Features { cosine } => outln!(
+                "   cosine A·B of the mean vectors {}",
+                cosine.map_or("- (dimensions differ)".into(), |x| format!("{x:.4}"))
+            )?,
+            InputDiff::Entities {
+                both,
+                only_a,
+                only_b,
+            } => {
+                outln!("   both: {}", list_or_none(both))?;
+                outln!("   only A: {}", list_or_none(only_a))?;
+                outln!("   only B: {}", list_or_none(only_b))?;
+            }
+            InputDiff::Images { a, b } => {
+                let line = |v: &[(String, f64)]| {
+                    v.iter()
+                        .map(|(l, s)| format!("{l} {:.1}%", s * 100.0))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                };
+                outln!("   A: {}", line(a))?;
+                outln!("   B: {}", line(b))?;
+            }
+        }
+    }
+    if let Some(s) = &c.search {
+        let notes = crate::app::query::demo_notes();
+        outln!(
+            "search over {} demo notes: A's top {} (B's rank change)",
+            notes.len(),
+            s.a.len()
+        )?;
+        for (rank, (note, score)) in s.a.iter().enumerate() {
+            outln!(
+                "   {}. {score:.3} {:>4}  {}",
+                rank + 1,
+                s.change(rank, *note),
+                notes.get(*note).copied().unwrap_or("?")
+            )?;
+        }
+        outln!("B's top {}:", s.b.len())?;
+        for (rank, (note, score)) in s.b.iter().enumerate() {
+            let new = !s.a.iter().any(|(n, _)| n == note);
+            outln!(
+                "   {}. {score:.3} {:>4}  {}",
+                rank + 1,
+                if new { "new" } else { "" },
+                notes.get(*note).copied().unwrap_or("?")
+            )?;
+        }
+    }
+    Ok(())
+}
+
+fn list_or_none(v: &[String]) -> String {
+    if v.is_empty() {
+        "-".into()
+    } else {
+        v.join(", ")
+    }
+}
+
 /// `hugflake instance`: one service instance, run by the daemon.
 pub fn instance(a: InstanceArgs) -> Result<()> {
     let opts = crate::platform::local::instance::InstanceOptions {

@@ -8,6 +8,7 @@
 //! service; `protocol` is the wire format both platforms' services speak.
 
 pub mod call;
+pub mod compare;
 pub mod local;
 pub mod protocol;
 pub mod read_only;
