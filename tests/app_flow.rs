@@ -1289,3 +1289,93 @@ fn scale_changes_the_selected_service_after_saying_what_it_will_do() {
         assert!(render(&app).contains(why), "{line}: {}", render(&app));
     }
 }
+
+/// Query's `:compare A B`: what is typed goes to both services; the answers show in two
+/// columns with each latency and the cosine between them, and in search mode both top lists with
+/// the rank changes marked.
+#[test]
+fn compare_sends_to_both_services_and_shows_them_side_by_side() {
+    use hugflake::platform::compare::{Comparison, InputDiff, SearchDiff, Side};
+    let mut app = app(140, 36);
+    connected(
+        &mut app,
+        snapshot(
+            vec![pool("LOCAL_CPU", PoolState::Active)],
+            vec![
+                service("MINI_SVC", ServiceStatus::Running, 1),
+                service("MINI_INT8_SVC", ServiceStatus::Running, 1),
+            ],
+            vec![],
+        ),
+    );
+    key(&mut app, KeyCode::Char(':'));
+    typed(&mut app, "compare mini_svc mini_int8_svc");
+    key(&mut app, KeyCode::Enter);
+    assert_eq!(app.tab, Tab::Query);
+    assert!(render(&app).contains("Input · MINI_SVC vs MINI_INT8_SVC side by side"));
+    key(&mut app, KeyCode::Char('e'));
+    typed(&mut app, "fever and cough");
+    let ctrl_s = Event::Key(KeyEvent::new(KeyCode::Char('s'), KeyModifiers::CONTROL));
+    let effects = app.handle_event(&ctrl_s);
+    let req = effects
+        .iter()
+        .find_map(|e| match e {
+            Effect::Compare(r) => Some(r.clone()),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("{effects:?}"));
+    assert_eq!(
+        (req.a.as_str(), req.b.as_str()),
+        ("MINI_SVC", "MINI_INT8_SVC")
+    );
+    assert_eq!(req.lines, vec!["fever and cough".to_string()]);
+    let side = |name: &str, ms: f64| Side {
+        service: name.into(),
+        method: "ENCODE".into(),
+        latency_ms: ms,
+        outputs: vec![serde_json::json!({"output": [0.6, 0.8]})],
+    };
+    app.apply(Msg::Compared(Ok(Box::new(Comparison {
+        a: side("MINI_SVC", 12.0),
+        b: side("MINI_INT8_SVC", 9.0),
+        inputs: vec![InputDiff::Embeddings {
+            cosine: Some(0.9994),
+            dims: (384, 384),
+        }],
+        search: None,
+    }))));
+    let screen = render(&app);
+    for said in [
+        "Compare · A 12 ms · B 9 ms",
+        "A MINI_SVC",
+        "B MINI_INT8_SVC",
+        "0: 384 dims",
+        "cosine A·B 0.9994",
+    ] {
+        assert!(screen.contains(said), "{said}: {screen}");
+    }
+    // Search mode: both top lists, A's with where B put each note.
+    app.apply(Msg::Compared(Ok(Box::new(Comparison {
+        a: side("MINI_SVC", 12.0),
+        b: side("MINI_INT8_SVC", 9.0),
+        inputs: vec![InputDiff::Embeddings {
+            cosine: Some(0.9991),
+            dims: (384, 384),
+        }],
+        search: Some(SearchDiff {
+            a: vec![(0, 0.71), (3, 0.62), (5, 0.55)],
+            b: vec![(3, 0.66), (0, 0.65), (6, 0.5)],
+        }),
+    }))));
+    let screen = render(&app);
+    assert!(screen.contains("1. 0.710   ↓1 "), "{screen}");
+    assert!(screen.contains("2. 0.620   ↑1 "), "{screen}");
+    assert!(screen.contains("3. 0.550  out "), "{screen}");
+    assert!(screen.contains("3. 0.500  new "), "{screen}");
+    // Back to one service.
+    key(&mut app, KeyCode::Esc);
+    key(&mut app, KeyCode::Char(':'));
+    typed(&mut app, "compare none");
+    key(&mut app, KeyCode::Enter);
+    assert!(!render(&app).contains("side by side"));
+}

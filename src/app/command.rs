@@ -20,6 +20,8 @@ pub enum Command {
     Platform(crate::domain::PlatformKind),
     /// Query a model version directly (None: the selected service again).
     Version(Option<(String, String)>),
+    /// Query sends to two services side by side (None: back to one).
+    Compare(Option<(String, String)>),
     /// Change a service's scaling (None: the service selected in Health).
     Scale(Option<String>, crate::domain::ScalingChange),
 }
@@ -70,6 +72,10 @@ pub const COMMANDS: &[(&str, &str)] = &[
     (
         "platform snowflake",
         "Snowflake ([platform] snowflake_connection)",
+    ),
+    (
+        "compare ",
+        "A B: Query sends to both services side by side; none: back to one",
     ),
     (
         "scale ",
@@ -127,6 +133,15 @@ pub fn parse(line: &str) -> Result<Command, String> {
             ))
         }
         ["scale", rest @ ..] => parse_scale(rest),
+        ["compare"] | ["compare", "none"] => Ok(Command::Compare(None)),
+        ["compare", a, b] => Ok(Command::Compare(Some((
+            a.to_ascii_uppercase(),
+            b.to_ascii_uppercase(),
+        )))),
+        ["compare", ..] => Err(
+            "`:compare` takes two services (e.g. :compare MINILM_SVC MINILM_INT8_SVC), or none"
+                .into(),
+        ),
         [] => Err("empty command: try :help".into()),
         _ => Err(format!(
             "unknown command `{}`: Tab completes, :help lists the keys",

@@ -132,6 +132,19 @@ pub struct QueryState {
     pub functions: HashMap<String, Result<Vec<Function>, String>>,
     /// Demo-note embeddings per service.
     pub note_vectors: HashMap<String, Vec<Vec<f32>>>,
+    /// `:compare A B`: calls go to both services, side by side.
+    pub compare: Option<(String, String)>,
+    pub comparison: Option<Box<crate::platform::compare::Comparison>>,
+}
+
+/// What `:compare` asks the worker: the typed lines (texts, or an image's path and labels) for
+/// both services; in search mode the demo notes are ranked by both.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CompareRequest {
+    pub a: String,
+    pub b: String,
+    pub lines: Vec<String>,
+    pub search: bool,
 }
 
 pub use crate::platform::compare::{cosine, norm, rank};
@@ -163,6 +176,28 @@ impl super::state::App {
 
     /// Builds the call for what is typed, or says what is missing.
     pub(crate) fn query_request(&mut self) -> Option<super::state::Effect> {
+        if let Some((a, b)) = self.query.compare.clone() {
+            let lines: Vec<String> = self
+                .query
+                .input
+                .lines()
+                .map(|l| l.trim().to_string())
+                .filter(|l| !l.is_empty())
+                .collect();
+            if lines.is_empty() {
+                self.query.error = Some("nothing to send: type a text (one per line)".into());
+                return None;
+            }
+            let search = self.query.search;
+            self.query.error = None;
+            self.query.busy = true;
+            return Some(super::state::Effect::Compare(CompareRequest {
+                a,
+                b,
+                lines: if search { vec![lines.join(" ")] } else { lines },
+                search,
+            }));
+        }
         let service = self.query_target()?;
         let Some((kind, method)) = self.query_kind() else {
             let loading = matches!(

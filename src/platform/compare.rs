@@ -101,6 +101,10 @@ pub fn rank(query: &[f32], notes: &[Vec<f32>]) -> Vec<(usize, f32)> {
 }
 
 /// The kind of a service and the method to call it with, from its functions.
+pub async fn kind(p: &dyn Platform, service: &str) -> Result<(ServiceKind, String), String> {
+    kind_of(p, service).await
+}
+
 async fn kind_of(p: &dyn Platform, service: &str) -> Result<(ServiceKind, String), String> {
     let services = p.services().await.map_err(|e| e.to_string())?;
     let svc = services

@@ -168,6 +168,7 @@ async fn event_loop(mut terminal: DefaultTerminal, ctx: &Context) -> Result<()> 
                     version,
                 } => workers.functions(service, model, version),
                 Effect::Query(request) => workers.query(request),
+                Effect::Compare(request) => workers.compare(request),
                 Effect::ServiceDetail(name) => workers.service_detail(name),
                 Effect::PreviousLogs(name) => workers.previous_logs(name),
                 Effect::SaveLogs { service, lines } => {

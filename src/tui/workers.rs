@@ -214,6 +214,42 @@ impl Workers {
         );
     }
 
+    /// `:compare`: the typed inputs through both services (an image read off the async workers).
+    pub(super) fn compare(&self, r: query::CompareRequest) {
+        self.call(
+            move |p| async move {
+                let result = async {
+                    use crate::platform::call::ServiceKind;
+                    let (kind, _) = crate::platform::compare::kind(p.as_ref(), &r.a).await?;
+                    let rows = if kind == ServiceKind::Images {
+                        let [path, labels, ..] = r.lines.as_slice() else {
+                            return Err("an image's path on the first line, its labels (a, b, c) on the second".to_string());
+                        };
+                        let path = std::path::PathBuf::from(path);
+                        let picture = tokio::task::spawn_blocking(move || picture_of(&path))
+                            .await
+                            .map_err(|e| e.to_string())??;
+                        let labels = crate::platform::call::labels(labels)?;
+                        vec![crate::platform::call::image_row(&picture.0, &labels)]
+                    } else {
+                        crate::platform::call::text_rows(r.lines.clone())
+                    };
+                    let notes: Vec<String> = if r.search {
+                        query::demo_notes().into_iter().map(String::from).collect()
+                    } else {
+                        Vec::new()
+                    };
+                    crate::platform::compare::compare(p.as_ref(), &r.a, &r.b, &rows, &notes, 5)
+                        .await
+                        .map(Box::new)
+                }
+                .await;
+                Msg::Compared(result)
+            },
+            |e| Msg::Compared(Err(e)),
+        );
+    }
+
     /// Containers, endpoints, metrics and the log tail of a service, fetched together; what fails
     /// is said, the rest still shows.
     pub(super) fn service_detail(&self, name: String) {

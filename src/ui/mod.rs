@@ -12,6 +12,7 @@
 //! `record` stores the layout in the app before each frame, so a click lands where it was drawn.
 
 pub mod candidates;
+pub mod compare;
 pub mod health;
 pub mod help;
 pub mod imports;

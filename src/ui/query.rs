@@ -151,9 +151,13 @@ fn input(frame: &mut Frame<'_>, area: Rect, app: &App) {
         Some(QueryKind::Embeddings) => " · compare",
         _ => "",
     };
-    let title = match &q.version_target {
-        Some((m, v)) => format!(" Input · {m} {v} (version, direct) · {method}{mode} "),
-        None => format!(" Input · {method}{mode} "),
+    let title = match (&q.compare, &q.version_target) {
+        (Some((a, b)), _) => format!(
+            " Input · {a} vs {b} side by side{} ",
+            if q.search { " · search notes" } else { "" }
+        ),
+        (None, Some((m, v))) => format!(" Input · {m} {v} (version, direct) · {method}{mode} "),
+        (None, None) => format!(" Input · {method}{mode} "),
     };
     let mut lines: Vec<Line<'_>> = Vec::new();
     match (kind, functions) {
@@ -234,6 +238,9 @@ fn input(frame: &mut Frame<'_>, area: Rect, app: &App) {
 }
 
 fn result(frame: &mut Frame<'_>, area: Rect, app: &App) {
+    if app.query.compare.is_some() {
+        return super::compare::render(frame, area, app);
+    }
     let t = &crate::ui::theme::of(app);
     let q = &app.query;
     let target = app.query_target();

@@ -719,6 +719,18 @@ impl App {
                     false,
                 );
             }
+            Ok(Command::Compare(pair)) => {
+                match &pair {
+                    Some((a, b)) => self.set_flash(
+                        format!("Query sends to {a} and {b} side by side; :compare none goes back"),
+                        false,
+                    ),
+                    None => self.set_flash("Query calls the selected service", false),
+                }
+                self.query.compare = pair;
+                self.query.comparison = None;
+                self.tab = Tab::Query;
+            }
             Ok(Command::Scale(name, change)) => {
                 let selected = || {
                     let rows = self.visible_services();

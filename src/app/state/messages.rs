@@ -112,6 +112,8 @@ pub enum Effect {
     },
     /// Call a service from the Query pane.
     Query(QueryRequest),
+    /// Call two services with the same inputs (`:compare`).
+    Compare(crate::app::query::CompareRequest),
     /// Put text on the clipboard (OSC 52: works over SSH).
     Clipboard(String),
     /// Read a service's containers, endpoints, metrics and log tail.
@@ -203,6 +205,7 @@ pub enum Msg {
         request: QueryRequest,
         result: Result<Box<QueryResult>, String>,
     },
+    Compared(Result<Box<crate::platform::compare::Comparison>, String>),
     ServiceDetail(Box<ServiceDetail>),
     PreviousLogs {
         service: String,

@@ -574,6 +574,16 @@ impl App {
                 }
             }
             Msg::QueryDone { request, result } => self.query_done(request, result),
+            Msg::Compared(result) => {
+                self.query.busy = false;
+                match result {
+                    Ok(c) => {
+                        self.query.error = None;
+                        self.query.comparison = Some(c);
+                    }
+                    Err(e) => self.query.error = Some(e),
+                }
+            }
             Msg::CachePrunable(bytes) => self.cache_prunable = Some(bytes),
             Msg::PlatformDone(result) => {
                 match result {
