@@ -1379,3 +1379,66 @@ fn compare_sends_to_both_services_and_shows_them_side_by_side() {
     key(&mut app, KeyCode::Enter);
     assert!(!render(&app).contains("side by side"));
 }
+
+/// The full-screen log view's time window (`t`): the last 5 minutes, 15, an hour… then everything
+/// again, with the filter applied inside the window.
+#[test]
+fn the_log_view_narrows_to_a_time_window() {
+    use hugflake::domain::{JobState, Stage};
+    let mut app = app(120, 30);
+    let j = job("MINI", JobState::Running, Stage::Download, None);
+    connected(
+        &mut app,
+        snapshot(
+            vec![pool("LOCAL_CPU", PoolState::Active)],
+            vec![],
+            vec![j.clone()],
+        ),
+    );
+    key(&mut app, KeyCode::Char('2'));
+    let mut detail = job_detail(j, Some(Stage::Download), vec![]);
+    detail.log = [
+        (7200, "fetched config.json two hours ago"),
+        (600, "fetched model.safetensors ten minutes ago"),
+        (60, "verified a minute ago"),
+    ]
+    .iter()
+    .enumerate()
+    .map(|(i, (secs, line))| hugflake::domain::JobLogLine {
+        seq: i as u64 + 1,
+        at: ago(*secs),
+        line: line.to_string(),
+    })
+    .collect();
+    app.apply(Msg::JobDetail {
+        id: detail.summary.id.clone(),
+        result: Ok(Box::new(detail)),
+    });
+    key(&mut app, KeyCode::Char('L'));
+    assert!(render(&app).contains("3 lines"), "{}", render(&app));
+    key(&mut app, KeyCode::Char('t'));
+    let screen = render(&app);
+    assert!(screen.contains("1 lines · last 5m"), "{screen}");
+    assert!(screen.contains("verified a minute ago") && !screen.contains("ten minutes ago"));
+    key(&mut app, KeyCode::Char('t'));
+    assert!(render(&app).contains("2 lines · last 15m"));
+    key(&mut app, KeyCode::Char('/'));
+    typed(&mut app, "fetched");
+    key(&mut app, KeyCode::Enter);
+    let screen = render(&app);
+    assert!(
+        screen.contains("1 lines · /fetched/ · last 15m"),
+        "{screen}"
+    );
+    assert_eq!(app.log_lines_shown().len(), 1);
+    for _ in 0..3 {
+        key(&mut app, KeyCode::Char('t'));
+    }
+    assert!(render(&app).contains("2 lines · /fetched/ · last 24h"));
+    key(&mut app, KeyCode::Char('t'));
+    let screen = render(&app);
+    assert!(
+        screen.contains("2 lines · /fetched/ ·") && !screen.contains("last"),
+        "{screen}"
+    );
+}

@@ -206,7 +206,7 @@ fn query_loading_and_error() {
 
 #[test]
 fn help_overlay_lists_every_binding() {
-    let mut app = app(120, 48);
+    let mut app = app(120, 50);
     catalog(&mut app);
     app.update(Action::Help);
     let screen = render(&app);

@@ -43,12 +43,13 @@ pub enum Action {
     Tree,
     Wrap,
     SaveLogs,
+    LogWindow,
     Confirm,
     Deny,
 }
 
 impl Action {
-    pub const ALL: [Action; 39] = [
+    pub const ALL: [Action; 40] = [
         Action::Quit,
         Action::Back,
         Action::Help,
@@ -86,6 +87,7 @@ impl Action {
         Action::Tree,
         Action::Wrap,
         Action::SaveLogs,
+        Action::LogWindow,
         Action::Confirm,
         Action::Deny,
     ];
@@ -94,7 +96,7 @@ impl Action {
     pub fn overlay_only(self) -> bool {
         matches!(
             self,
-            Action::Wrap | Action::SaveLogs | Action::Confirm | Action::Deny
+            Action::Wrap | Action::SaveLogs | Action::LogWindow | Action::Confirm | Action::Deny
         )
     }
 
@@ -136,6 +138,7 @@ impl Action {
             Action::PreviousLogs => "previous_logs",
             Action::Tree => "tree",
             Action::Wrap => "wrap",
+            Action::LogWindow => "log_window",
             Action::SaveLogs => "save_logs",
             Action::Confirm => "confirm",
             Action::Deny => "deny",
@@ -181,6 +184,7 @@ impl Action {
             Action::PreviousLogs => "Health/log view: the log from before the last restart",
             Action::Tree => "Health: model → version → service → instance → container tree",
             Action::Wrap => "log view: wrap long lines or cut them",
+            Action::LogWindow => "log view: time window, all → 5m → 15m → 1h → 6h → 24h",
             Action::SaveLogs => "log view: save the lines shown to a file",
             Action::Confirm => "a question: yes, do it",
             Action::Deny => "a question: no, change nothing (back too)",

@@ -39,6 +39,12 @@ pub fn render(frame: &mut Frame<'_>, body: Rect, app: &App, view: &LogView) {
     if !view.filter.is_empty() {
         title.push_str(&format!(" · /{}/", view.filter));
     }
+    if let Some(secs) = view.window_secs {
+        title.push_str(&format!(
+            " · last {}",
+            crate::app::state::window_label(secs)
+        ));
+    }
     title.push_str(if view.previous {
         " "
     } else if view.scroll == 0 {

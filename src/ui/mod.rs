@@ -401,7 +401,8 @@ fn draw_keys(frame: &mut Frame<'_>, area: Rect, app: &App) {
             };
             Line::from(Span::styled(
                 format!(
-                    " ↑/↓ scroll · G end (follow) · g start · / filter · w wrap · s save{switch} · esc back"
+                    " ↑/↓ scroll · G end (follow) · g start · / filter · {} time · w wrap · s save{switch} · esc back",
+                    app.keymap.short(Action::LogWindow)
                 ),
                 t.dim(),
             ))

@@ -182,11 +182,12 @@ impl App {
                     }
                     return Vec::new();
                 }
-                const LOG_KEYS: [Action; 12] = [
+                const LOG_KEYS: [Action; 13] = [
                     Action::Back,
                     Action::Filter,
                     Action::PreviousLogs,
                     Action::Wrap,
+                    Action::LogWindow,
                     Action::SaveLogs,
                     Action::Up,
                     Action::Down,
@@ -213,6 +214,15 @@ impl App {
                         }
                     }
                     Some(Action::Wrap) => view.wrap = !view.wrap,
+                    Some(Action::LogWindow) => {
+                        let now = super::logs::LOG_WINDOWS
+                            .iter()
+                            .position(|w| *w == view.window_secs)
+                            .unwrap_or(0);
+                        view.window_secs =
+                            super::logs::LOG_WINDOWS[(now + 1) % super::logs::LOG_WINDOWS.len()];
+                        view.scroll = 0;
+                    }
                     Some(Action::Bottom) => view.scroll = 0,
                     Some(Action::Top) => view.scroll = usize::MAX / 2,
                     Some(Action::Up) => view.scroll = view.scroll.saturating_add(1),
@@ -414,7 +424,11 @@ impl App {
                 });
             }
             // Keys of the log view and of questions: nothing on a pane.
-            Action::Wrap | Action::SaveLogs | Action::Confirm | Action::Deny => {}
+            Action::Wrap
+            | Action::SaveLogs
+            | Action::LogWindow
+            | Action::Confirm
+            | Action::Deny => {}
             Action::Tree => {
                 if self.tab == Tab::Health {
                     self.health_tree = !self.health_tree;
@@ -432,6 +446,7 @@ impl App {
                     filter: String::new(),
                     editing_filter: false,
                     previous: false,
+                    window_secs: None,
                 }));
             }
             Action::PreviousLogs => {
@@ -451,6 +466,7 @@ impl App {
                     filter: String::new(),
                     editing_filter: false,
                     previous: true,
+                    window_secs: None,
                 }));
                 return vec![Effect::PreviousLogs(name)];
             }
@@ -470,6 +486,7 @@ impl App {
                     filter: String::new(),
                     editing_filter: false,
                     previous: false,
+                    window_secs: None,
                 }));
             }
             Action::Import if self.read_only => {

@@ -59,17 +59,39 @@ impl<'a> LogSource<'a> {
 
 /// Which source lines a log view shows.
 pub enum LogMatches {
-    /// Every line (no filter): indices `0..n`.
-    All(usize),
-    /// The matching lines' indices.
-    Some(std::rc::Rc<Vec<usize>>),
+    /// Every line in the window (no filter): indices `from..to`.
+    All { from: usize, to: usize },
+    /// The matching lines' indices, the first `skip` of them before the window.
+    Some {
+        indices: std::rc::Rc<Vec<usize>>,
+        skip: usize,
+    },
+}
+
+/// The log view's time windows, cycled by `t`: the last N seconds, or everything (`None`).
+pub const LOG_WINDOWS: [Option<i64>; 6] = [
+    None,
+    Some(5 * 60),
+    Some(15 * 60),
+    Some(3600),
+    Some(6 * 3600),
+    Some(24 * 3600),
+];
+
+/// `5m`, `1h`, `24h`.
+pub fn window_label(secs: i64) -> String {
+    if secs % 3600 == 0 {
+        format!("{}h", secs / 3600)
+    } else {
+        format!("{}m", secs / 60)
+    }
 }
 
 impl LogMatches {
     pub fn len(&self) -> usize {
         match self {
-            LogMatches::All(n) => *n,
-            LogMatches::Some(v) => v.len(),
+            LogMatches::All { from, to } => to - from,
+            LogMatches::Some { indices, skip } => indices.len() - skip,
         }
     }
 
@@ -80,8 +102,8 @@ impl LogMatches {
     /// The source index of the `k`-th line shown.
     pub fn index(&self, k: usize) -> usize {
         match self {
-            LogMatches::All(_) => k,
-            LogMatches::Some(v) => v[k],
+            LogMatches::All { from, .. } => from + k,
+            LogMatches::Some { indices, skip } => indices[skip + k],
         }
     }
 }
@@ -107,6 +129,8 @@ pub struct LogView {
     pub editing_filter: bool,
     /// The instances' runs before their last restart, instead of the current log.
     pub previous: bool,
+    /// Only the last this many seconds (`t` cycles [`LOG_WINDOWS`]); `None`: everything.
+    pub window_secs: Option<i64>,
 }
 
 impl App {
@@ -143,14 +167,38 @@ impl App {
     /// those the filter matches. The matches are kept between frames and extended as lines
     /// arrive, so a 100,000-line log is scanned once per filter, not once per frame.
     pub fn log_matches(&self, view: &LogView, source: &LogSource<'_>) -> LogMatches {
+        // The window's first line: lines arrive in time order, so a binary search finds it.
+        let from = match view.window_secs {
+            Some(secs) => {
+                let cutoff = self.now - chrono::Duration::seconds(secs);
+                let (mut lo, mut hi) = (0, source.len());
+                while lo < hi {
+                    let mid = (lo + hi) / 2;
+                    if source.get(mid).at < cutoff {
+                        lo = mid + 1;
+                    } else {
+                        hi = mid;
+                    }
+                }
+                lo
+            }
+            None => 0,
+        };
         if view.filter.is_empty() {
-            return LogMatches::All(source.len());
+            return LogMatches::All {
+                from,
+                to: source.len(),
+            };
         }
+        let none = || LogMatches::Some {
+            indices: Vec::new().into(),
+            skip: 0,
+        };
         let Ok(re) = regex::RegexBuilder::new(&view.filter)
             .case_insensitive(true)
             .build()
         else {
-            return LogMatches::Some(Vec::new().into());
+            return none();
         };
         let key = (view.filter.clone(), source.first_seq());
         let mut cache = self.log_filter.borrow_mut();
@@ -165,7 +213,7 @@ impl App {
             });
         }
         let Some(c) = cache.as_mut() else {
-            return LogMatches::Some(Vec::new().into());
+            return none();
         };
         if c.scanned < source.len() {
             let found: Vec<usize> = (c.scanned..source.len())
@@ -174,7 +222,11 @@ impl App {
             std::rc::Rc::make_mut(&mut c.indices).extend(found);
             c.scanned = source.len();
         }
-        LogMatches::Some(c.indices.clone())
+        let skip = c.indices.partition_point(|&i| i < from);
+        LogMatches::Some {
+            indices: c.indices.clone(),
+            skip,
+        }
     }
 
     /// The log lines the log view shows (after its filter), as text with timestamps.

@@ -10,7 +10,7 @@ mod messages;
 mod tables;
 
 pub use crate::platform::ServiceDetail;
-pub use logs::{FilterCache, LogMatches, LogRow, LogSource, LogView};
+pub use logs::{FilterCache, LOG_WINDOWS, LogMatches, LogRow, LogSource, LogView, window_label};
 pub use messages::{DownloadState, Effect, Flash, Link, Msg, PlatformOp};
 pub use tables::{Cursor, Remote, Tab, TableId, TableView};
 
