@@ -1797,7 +1797,20 @@ async fn a_gpu_request_needs_a_gpu_pool_and_reaches_the_deploy_spec() {
         ),
         "{err}"
     );
+    // More memory than a node of the family has: refused before anything starts.
     gpu.resources.gpu = Some(1);
+    gpu.resources.memory = Some("64Gi".into());
+    let job = p.import(&gpu).await.unwrap_or_else(|e| panic!("{e}"));
+    let err = wait_job(&p, &job.id)
+        .await
+        .summary
+        .error
+        .unwrap_or_default();
+    assert!(
+        err.contains("--memory 64Gi: a node of compute pool ML_GPU_POOL (GPU_NV_S) has 27 GiB"),
+        "{err}"
+    );
+    gpu.resources.memory = Some("16Gi".into());
     let job = p.import(&gpu).await.unwrap_or_else(|e| panic!("{e}"));
     let d = wait_job(&p, &job.id).await;
     assert_eq!(d.summary.state, JobState::Done, "{:?}", d.summary.error);

@@ -138,7 +138,8 @@ pub struct QueryState {
 }
 
 /// What `:compare` asks the worker: the typed lines (texts, or an image's path and labels) for
-/// both services; in search mode the demo notes are ranked by both.
+/// both services; in search mode, for embedding services, the lines are one query and the demo
+/// notes are ranked by both.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CompareRequest {
     pub a: String,
@@ -194,7 +195,7 @@ impl super::state::App {
             return Some(super::state::Effect::Compare(CompareRequest {
                 a,
                 b,
-                lines: if search { vec![lines.join(" ")] } else { lines },
+                lines,
                 search,
             }));
         }

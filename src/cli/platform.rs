@@ -475,10 +475,13 @@ pub async fn scale(ctx: &Context, a: ScaleArgs) -> Result<()> {
         .iter()
         .find(|s| s.name == name || s.qualified_name() == name)
         .ok_or_else(|| eyre!("service {name} not found"))?;
+    let sql = client.kind() == crate::domain::PlatformKind::Snowflake;
+    if sql {
+        change.check_snowflake().map_err(|e| eyre!("{e}"))?;
+    }
     let plan = change
         .plan(&now.name, now.scaling())
         .map_err(|e| eyre!("{e}"))?;
-    let sql = client.kind() == crate::domain::PlatformKind::Snowflake;
     let mut said = vec![format!(
         "{} {}:",
         if sql { "ALTER SERVICE" } else { "service" },
@@ -658,6 +661,10 @@ pub async fn predict_compare(ctx: &Context, p: PredictArgs) -> Result<()> {
                 "no input: give --text TEXT (repeatable), --stdin, or --image PATH --labels A,B"
             ));
         }
+        // Search mode ranks the notes against the texts read as one query, as the Query pane does.
+        if p.search {
+            texts = vec![texts.join(" ")];
+        }
         rows = call::text_rows(texts);
     }
     let notes: Vec<String> = if p.search {
@@ -689,8 +696,8 @@ pub async fn predict_compare(ctx: &Context, p: PredictArgs) -> Result<()> {
             .and_then(|r| r.first())
             .and_then(|v| v.as_str())
             .map(|t| {
-                if t.len() > 200 {
-                    "(an image)".to_string()
+                if t.chars().count() > 100 {
+                    format!("{}…", t.chars().take(99).collect::<String>())
                 } else {
                     t.to_string()
                 }

@@ -160,6 +160,21 @@ impl Resources {
         self.gpu.is_none() && self.cpu.is_none() && self.memory.is_none()
     }
 
+    /// The memory request in GiB (`8Gi` → 8, `512Mi` → 0.5).
+    pub fn memory_gib(&self) -> Option<f64> {
+        let m = self.memory.as_deref()?;
+        let digits = m
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(m.len());
+        let (n, unit) = m.split_at(digits);
+        let n: f64 = n.parse().ok()?;
+        match unit {
+            "Gi" | "GiB" => Some(n),
+            "Mi" | "MiB" => Some(n / 1024.0),
+            _ => None,
+        }
+    }
+
     /// Checks the forms Snowflake documents: CPU a positive number (`0.5`, `2`), memory a number
     /// with a unit (`512Mi`, `8Gi`, `8GiB`).
     pub fn check(&self) -> Result<(), String> {

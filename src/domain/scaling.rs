@@ -91,6 +91,16 @@ pub struct ScalingChange {
 }
 
 impl ScalingChange {
+    /// Snowflake's own rule, checked before asking: AUTO_SUSPEND_SECS 0 or at least 300.
+    pub fn check_snowflake(&self) -> Result<(), String> {
+        match self.auto_suspend_secs {
+            Some(s) if s > 0 && s < SNOWFLAKE_MIN_AUTO_SUSPEND_SECS => Err(format!(
+                "AUTO_SUSPEND_SECS {s}: Snowflake takes 0 (never) or at least {SNOWFLAKE_MIN_AUTO_SUSPEND_SECS} seconds"
+            )),
+            _ => Ok(()),
+        }
+    }
+
     pub fn is_empty(&self) -> bool {
         self.min_instances.is_none()
             && self.max_instances.is_none()
@@ -125,7 +135,14 @@ impl ScalingChange {
                 now.min_instances,
                 next.min_instances,
                 if next.min_instances == 0 {
-                    "the service may suspend when idle and resume on the next call (that call waits for the cold start)".to_string()
+                    match next.suspends_when_idle() {
+                        Some(d) => format!(
+                            "the service suspends after {} s without calls and resumes on the next call (that call waits for the cold start)",
+                            d.as_secs()
+                        ),
+                        None => "one instance keeps running (AUTO_SUSPEND_SECS 0: never suspends)"
+                            .to_string(),
+                    }
                 } else {
                     format!(
                         "{} instance(s) kept running while the service runs",

@@ -231,10 +231,12 @@ impl Workers {
                             .map_err(|e| e.to_string())??;
                         let labels = crate::platform::call::labels(labels)?;
                         vec![crate::platform::call::image_row(&picture.0, &labels)]
+                    } else if r.search && kind == ServiceKind::Embeddings {
+                        crate::platform::call::text_rows([r.lines.join(" ")])
                     } else {
                         crate::platform::call::text_rows(r.lines.clone())
                     };
-                    let notes: Vec<String> = if r.search {
+                    let notes: Vec<String> = if r.search && kind == ServiceKind::Embeddings {
                         query::demo_notes().into_iter().map(String::from).collect()
                     } else {
                         Vec::new()

@@ -497,7 +497,7 @@ impl App {
             }
             Action::Import => return self.open_import_form(),
             Action::EditInput if self.tab == Tab::Query => {
-                if self.query_target().is_some() {
+                if self.query_target().is_some() || self.query.compare.is_some() {
                     self.query.editing = true;
                 }
             }
@@ -765,8 +765,18 @@ impl App {
                     .snapshot
                     .data
                     .as_ref()
-                    .and_then(|s| s.services.iter().find(|s| s.name == name))
+                    .and_then(|s| {
+                        s.services
+                            .iter()
+                            .find(|s| s.name == name || s.qualified_name() == name)
+                    })
                     .cloned();
+                if self.platform_kind == crate::domain::PlatformKind::Snowflake
+                    && let Err(e) = change.check_snowflake()
+                {
+                    self.set_flash(e, true);
+                    return Vec::new();
+                }
                 let Some(svc) = found else {
                     self.set_flash(format!("no service {name}"), true);
                     return Vec::new();

@@ -473,14 +473,15 @@ impl App {
             .collect()
     }
 
-    /// Services that can answer a query (RUNNING model services).
+    /// Services that can answer a query: RUNNING model services, and those suspended for
+    /// idleness (a call resumes them).
     pub fn visible_query_services(&self) -> Vec<&Service> {
         let f = self.view(TableId::QueryServices).filter;
         self.snapshot
             .data
             .iter()
             .flat_map(|s| &s.services)
-            .filter(|s| s.status == ServiceStatus::Running && !s.is_job)
+            .filter(|s| (s.status == ServiceStatus::Running || s.auto_suspended) && !s.is_job)
             .filter(|s| Self::matches(&f, &service_haystack(s)))
             .collect()
     }

@@ -457,11 +457,13 @@ async fn call(
         .await
     };
     let mut out = Vec::with_capacity(n);
-    let mut queued = Duration::ZERO;
+    // The shortest wait among the rows: what other callers' work cost this call (a call of many
+    // rows also waits behind its own earlier batches, which another instance would not cure).
+    let mut queued: Option<Duration> = None;
     for (i, (id, result)) in results.into_iter().enumerate() {
         match result {
             Ok((v, q)) => {
-                queued = queued.max(q);
+                queued = Some(queued.map_or(q, |m| m.min(q)));
                 out.push((id, v));
             }
             Err(RowError::Input(m)) => {
@@ -478,7 +480,7 @@ async fn call(
     (
         [(
             crate::platform::local::daemon::services::QUEUE_HEADER,
-            format!("{:.1}", queued.as_secs_f64() * 1000.0),
+            format!("{:.1}", queued.unwrap_or_default().as_secs_f64() * 1000.0),
         )],
         axum::Json(protocol::response(out)),
     )

@@ -314,7 +314,7 @@ async fn preflight(
             spec.pool
         )));
     }
-    gpu_fits(p, id, spec, pool).await?;
+    resources_fit(p, id, spec, pool).await?;
     let service = model_fq(p, &spec.service)?;
     if p.service_in(&service).await?.is_some() {
         return Err(End::Failed(format!(
@@ -357,28 +357,52 @@ async fn preflight(
     Ok(())
 }
 
-/// A GPU request needs a pool whose instance family has that many GPUs per node (SHOW COMPUTE
-/// POOL INSTANCE FAMILIES); refused before the import starts, naming the account's GPU families.
-async fn gpu_fits(
+/// Resource requests must fit a node of the pool's instance family (SHOW COMPUTE POOL INSTANCE
+/// FAMILIES): vCPUs, memory, and GPUs, refused before the import starts; a GPU request names the
+/// account's GPU families.
+async fn resources_fit(
     p: &SnowflakePlatform,
     id: &str,
     spec: &ImportSpec,
     pool: &crate::domain::ComputePool,
 ) -> std::result::Result<(), End> {
-    let Some(want) = spec.resources.gpu else {
+    let r = &spec.resources;
+    if r.is_empty() {
         return Ok(());
-    };
+    }
     let families = p.families().await;
-    if !families.contains_key(&pool.instance_family) {
+    let Some(family) = families.get(&pool.instance_family) else {
         p.jobs.log(
             id,
             &format!(
-                "resolve: warning: instance family {} of pool {} is not in SHOW COMPUTE POOL INSTANCE FAMILIES; its GPUs cannot be checked",
+                "resolve: warning: the size of instance family {} (pool {}) could not be read from SHOW COMPUTE POOL INSTANCE FAMILIES; the resource requests are not checked",
                 pool.instance_family, pool.name
             ),
         );
         return Ok(());
+    };
+    if let Some(cpu) = r.cpu.as_deref().and_then(|c| c.parse::<f64>().ok())
+        && cpu > family.vcpu
+    {
+        return Err(End::Failed(format!(
+            "--cpu {cpu}: a node of compute pool {} ({}) has {} vCPU",
+            pool.name, pool.instance_family, family.vcpu
+        )));
     }
+    if let Some(gib) = r.memory_gib()
+        && gib > family.memory_gib
+    {
+        return Err(End::Failed(format!(
+            "--memory {}: a node of compute pool {} ({}) has {} GiB",
+            r.memory.as_deref().unwrap_or_default(),
+            pool.name,
+            pool.instance_family,
+            family.memory_gib
+        )));
+    }
+    let Some(want) = r.gpu else {
+        return Ok(());
+    };
     if pool.gpu >= want {
         return Ok(());
     }

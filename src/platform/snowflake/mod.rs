@@ -310,9 +310,10 @@ impl SnowflakePlatform {
                     ))
                 })
                 .collect(),
+            // Not kept: the next look asks again (a passing error must not hide the sizes).
             Err(e) => {
                 tracing::debug!(error = %e, "no instance families");
-                HashMap::new()
+                return HashMap::new();
             }
         };
         *guard = Some(map.clone());
@@ -963,16 +964,8 @@ impl Platform for SnowflakePlatform {
         name: &str,
         change: &crate::domain::ScalingChange,
     ) -> Result<Service> {
-        use crate::domain::scaling::SNOWFLAKE_MIN_AUTO_SUSPEND_SECS;
         let q = self.qualify(name)?;
-        if let Some(s) = change.auto_suspend_secs
-            && s > 0
-            && s < SNOWFLAKE_MIN_AUTO_SUSPEND_SECS
-        {
-            return Err(PlatformError::Invalid(format!(
-                "AUTO_SUSPEND_SECS {s}: Snowflake takes 0 (never) or at least {SNOWFLAKE_MIN_AUTO_SUSPEND_SECS} seconds"
-            )));
-        }
+        change.check_snowflake().map_err(PlatformError::Invalid)?;
         // Checked against the service as it is, before anything is sent.
         let now = self.service_named(&q).await?;
         change

@@ -128,8 +128,9 @@ struct SvcState {
     auto_suspended: bool,
     /// When the last call ended, or the service (re)started.
     last_call: Instant,
-    /// The longest wait in an instance's queue reported since the autoscaler last looked.
-    queue_ms: f64,
+    /// The longest wait in an instance's queue reported since the autoscaler last looked
+    /// (`None`: no call ended since).
+    queue_ms: Option<f64>,
     /// Since when calls have queued without a break.
     deep_since: Option<Instant>,
     /// The autoscaler said it cannot add an instance (once per deep episode).
@@ -239,14 +240,16 @@ impl ServiceRt {
                         .iter()
                         .filter(|i| i.status == InstanceStatus::Ready)
                         .count();
-                    if let Some(failed) = s
+                    // Enough READY instances keep it RUNNING even while an extra one fails (the
+                    // autoscaler can still stop it); below that, a failed one fails the service.
+                    let failed = s
                         .instances
                         .iter()
-                        .find(|i| i.status == InstanceStatus::Failed)
-                    {
-                        (ServiceStatus::Failed, failed.message.clone())
-                    } else if ready as u32 >= s.scaling.base().min(s.target) {
+                        .find(|i| i.status == InstanceStatus::Failed);
+                    if ready as u32 >= s.scaling.base().min(s.target) {
                         (ServiceStatus::Running, None)
+                    } else if let Some(failed) = failed {
+                        (ServiceStatus::Failed, failed.message.clone())
                     } else {
                         (
                             ServiceStatus::Pending,
@@ -293,6 +296,18 @@ impl ServiceRt {
         });
     }
 
+    /// Whether `slot` is this start of its slot, or the slot is gone (scaled in).
+    fn slot_is_mine(&self, slot: Slot) -> bool {
+        self.state
+            .lock()
+            .map(|s| {
+                s.instances
+                    .get(slot.id)
+                    .is_none_or(|i| i.generation == slot.generation)
+            })
+            .unwrap_or(false)
+    }
+
     fn update(self: &Arc<Self>, slot: Slot, f: impl FnOnce(&mut InstanceRt)) {
         if let Ok(mut s) = self.state.lock()
             && let Some(i) = s.instances.get_mut(slot.id)
@@ -319,7 +334,7 @@ impl ServiceRt {
             s.target = s.scaling.base();
             s.last_call = Instant::now();
             s.deep_since = None;
-            s.queue_ms = 0.0;
+            s.queue_ms = None;
             s.instances.clear();
             for id in 0..s.target as usize {
                 let slot = s.new_slot(&token);
@@ -374,6 +389,8 @@ impl ServiceRt {
             }
             s.target = to.max(1);
             s.capped = false;
+            // A new instance needs its load time before the queue can tell whether it helped.
+            s.deep_since = None;
             from
         };
         self.logs.event(
@@ -434,7 +451,7 @@ impl ServiceRt {
             s.calls = s.calls.saturating_sub(1);
             s.last_call = Instant::now();
             if let Some(q) = queue_ms {
-                s.queue_ms = s.queue_ms.max(q);
+                s.queue_ms = Some(s.queue_ms.map_or(q, |m| m.max(q)));
             }
         }
     }
@@ -451,20 +468,37 @@ impl ServiceRt {
             return None;
         }
         let now = Instant::now();
-        if s.queue_ms >= policy.queue_ms {
-            s.deep_since.get_or_insert(now);
-        } else {
-            s.deep_since = None;
-            s.capped = false;
+        // A tick with no call ended says nothing (slow batches take longer than a tick): the
+        // episode goes on while calls are in progress, and ends on a short wait or no calls.
+        match s.queue_ms.take() {
+            Some(q) if q >= policy.queue_ms => {
+                s.deep_since.get_or_insert(now);
+            }
+            Some(_) => {
+                s.deep_since = None;
+                s.capped = false;
+            }
+            None if s.calls == 0 => {
+                s.deep_since = None;
+                s.capped = false;
+            }
+            None => {}
         }
-        s.queue_ms = 0.0;
+        // While an instance is still starting, more would not be started on its account.
+        let starting = s
+            .instances
+            .iter()
+            .any(|i| i.status == InstanceStatus::Pending);
         let in_flight = s.calls;
         Some((
             s.scaling,
             Observed {
                 target: s.instances.len() as u32,
                 in_flight,
-                deep_for: s.deep_since.map(|d| now.duration_since(d)),
+                deep_for: s
+                    .deep_since
+                    .filter(|_| !starting)
+                    .map(|d| now.duration_since(d)),
                 idle_for: if in_flight > 0 {
                     Duration::ZERO
                 } else {
@@ -488,7 +522,11 @@ impl ServiceRt {
                     .state
                     .lock()
                     .map(|mut s| {
-                        let idle = s.calls == 0 && s.status != ServiceStatus::Suspended;
+                        let quiet = s
+                            .scaling
+                            .suspends_when_idle()
+                            .is_some_and(|after| s.last_call.elapsed() >= after);
+                        let idle = quiet && s.calls == 0 && s.status != ServiceStatus::Suspended;
                         if idle {
                             s.stop(ServiceStatus::Suspended, Some(message.clone()));
                             s.auto_suspended = true;
@@ -546,11 +584,13 @@ impl ServiceRt {
             }
             let started = Instant::now();
             let ended = self.run_instance(slot, &cancel).await;
-            let Some((code, why)) = ended else {
+            // Its log becomes the slot's previous one, unless a newer start has the slot already.
+            if self.slot_is_mine(slot) {
                 self.logs.instance_ended(id as u32);
+            }
+            let Some((code, why)) = ended else {
                 break;
             };
-            self.logs.instance_ended(id as u32);
             if started.elapsed() > Duration::from_secs(60) {
                 backoff = self.settings.first_backoff;
             }
@@ -1008,7 +1048,7 @@ impl ServiceManager {
                 target: scaling.base(),
                 auto_suspended,
                 last_call: Instant::now(),
-                queue_ms: 0.0,
+                queue_ms: None,
                 deep_since: None,
                 capped: false,
                 waking: None,
@@ -1112,6 +1152,29 @@ impl ServiceManager {
     pub async fn alter(&self, name: &str, change: ScalingChange) -> Result<Scaling, ServiceError> {
         let rt = self.get(name)?;
         let next = change.apply(rt.scaling()).map_err(ServiceError::Conflict)?;
+        // More instances kept running must fit the pool's memory, as at import.
+        let (running, status) = (rt.target(), rt.status().0);
+        if next.base() > running
+            && matches!(status, ServiceStatus::Running | ServiceStatus::Pending)
+        {
+            let pool_name = rt.row.pool.clone();
+            let budget = self
+                .db
+                .run(move |r| r.pool(&pool_name))
+                .await?
+                .map_or(0.0, |p| p.memory_gib);
+            let free = budget - self.pool_memory_in_use(&rt.row.pool, None);
+            let needs = f64::from(next.base() - running) * rt.row.spec.memory_gib;
+            if needs > free + 1e-9 {
+                return Err(ServiceError::Conflict(format!(
+                    "MIN_INSTANCES {}: {} more instance(s) need ~{needs:.2} GiB and compute pool {} has {:.2} GiB free",
+                    next.min_instances,
+                    next.base() - running,
+                    rt.row.pool,
+                    free.max(0.0)
+                )));
+            }
+        }
         let n = name.to_string();
         self.db
             .run(move |r| r.set_service_scaling(&n, &next))
