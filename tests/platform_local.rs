@@ -2848,7 +2848,7 @@ async fn two_services_answer_side_by_side() {
     );
     assert!(v["a"]["latency_ms"].as_f64().is_some() && v["b"]["outputs"][1]["output"].is_array());
     // Entities: what both found, and each one's own.
-    let (code, out, err) = p.run(&[
+    let (code, _, err) = p.run(&[
         "predict",
         "--compare",
         "tiny_ner_svc",
