@@ -1729,6 +1729,35 @@ async fn scaling_a_service_alters_only_what_was_asked() {
         ),
         (Some(0), Some(2), Some(600))
     );
+    // Through the binary: a GPU request on a CPU pool stops at pre-flight with the families named.
+    let run_import = run.clone();
+    let (code, _, err) = tokio::task::spawn_blocking(move || {
+        run_import(&[
+            "--connection",
+            "sim",
+            "import",
+            "sentence-transformers/all-MiniLM-L6-v2",
+            "--task",
+            "sentence-similarity",
+            "--model",
+            "GPU_MINILM",
+            "--pool",
+            "ML_CPU_POOL",
+            "--gpu",
+            "1",
+            "--memory",
+            "8Gi",
+        ])
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(code, 1);
+    assert!(
+        err.contains(
+            "--gpu 1: compute pool ML_CPU_POOL is INSTANCE_FAMILY CPU_X64_S, which has no GPU"
+        ) && err.contains("GPU_NV_S (1× NVIDIA A10G 24 GiB)"),
+        "{err}"
+    );
     // Only what was asked: one value, one clause.
     let (code, _, err) = scale(&["--max", "3", "--yes"])
         .await

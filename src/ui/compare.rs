@@ -77,7 +77,7 @@ fn columns<'a>(c: &'a Comparison, t: &Theme, width: usize) -> (Vec<Line<'a>>, Ve
         let note = |i: usize| {
             short(
                 notes.get(i).copied().unwrap_or("?"),
-                width.saturating_sub(14),
+                width.saturating_sub(15),
             )
         };
         if let Some(InputDiff::Embeddings { cosine, .. }) = c.inputs.first() {

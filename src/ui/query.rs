@@ -153,7 +153,7 @@ fn input(frame: &mut Frame<'_>, area: Rect, app: &App) {
     };
     let title = match (&q.compare, &q.version_target) {
         (Some((a, b)), _) => format!(
-            " Input · {a} vs {b} side by side{} ",
+            " Input · {a} vs {b}{} ",
             if q.search { " · search notes" } else { "" }
         ),
         (None, Some((m, v))) => format!(" Input · {m} {v} (version, direct) · {method}{mode} "),
