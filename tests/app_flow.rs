@@ -1242,9 +1242,16 @@ fn scale_changes_the_selected_service_after_saying_what_it_will_do() {
             vec![],
         ),
     );
-    app.apply(Msg::ServiceDetail(Box::new(service_detail("MINI_SVC"))));
+    let mut detail = service_detail("MINI_SVC");
+    detail.requests = Some(hugflake::domain::Resources {
+        gpu: Some(1),
+        cpu: None,
+        memory: Some("16Gi".into()),
+    });
+    app.apply(Msg::ServiceDetail(Box::new(detail)));
     let screen = render(&app);
     assert!(screen.contains("SUSPENDED (auto)"), "{screen}");
+    assert!(screen.contains("requests 1 GPU · 16Gi"), "{screen}");
     for said in [
         "instances 0/0 · min 0 max 2",
         "suspends after 300 s idle",

@@ -1852,6 +1852,14 @@ async fn a_gpu_request_needs_a_gpu_pool_and_reaches_the_deploy_spec() {
         .map(|(_, binds)| binds.join(""))
         .unwrap_or_default();
     assert!(deploy.contains("  gpu: '1'\n"), "{deploy}");
+    // The service's requests as DESCRIBE SERVICE's spec says them, in its detail.
+    let detail = hugflake::platform::ServiceDetail::fetch(&p, "ALL_MINILM_L6_V2_SVC".into()).await;
+    assert_eq!(
+        detail.requests.as_ref().map(|r| r.summary()).as_deref(),
+        Some("1 GPU · 16Gi"),
+        "{:?}",
+        detail.problems
+    );
     // Bad requests are refused as typed.
     let mut bad = gpu.clone();
     bad.resources.memory = Some("16GB".into());

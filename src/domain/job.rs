@@ -160,6 +160,21 @@ impl Resources {
         self.gpu.is_none() && self.cpu.is_none() && self.memory.is_none()
     }
 
+    /// `1 GPU · 4 vCPU · 16Gi`, what was asked.
+    pub fn summary(&self) -> String {
+        let mut parts = Vec::new();
+        if let Some(g) = self.gpu {
+            parts.push(format!("{g} GPU"));
+        }
+        if let Some(c) = &self.cpu {
+            parts.push(format!("{c} vCPU"));
+        }
+        if let Some(m) = &self.memory {
+            parts.push(m.clone());
+        }
+        parts.join(" · ")
+    }
+
     /// The memory request in GiB (`8Gi` → 8, `512Mi` → 0.5).
     pub fn memory_gib(&self) -> Option<f64> {
         let m = self.memory.as_deref()?;

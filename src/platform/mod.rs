@@ -213,6 +213,12 @@ pub trait Platform: Send + Sync {
     /// `ALTER SERVICE .. RESUME`.
     async fn resume_service(&self, name: &str) -> Result<Service>;
 
+    /// What the service's inference container asks of its node (`DESCRIBE SERVICE` → the spec's
+    /// `resources.requests`); `None` where the platform has no such thing or does not say.
+    async fn service_requests(&self, _service: &str) -> Result<Option<crate::domain::Resources>> {
+        Ok(None)
+    }
+
     /// `ALTER SERVICE .. SET MIN_INSTANCES = .. MAX_INSTANCES = .. AUTO_SUSPEND_SECS = ..`: the
     /// values given change, the others stay.
     async fn alter_service(
@@ -361,6 +367,8 @@ pub struct ServiceDetail {
     pub logs: Vec<crate::domain::LogLine>,
     /// What the platform did to the service, oldest first.
     pub events: Vec<crate::domain::ServiceEvent>,
+    /// Its inference container's resource requests (Snowflake: GPUs, vCPUs, memory).
+    pub requests: Option<crate::domain::Resources>,
     /// Parts that could not be read (the others still show).
     pub problems: Vec<String>,
 }
@@ -370,12 +378,13 @@ impl ServiceDetail {
     /// endpoints, metrics, the last 2,000 log lines and the events, at once; a part that fails is noted and
     /// the others still show.
     pub async fn fetch(p: &dyn Platform, name: String) -> ServiceDetail {
-        let (c, e, m, l, ev) = tokio::join!(
+        let (c, e, m, l, ev, rq) = tokio::join!(
             p.containers(&name),
             p.endpoints(&name),
             p.metrics(&name),
             p.logs(&name, None, 2000, None),
-            p.events(&name)
+            p.events(&name),
+            p.service_requests(&name)
         );
         let mut d = ServiceDetail {
             name,
@@ -400,6 +409,10 @@ impl ServiceDetail {
         match ev {
             Ok(v) => d.events = v,
             Err(e) => d.problems.push(format!("events: {e}")),
+        }
+        match rq {
+            Ok(v) => d.requests = v,
+            Err(e) => d.problems.push(format!("resource requests: {e}")),
         }
         d
     }

@@ -97,6 +97,10 @@ impl Platform for ReadOnly {
         Err(refusal(&what))
     }
 
+    async fn service_requests(&self, service: &str) -> Result<Option<crate::domain::Resources>> {
+        self.0.service_requests(service).await
+    }
+
     async fn containers(&self, service: &str) -> Result<Vec<Container>> {
         self.0.containers(service).await
     }

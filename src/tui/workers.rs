@@ -270,6 +270,7 @@ impl Workers {
                     metrics: Vec::new(),
                     logs: Vec::new(),
                     events: Vec::new(),
+                    requests: None,
                     problems: vec![e],
                 }))
             },

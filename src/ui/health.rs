@@ -129,6 +129,12 @@ fn render_detail(frame: &mut Frame<'_>, area: Rect, app: &App) {
             t.dim(),
         )));
     }
+    if let Some(r) = &d.requests {
+        lines.push(Line::from(Span::styled(
+            format!("requests {}", r.summary()),
+            t.dim(),
+        )));
+    }
     for c in &d.containers {
         let (sym, style) = t.health(c.status.health());
         lines.push(Line::from(vec![

@@ -307,6 +307,7 @@ pub fn service_detail(name: &str) -> hugflake::app::state::ServiceDetail {
             message: message.into(),
         })
         .collect(),
+        requests: None,
         problems: vec![],
     }
 }

@@ -61,6 +61,9 @@ pub struct Svc {
     pub max_instances: u32,
     /// AUTO_SUSPEND_SECS (0: never).
     pub auto_suspend_secs: u64,
+    /// The inference container's resource requests (`nvidia.com/gpu`, `cpu`, `memory`), as the
+    /// deploy spec asked.
+    pub requests: Vec<(String, String)>,
     /// The model version a service serves (model, version).
     pub serves: Option<(String, String)>,
     /// The role that owns it.
@@ -98,6 +101,7 @@ enum Work {
         max: u32,
         serves: (String, String),
         owner: String,
+        requests: Vec<(String, String)>,
     },
 }
 
@@ -461,6 +465,7 @@ fn tick(st: &mut SimState) {
                 max,
                 serves,
                 owner,
+                requests,
             }) => {
                 let failed = build
                     .as_ref()
@@ -490,6 +495,7 @@ fn tick(st: &mut SimState) {
                         owner,
                         previous_logs: None,
                         auto_suspend_secs: 0,
+                        requests,
                     });
                 }
             }
@@ -1218,6 +1224,58 @@ fn answer(st: &mut SimState, handle: &str, sql: &str, binds: &[String]) -> Respo
             0,
         );
     }
+    if let Some(fq) = upper.strip_prefix("DESCRIBE SERVICE ") {
+        // The documented columns that matter here; `spec` is the service's YAML specification
+        // (docs.snowflake.com sql-reference/sql/desc-service, specification-reference).
+        let Some(x) = st.services.iter().find(|x| x.is(fq.trim())) else {
+            return error(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "002003",
+                "02000",
+                "Service does not exist.",
+                Some(handle),
+            );
+        };
+        let mut spec = format!(
+            "spec:\n  containers:\n  - name: {}\n    image: /{}/{}/model_repo/image:latest\n",
+            x.container,
+            x.database.to_lowercase(),
+            x.schema.to_lowercase()
+        );
+        if !x.requests.is_empty() {
+            spec.push_str("    resources:\n      requests:\n");
+            for (k, v) in &x.requests {
+                spec.push_str(&format!("        {k}: {v}\n"));
+            }
+        }
+        let row = vec![
+            s(&x.name),
+            s(&x.status),
+            s(&x.database),
+            s(&x.schema),
+            s(&x.owner),
+            s(&x.pool),
+            s(&spec),
+            s(&x.min_instances.to_string()),
+            s(&x.max_instances.to_string()),
+        ];
+        return result(
+            handle,
+            &[
+                "name",
+                "status",
+                "database_name",
+                "schema_name",
+                "owner",
+                "compute_pool",
+                "spec",
+                "min_instances",
+                "max_instances",
+            ],
+            vec![row],
+            0,
+        );
+    }
     if let Some(rest) = upper.strip_prefix("ALTER SERVICE ")
         && let Some((fq, sets)) = rest.split_once(" SET ")
     {
@@ -1373,6 +1431,7 @@ fn answer(st: &mut SimState, handle: &str, sql: &str, binds: &[String]) -> Respo
             owner: current_role(st),
             previous_logs: None,
             auto_suspend_secs: 0,
+            requests: Vec::new(),
         });
         let task = spec
             .task
@@ -1451,6 +1510,7 @@ fn answer(st: &mut SimState, handle: &str, sql: &str, binds: &[String]) -> Respo
                 owner: owner.clone(),
                 previous_logs: None,
                 auto_suspend_secs: 0,
+                requests: Vec::new(),
             });
             format!("{sdb}.{ssc}.{name}")
         });
@@ -1466,6 +1526,7 @@ fn answer(st: &mut SimState, handle: &str, sql: &str, binds: &[String]) -> Respo
                     max: spec.3,
                     serves,
                     owner,
+                    requests: serde_yaml_value::parse_requests(text),
                 }),
                 result: Ok(vec![vec![s("Deployment started.")]]),
                 column: "SYSTEM$DEPLOY_MODEL".into(),
@@ -2128,6 +2189,21 @@ mod serde_yaml_value {
             task: field(text, "task"),
             target_platforms: list(text, "target_platforms"),
         }
+    }
+
+    /// The deploy spec's `service.gpu`, `cpu`, `memory` as the container's resource requests.
+    pub fn parse_requests(text: &str) -> Vec<(String, String)> {
+        let service = text.split("service:").nth(1).unwrap_or("");
+        [
+            ("gpu", "nvidia.com/gpu"),
+            ("cpu", "cpu"),
+            ("memory", "memory"),
+        ]
+        .iter()
+        .filter_map(|(key, name)| {
+            field(service, key).map(|v| (name.to_string(), v.trim_matches('\'').to_string()))
+        })
+        .collect()
     }
 
     /// (service name, pool, min, max, model name, model version)

@@ -427,6 +427,32 @@ impl SnowflakePlatform {
     }
 }
 
+/// The resource requests of a service spec's inference container (`model-inference`, else the
+/// first container that has any); `None` when it asks for nothing or the spec does not parse.
+pub fn spec_requests(spec: &str) -> Option<crate::domain::Resources> {
+    let v: serde_yaml_ng::Value = serde_yaml_ng::from_str(spec).ok()?;
+    let containers = v.get("spec")?.get("containers")?.as_sequence()?;
+    let requests_of = |c: &serde_yaml_ng::Value| c.get("resources")?.get("requests").cloned();
+    let requests = containers
+        .iter()
+        .find(|c| c.get("name").and_then(|n| n.as_str()) == Some("model-inference"))
+        .and_then(requests_of)
+        .or_else(|| containers.iter().find_map(requests_of))?;
+    let text = |key: &str| -> Option<String> {
+        match requests.get(key)? {
+            serde_yaml_ng::Value::String(s) => Some(s.clone()),
+            serde_yaml_ng::Value::Number(n) => Some(n.to_string()),
+            _ => None,
+        }
+    };
+    let r = crate::domain::Resources {
+        gpu: text("nvidia.com/gpu").and_then(|g| g.parse().ok()),
+        cpu: text("cpu"),
+        memory: text("memory"),
+    };
+    (!r.is_empty()).then_some(r)
+}
+
 /// One instance family: a node's size.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Family {
@@ -957,6 +983,15 @@ impl Platform for SnowflakePlatform {
         let q = self.qualify(name)?;
         self.run(&statements::alter_service(&q, false)).await?;
         self.service_named(&q).await
+    }
+
+    /// `DESCRIBE SERVICE` → `spec` (YAML; only for the owner role) → the inference container's
+    /// `resources.requests` (`nvidia.com/gpu`, `cpu`, `memory`: docs.snowflake.com
+    /// developer-guide/snowpark-container-services/specification-reference).
+    async fn service_requests(&self, name: &str) -> Result<Option<crate::domain::Resources>> {
+        let q = self.qualify(name)?;
+        let rs = self.run(&statements::describe_service(&q)).await?;
+        Ok(rs.get(0, "spec").and_then(spec_requests))
     }
 
     async fn alter_service(

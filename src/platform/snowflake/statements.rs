@@ -179,6 +179,10 @@ pub fn alter_service_scaling(
     plain(format!("ALTER SERVICE {service} SET {}", sets.join(" ")))
 }
 
+pub fn describe_service(service: &Qualified) -> Statement {
+    plain(format!("DESCRIBE SERVICE {service}"))
+}
+
 pub fn drop_service(service: &Qualified) -> Statement {
     plain(format!("DROP SERVICE {service}"))
 }
