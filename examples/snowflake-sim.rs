@@ -14,6 +14,13 @@ mod snowflake_server;
 async fn main() {
     let sim = snowflake_server::SnowflakeSim::start().await;
     sim.state().step = std::time::Duration::from_secs(3);
+    // A GPU pool beside the CPU ones, to see GPU requests and sizes.
+    sim.state().pools.push(snowflake_server::Pool {
+        name: "ML_GPU_POOL".into(),
+        state: "IDLE".into(),
+        family: "GPU_NV_S".into(),
+        auto_resume: true,
+    });
     let port = sim.addr.port();
     println!("# Snowflake simulator on 127.0.0.1:{port} (Ctrl-C stops it). In another shell:");
     for (k, v) in [
