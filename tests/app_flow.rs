@@ -1449,3 +1449,35 @@ fn the_log_view_narrows_to_a_time_window() {
         "{screen}"
     );
 }
+
+/// Rows sort by health: when a refresh reorders them, the selection stays on the service it was on
+/// (on-call acts on the selection).
+#[test]
+fn the_selection_follows_its_service_when_a_refresh_reorders_the_rows() {
+    let mut app = app(120, 30);
+    app.tab = Tab::Health;
+    let snap = |b: ServiceStatus| {
+        snapshot(
+            vec![pool("LOCAL_CPU", PoolState::Active)],
+            vec![
+                service("A_SVC", ServiceStatus::Running, 1),
+                service("B_SVC", b, u32::from(b == ServiceStatus::Running)),
+            ],
+            vec![],
+        )
+    };
+    connected(&mut app, snap(ServiceStatus::Running));
+    key(&mut app, KeyCode::Char('f'));
+    key(&mut app, KeyCode::Down);
+    assert_eq!(
+        app.selected_service().map(|s| s.name.clone()).as_deref(),
+        Some("B_SVC")
+    );
+    // B fails and sorts first: still B.
+    app.apply(Msg::Snapshot(Ok(snap(ServiceStatus::Failed))));
+    assert_eq!(app.visible_services()[0].name, "B_SVC");
+    assert_eq!(
+        app.selected_service().map(|s| s.name.clone()).as_deref(),
+        Some("B_SVC")
+    );
+}

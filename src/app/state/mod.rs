@@ -508,7 +508,42 @@ impl App {
                 }
                 self.link = link;
             }
-            Msg::Snapshot(result) => self.snapshot.set(result, self.now),
+            Msg::Snapshot(result) => {
+                // Rows sort by health, so a refresh can reorder them: the selection follows the
+                // pool or service it was on, not its old row number (on-call acts on the selection).
+                let names = |app: &App| {
+                    (
+                        app.visible_pools()
+                            .get(app.view(TableId::Pools).cursor.selected)
+                            .map(|p| p.name.clone()),
+                        app.visible_services()
+                            .get(app.view(TableId::Services).cursor.selected)
+                            .map(|s| s.name.clone()),
+                        app.visible_query_services()
+                            .get(app.view(TableId::QueryServices).cursor.selected)
+                            .map(|s| s.name.clone()),
+                    )
+                };
+                let (pool, service, query) = names(self);
+                self.snapshot.set(result, self.now);
+                if let Some(i) =
+                    pool.and_then(|n| self.visible_pools().iter().position(|p| p.name == n))
+                {
+                    self.view_mut(TableId::Pools).cursor.selected = i;
+                }
+                if let Some(i) =
+                    service.and_then(|n| self.visible_services().iter().position(|s| s.name == n))
+                {
+                    self.view_mut(TableId::Services).cursor.selected = i;
+                }
+                if let Some(i) = query.and_then(|n| {
+                    self.visible_query_services()
+                        .iter()
+                        .position(|s| s.name == n)
+                }) {
+                    self.view_mut(TableId::QueryServices).cursor.selected = i;
+                }
+            }
             Msg::BatchRuns(runs) => self.batch_runs = runs,
             Msg::Candidates(result) => self.candidates.set(result, self.now),
             Msg::HubPage {
