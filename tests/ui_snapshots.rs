@@ -837,6 +837,48 @@ mod at_80x24 {
         assert_snapshot!(render(&app));
     }
 
+    /// `:compare` at 80×24: both columns, each latency, search mode's rank changes.
+    #[test]
+    fn query_compare() {
+        use hugflake::platform::compare::{Comparison, InputDiff, SearchDiff, Side};
+        let mut app = app(80, 24);
+        connected(&mut app, health_data());
+        app.update(Action::Command);
+        for c in "compare all_minilm_l6_v2_svc minilm_int8_svc".chars() {
+            app.handle_event(&crossterm::event::Event::Key(
+                crossterm::event::KeyEvent::new(
+                    crossterm::event::KeyCode::Char(c),
+                    crossterm::event::KeyModifiers::NONE,
+                ),
+            ));
+        }
+        app.handle_event(&crossterm::event::Event::Key(
+            crossterm::event::KeyEvent::new(
+                crossterm::event::KeyCode::Enter,
+                crossterm::event::KeyModifiers::NONE,
+            ),
+        ));
+        let side = |name: &str, ms: f64| Side {
+            service: name.into(),
+            method: "ENCODE".into(),
+            latency_ms: ms,
+            outputs: vec![],
+        };
+        app.apply(Msg::Compared(Ok(Box::new(Comparison {
+            a: side("ALL_MINILM_L6_V2_SVC", 365.0),
+            b: side("MINILM_INT8_SVC", 330.0),
+            inputs: vec![InputDiff::Embeddings {
+                cosine: Some(0.9997),
+                dims: (384, 384),
+            }],
+            search: Some(SearchDiff {
+                a: vec![(2, 0.648), (7, 0.504), (1, 0.449), (9, 0.449), (4, 0.413)],
+                b: vec![(2, 0.649), (7, 0.504), (9, 0.451), (1, 0.448), (12, 0.41)],
+            }),
+        }))));
+        assert_snapshot!(render(&app));
+    }
+
     #[test]
     fn the_smallest_screen_keeps_names_and_states() {
         let mut app = health_app();

@@ -81,8 +81,8 @@ fn columns<'a>(c: &'a Comparison, t: &Theme, width: usize) -> (Vec<Line<'a>>, Ve
             )
         };
         if let Some(InputDiff::Embeddings { cosine, .. }) = c.inputs.first() {
-            let says = cosine.map_or("query vectors of other sizes".into(), |x| {
-                format!("query cosine A·B {x:.4}")
+            let says = cosine.map_or("sizes differ".into(), |x| {
+                format!("cosine A·B {x:.4}")
             });
             a.push(Line::from(Span::styled(says.clone(), t.dim())));
             b.push(Line::from(Span::styled(says, t.dim())));
