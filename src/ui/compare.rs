@@ -81,9 +81,7 @@ fn columns<'a>(c: &'a Comparison, t: &Theme, width: usize) -> (Vec<Line<'a>>, Ve
             )
         };
         if let Some(InputDiff::Embeddings { cosine, .. }) = c.inputs.first() {
-            let says = cosine.map_or("sizes differ".into(), |x| {
-                format!("cosine A·B {x:.4}")
-            });
+            let says = cosine.map_or("sizes differ".into(), |x| format!("cosine A·B {x:.4}"));
             a.push(Line::from(Span::styled(says.clone(), t.dim())));
             b.push(Line::from(Span::styled(says, t.dim())));
         }

@@ -161,6 +161,14 @@ fn input(frame: &mut Frame<'_>, area: Rect, app: &App) {
     };
     let mut lines: Vec<Line<'_>> = Vec::new();
     match (kind, functions) {
+        _ if q.compare.is_some() => lines.push(Line::from(Span::styled(
+            if q.search {
+                "a question: both services rank the demo notes against it"
+            } else {
+                "one text per line (an image: its path, then labels a, b, c): both services answer each"
+            },
+            t.dim(),
+        ))),
         (Some((k, _)), _) => {
             lines.push(Line::from(Span::styled(k.hint(q.search), t.dim())));
         }
