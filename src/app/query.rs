@@ -175,16 +175,20 @@ impl super::state::App {
         }
     }
 
+    /// What is typed, one trimmed input per non-empty line.
+    fn typed_lines(&self) -> Vec<String> {
+        self.query
+            .input
+            .lines()
+            .map(|l| l.trim().to_string())
+            .filter(|l| !l.is_empty())
+            .collect()
+    }
+
     /// Builds the call for what is typed, or says what is missing.
     pub(crate) fn query_request(&mut self) -> Option<super::state::Effect> {
         if let Some((a, b)) = self.query.compare.clone() {
-            let lines: Vec<String> = self
-                .query
-                .input
-                .lines()
-                .map(|l| l.trim().to_string())
-                .filter(|l| !l.is_empty())
-                .collect();
+            let lines = self.typed_lines();
             if lines.is_empty() {
                 self.query.error = Some("nothing to send: type a text (one per line)".into());
                 return None;
@@ -218,13 +222,7 @@ impl super::state::App {
             }
             return None;
         };
-        let lines: Vec<String> = self
-            .query
-            .input
-            .lines()
-            .map(|l| l.trim().to_string())
-            .filter(|l| !l.is_empty())
-            .collect();
+        let lines = self.typed_lines();
         let search = kind == QueryKind::Embeddings && self.query.search;
         let inputs = if search { vec![lines.join(" ")] } else { lines };
         if inputs.is_empty() || inputs[0].is_empty() {

@@ -569,8 +569,7 @@ pub async fn predict_service(ctx: &Context, p: PredictArgs) -> Result<()> {
         .iter()
         .find(|f| f.name == method)
         .is_some_and(call::takes_images);
-    let mut rows: Vec<Vec<serde_json::Value>> = Vec::new();
-    if images {
+    let rows = if images {
         if p.image.is_empty() {
             return Err(eyre!(
                 "service {service} classifies images: give --image PATH and --labels \"a,b\" (two or more)"
@@ -578,27 +577,14 @@ pub async fn predict_service(ctx: &Context, p: PredictArgs) -> Result<()> {
         }
         let labels = call::labels(p.labels.as_deref().unwrap_or_default())
             .map_err(|e| eyre!("service {service} classifies images: --labels: {e}"))?;
-        for path in &p.image {
-            let bytes = crate::paths::read_user_file(
-                path,
-                crate::platform::local::instance::MAX_BODY as u64 / 2,
-            )
-            .wrap_err_with(|| format!("cannot read {}", path.display()))?;
-            rows.push(call::image_row(&bytes, &labels));
-        }
+        image_rows(&p.image, &labels)?
     } else {
-        let mut texts = p.text;
-        if p.stdin {
-            use std::io::BufRead;
-            for line in std::io::stdin().lock().lines() {
-                texts.push(line.wrap_err("cannot read standard input")?);
-            }
-        }
+        let texts = input_texts(&p)?;
         if texts.is_empty() {
             return Err(eyre!("no input: give --text TEXT (repeatable) or --stdin"));
         }
-        rows = call::text_rows(texts);
-    }
+        call::text_rows(texts)
+    };
     let n_rows = rows.len();
     let mut outputs = Vec::with_capacity(n_rows);
     let mut total_ms = 0.0;
@@ -631,31 +617,47 @@ pub async fn predict_service(ctx: &Context, p: PredictArgs) -> Result<()> {
     Ok(())
 }
 
-/// `hugflake predict --compare A B`: the same inputs through both services, side by side.
-pub async fn predict_compare(ctx: &Context, p: PredictArgs) -> Result<()> {
-    use crate::platform::compare::{self, InputDiff};
-    let [a, b] = [&p.compare[0], &p.compare[1]].map(|s| s.to_ascii_uppercase());
-    let client = connect(ctx).await?;
-    let mut rows = Vec::new();
-    if !p.image.is_empty() {
-        let labels = call::labels(p.labels.as_deref().unwrap_or_default())
-            .map_err(|e| eyre!("--labels: {e}"))?;
-        for path in &p.image {
+/// The texts of `--text`, then with `--stdin` one per line of standard input.
+pub(crate) fn input_texts(p: &PredictArgs) -> Result<Vec<String>> {
+    let mut texts = p.text.clone();
+    if p.stdin {
+        use std::io::BufRead;
+        for line in std::io::stdin().lock().lines() {
+            texts.push(line.wrap_err("cannot read standard input")?);
+        }
+    }
+    Ok(texts)
+}
+
+/// One request row per `--image` file, each with the candidate labels.
+fn image_rows(
+    paths: &[std::path::PathBuf],
+    labels: &[String],
+) -> Result<Vec<Vec<serde_json::Value>>> {
+    paths
+        .iter()
+        .map(|path| {
             let bytes = crate::paths::read_user_file(
                 path,
                 crate::platform::local::instance::MAX_BODY as u64 / 2,
             )
             .wrap_err_with(|| format!("cannot read {}", path.display()))?;
-            rows.push(call::image_row(&bytes, &labels));
-        }
+            Ok(call::image_row(&bytes, &labels))
+        })
+        .collect()
+}
+
+/// `hugflake predict --compare A B`: the same inputs through both services, side by side.
+pub async fn predict_compare(ctx: &Context, p: PredictArgs) -> Result<()> {
+    use crate::platform::compare::{self, InputDiff};
+    let [a, b] = [&p.compare[0], &p.compare[1]].map(|s| s.to_ascii_uppercase());
+    let client = connect(ctx).await?;
+    let rows = if !p.image.is_empty() {
+        let labels = call::labels(p.labels.as_deref().unwrap_or_default())
+            .map_err(|e| eyre!("--labels: {e}"))?;
+        image_rows(&p.image, &labels)?
     } else {
-        let mut texts = p.text.clone();
-        if p.stdin {
-            use std::io::BufRead;
-            for line in std::io::stdin().lock().lines() {
-                texts.push(line.wrap_err("cannot read standard input")?);
-            }
-        }
+        let mut texts = input_texts(&p)?;
         if texts.is_empty() {
             return Err(eyre!(
                 "no input: give --text TEXT (repeatable), --stdin, or --image PATH --labels A,B"
@@ -665,8 +667,8 @@ pub async fn predict_compare(ctx: &Context, p: PredictArgs) -> Result<()> {
         if p.search {
             texts = vec![texts.join(" ")];
         }
-        rows = call::text_rows(texts);
-    }
+        call::text_rows(texts)
+    };
     let notes: Vec<String> = if p.search {
         crate::app::query::demo_notes()
             .into_iter()

@@ -1,6 +1,6 @@
 //! `predict --model-dir`: inference straight from a directory, no daemon.
 
-use color_eyre::eyre::{Result, WrapErr, eyre};
+use color_eyre::eyre::{Result, eyre};
 
 use super::output::{label_scores, predict_line, print_json};
 use crate::cli::args::PredictArgs;
@@ -13,7 +13,6 @@ use crate::session::Context;
 
 /// `hugflake predict --model-dir DIR`: the task from the flag or the directory's files.
 pub fn from_dir(ctx: &Context, a: PredictArgs) -> Result<()> {
-    use std::io::BufRead;
     let dir = a
         .model_dir
         .clone()
@@ -41,12 +40,7 @@ pub fn from_dir(ctx: &Context, a: PredictArgs) -> Result<()> {
     // Inputs are read before the clock starts (standard input may take its time).
     let mut texts = Vec::new();
     if task != Task::ZeroShotImageClassification {
-        texts = a.text.clone();
-        if a.stdin {
-            for line in std::io::stdin().lock().lines() {
-                texts.push(line.wrap_err("cannot read standard input")?);
-            }
-        }
+        texts = super::platform::input_texts(&a)?;
         if texts.is_empty() {
             return Err(eyre!("no input: give --text TEXT (repeatable) or --stdin"));
         }

@@ -200,18 +200,12 @@ impl Resources {
                 "--cpu {c}: a positive number of vCPUs, e.g. 2 or 0.5"
             ));
         }
-        if let Some(m) = &self.memory {
-            let digits = m
-                .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-                .unwrap_or(m.len());
-            let (n, unit) = m.split_at(digits);
-            if !n.parse::<f64>().is_ok_and(|v| v > 0.0)
-                || !matches!(unit, "Gi" | "Mi" | "GiB" | "MiB")
-            {
-                return Err(format!(
-                    "--memory {m}: a size with a unit, e.g. 8Gi or 512Mi (Gi, Mi, GiB, MiB)"
-                ));
-            }
+        if let Some(m) = &self.memory
+            && !self.memory_gib().is_some_and(|g| g > 0.0)
+        {
+            return Err(format!(
+                "--memory {m}: a size with a unit, e.g. 8Gi or 512Mi (Gi, Mi, GiB, MiB)"
+            ));
         }
         if self.gpu == Some(0) {
             return Err("--gpu 0: leave it out for a CPU service".into());

@@ -304,6 +304,17 @@ fn error(
     (status, axum::Json(body)).into_response()
 }
 
+/// Snowflake's answer to a statement on a service that is not there.
+fn no_service(handle: &str) -> Response {
+    error(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "002003",
+        "02000",
+        "Service does not exist.",
+        Some(handle),
+    )
+}
+
 fn result(
     handle: &str,
     columns: &[&str],
@@ -920,13 +931,7 @@ fn answer(st: &mut SimState, handle: &str, sql: &str, binds: &[String]) -> Respo
     }
     if let Some(rest) = upper.strip_prefix("SHOW ENDPOINTS IN SERVICE ") {
         let Some(x) = st.services.iter().find(|x| x.is(rest)) else {
-            return error(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "002003",
-                "02000",
-                "Service does not exist.",
-                Some(handle),
-            );
+            return no_service(handle);
         };
         // One port for every service here: the service is the first path segment.
         let url = if x.status == "RUNNING" {
@@ -1228,13 +1233,7 @@ fn answer(st: &mut SimState, handle: &str, sql: &str, binds: &[String]) -> Respo
         // The documented columns that matter here; `spec` is the service's YAML specification
         // (docs.snowflake.com sql-reference/sql/desc-service, specification-reference).
         let Some(x) = st.services.iter().find(|x| x.is(fq.trim())) else {
-            return error(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "002003",
-                "02000",
-                "Service does not exist.",
-                Some(handle),
-            );
+            return no_service(handle);
         };
         let mut spec = format!(
             "spec:\n  containers:\n  - name: {}\n    image: /{}/{}/model_repo/image:latest\n",
@@ -1298,13 +1297,7 @@ fn answer(st: &mut SimState, handle: &str, sql: &str, binds: &[String]) -> Respo
             }
         }
         let Some(x) = st.services.iter_mut().find(|x| x.is(fq)) else {
-            return error(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "002003",
-                "02000",
-                "Service does not exist.",
-                Some(handle),
-            );
+            return no_service(handle);
         };
         let (mut min, mut max, mut idle) = (x.min_instances, x.max_instances, x.auto_suspend_secs);
         for (key, value) in pairs {
@@ -1361,13 +1354,7 @@ fn answer(st: &mut SimState, handle: &str, sql: &str, binds: &[String]) -> Respo
     if let Some(rest) = upper.strip_prefix("ALTER SERVICE ") {
         let (fq, action) = rest.rsplit_once(' ').unwrap_or((rest, ""));
         let Some(x) = st.services.iter_mut().find(|x| x.is(fq)) else {
-            return error(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "002003",
-                "02000",
-                "Service does not exist.",
-                Some(handle),
-            );
+            return no_service(handle);
         };
         x.status = if action == "SUSPEND" {
             "SUSPENDED".into()

@@ -910,6 +910,7 @@ impl Clone for SnowflakePlatform {
             jobs: self.jobs.clone(),
             http: self.http.clone(),
             families: tokio::sync::Mutex::new(None),
+            requests: std::sync::Mutex::new(std::collections::HashMap::new()),
             loopback: self.loopback,
             poll_every: self.poll_every,
             deadline: self.deadline,

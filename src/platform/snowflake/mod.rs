@@ -81,6 +81,9 @@ pub struct SnowflakePlatform {
     http: reqwest::Client,
     /// `SHOW COMPUTE POOL INSTANCE FAMILIES`: each family's size, read once.
     families: tokio::sync::Mutex<Option<HashMap<String, Family>>>,
+    /// Each service's resource requests (`DESCRIBE SERVICE`), read once: they change only when
+    /// the service is deployed again, and Health reads them at every refresh of its detail.
+    requests: std::sync::Mutex<HashMap<String, Option<crate::domain::Resources>>>,
     /// Whether the connection points at a loopback test server (plain http allowed for ingress).
     loopback: bool,
     /// How often a running import is polled (the official client: every 2 s).
@@ -215,6 +218,7 @@ impl SnowflakePlatform {
             jobs: Arc::new(store),
             http,
             families: tokio::sync::Mutex::new(None),
+            requests: std::sync::Mutex::new(HashMap::new()),
             loopback,
             poll_every: Duration::from_secs(2),
             deadline: Duration::from_secs(30 * 60),
@@ -990,8 +994,16 @@ impl Platform for SnowflakePlatform {
     /// developer-guide/snowpark-container-services/specification-reference).
     async fn service_requests(&self, name: &str) -> Result<Option<crate::domain::Resources>> {
         let q = self.qualify(name)?;
+        let key = q.sql();
+        if let Some(known) = self.requests.lock().ok().and_then(|m| m.get(&key).cloned()) {
+            return Ok(known);
+        }
         let rs = self.run(&statements::describe_service(&q)).await?;
-        Ok(rs.get(0, "spec").and_then(spec_requests))
+        let found = rs.get(0, "spec").and_then(spec_requests);
+        if let Ok(mut m) = self.requests.lock() {
+            m.insert(key, found.clone());
+        }
+        Ok(found)
     }
 
     async fn alter_service(
@@ -1014,6 +1026,9 @@ impl Platform for SnowflakePlatform {
     async fn drop_service(&self, name: &str) -> Result<()> {
         let q = self.qualify(name)?;
         self.run(&statements::drop_service(&q)).await?;
+        if let Ok(mut m) = self.requests.lock() {
+            m.remove(&q.sql());
+        }
         Ok(())
     }
 

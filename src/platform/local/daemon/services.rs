@@ -122,8 +122,6 @@ struct SvcState {
     supervisors: Option<CancellationToken>,
     /// The bounds now (`ALTER SERVICE … SET` changes them).
     scaling: Scaling,
-    /// Instances wanted while the service runs.
-    target: u32,
     /// Suspended for idleness: the next call resumes it.
     auto_suspended: bool,
     /// When the last call ended, or the service (re)started.
@@ -145,6 +143,11 @@ struct SvcState {
 }
 
 impl SvcState {
+    /// Instances wanted: every slot is one (scaling adds and removes slots).
+    fn target(&self) -> u32 {
+        self.instances.len() as u32
+    }
+
     /// Cancels every instance and leaves the service in `status`.
     fn stop(&mut self, status: ServiceStatus, message: Option<String>) {
         if let Some(t) = self.supervisors.take() {
@@ -207,7 +210,14 @@ pub struct ServiceRt {
 
 impl ServiceRt {
     fn target(&self) -> u32 {
-        self.state.lock().map(|s| s.target).unwrap_or(1)
+        self.state.lock().map(|s| s.target()).unwrap_or(1)
+    }
+
+    /// Whether the autoscaler can have something to do: room between the bounds, an idle
+    /// suspension, or a size that the bounds no longer allow.
+    fn may_scale(&self) -> bool {
+        let s = self.scaling();
+        s.max_instances > s.base() || s.suspends_when_idle().is_some() || self.target() != s.base()
     }
 
     pub fn scaling(&self) -> Scaling {
@@ -246,7 +256,7 @@ impl ServiceRt {
                         .instances
                         .iter()
                         .find(|i| i.status == InstanceStatus::Failed);
-                    if ready as u32 >= s.scaling.base().min(s.target) {
+                    if ready as u32 >= s.scaling.base().min(s.target()) {
                         (ServiceStatus::Running, None)
                     } else if let Some(failed) = failed {
                         (ServiceStatus::Failed, failed.message.clone())
@@ -331,12 +341,11 @@ impl ServiceRt {
             s.status = ServiceStatus::Pending;
             s.message = None;
             s.auto_suspended = false;
-            s.target = s.scaling.base();
             s.last_call = Instant::now();
             s.deep_since = None;
             s.queue_ms = None;
             s.instances.clear();
-            for id in 0..s.target as usize {
+            for id in 0..s.scaling.base() as usize {
                 let slot = s.new_slot(&token);
                 started.push((
                     Slot {
@@ -387,7 +396,6 @@ impl ServiceRt {
                     gone.stop.cancel();
                 }
             }
-            s.target = to.max(1);
             s.capped = false;
             // A new instance needs its load time before the queue can tell whether it helped.
             s.deep_since = None;
@@ -493,7 +501,7 @@ impl ServiceRt {
         Some((
             s.scaling,
             Observed {
-                target: s.instances.len() as u32,
+                target: s.target(),
                 in_flight,
                 deep_for: s
                     .deep_since
@@ -870,7 +878,7 @@ impl ServiceRt {
             svc.target_instances = if s.status == ServiceStatus::Suspended {
                 0
             } else {
-                s.target
+                s.target()
             };
             svc.min_instances = s.scaling.min_instances;
             svc.max_instances = s.scaling.max_instances;
@@ -1045,7 +1053,6 @@ impl ServiceManager {
                 instances: Vec::new(),
                 supervisors: None,
                 scaling,
-                target: scaling.base(),
                 auto_suspended,
                 last_call: Instant::now(),
                 queue_ms: None,
@@ -1192,10 +1199,12 @@ impl ServiceManager {
                 _ = stop.cancelled() => break,
                 _ = tick.tick() => {}
             }
+            // A service with fixed bounds and no idle suspension, at its size, has nothing to
+            // decide: the registry is not read for it four times a second.
             let services: Vec<Arc<ServiceRt>> = self
                 .services
                 .lock()
-                .map(|m| m.values().cloned().collect())
+                .map(|m| m.values().filter(|s| s.may_scale()).cloned().collect())
                 .unwrap_or_default();
             if services.is_empty() {
                 continue;
