@@ -642,7 +642,7 @@ fn image_rows(
                 crate::platform::local::instance::MAX_BODY as u64 / 2,
             )
             .wrap_err_with(|| format!("cannot read {}", path.display()))?;
-            Ok(call::image_row(&bytes, &labels))
+            Ok(call::image_row(&bytes, labels))
         })
         .collect()
 }
