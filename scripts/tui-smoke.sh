@@ -5,8 +5,8 @@
 # through the form, runs a semantic search in Query with a PHI-like text, and checks that the text
 # reached no log, database or daemon file.
 set -euo pipefail
-BIN=$(realpath "${1:-target/release/hugflake}")
-SIM=$(realpath "${2:-target/release/examples/hub-sim}")
+BIN=$(realpath "${1:-${CARGO_TARGET_DIR:-target}/release/hugflake}")
+SIM=$(realpath "${2:-${CARGO_TARGET_DIR:-target}/release/examples/hub-sim}")
 FIXTURE=$(realpath "$(dirname "$0")/../tests/fixtures/tiny-bert")
 tmp=$(mktemp -d)
 export TERM="${TERM:-xterm-256color}"
