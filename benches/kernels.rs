@@ -1,5 +1,6 @@
 //! The linear-layer kernels alone, on MiniLM's and BERT-base's shapes: candle's gemm (f32 weights
-//! as a tensor) against the packed f32, bf16 and int8 kernels of `inference::quant`.
+//! as a tensor) against the packed f32, bf16 and int8 kernels of `inference::quant` (int8 with
+//! 8-bit rows, as served, and with every row 12-bit, the fallback).
 //!
 //!     cargo bench --bench kernels [-- --reps 200]
 //!
@@ -9,7 +10,7 @@
 use std::time::Instant;
 
 use candle_core::{Device, Tensor};
-use hugflake::inference::quant::{FloatWeights, Int8Weights};
+use hugflake::inference::quant::{Activations, FloatWeights, Int8Weights};
 
 fn pseudo(n: usize, seed: u32) -> Vec<f32> {
     let mut s = seed;
@@ -41,8 +42,8 @@ fn main() -> candle_core::Result<()> {
         .and_then(|r| r.parse().ok())
         .unwrap_or(100);
     println!(
-        "{:>16} {:>9} {:>9} {:>9} {:>9}   GFLOP/s, best of {reps}",
-        "m×k×n", "gemm", "f32", "bf16", "int8"
+        "{:>16} {:>9} {:>9} {:>9} {:>9} {:>9}   GFLOP/s, best of {reps}",
+        "m×k×n", "gemm", "f32", "bf16", "int8", "int8-12b"
     );
     for &(m, k, n) in &[
         (20, 384, 1152),
@@ -59,6 +60,8 @@ fn main() -> candle_core::Result<()> {
         let f32p = FloatWeights::pack(&wt, k, n, false);
         let bf16 = FloatWeights::pack(&wt, k, n, true);
         let int8 = Int8Weights::pack(&wt, k, n);
+        let mut int8_wide = Int8Weights::pack(&wt, k, n);
+        int8_wide.set_activations(Activations::Wide);
         let flops = 2.0 * (m * k * n) as f64 / 1e9;
         let gemm = best(reps, || {
             let _ = xt.matmul(&wtt);
@@ -72,13 +75,17 @@ fn main() -> candle_core::Result<()> {
         let q = best(reps, || {
             let _ = int8.product(&x, m);
         });
+        let qw = best(reps, || {
+            let _ = int8_wide.product(&x, m);
+        });
         println!(
-            "{:>16} {:>9.1} {:>9.1} {:>9.1} {:>9.1}",
+            "{:>16} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>9.1}",
             format!("{m}×{k}×{n}"),
             flops / gemm,
             flops / f,
             flops / b,
-            flops / q
+            flops / q,
+            flops / qw
         );
     }
     Ok(())

@@ -885,7 +885,7 @@ mod precision {
         let dir = fixture("tiny-bert-ner");
         let (fast, err) = predict(&dir, "int8", &texts, false);
         let (portable, perr) = predict(&dir, "int8", &texts, true);
-        assert!(perr.contains("(portable int8)"), "{perr}");
+        assert!(perr.contains("(portable int8, 8-bit rows"), "{perr}");
         assert!(err.contains("calibration check: int8"), "{err}");
         // Integer products: identical to the last bit.
         assert_eq!(fast, portable);

@@ -107,7 +107,7 @@ impl Gate {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Calibration {
     pub precision: Precision,
-    /// The kernel that ran it on this CPU (e.g. "AVX2 vpmaddwd").
+    /// The kernel that ran it on this CPU (e.g. "AVX2 vpmaddwd, 12-bit rows").
     pub kernel: String,
     /// Inputs compared (sentences).
     pub inputs: usize,
@@ -116,6 +116,9 @@ pub struct Calibration {
     /// Token classification: the share of tokens whose label is the fp32 one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub argmax_agreement: Option<f32>,
+    /// What the check fell back from, and why (int8: 8-bit rows below the gate).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fallback: Option<String>,
 }
 
 impl Calibration {
@@ -159,19 +162,35 @@ impl Calibration {
         }
     }
 
-    /// One line for Health and the logs.
-    pub fn summary(&self) -> String {
+    /// The measured figures alone, e.g. "mean 0.9991, min 0.9952".
+    pub fn summary_figures(&self) -> String {
         let labels = self
             .argmax_agreement
             .map(|a| format!(", labels kept {:.1}%", a * 100.0))
             .unwrap_or_default();
+        format!(
+            "mean {:.4}, min {:.4}{labels}",
+            self.mean_cosine, self.min_cosine
+        )
+    }
+
+    /// One line for Health and the logs.
+    pub fn summary(&self) -> String {
         let verdict = match self.shortfall() {
             None => "passes the gate".to_string(),
             Some(w) => format!("below the gate: {w}"),
         };
+        let fallback = self
+            .fallback
+            .as_ref()
+            .map(|f| format!("; {f}"))
+            .unwrap_or_default();
         format!(
-            "{} ({}): cosine vs fp32 mean {:.4}, min {:.4} over {} inputs{labels}; {verdict}",
-            self.precision, self.kernel, self.mean_cosine, self.min_cosine, self.inputs
+            "{} ({}): cosine vs fp32 {} over {} inputs; {verdict}{fallback}",
+            self.precision,
+            self.kernel,
+            self.summary_figures(),
+            self.inputs
         )
     }
 }
@@ -188,6 +207,7 @@ mod tests {
             mean_cosine: mean,
             min_cosine: min,
             argmax_agreement: argmax,
+            fallback: None,
         }
     }
 

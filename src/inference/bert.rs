@@ -15,7 +15,7 @@ use rayon::prelude::*;
 use serde::Deserialize;
 use tokenizers::Encoding;
 
-use super::quant::{self, FloatWeights, Int8Weights, Precision};
+use super::quant::{self, Activations, FloatWeights, Int8Weights, Precision};
 use super::{InferenceError, Result, load_tensors, read_json, var_builder, weights_file};
 
 /// The fields of a transformers BERT config.json that the forward pass needs.
@@ -157,6 +157,20 @@ impl Linear {
             Precision::Bf16 => Weights::Float(FloatWeights::pack(&values, k, n, true)),
         };
         Ok(())
+    }
+
+    /// How an int8 layer quantizes its input rows (None when the layer is not int8).
+    pub(crate) fn int8_activations(&self) -> Option<Activations> {
+        match &self.w {
+            Weights::Int8(q) => Some(q.activations()),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn set_int8_activations(&mut self, a: Activations) {
+        if let Weights::Int8(q) = &mut self.w {
+            q.set_activations(a);
+        }
     }
 
     /// `x Wᵀ` without the bias, for kernels that add it as they read.
@@ -725,12 +739,25 @@ pub struct BertModel {
 impl BertModel {
     /// Repacks every encoder layer's linear weights for `precision` (embeddings stay f32).
     pub fn set_precision(&mut self, precision: Precision) -> candle_core::Result<()> {
-        for l in &mut self.layers {
-            for linear in [&mut l.qkv, &mut l.attn_out, &mut l.inter, &mut l.out] {
-                linear.set_precision(precision)?;
-            }
-        }
-        Ok(())
+        self.linears().try_for_each(|l| l.set_precision(precision))
+    }
+
+    fn linears(&mut self) -> impl Iterator<Item = &mut Linear> {
+        self.layers
+            .iter_mut()
+            .flat_map(|l| [&mut l.qkv, &mut l.attn_out, &mut l.inter, &mut l.out])
+    }
+
+    /// How the int8 layers quantize their input rows: 12-bit if any layer is, None when the
+    /// encoder is not int8.
+    pub fn int8_activations(&mut self) -> Option<Activations> {
+        self.linears()
+            .filter_map(|l| l.int8_activations())
+            .reduce(|a, b| if b == Activations::Wide { b } else { a })
+    }
+
+    pub fn set_int8_activations(&mut self, a: Activations) {
+        self.linears().for_each(|l| l.set_int8_activations(a));
     }
 
     /// Loads from a VarBuilder rooted at the BERT (`embeddings.*`, `encoder.*`).

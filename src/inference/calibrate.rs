@@ -3,7 +3,8 @@
 //! classification also the share of tokens whose label is unchanged). Below the gate, the
 //! precision is refused with the figures.
 
-use super::quant::{self, Calibration, Precision};
+use super::bert::BertModel;
+use super::quant::{self, Activations, Calibration, Precision};
 use super::sentence::SentenceEncoder;
 use super::token_classification::{FeatureExtractor, TokenClassifier};
 use super::{InferenceError, Result};
@@ -64,46 +65,35 @@ pub struct Outputs {
 /// A model whose encoder precision can be changed and whose outputs can be compared.
 pub trait Calibrated {
     fn outputs(&self, texts: &[&str]) -> Result<Outputs>;
-    fn repack(&mut self, precision: Precision) -> Result<()>;
+    fn encoder(&mut self) -> &mut BertModel;
 }
 
 /// Sets `precision` on a freshly loaded (fp32) model. A reduced precision is measured against fp32
-/// first and refused below its gate; the figures come back either way.
+/// first and refused below its gate; the figures come back either way. int8 starts with 8-bit
+/// rows (12-bit for outlier rows) and falls back to 12-bit rows when that misses the gate.
 pub fn set_precision<M: Calibrated>(
     model: &mut M,
     precision: Precision,
 ) -> Result<Option<Calibration>> {
     if !precision.is_reduced() {
-        model.repack(precision)?;
+        model.encoder().set_precision(precision)?;
         return Ok(None);
     }
     let texts = inputs();
     let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
     let reference = model.outputs(&refs)?;
-    model.repack(precision)?;
-    let got = model.outputs(&refs)?;
-    let cos: Vec<f32> = got
-        .vectors
-        .iter()
-        .zip(&reference.vectors)
-        .map(|(a, b)| cosine(a, b))
-        .collect();
-    let mean = cos.iter().sum::<f32>() / cos.len().max(1) as f32;
-    let min = cos.iter().copied().fold(f32::INFINITY, f32::min);
-    let argmax_agreement = match (reference.labels, got.labels) {
-        (Some(r), Some(g)) if !r.is_empty() => {
-            Some(r.iter().zip(&g).filter(|(a, b)| a == b).count() as f32 / r.len() as f32)
-        }
-        _ => None,
-    };
-    let calibration = Calibration {
-        precision,
-        kernel: quant::kernel_name(precision).to_string(),
-        inputs: texts.len(),
-        mean_cosine: mean,
-        min_cosine: min,
-        argmax_agreement,
-    };
+    model.encoder().set_precision(precision)?;
+    let mut calibration = measure(model, &refs, &reference, precision)?;
+    if let (Some(why), Some(Activations::Adaptive)) =
+        (calibration.shortfall(), model.encoder().int8_activations())
+    {
+        model.encoder().set_int8_activations(Activations::Wide);
+        let first = calibration.summary_figures();
+        calibration = measure(model, &refs, &reference, precision)?;
+        calibration.fallback = Some(format!(
+            "8-bit rows fell below the gate ({why}; {first}), so every row is 12-bit"
+        ));
+    }
     if let Some(why) = calibration.shortfall() {
         return Err(InferenceError::Unsupported(format!(
             "{precision} is refused for this model: on the calibration check it falls below the \
@@ -113,6 +103,43 @@ pub fn set_precision<M: Calibrated>(
     Ok(Some(calibration))
 }
 
+/// Runs the calibration inputs at the model's current precision and compares with fp32's.
+fn measure<M: Calibrated>(
+    model: &mut M,
+    refs: &[&str],
+    reference: &Outputs,
+    precision: Precision,
+) -> Result<Calibration> {
+    let got = model.outputs(refs)?;
+    let cos: Vec<f32> = got
+        .vectors
+        .iter()
+        .zip(&reference.vectors)
+        .map(|(a, b)| cosine(a, b))
+        .collect();
+    let mean = cos.iter().sum::<f32>() / cos.len().max(1) as f32;
+    let min = cos.iter().copied().fold(f32::INFINITY, f32::min);
+    let argmax_agreement = match (&reference.labels, got.labels) {
+        (Some(r), Some(g)) if !r.is_empty() => {
+            Some(r.iter().zip(&g).filter(|(a, b)| a == b).count() as f32 / r.len() as f32)
+        }
+        _ => None,
+    };
+    let kernel = match model.encoder().int8_activations() {
+        Some(a) => quant::int8_kernel_name(a),
+        None => quant::kernel_name(precision),
+    };
+    Ok(Calibration {
+        precision,
+        kernel: kernel.to_string(),
+        inputs: refs.len(),
+        mean_cosine: mean,
+        min_cosine: min,
+        argmax_agreement,
+        fallback: None,
+    })
+}
+
 impl Calibrated for SentenceEncoder {
     fn outputs(&self, texts: &[&str]) -> Result<Outputs> {
         Ok(Outputs {
@@ -120,8 +147,8 @@ impl Calibrated for SentenceEncoder {
             labels: None,
         })
     }
-    fn repack(&mut self, precision: Precision) -> Result<()> {
-        self.set_precision(precision)
+    fn encoder(&mut self) -> &mut BertModel {
+        &mut self.bert.model
     }
 }
 
@@ -150,8 +177,8 @@ impl Calibrated for TokenClassifier {
             labels: Some(labels),
         })
     }
-    fn repack(&mut self, precision: Precision) -> Result<()> {
-        Ok(self.bert.model.set_precision(precision)?)
+    fn encoder(&mut self) -> &mut BertModel {
+        &mut self.bert.model
     }
 }
 
@@ -166,7 +193,7 @@ impl Calibrated for FeatureExtractor {
             labels: None,
         })
     }
-    fn repack(&mut self, precision: Precision) -> Result<()> {
-        Ok(self.bert.model.set_precision(precision)?)
+    fn encoder(&mut self) -> &mut BertModel {
+        &mut self.bert.model
     }
 }

@@ -1,11 +1,19 @@
 //! Reduced-precision weights for the encoders' linear layers, packed once when a model loads.
 //!
 //! - **int8**: each output channel's weights are quantized symmetrically to [-127, 127] with their
-//!   own scale; each input row (a token) is quantized symmetrically with its own scale just before
-//!   the product, to 12 bits (see [`activation_levels`]). Products accumulate exactly in i32 and
-//!   are scaled back to f32 once per output. On AVX2 the inner step is `vpmaddwd`: sign-extended int8 pairs multiplied and summed into i32
-//!   lanes (16 multiply-adds per instruction, no saturation). Elsewhere a portable loop computes
-//!   the same integers, so both paths give identical results.
+//!   own scale. Each input row (a token) is quantized with its own scale just before the product,
+//!   in one of two ways ([`Activations`]):
+//!   - **u8** (the default): asymmetric, 256 levels between the row's minimum and maximum, with a
+//!     zero point. On AVX2 the inner step is `vpmaddubsw` (u8 × i8, 32 multiply-adds per
+//!     instruction, pairs summed into i16 with saturation) then `vpmaddwd` by ones into i32. The
+//!     zero point is taken out once per output with the channel's weight sum.
+//!   - **12-bit**: symmetric, ±2047 (see [`activation_levels`]). The inner step is `vpmaddwd` on
+//!     sign-extended pairs (16 multiply-adds per instruction, no saturation). Slower, closer to
+//!     fp32: the calibration check falls back to it when u8 misses the quality gate.
+//!
+//!   Products accumulate in i32 and are scaled back to f32 once per output. Elsewhere portable
+//!   loops compute the same integers (the i16 saturation included), so both paths give identical
+//!   results.
 //! - **bf16**: weights rounded to bfloat16 (half the memory and bandwidth of f32), widened to f32
 //!   in registers and multiplied with f32 activations and f32 accumulation. No CPU instruction
 //!   multiplies bf16 here (`vdpbf16ps` needs AVX-512 BF16), so this is the *emulated* form.
@@ -15,7 +23,7 @@
 //! Setting `HUGFLAKE_SIMD=portable` forces the portable loops (to test them on any CPU).
 
 use pulp::x86::V3;
-use pulp::{f32x8, i8x16, i16x16, u16x8, u32x8};
+use pulp::{f32x8, i8x16, i8x32, i16x16, u16x8, u32x8};
 use rayon::prelude::*;
 
 pub use crate::domain::precision::{Calibration, Gate, Precision};
@@ -47,12 +55,57 @@ pub fn kernel_name(p: Precision) -> &'static str {
     match (p, avx2().is_some()) {
         (Precision::Fp32, true) => "AVX2+FMA f32",
         (Precision::Fp32, false) => "gemm f32",
-        (Precision::Int8, true) => "AVX2 vpmaddwd",
+        (Precision::Int8, true) => "AVX2 int8",
         (Precision::Int8, false) => "portable int8",
         (Precision::Bf16, true) => "AVX2+FMA, emulated bf16",
         (Precision::Bf16, false) => "portable, emulated bf16",
     }
 }
+
+/// The int8 kernel and activation width that run on this CPU, for Health and the logs.
+pub fn int8_kernel_name(a: Activations) -> &'static str {
+    match (a, avx2().is_some()) {
+        (Activations::Adaptive, true) => "AVX2 vpmaddubsw, 8-bit rows + 12-bit outlier rows",
+        (Activations::Adaptive, false) => "portable int8, 8-bit rows + 12-bit outlier rows",
+        (Activations::Wide, true) => "AVX2 vpmaddwd, 12-bit rows",
+        (Activations::Wide, false) => "portable int8, 12-bit rows",
+    }
+}
+
+/// How an int8 product quantizes its input rows (tokens); the int8 weights are the same.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Activations {
+    /// 8 bits per row, except rows whose largest value stands out from the rest (BERT's
+    /// [CLS]/[SEP] rows carry such outliers), which take 12 bits. 8-bit rows run on `vpmaddubsw`,
+    /// twice the multiply-adds per instruction of the 12-bit kernel.
+    Adaptive,
+    /// 12 bits for every row: slower, closer to fp32; the calibration check falls back to it
+    /// when `Adaptive` misses the quality gate.
+    Wide,
+}
+
+impl Activations {
+    /// The width a new int8 layer starts with: `Adaptive` unless the inputs are too long for its
+    /// i32 sums, or `HUGFLAKE_INT8_ACTIVATIONS=12` asks for 12-bit (to compare the two).
+    fn initial(k: usize) -> Activations {
+        static FORCED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        let forced = *FORCED.get_or_init(|| {
+            std::env::var("HUGFLAKE_INT8_ACTIVATIONS").is_ok_and(|v| v.trim().starts_with("12"))
+        });
+        if forced || k > NARROW_MAX_INPUTS {
+            Activations::Wide
+        } else {
+            Activations::Adaptive
+        }
+    }
+}
+
+/// The longest input 8-bit rows take: `k · 255 · 127` and the offset term stay within i32.
+const NARROW_MAX_INPUTS: usize = 32_768;
+
+/// A row takes 12 bits when its range (max − min) exceeds this many times its root mean square:
+/// with 8 bits such a row keeps few levels for everything else (BERT's [CLS]/[SEP] rows).
+const OUTLIER_RANGE: f32 = 16.0;
 
 /// Output columns per packed panel (two 8-lane registers).
 const NR: usize = 16;
@@ -65,14 +118,24 @@ const PANELS_PER_TASK: usize = 4;
 /// Below this many multiply-adds a product runs on the calling thread.
 const SERIAL_WORK: usize = 1 << 18;
 
-/// Weights `[n, k]` quantized per output channel, packed for the int8 kernel: for each panel of 16
-/// outputs and each pair of inputs `(2j, 2j+1)`, two `i8x16` hold outputs 0–7 and 8–15 with the
-/// pair's two weights side by side.
+/// Weights `[n, k]` quantized per output channel, packed for the int8 kernels: in panels of 16
+/// outputs, for each group of inputs (quads for 8-bit rows, pairs for 12-bit rows), outputs 0–7
+/// then 8–15, each with the group's weights side by side.
 pub struct Int8Weights {
     k: usize,
     n: usize,
-    panels: Vec<i8x16>,
-    scales: Vec<f32>,
+    activations: Activations,
+    /// For 12-bit rows (`vpmaddwd`): groups of 2.
+    pairs: Vec<i8x16>,
+    /// For 8-bit rows (`vpmaddubsw`): groups of 4; empty when every row is 12-bit.
+    quads: Vec<i8x16>,
+    /// Per panel of 16 outputs.
+    scales: Vec<[f32; NR]>,
+    /// The 8-bit kernel's weights are quantized on their own scale (see
+    /// [`quantize_pair_bounded`]): each output's, and its sum of int8 weights (to take the
+    /// 8-bit rows' zero point out).
+    narrow_scales: Vec<[f32; NR]>,
+    sums: Vec<[i32; NR]>,
 }
 
 /// Weights `[n, k]` in f32 or bfloat16, packed per panel of 16 outputs, one input after another
@@ -130,6 +193,91 @@ fn quantize_pairs(x: &[f32], out: &mut [i32], levels: i32) -> f32 {
     max / levels as f32
 }
 
+/// A row's smallest and largest values and whether it takes 12 bits (see [`OUTLIER_RANGE`]).
+/// Non-finite rows take 12 bits, whose quantisation turns them into NaN outputs.
+#[inline(always)]
+fn row_shape(x: &[f32]) -> (f32, f32, bool) {
+    let mut sq = [0f32; 8];
+    let mut lo = [0f32; 8];
+    let mut hi = [0f32; 8];
+    let chunks = x.chunks_exact(8);
+    for &v in chunks.remainder() {
+        sq[0] += v * v;
+        lo[0] = lo[0].min(v);
+        hi[0] = hi[0].max(v);
+    }
+    for c in chunks {
+        for l in 0..8 {
+            sq[l] += c[l] * c[l];
+            lo[l] = lo[l].min(c[l]);
+            hi[l] = hi[l].max(c[l]);
+        }
+    }
+    let sq: f32 = sq.iter().sum();
+    let lo = lo.iter().fold(0f32, |m, v| m.min(*v));
+    let hi = hi.iter().fold(0f32, |m, v| m.max(*v));
+    let range = hi - lo;
+    let fits = range * range * x.len() as f32 <= OUTLIER_RANGE * OUTLIER_RANGE * sq;
+    // NaN fails the comparison, so a row with NaN takes 12 bits too.
+    let wide = !fits || !sq.is_finite();
+    (lo, hi, wide)
+}
+
+/// 8-bit of a row between `lo` and `hi` (both ends include 0), packed four to an i32 (value
+/// `4j` in the low byte of `out[j]`); returns `(scale, zero)` with `x ≈ (q − zero) · scale`.
+/// The scale is negative when the row's long tail is below zero, so the values near 0 map near
+/// q = 0 either way: small u8 values keep `vpmaddubsw`'s i16 pair sums far from saturation.
+#[inline(always)]
+fn quantize_quads(x: &[f32], lo: f32, hi: f32, out: &mut [i32]) -> (f32, i32) {
+    if hi == lo {
+        out.iter_mut().for_each(|q| *q = 0);
+        return (0.0, 0);
+    }
+    let (scale, base) = if hi >= -lo {
+        ((hi - lo) / 255.0, lo)
+    } else {
+        ((lo - hi) / 255.0, hi)
+    };
+    let inv = 1.0 / scale;
+    let zero = (-base * inv).round_ties_even();
+    let q = |v: f32| (v * inv + zero).round_ties_even().clamp(0.0, 255.0) as u32;
+    let quads = x.chunks_exact(4);
+    let tail = quads.remainder();
+    let full = x.len() / 4;
+    for (o, v) in out[..full].iter_mut().zip(quads) {
+        *o = (q(v[0]) | q(v[1]) << 8 | q(v[2]) << 16 | q(v[3]) << 24) as i32;
+    }
+    if !tail.is_empty() {
+        // The missing inputs meet zero weights; any value will do.
+        let packed = tail
+            .iter()
+            .enumerate()
+            .fold(0u32, |p, (i, v)| p | q(*v) << (8 * i));
+        out[full] = packed as i32;
+    }
+    (scale, zero as i32)
+}
+
+/// Symmetric int8 of an output channel's weights for the 8-bit kernel, with the scale chosen so
+/// that each pair of neighbours `(2j, 2j+1)` has |q0| + |q1| ≤ 128: with u8 inputs ≤ 255, each
+/// of `vpmaddubsw`'s i16 pair sums stays within ±32 640, so it never saturates. Returns the scale.
+fn quantize_pair_bounded(w: &[f32], out: &mut [i8]) -> f32 {
+    let widest = w
+        .chunks(2)
+        .map(|p| p.iter().map(|v| v.abs()).sum::<f32>())
+        .fold(0f32, f32::max);
+    if widest == 0.0 || !widest.is_finite() {
+        out.iter_mut().for_each(|q| *q = 0);
+        return if widest == 0.0 { 0.0 } else { f32::NAN };
+    }
+    // Rounding adds at most 1 to a pair's 127.
+    let inv = 127.0 / widest;
+    for (o, v) in out.iter_mut().zip(w) {
+        *o = (v * inv).round_ties_even() as i8;
+    }
+    widest / 127.0
+}
+
 /// Weight levels: symmetric int8.
 const WEIGHT_LEVELS: i32 = 127;
 
@@ -157,41 +305,96 @@ pub(crate) fn from_bf16(b: u16) -> f32 {
     f32::from_bits((b as u32) << 16)
 }
 
+/// Packs int8 weights (`weight(output, input)`, zero past `k` and `n`) in panels of 16 outputs:
+/// for each group of `g` inputs, outputs 0–7 then 8–15, each with its `g` weights in input order.
+fn lay_out(weight: &dyn Fn(usize, usize) -> i8, k: usize, n: usize, g: usize) -> Vec<i8x16> {
+    let (panels, groups) = (n.div_ceil(NR), k.div_ceil(g));
+    let mut bytes = Vec::with_capacity(panels * NR * groups * g);
+    for p in 0..panels {
+        for j in 0..groups {
+            for c in p * NR..(p + 1) * NR {
+                for i in j * g..(j + 1) * g {
+                    bytes.push(if c < n && i < k { weight(c, i) } else { 0 });
+                }
+            }
+        }
+    }
+    bytes
+        .chunks_exact(16)
+        .map(|c| {
+            let mut lanes = [0i8; 16];
+            lanes.copy_from_slice(c);
+            pulp::cast(lanes)
+        })
+        .collect()
+}
+
 impl Int8Weights {
     /// Packs `wt`, the weights stored transposed (`[k, n]`, input-major) as the f32 path keeps them.
     pub fn pack(wt: &[f32], k: usize, n: usize) -> Int8Weights {
         let panels = n.div_ceil(NR);
         let pairs = k.div_ceil(2);
-        let mut scales = vec![0f32; panels * NR];
+        let activations = Activations::initial(k);
+        let narrow = activations == Activations::Adaptive;
+        let mut scales = vec![[0f32; NR]; panels];
+        let mut narrow_scales = vec![[0f32; NR]; panels];
         // Output channel c (column c of wt) as packed pairs, like an input row.
         let mut q = vec![0i32; panels * NR * pairs];
+        // And for the 8-bit kernel, with a scale that keeps each pair's |w0| + |w1| ≤ 128.
+        let mut q8 = vec![0i8; if narrow { n * k } else { 0 }];
         let mut column = vec![0f32; k];
         for c in 0..n {
             for (i, v) in column.iter_mut().enumerate() {
                 *v = wt[i * n + c];
             }
-            scales[c] = quantize_pairs(&column, &mut q[c * pairs..(c + 1) * pairs], WEIGHT_LEVELS);
-        }
-        let mut packed = Vec::with_capacity(panels * pairs * 2);
-        for p in 0..panels {
-            for j in 0..pairs {
-                for half in 0..2 {
-                    let mut lanes = [0i8; 16];
-                    for l in 0..8 {
-                        let v = q[(p * NR + half * 8 + l) * pairs + j];
-                        lanes[2 * l] = v as i16 as i8;
-                        lanes[2 * l + 1] = (v >> 16) as i16 as i8;
-                    }
-                    packed.push(pulp::cast(lanes));
-                }
+            scales[c / NR][c % NR] =
+                quantize_pairs(&column, &mut q[c * pairs..(c + 1) * pairs], WEIGHT_LEVELS);
+            if narrow {
+                narrow_scales[c / NR][c % NR] =
+                    quantize_pair_bounded(&column, &mut q8[c * k..(c + 1) * k]);
             }
         }
+        let weight = |c: usize, i: usize| -> i8 {
+            let v = q[c * pairs + i / 2];
+            (if i.is_multiple_of(2) { v } else { v >> 16 }) as i16 as i8
+        };
+        let weight8 = |c: usize, i: usize| q8[c * k + i];
         Int8Weights {
             k,
             n,
-            panels: packed,
+            activations,
+            pairs: lay_out(&weight, k, n, 2),
+            quads: match narrow {
+                true => lay_out(&weight8, k, n, 4),
+                false => Vec::new(),
+            },
+            sums: (0..panels)
+                .map(|p| {
+                    std::array::from_fn(|l| match (narrow, p * NR + l) {
+                        (true, c) if c < n => (0..k).map(|i| weight8(c, i) as i32).sum(),
+                        _ => 0,
+                    })
+                })
+                .collect(),
             scales,
+            narrow_scales,
         }
+    }
+
+    pub fn activations(&self) -> Activations {
+        self.activations
+    }
+
+    /// Chooses how rows are quantized. `Wide` drops the 8-bit kernel's weights, which are built
+    /// only when packing: after it, `Adaptive` leaves the layer as it is (as it does for a layer
+    /// packed with 12-bit rows).
+    pub fn set_activations(&mut self, a: Activations) {
+        match a {
+            Activations::Wide => self.quads = Vec::new(),
+            Activations::Adaptive if self.quads.is_empty() => return,
+            Activations::Adaptive => {}
+        }
+        self.activations = a;
     }
 
     pub fn outputs(&self) -> usize {
@@ -204,59 +407,119 @@ impl Int8Weights {
 
     /// `x Wᵀ` for `m` rows of `k` inputs, `[m, n]` row-major.
     pub fn product(&self, x: &[f32], m: usize) -> Vec<f32> {
-        let (k, pairs) = (self.k, self.k.div_ceil(2));
-        // Each row as packed pairs of int8 values in i16 lanes, ready to broadcast as one i32.
-        let mut a = vec![0i32; m * pairs];
-        let mut sa = vec![0f32; m];
+        let k = self.k;
+        let (pairs, quads) = (k.div_ceil(2), k.div_ceil(4));
+        let adaptive = self.activations == Activations::Adaptive;
+        // Each row quantized once, ready to broadcast as i32s: as 12-bit pairs in `a12` or as
+        // 8-bit quads in `a8` (the other stays unused for that row); its scale; which it took.
+        let mut a12 = vec![0i32; m * pairs];
+        let mut a8 = vec![0i32; m * quads];
+        let mut rows = vec![Row::default(); m];
         let simd = avx2();
         let levels = activation_levels(k);
-        let quantize = |(row, (out, s)): (usize, (&mut [i32], &mut f32))| {
+        let quantize = |row: usize, wide: &mut [i32], narrow: &mut [i32], out: &mut Row| {
             let x = &x[row * k..(row + 1) * k];
-            *s = match simd {
+            #[inline(always)]
+            fn quantize(x: &[f32], w: &mut [i32], n: &mut [i32], adaptive: bool, l: i32) -> Row {
+                if adaptive {
+                    let (lo, hi, wide) = row_shape(x);
+                    if !wide {
+                        let (scale, zero) = quantize_quads(x, lo, hi, n);
+                        return Row { scale, zero, wide };
+                    }
+                }
+                Row {
+                    scale: quantize_pairs(x, w, l),
+                    zero: 0,
+                    wide: true,
+                }
+            }
+            *out = match simd {
                 Some(v3) => v3.vectorize(
                     #[inline(always)]
-                    || quantize_pairs(x, out, levels),
+                    || quantize(x, wide, narrow, adaptive, levels),
                 ),
-                None => quantize_pairs(x, out, levels),
+                None => quantize(x, wide, narrow, adaptive, levels),
             };
         };
         if m * k >= SERIAL_WORK / 8 {
-            a.par_chunks_mut(pairs)
-                .zip(sa.par_iter_mut())
+            a12.par_chunks_mut(pairs)
+                .zip(a8.par_chunks_mut(quads))
+                .zip(rows.par_iter_mut())
                 .enumerate()
-                .for_each(quantize);
+                .for_each(|(r, ((w, n), o))| quantize(r, w, n, o));
         } else {
-            a.chunks_mut(pairs)
-                .zip(sa.iter_mut())
+            a12.chunks_mut(pairs)
+                .zip(a8.chunks_mut(quads))
+                .zip(rows.iter_mut())
                 .enumerate()
-                .for_each(quantize);
+                .for_each(|(r, ((w, n), o))| quantize(r, w, n, o));
         }
+
         grid(
             m,
             self.n,
             m * k * self.n,
-            |rows, panel, dst, stride, width| {
-                let b = &self.panels[panel * pairs * 2..(panel + 1) * pairs * 2];
-                let a_rows = &a[rows.start * pairs..rows.end * pairs];
-                let scales = &self.scales[panel * NR..(panel + 1) * NR];
+            |block, panel, dst, stride, width| {
+                let sums = &self.sums[panel];
+                let b12 = &self.pairs[panel * pairs * 2..(panel + 1) * pairs * 2];
+                let b8 = match adaptive {
+                    true => &self.quads[panel * quads * 4..(panel + 1) * quads * 4],
+                    false => &[][..],
+                };
+                // The block's rows by width, each list tiled on its own kernel.
+                let mut narrow = Vec::with_capacity(block.len());
+                let mut wide = Vec::with_capacity(block.len());
+                for r in block.clone() {
+                    if rows[r].wide {
+                        wide.push(r)
+                    } else {
+                        narrow.push(r)
+                    }
+                }
                 let mut acc = [[0i32; NR]; MR];
-                for r0 in (0..rows.len()).step_by(MR) {
-                    let mr = (rows.len() - r0).min(MR);
-                    let a_tile = &a_rows[r0 * pairs..(r0 + mr) * pairs];
-                    let sa = &sa[rows.start + r0..rows.start + r0 + mr];
-                    let dst = &mut dst[r0 * stride..];
-                    let acc = &mut acc[..mr];
-                    match simd {
-                        Some(s) => s.vectorize(
-                            #[inline(always)]
-                            || {
-                                int8_tile_avx2(s, a_tile, pairs, b, acc);
-                                dequantize(acc, sa, scales, dst, stride, width);
+                for (list, is_wide) in [(&narrow, false), (&wide, true)] {
+                    for tile in list.chunks(MR) {
+                        let acc = &mut acc[..tile.len()];
+                        let a_rows: [&[i32]; MR] = std::array::from_fn(|i| match tile.get(i) {
+                            Some(&r) if is_wide => &a12[r * pairs..(r + 1) * pairs],
+                            Some(&r) => &a8[r * quads..(r + 1) * quads],
+                            None => &[][..],
+                        });
+                        let a_rows = &a_rows[..tile.len()];
+                        let out = Out {
+                            rows: tile,
+                            first: block.start,
+                            quantized: &rows,
+                            scales: match is_wide {
+                                true => &self.scales[panel],
+                                false => &self.narrow_scales[panel],
                             },
-                        ),
-                        None => {
-                            int8_tile_portable(a_tile, pairs, b, acc);
-                            dequantize(acc, sa, scales, dst, stride, width);
+                            sums,
+                        };
+                        match (simd, is_wide) {
+                            (Some(s), false) => s.vectorize(
+                                #[inline(always)]
+                                || {
+                                    u8_tile_avx2(s, a_rows, b8, acc);
+                                    out.write(acc, dst, stride, width);
+                                },
+                            ),
+                            (Some(s), true) => s.vectorize(
+                                #[inline(always)]
+                                || {
+                                    int8_tile_avx2(s, a_rows, b12, acc);
+                                    out.write(acc, dst, stride, width);
+                                },
+                            ),
+                            (None, false) => {
+                                u8_tile_portable(a_rows, b8, acc);
+                                out.write(acc, dst, stride, width);
+                            }
+                            (None, true) => {
+                                int8_tile_portable(a_rows, b12, acc);
+                                out.write(acc, dst, stride, width);
+                            }
                         }
                     }
                 }
@@ -265,23 +528,41 @@ impl Int8Weights {
     }
 }
 
-/// `acc · row scale · channel scale` into the destination rows (each `stride` apart, `width`
-/// outputs wide). The same operations in the same order on every path.
-#[inline(always)]
-fn dequantize(
-    acc: &[[i32; NR]],
-    sa: &[f32],
-    scales: &[f32],
-    dst: &mut [f32],
-    stride: usize,
-    width: usize,
-) {
-    for (r, (acc_row, &s)) in acc.iter().zip(sa).enumerate() {
-        let mut row = [0f32; NR];
-        for c in 0..NR {
-            row[c] = acc_row[c] as f32 * s * scales[c];
+/// How one input row was quantized: `x ≈ (q − zero) · scale`, in 12 bits or 8.
+#[derive(Clone, Copy, Default)]
+struct Row {
+    scale: f32,
+    zero: i32,
+    wide: bool,
+}
+
+/// How a tile's integer sums become f32: which rows they are, how each was quantized, each
+/// output's scale and weight sum.
+struct Out<'a> {
+    rows: &'a [usize],
+    /// The row `dst` starts at.
+    first: usize,
+    quantized: &'a [Row],
+    scales: &'a [f32; NR],
+    sums: &'a [i32; NR],
+}
+
+impl Out<'_> {
+    /// `(acc − zero · weight sum) · row scale · channel scale` into the destination rows (row
+    /// `r` at `(r − first) · stride`, `width` outputs wide). The same operations in the same
+    /// order on every path.
+    #[inline(always)]
+    fn write(&self, acc: &[[i32; NR]], dst: &mut [f32], stride: usize, width: usize) {
+        let (scales, sums) = (self.scales, self.sums);
+        for (acc_row, &r) in acc.iter().zip(self.rows) {
+            let Row { scale, zero, .. } = self.quantized[r];
+            let mut row = [0f32; NR];
+            for c in 0..NR {
+                let v = acc_row[c].wrapping_sub(zero.wrapping_mul(sums[c]));
+                row[c] = v as f32 * scale * scales[c];
+            }
+            dst[(r - self.first) * stride..][..width].copy_from_slice(&row[..width]);
         }
-        dst[r * stride..][..width].copy_from_slice(&row[..width]);
     }
 }
 
@@ -302,13 +583,13 @@ macro_rules! by_rows {
 
 /// One register tile of the int8 product: `acc[r][c] = Σ_j a[r][j] · b[j][c]` over packed pairs.
 #[inline(always)]
-fn int8_tile_avx2(simd: V3, a: &[i32], pairs: usize, b: &[i8x16], acc: &mut [[i32; NR]]) {
+fn int8_tile_avx2(simd: V3, a: &[&[i32]], b: &[i8x16], acc: &mut [[i32; NR]]) {
     macro_rules! tile {
         ($mr:literal) => {{
             let zero = simd.splat_i32x8(0);
             let mut lo = [zero; $mr];
             let mut hi = [zero; $mr];
-            let rows: [&[i32]; $mr] = std::array::from_fn(|r| &a[r * pairs..(r + 1) * pairs]);
+            let rows: [&[i32]; $mr] = std::array::from_fn(|r| &a[r][..b.len() / 2]);
             for (j, bp) in b.chunks_exact(2).enumerate() {
                 let b0: i16x16 = simd.convert_i8x16_to_i16x16(bp[0]);
                 let b1: i16x16 = simd.convert_i8x16_to_i16x16(bp[1]);
@@ -336,16 +617,74 @@ fn int8_tile_avx2(simd: V3, a: &[i32], pairs: usize, b: &[i8x16], acc: &mut [[i3
 }
 
 /// The same integers as [`int8_tile_avx2`], one lane at a time.
-fn int8_tile_portable(a: &[i32], pairs: usize, b: &[i8x16], acc: &mut [[i32; NR]]) {
-    for (r, acc_row) in acc.iter_mut().enumerate() {
+fn int8_tile_portable(a: &[&[i32]], b: &[i8x16], acc: &mut [[i32; NR]]) {
+    for (row, acc_row) in a.iter().zip(acc.iter_mut()) {
         *acc_row = [0; NR];
-        for (j, bp) in b.chunks_exact(2).enumerate() {
-            let v = a[r * pairs + j];
+        for (&v, bp) in row.iter().zip(b.chunks_exact(2)) {
             let (x0, x1) = (v as i16 as i32, (v >> 16) as i16 as i32);
             for (half, lanes) in bp.iter().enumerate() {
                 let w: [i8; 16] = pulp::cast(*lanes);
                 for l in 0..8 {
                     acc_row[half * 8 + l] += x0 * w[2 * l] as i32 + x1 * w[2 * l + 1] as i32;
+                }
+            }
+        }
+    }
+}
+
+/// One register tile of the u8 × int8 product over packed quads: `vpmaddubsw` multiplies each
+/// row's four u8 values with an output's four weights into two saturated i16 sums, `vpmaddwd` by
+/// ones adds those into the output's i32 lane.
+#[inline(always)]
+fn u8_tile_avx2(simd: V3, a: &[&[i32]], b: &[i8x16], acc: &mut [[i32; NR]]) {
+    macro_rules! tile {
+        ($mr:literal) => {{
+            let zero = simd.splat_i32x8(0);
+            let ones = simd.splat_i16x16(1);
+            let mut lo = [zero; $mr];
+            let mut hi = [zero; $mr];
+            let rows: [&[i32]; $mr] = std::array::from_fn(|r| &a[r][..b.len() / 4]);
+            for (j, bq) in b.chunks_exact(4).enumerate() {
+                let b0: i8x32 = pulp::cast([bq[0], bq[1]]);
+                let b1: i8x32 = pulp::cast([bq[2], bq[3]]);
+                for r in 0..$mr {
+                    let av: i8x32 = pulp::cast(simd.splat_i32x8(rows[r][j]));
+                    let p0 = simd.multiply_saturating_add_adjacent_i8x32(av, b0);
+                    let p1 = simd.multiply_saturating_add_adjacent_i8x32(av, b1);
+                    lo[r] = simd.wrapping_add_i32x8(
+                        lo[r],
+                        simd.multiply_wrapping_add_adjacent_i16x16(p0, ones),
+                    );
+                    hi[r] = simd.wrapping_add_i32x8(
+                        hi[r],
+                        simd.multiply_wrapping_add_adjacent_i16x16(p1, ones),
+                    );
+                }
+            }
+            for r in 0..$mr {
+                let l: [i32; 8] = pulp::cast(lo[r]);
+                let h: [i32; 8] = pulp::cast(hi[r]);
+                acc[r][..8].copy_from_slice(&l);
+                acc[r][8..].copy_from_slice(&h);
+            }
+        }};
+    }
+    by_rows!(acc.len(), tile)
+}
+
+/// The same integers as [`u8_tile_avx2`], saturation included, one lane at a time.
+fn u8_tile_portable(a: &[&[i32]], b: &[i8x16], acc: &mut [[i32; NR]]) {
+    let sat = |v: i32| v.clamp(i16::MIN as i32, i16::MAX as i32);
+    for (row, acc_row) in a.iter().zip(acc.iter_mut()) {
+        *acc_row = [0; NR];
+        for (&v, bq) in row.iter().zip(b.chunks_exact(4)) {
+            let x = (v as u32).to_le_bytes().map(|v| v as i32);
+            for half in 0..2 {
+                let w: [i8; 32] = pulp::cast([bq[2 * half], bq[2 * half + 1]]);
+                for l in 0..8 {
+                    let w = |t: usize| w[4 * l + t] as i32;
+                    acc_row[half * 8 + l] +=
+                        sat(x[0] * w(0) + x[1] * w(1)) + sat(x[2] * w(2) + x[3] * w(3));
                 }
             }
         }
@@ -660,24 +999,136 @@ mod tests {
                 (lo as u16 as u32 | (hi as u16 as u32) << 16) as i32
             })
             .collect();
+        let rows: Vec<&[i32]> = a.chunks(pairs).collect();
         let wt = pseudo(k * 16, 6);
         let w = Int8Weights::pack(&wt, k, 16);
         let mut portable = [[0i32; NR]; MR];
-        int8_tile_portable(&a, pairs, &w.panels, &mut portable);
+        int8_tile_portable(&rows, &w.pairs, &mut portable);
         if let Some(s) = V3::try_new() {
             let mut fast = [[0i32; NR]; MR];
-            s.vectorize(|| int8_tile_avx2(s, &a, pairs, &w.panels, &mut fast));
+            s.vectorize(|| int8_tile_avx2(s, &rows, &w.pairs, &mut fast));
             assert_eq!(portable, fast);
         }
         // And the integers are the dot products of the unpacked values.
         let q0: i32 = (0..pairs)
             .map(|j| {
                 let v = a[j];
-                let lanes: [i8; 16] = pulp::cast(w.panels[2 * j]);
+                let lanes: [i8; 16] = pulp::cast(w.pairs[2 * j]);
                 (v as i16 as i32) * lanes[0] as i32 + ((v >> 16) as i16 as i32) * lanes[1] as i32
             })
             .sum();
         assert_eq!(portable[0][0], q0);
+    }
+
+    /// Output `c`'s weight for input `i` in the 8-bit kernel's layout.
+    fn weight8(w: &Int8Weights, c: usize, i: usize) -> i8 {
+        let quads = w.k.div_ceil(4);
+        let (panel, half, lane) = (c / NR, (c % NR) / 8, c % 8);
+        let byte = ((panel * quads + i / 4) * 2 + half) * 32 + lane * 4 + i % 4;
+        let lanes: [i8; 16] = pulp::cast(w.quads[byte / 16]);
+        lanes[byte % 16]
+    }
+
+    #[test]
+    fn the_u8_kernels_never_saturate_and_agree() {
+        let (k, quads) = (38, 10);
+        // Row 0 all 255, against outputs whose first inputs are their largest weights: the
+        // worst case for `vpmaddubsw`'s i16 pair sums.
+        let a: Vec<i32> = (0..6 * quads)
+            .map(|i| match i < quads {
+                true => -1,
+                false => u32::from_le_bytes([
+                    (i * 37 % 256) as u8,
+                    (i * 91 % 256) as u8,
+                    (i * 13 % 256) as u8,
+                    (i * 7 % 256) as u8,
+                ]) as i32,
+            })
+            .collect();
+        let rows: Vec<&[i32]> = a.chunks(quads).collect();
+        let mut wt = pseudo(k * 16, 6);
+        wt[..16 * 4].iter_mut().for_each(|v| *v = 1.0);
+        let w = Int8Weights::pack(&wt, k, 16);
+        if w.activations() != Activations::Adaptive {
+            return; // HUGFLAKE_INT8_ACTIVATIONS=12 in this process: no 8-bit layout
+        }
+        for c in 0..16 {
+            for j in 0..k.div_ceil(2) {
+                let pair: i32 = (2 * j..(2 * j + 2).min(k))
+                    .map(|i| (weight8(&w, c, i) as i32).abs())
+                    .sum();
+                assert!(pair <= 128, "output {c}, pair {j}: {pair}");
+            }
+        }
+        let mut portable = [[0i32; NR]; MR];
+        u8_tile_portable(&rows, &w.quads, &mut portable);
+        if let Some(s) = V3::try_new() {
+            let mut fast = [[0i32; NR]; MR];
+            s.vectorize(|| u8_tile_avx2(s, &rows, &w.quads, &mut fast));
+            assert_eq!(portable, fast);
+        }
+        // The exact dot products: nothing was clipped.
+        for (row, got) in rows.iter().zip(&portable) {
+            for (c, &got) in got.iter().enumerate() {
+                let want: i32 = (0..k)
+                    .map(|i| {
+                        let x = (row[i / 4] as u32).to_le_bytes()[i % 4] as i32;
+                        x * weight8(&w, c, i) as i32
+                    })
+                    .sum();
+                assert_eq!(got, want, "output {c}");
+            }
+        }
+    }
+
+    #[test]
+    fn twelve_bit_rows_need_no_eight_bit_weights() {
+        let (k, n) = (37, 21);
+        let wt = pseudo(k * n, 11);
+        let mut w = Int8Weights::pack(&wt, k, n);
+        let x = pseudo(5 * k, 12);
+        let reference = reference(&x, &wt, 5, k, n);
+        let adaptive = w.product(&x, 5);
+        assert!(max_rel_err(&adaptive, &reference) < 0.03);
+        w.set_activations(Activations::Wide);
+        assert!(w.quads.is_empty());
+        let wide = w.product(&x, 5);
+        assert!(max_rel_err(&wide, &reference) < 0.03);
+        // Dropped, the 8-bit weights do not come back.
+        w.set_activations(Activations::Adaptive);
+        assert_eq!(w.activations(), Activations::Wide);
+        assert_eq!(w.product(&x, 5), wide);
+    }
+
+    #[test]
+    fn rows_with_an_outlier_take_twelve_bits() {
+        let mut x = pseudo(384, 13);
+        assert!(!row_shape(&x).2, "an even row takes 8 bits");
+        x[7] = 40.0; // ~70× the row's rms
+        assert!(row_shape(&x).2);
+        x[7] = f32::NAN;
+        assert!(row_shape(&x).2);
+        assert!(!row_shape(&[0.0; 16]).2);
+    }
+
+    #[test]
+    fn eight_bit_rows_put_values_near_zero_near_q_zero() {
+        // A long tail above zero (GELU): scale positive, zero point near 0.
+        let up = [-0.1f32, 0.0, 0.2, 3.0, 0.05];
+        let (lo, hi, _) = row_shape(&up);
+        let mut q = [0i32; 2];
+        let (s, z) = quantize_quads(&up, lo, hi, &mut q);
+        assert!(s > 0.0 && z == 8, "{s} {z}");
+        let b = (q[0] as u32).to_le_bytes();
+        assert_eq!(b[3], 255);
+        assert!(((b[2] as i32 - z) as f32 * s - 0.2).abs() <= s / 2.0);
+        // The mirror image: scale negative, the same zero point.
+        let down = up.map(|v| -v);
+        let (lo, hi, _) = row_shape(&down);
+        let (s2, z2) = quantize_quads(&down, lo, hi, &mut q);
+        assert_eq!((s2, z2), (-s, z));
+        // All zero: exact.
+        assert_eq!(quantize_quads(&[0.0; 4], 0.0, 0.0, &mut q), (0.0, 0));
     }
 
     #[test]
