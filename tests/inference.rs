@@ -10,6 +10,8 @@ use hugflake::inference::token_classification::{
 use hugflake::inference::{InferenceError, Task};
 use serde_json::Value;
 
+#[path = "support/outlier.rs"]
+mod outlier;
 #[path = "support/spiked.rs"]
 mod spiked;
 
@@ -806,6 +808,50 @@ mod precision {
         }
     }
 
+    /// `predict --model-dir DIR --precision int8` with 8-bit rows asked for: its stderr.
+    fn int8_eight_bit(dir: &Path) -> String {
+        let out = Command::new(BIN)
+            .args(["predict", "--model-dir"])
+            .arg(dir)
+            .args(["--precision", "int8", "--text", "x"])
+            .env("HUGFLAKE_INT8_ACTIVATIONS", "8")
+            .env_remove("HUGFLAKE_SIMD")
+            .output()
+            .unwrap_or_else(|e| panic!("{e}"));
+        String::from_utf8_lossy(&out.stderr).to_string()
+    }
+
+    #[test]
+    fn eight_bit_rows_fall_back_to_twelve_bits_below_the_gate() {
+        // Channel 0's layer-norm bias: 8-bit rows measured mean 0.989 at 160, 12-bit 0.9999.
+        let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        super::outlier::write(&fixture("tiny-bert"), tmp.path(), 160.0);
+        let err = int8_eight_bit(tmp.path());
+        let line = err
+            .lines()
+            .find(|l| l.starts_with("calibration check: int8"))
+            .unwrap_or_else(|| panic!("{err}"));
+        assert!(
+            line.contains("(AVX2 vpmaddwd, 12-bit rows)")
+                || line.contains("(portable int8, 12-bit rows)"),
+            "{line}"
+        );
+        assert!(
+            line.contains("passes the gate; 8-bit rows fell below the gate (mean 0.9"),
+            "{line}"
+        );
+        assert!(line.ends_with("so every row is 12-bit"), "{line}");
+        // The plain model keeps its 8-bit rows; without the switch, rows are 12-bit.
+        let err = int8_eight_bit(&fixture("tiny-bert"));
+        assert!(
+            err.contains("8-bit rows + 12-bit outlier rows): cosine"),
+            "{err}"
+        );
+        assert!(!err.contains("fell below"), "{err}");
+        let (_, err) = predict(&fixture("tiny-bert"), "int8", &["x"], false);
+        assert!(err.contains("12-bit rows): cosine"), "{err}");
+    }
+
     #[test]
     fn a_model_below_the_gate_is_refused_with_its_figures() {
         let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
@@ -885,7 +931,7 @@ mod precision {
         let dir = fixture("tiny-bert-ner");
         let (fast, err) = predict(&dir, "int8", &texts, false);
         let (portable, perr) = predict(&dir, "int8", &texts, true);
-        assert!(perr.contains("(portable int8, 8-bit rows"), "{perr}");
+        assert!(perr.contains("(portable int8, 12-bit rows)"), "{perr}");
         assert!(err.contains("calibration check: int8"), "{err}");
         // Integer products: identical to the last bit.
         assert_eq!(fast, portable);

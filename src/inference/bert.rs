@@ -169,6 +169,8 @@ impl Linear {
 
     pub(crate) fn set_int8_activations(&mut self, a: Activations) {
         if let Weights::Int8(q) = &mut self.w {
+            // Refused only for Adaptive on a layer without 8-bit weights, which stays 12-bit;
+            // `BertModel::int8_activations` then reports it.
             q.set_activations(a);
         }
     }
@@ -750,8 +752,10 @@ impl BertModel {
 
     /// How the int8 layers quantize their input rows: 12-bit if any layer is, None when the
     /// encoder is not int8.
-    pub fn int8_activations(&mut self) -> Option<Activations> {
-        self.linears()
+    pub fn int8_activations(&self) -> Option<Activations> {
+        self.layers
+            .iter()
+            .flat_map(|l| [&l.qkv, &l.attn_out, &l.inter, &l.out])
             .filter_map(|l| l.int8_activations())
             .reduce(|a, b| if b == Activations::Wide { b } else { a })
     }

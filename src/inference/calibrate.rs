@@ -84,20 +84,25 @@ pub fn set_precision<M: Calibrated>(
     let reference = model.outputs(&refs)?;
     model.encoder().set_precision(precision)?;
     let mut calibration = measure(model, &refs, &reference, precision)?;
-    if let (Some(why), Some(Activations::Adaptive)) =
+    if let (Some(_), Some(Activations::Adaptive)) =
         (calibration.shortfall(), model.encoder().int8_activations())
     {
         model.encoder().set_int8_activations(Activations::Wide);
         let first = calibration.summary_figures();
         calibration = measure(model, &refs, &reference, precision)?;
         calibration.fallback = Some(format!(
-            "8-bit rows fell below the gate ({why}; {first}), so every row is 12-bit"
+            "8-bit rows fell below the gate ({first}), so every row is 12-bit"
         ));
     }
     if let Some(why) = calibration.shortfall() {
+        let tried = calibration
+            .fallback
+            .as_ref()
+            .map(|f| format!("; {f}"))
+            .unwrap_or_default();
         return Err(InferenceError::Unsupported(format!(
             "{precision} is refused for this model: on the calibration check it falls below the \
-             quality gate ({why}); serve it in fp32"
+             quality gate ({why}{tried}); serve it in fp32"
         )));
     }
     Ok(Some(calibration))

@@ -1,19 +1,21 @@
 //! Reduced-precision weights for the encoders' linear layers, packed once when a model loads.
 //!
-//! - **int8**: each output channel's weights are quantized symmetrically to [-127, 127] with their
-//!   own scale. Each input row (a token) is quantized with its own scale just before the product,
-//!   in one of two ways ([`Activations`]):
-//!   - **u8** (the default): asymmetric, 256 levels between the row's minimum and maximum, with a
-//!     zero point. On AVX2 the inner step is `vpmaddubsw` (u8 × i8, 32 multiply-adds per
-//!     instruction, pairs summed into i16 with saturation) then `vpmaddwd` by ones into i32. The
-//!     zero point is taken out once per output with the channel's weight sum.
-//!   - **12-bit**: symmetric, ±2047 (see [`activation_levels`]). The inner step is `vpmaddwd` on
-//!     sign-extended pairs (16 multiply-adds per instruction, no saturation). Slower, closer to
-//!     fp32: the calibration check falls back to it when u8 misses the quality gate.
+//! - **int8**: each output channel's weights are quantized symmetrically to int8 with their own
+//!   scale. Each input row (a token) is quantized with its own scale just before the product, in
+//!   one of two widths ([`Activations`]):
+//!   - **8 bits** (u8 with a zero point: 256 levels between the row's minimum and maximum, both
+//!     including 0), for rows whose range is within 16× their RMS. On AVX2 the inner step is
+//!     `vpmaddubsw` (u8 × i8, 32 multiply-adds per instruction, pairs summed into i16) then
+//!     `vpmaddwd` by ones into i32. These rows meet a second int8 copy of the weights, scaled so
+//!     that no pair's i16 sum can saturate (see [`quantize_pair_bounded`]); the zero point is
+//!     taken out once per output with that copy's weight sum.
+//!   - **12 bits** (symmetric, ±2047, see [`activation_levels`]), for the outlier rows (BERT's
+//!     [CLS]/[SEP]). The inner step is `vpmaddwd` on sign-extended pairs (16 multiply-adds per
+//!     instruction, no saturation). The calibration check falls back to 12 bits for every row
+//!     when the 8-bit rows miss the quality gate.
 //!
-//!   Products accumulate in i32 and are scaled back to f32 once per output. Elsewhere portable
-//!   loops compute the same integers (the i16 saturation included), so both paths give identical
-//!   results.
+//!   Products accumulate exactly in i32 and are scaled back to f32 once per output. Elsewhere
+//!   portable loops compute the same integers, so both paths give identical results.
 //! - **bf16**: weights rounded to bfloat16 (half the memory and bandwidth of f32), widened to f32
 //!   in registers and multiplied with f32 activations and f32 accumulation. No CPU instruction
 //!   multiplies bf16 here (`vdpbf16ps` needs AVX-512 BF16), so this is the *emulated* form.
@@ -85,17 +87,19 @@ pub enum Activations {
 }
 
 impl Activations {
-    /// The width a new int8 layer starts with: `Adaptive` unless the inputs are too long for its
-    /// i32 sums, or `HUGFLAKE_INT8_ACTIVATIONS=12` asks for 12-bit (to compare the two).
-    fn initial(k: usize) -> Activations {
-        static FORCED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-        let forced = *FORCED.get_or_init(|| {
-            std::env::var("HUGFLAKE_INT8_ACTIVATIONS").is_ok_and(|v| v.trim().starts_with("12"))
+    /// The width a new int8 layer starts with: 12 bits, unless `HUGFLAKE_INT8_ACTIVATIONS=8`
+    /// asks for 8-bit rows (and the inputs are short enough for their i32 sums). 12 bits is the
+    /// default because on the machine measured (2-core Zen 3) the 8-bit kernel's gain did not
+    /// show in a whole encoder pass (see the README), while it costs accuracy.
+    pub fn initial(k: usize) -> Activations {
+        static EIGHT: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        let eight = *EIGHT.get_or_init(|| {
+            std::env::var("HUGFLAKE_INT8_ACTIVATIONS").is_ok_and(|v| v.trim() == "8")
         });
-        if forced || k > NARROW_MAX_INPUTS {
-            Activations::Wide
-        } else {
+        if eight && k <= NARROW_MAX_INPUTS {
             Activations::Adaptive
+        } else {
+            Activations::Wide
         }
     }
 }
@@ -104,8 +108,11 @@ impl Activations {
 const NARROW_MAX_INPUTS: usize = 32_768;
 
 /// A row takes 12 bits when its range (max − min) exceeds this many times its root mean square:
-/// with 8 bits such a row keeps few levels for everything else (BERT's [CLS]/[SEP] rows).
-const OUTLIER_RANGE: f32 = 16.0;
+/// with 8 bits such a row keeps few levels for everything else (BERT's [CLS]/[SEP] rows carry the
+/// extreme cases). On MiniLM, 16 sends 7% of the rows to 12 bits (cosine to fp32 0.99918 on the
+/// clinical corpus), 12 sends 25% (0.99928), 8 sends 78% (0.99947, as 12 bits everywhere). 12 is
+/// the largest of these that keeps the demo search's top five as fp32 ranks them.
+const OUTLIER_RANGE: f32 = 12.0;
 
 /// Output columns per packed panel (two 8-lane registers).
 const NR: usize = 16;
@@ -155,17 +162,39 @@ enum Panels {
 #[inline(always)]
 fn abs_max(x: &[f32]) -> f32 {
     let mut acc = [0f32; 8];
+    let mut nan = [false; 8];
     let chunks = x.chunks_exact(8);
-    let mut m = chunks.remainder().iter().fold(0f32, |m, v| m.max(v.abs()));
+    let larger = |m: f32, v: f32| if v > m { v } else { m };
+    let mut m = chunks
+        .remainder()
+        .iter()
+        .fold(0f32, |m, v| larger(m, v.abs()));
+    let mut any_nan = chunks.remainder().iter().any(|v| v.is_nan());
     for c in chunks {
         for l in 0..8 {
-            acc[l] = acc[l].max(c[l].abs());
+            acc[l] = larger(acc[l], c[l].abs());
+            nan[l] |= c[l].is_nan();
         }
     }
-    for a in acc {
-        m = m.max(a);
+    for (a, n) in acc.into_iter().zip(nan) {
+        m = larger(m, a);
+        any_nan |= n;
     }
-    m
+    // The comparisons skip NaN; a row holding one must not look finite.
+    if any_nan { f32::NAN } else { m }
+}
+
+/// Below this a row's largest |value| (or range) quantizes as zero: its scale's inverse would
+/// overflow.
+const TINY: f32 = 1e-30;
+
+/// `v` rounded to the nearest integer, ties to even, for |v| < 2²²: adding 1.5 · 2²³ leaves the
+/// integer in the low mantissa bits. The same result as `round_ties_even() as i32`, without the
+/// saturating conversion that keeps the loops around it from vectorising.
+#[inline(always)]
+fn round_small(v: f32) -> i32 {
+    const MAGIC: f32 = 12_582_912.0;
+    (v + MAGIC).to_bits() as i32 - MAGIC.to_bits() as i32
 }
 
 /// Symmetric int8 of a row, written as packed pairs (value `2j` in the low 16 bits of `out[j]`,
@@ -174,22 +203,17 @@ fn abs_max(x: &[f32]) -> f32 {
 #[inline(always)]
 fn quantize_pairs(x: &[f32], out: &mut [i32], levels: i32) -> f32 {
     let max = abs_max(x);
-    if max == 0.0 || !max.is_finite() {
+    if !max.is_finite() || max < TINY {
         out.iter_mut().for_each(|q| *q = 0);
-        return if max == 0.0 { 0.0 } else { f32::NAN };
+        return if max < TINY { 0.0 } else { f32::NAN };
     }
     let inv = levels as f32 / max;
-    // |v · inv| ≤ levels up to rounding, so no clamp is needed before the cast.
-    let q = |v: f32| (v * inv).round_ties_even() as i32;
-    let pairs = x.chunks_exact(2);
-    let odd = pairs.remainder().first().copied();
-    let full = x.len() / 2;
-    for (o, p) in out[..full].iter_mut().zip(pairs) {
-        *o = (q(p[0]) & 0xffff) | (q(p[1]) << 16);
+    // Little-endian: value 2j is the low half of out[j]. |v · inv| ≤ levels, so no clamp.
+    let halves: &mut [i16] = pulp::bytemuck::cast_slice_mut(out);
+    for (h, &v) in halves.iter_mut().zip(x) {
+        *h = round_small(v * inv) as i16;
     }
-    if let Some(v) = odd {
-        out[full] = q(v) & 0xffff;
-    }
+    halves[x.len()..].iter_mut().for_each(|h| *h = 0);
     max / levels as f32
 }
 
@@ -201,21 +225,23 @@ fn row_shape(x: &[f32]) -> (f32, f32, bool) {
     let mut lo = [0f32; 8];
     let mut hi = [0f32; 8];
     let chunks = x.chunks_exact(8);
+    // Compare-and-select (not f32::min/max, whose NaN rules keep this from vectorising); a NaN
+    // shows in the sum of squares.
     for &v in chunks.remainder() {
         sq[0] += v * v;
-        lo[0] = lo[0].min(v);
-        hi[0] = hi[0].max(v);
+        lo[0] = if v < lo[0] { v } else { lo[0] };
+        hi[0] = if v > hi[0] { v } else { hi[0] };
     }
     for c in chunks {
         for l in 0..8 {
             sq[l] += c[l] * c[l];
-            lo[l] = lo[l].min(c[l]);
-            hi[l] = hi[l].max(c[l]);
+            lo[l] = if c[l] < lo[l] { c[l] } else { lo[l] };
+            hi[l] = if c[l] > hi[l] { c[l] } else { hi[l] };
         }
     }
     let sq: f32 = sq.iter().sum();
-    let lo = lo.iter().fold(0f32, |m, v| m.min(*v));
-    let hi = hi.iter().fold(0f32, |m, v| m.max(*v));
+    let lo = lo.iter().fold(0f32, |m, &v| if v < m { v } else { m });
+    let hi = hi.iter().fold(0f32, |m, &v| if v > m { v } else { m });
     let range = hi - lo;
     let fits = range * range * x.len() as f32 <= OUTLIER_RANGE * OUTLIER_RANGE * sq;
     // NaN fails the comparison, so a row with NaN takes 12 bits too.
@@ -225,36 +251,21 @@ fn row_shape(x: &[f32]) -> (f32, f32, bool) {
 
 /// 8-bit of a row between `lo` and `hi` (both ends include 0), packed four to an i32 (value
 /// `4j` in the low byte of `out[j]`); returns `(scale, zero)` with `x ≈ (q − zero) · scale`.
-/// The scale is negative when the row's long tail is below zero, so the values near 0 map near
-/// q = 0 either way: small u8 values keep `vpmaddubsw`'s i16 pair sums far from saturation.
 #[inline(always)]
 fn quantize_quads(x: &[f32], lo: f32, hi: f32, out: &mut [i32]) -> (f32, i32) {
-    if hi == lo {
+    if hi - lo < TINY {
         out.iter_mut().for_each(|q| *q = 0);
         return (0.0, 0);
     }
-    let (scale, base) = if hi >= -lo {
-        ((hi - lo) / 255.0, lo)
-    } else {
-        ((lo - hi) / 255.0, hi)
-    };
+    let scale = (hi - lo) / 255.0;
     let inv = 1.0 / scale;
-    let zero = (-base * inv).round_ties_even();
-    let q = |v: f32| (v * inv + zero).round_ties_even().clamp(0.0, 255.0) as u32;
-    let quads = x.chunks_exact(4);
-    let tail = quads.remainder();
-    let full = x.len() / 4;
-    for (o, v) in out[..full].iter_mut().zip(quads) {
-        *o = (q(v[0]) | q(v[1]) << 8 | q(v[2]) << 16 | q(v[3]) << 24) as i32;
+    let zero = round_small(-lo * inv) as f32;
+    // Little-endian: value 4j is the low byte of out[j]; the bytes past the row meet zero weights.
+    let bytes: &mut [u8] = pulp::bytemuck::cast_slice_mut(out);
+    for (b, &v) in bytes.iter_mut().zip(x) {
+        *b = round_small((v * inv + zero).clamp(0.0, 255.0)) as u8;
     }
-    if !tail.is_empty() {
-        // The missing inputs meet zero weights; any value will do.
-        let packed = tail
-            .iter()
-            .enumerate()
-            .fold(0u32, |p, (i, v)| p | q(*v) << (8 * i));
-        out[full] = packed as i32;
-    }
+    bytes[x.len()..].iter_mut().for_each(|b| *b = 0);
     (scale, zero as i32)
 }
 
@@ -332,9 +343,18 @@ fn lay_out(weight: &dyn Fn(usize, usize) -> i8, k: usize, n: usize, g: usize) ->
 impl Int8Weights {
     /// Packs `wt`, the weights stored transposed (`[k, n]`, input-major) as the f32 path keeps them.
     pub fn pack(wt: &[f32], k: usize, n: usize) -> Int8Weights {
+        Int8Weights::pack_as(wt, k, n, Activations::initial(k))
+    }
+
+    /// [`pack`](Self::pack) with the rows' width chosen (`Adaptive` for inputs longer than
+    /// 32 768 falls back to `Wide`).
+    pub fn pack_as(wt: &[f32], k: usize, n: usize, activations: Activations) -> Int8Weights {
         let panels = n.div_ceil(NR);
         let pairs = k.div_ceil(2);
-        let activations = Activations::initial(k);
+        let activations = match k > NARROW_MAX_INPUTS {
+            true => Activations::Wide,
+            false => activations,
+        };
         let narrow = activations == Activations::Adaptive;
         let mut scales = vec![[0f32; NR]; panels];
         let mut narrow_scales = vec![[0f32; NR]; panels];
@@ -385,16 +405,17 @@ impl Int8Weights {
         self.activations
     }
 
-    /// Chooses how rows are quantized. `Wide` drops the 8-bit kernel's weights, which are built
-    /// only when packing: after it, `Adaptive` leaves the layer as it is (as it does for a layer
-    /// packed with 12-bit rows).
-    pub fn set_activations(&mut self, a: Activations) {
+    /// Chooses how rows are quantized, and says whether the layer now runs that way. `Wide`
+    /// drops the 8-bit kernel's weights (half the layer's memory), which are built only when
+    /// packing: after it, or for a layer packed with 12-bit rows, `Adaptive` is refused.
+    pub fn set_activations(&mut self, a: Activations) -> bool {
         match a {
             Activations::Wide => self.quads = Vec::new(),
-            Activations::Adaptive if self.quads.is_empty() => return,
+            Activations::Adaptive if self.quads.is_empty() => return false,
             Activations::Adaptive => {}
         }
         self.activations = a;
+        true
     }
 
     pub fn outputs(&self) -> usize {
@@ -456,6 +477,12 @@ impl Int8Weights {
                 .for_each(|(r, ((w, n), o))| quantize(r, w, n, o));
         }
 
+        // The rows by width, in order: each block tiles its share of each list on its kernel.
+        let (wide, narrow): (Vec<usize>, Vec<usize>) = (0..m).partition(|&r| rows[r].wide);
+        let within =
+            |list: &'_ [usize], block: &std::ops::Range<usize>| -> std::ops::Range<usize> {
+                list.partition_point(|&r| r < block.start)..list.partition_point(|&r| r < block.end)
+            };
         grid(
             m,
             self.n,
@@ -467,19 +494,9 @@ impl Int8Weights {
                     true => &self.quads[panel * quads * 4..(panel + 1) * quads * 4],
                     false => &[][..],
                 };
-                // The block's rows by width, each list tiled on its own kernel.
-                let mut narrow = Vec::with_capacity(block.len());
-                let mut wide = Vec::with_capacity(block.len());
-                for r in block.clone() {
-                    if rows[r].wide {
-                        wide.push(r)
-                    } else {
-                        narrow.push(r)
-                    }
-                }
                 let mut acc = [[0i32; NR]; MR];
                 for (list, is_wide) in [(&narrow, false), (&wide, true)] {
-                    for tile in list.chunks(MR) {
+                    for tile in list[within(list, &block)].chunks(MR) {
                         let acc = &mut acc[..tile.len()];
                         let a_rows: [&[i32]; MR] = std::array::from_fn(|i| match tile.get(i) {
                             Some(&r) if is_wide => &a12[r * pairs..(r + 1) * pairs],
@@ -957,11 +974,13 @@ mod tests {
         for &(m, k, n) in &[(1, 7, 5), (13, 33, 40), (50, 384, 129), (3, 1536, 16)] {
             let x = pseudo(m * k, 1);
             let wt = pseudo(k * n, 2);
-            let q = Int8Weights::pack(&wt, k, n);
-            let got = q.product(&x, m);
-            assert_eq!(got.len(), m * n);
-            let err = max_rel_err(&got, &reference(&x, &wt, m, k, n));
-            assert!(err < 0.03, "{m}x{k}x{n}: {err}");
+            for a in [Activations::Wide, Activations::Adaptive] {
+                let q = Int8Weights::pack_as(&wt, k, n, a);
+                let got = q.product(&x, m);
+                assert_eq!(got.len(), m * n);
+                let err = max_rel_err(&got, &reference(&x, &wt, m, k, n));
+                assert!(err < 0.03, "{a:?} {m}x{k}x{n}: {err}");
+            }
         }
     }
 
@@ -1048,10 +1067,7 @@ mod tests {
         let rows: Vec<&[i32]> = a.chunks(quads).collect();
         let mut wt = pseudo(k * 16, 6);
         wt[..16 * 4].iter_mut().for_each(|v| *v = 1.0);
-        let w = Int8Weights::pack(&wt, k, 16);
-        if w.activations() != Activations::Adaptive {
-            return; // HUGFLAKE_INT8_ACTIVATIONS=12 in this process: no 8-bit layout
-        }
+        let w = Int8Weights::pack_as(&wt, k, 16, Activations::Adaptive);
         for c in 0..16 {
             for j in 0..k.div_ceil(2) {
                 let pair: i32 = (2 * j..(2 * j + 2).min(k))
@@ -1085,17 +1101,17 @@ mod tests {
     fn twelve_bit_rows_need_no_eight_bit_weights() {
         let (k, n) = (37, 21);
         let wt = pseudo(k * n, 11);
-        let mut w = Int8Weights::pack(&wt, k, n);
+        let mut w = Int8Weights::pack_as(&wt, k, n, Activations::Adaptive);
         let x = pseudo(5 * k, 12);
         let reference = reference(&x, &wt, 5, k, n);
         let adaptive = w.product(&x, 5);
         assert!(max_rel_err(&adaptive, &reference) < 0.03);
-        w.set_activations(Activations::Wide);
+        assert!(w.set_activations(Activations::Wide));
         assert!(w.quads.is_empty());
         let wide = w.product(&x, 5);
         assert!(max_rel_err(&wide, &reference) < 0.03);
         // Dropped, the 8-bit weights do not come back.
-        w.set_activations(Activations::Adaptive);
+        assert!(!w.set_activations(Activations::Adaptive));
         assert_eq!(w.activations(), Activations::Wide);
         assert_eq!(w.product(&x, 5), wide);
     }
@@ -1112,23 +1128,25 @@ mod tests {
     }
 
     #[test]
-    fn eight_bit_rows_put_values_near_zero_near_q_zero() {
-        // A long tail above zero (GELU): scale positive, zero point near 0.
-        let up = [-0.1f32, 0.0, 0.2, 3.0, 0.05];
-        let (lo, hi, _) = row_shape(&up);
+    fn eight_bit_rows_span_their_range_with_a_zero_point() {
+        let x = [-0.1f32, 0.0, 0.2, 3.0, 0.05];
+        let (lo, hi, wide) = row_shape(&x);
+        assert_eq!((lo, hi, wide), (-0.1, 3.0, false));
         let mut q = [0i32; 2];
-        let (s, z) = quantize_quads(&up, lo, hi, &mut q);
-        assert!(s > 0.0 && z == 8, "{s} {z}");
-        let b = (q[0] as u32).to_le_bytes();
-        assert_eq!(b[3], 255);
-        assert!(((b[2] as i32 - z) as f32 * s - 0.2).abs() <= s / 2.0);
-        // The mirror image: scale negative, the same zero point.
-        let down = up.map(|v| -v);
-        let (lo, hi, _) = row_shape(&down);
-        let (s2, z2) = quantize_quads(&down, lo, hi, &mut q);
-        assert_eq!((s2, z2), (-s, z));
-        // All zero: exact.
+        let (s, z) = quantize_quads(&x, lo, hi, &mut q);
+        assert_eq!(z, 8); // 0.1 / (3.1 / 255) = 8.2
+        let b = [(q[0] as u32).to_le_bytes(), (q[1] as u32).to_le_bytes()].concat();
+        assert_eq!(b[..5], [0, 8, 24, 255, 12]);
+        for (v, q) in x.iter().zip(&b) {
+            assert!(
+                ((*q as i32 - z) as f32 * s - v).abs() <= s / 2.0 + 1e-6,
+                "{v}"
+            );
+        }
+        // All zero, or too small for a scale: zero.
         assert_eq!(quantize_quads(&[0.0; 4], 0.0, 0.0, &mut q), (0.0, 0));
+        assert_eq!(quantize_quads(&[1e-38; 4], 0.0, 1e-38, &mut q), (0.0, 0));
+        assert_eq!(q, [0, 0]);
     }
 
     #[test]
@@ -1160,12 +1178,17 @@ mod tests {
     #[test]
     fn zero_and_non_finite_rows() {
         let wt = pseudo(8 * 4, 7);
-        let q = Int8Weights::pack(&wt, 8, 4);
-        let y = q.product(&[0.0; 8], 1);
-        assert_eq!(y, vec![0.0; 4]);
-        let mut bad = vec![1.0; 8];
-        bad[3] = f32::INFINITY;
-        assert!(q.product(&bad, 1).iter().all(|v| v.is_nan()));
+        for a in [Activations::Wide, Activations::Adaptive] {
+            let q = Int8Weights::pack_as(&wt, 8, 4, a);
+            let y = q.product(&[0.0; 8], 1);
+            assert_eq!(y, vec![0.0; 4]);
+            let mut bad = vec![1.0; 8];
+            bad[3] = f32::INFINITY;
+            assert!(q.product(&bad, 1).iter().all(|v| v.is_nan()), "{a:?}");
+            bad[3] = f32::NAN;
+            assert!(q.product(&bad, 1).iter().all(|v| v.is_nan()), "{a:?}");
+            assert!(q.product(&[1e-38; 8], 1).iter().all(|v| *v == 0.0), "{a:?}");
+        }
     }
 
     #[test]

@@ -7,7 +7,7 @@
 
 use std::path::Path;
 
-fn copy_dir(src: &Path, dst: &Path) {
+pub fn copy_dir(src: &Path, dst: &Path) {
     std::fs::create_dir_all(dst).unwrap_or_else(|e| panic!("{e}"));
     for e in std::fs::read_dir(src)
         .unwrap_or_else(|e| panic!("{e}"))
