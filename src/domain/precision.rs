@@ -147,9 +147,15 @@ impl Calibration {
         (!why.is_empty()).then(|| why.join(", "))
     }
 
-    /// A few words for a narrow panel: the precision and the figure its gate looks at.
+    /// A few words for a narrow panel: the precision and the figure its gate looks at (and, after
+    /// a fallback, that it runs the fallback).
     pub fn short(&self) -> String {
-        match self.argmax_agreement {
+        let fallback = if self.fallback.is_some() {
+            " · 12-bit rows (8-bit below the gate)"
+        } else {
+            ""
+        };
+        let figures = match self.argmax_agreement {
             Some(a) => format!(
                 "{} · labels kept {:.1}% of fp32's",
                 self.precision,
@@ -159,7 +165,8 @@ impl Calibration {
                 "{} · cosine vs fp32 {:.4} (min {:.4})",
                 self.precision, self.mean_cosine, self.min_cosine
             ),
-        }
+        };
+        figures + fallback
     }
 
     /// The measured figures alone, e.g. "mean 0.9991, min 0.9952".
@@ -209,6 +216,27 @@ mod tests {
             argmax_agreement: argmax,
             fallback: None,
         }
+    }
+
+    #[test]
+    fn a_fallback_is_said_in_every_form() {
+        let mut c = cal(Precision::Int8, 0.9999, 0.9998, None);
+        assert!(!c.short().contains("12-bit"));
+        c.fallback = Some(
+            "8-bit rows fell below the gate (mean 0.9891, min 0.9890), so every row is 12-bit"
+                .into(),
+        );
+        assert_eq!(
+            c.short(),
+            "int8 · cosine vs fp32 0.9999 (min 0.9998) · 12-bit rows (8-bit below the gate)"
+        );
+        assert!(c.summary().ends_with("passes the gate; 8-bit rows fell below the gate (mean 0.9891, min 0.9890), so every row is 12-bit"));
+        let json = serde_json::to_string(&c).unwrap_or_default();
+        assert!(json.contains("\"fallback\":\"8-bit rows fell"), "{json}");
+        // Absent, the field is left out (older records read back the same).
+        let plain =
+            serde_json::to_string(&cal(Precision::Int8, 0.9, 0.9, None)).unwrap_or_default();
+        assert!(!plain.contains("fallback"), "{plain}");
     }
 
     #[test]
