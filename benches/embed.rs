@@ -7,12 +7,22 @@
 //! per batch size and single-sentence latency p50/p95. `scripts/bench-vs-python.sh` runs it beside
 //! sentence-transformers and ONNX Runtime on the same input.
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::time::Instant;
 
 use hugflake::inference::calibrate::cosine;
 use hugflake::inference::quant::Precision;
 use hugflake::inference::sentence::SentenceEncoder;
+
+/// `println!` that ends the bench quietly when stdout is closed (`| head`), instead of panicking.
+macro_rules! out {
+    ($($t:tt)*) => {
+        if writeln!(std::io::stdout(), $($t)*).is_err() {
+            std::process::exit(0);
+        }
+    };
+}
 
 fn arg(args: &[String], name: &str) -> Option<String> {
     args.iter()
@@ -91,11 +101,9 @@ fn main() {
         let mean = cos.iter().sum::<f64>() / cos.len() as f64;
         let min = cos.iter().copied().fold(f64::INFINITY, f64::min);
         if json {
-            println!(
-                "{{\"tool\": \"{tool}\", \"cosine_mean\": {mean:.5}, \"cosine_min\": {min:.5}}}"
-            );
+            out!("{{\"tool\": \"{tool}\", \"cosine_mean\": {mean:.5}, \"cosine_min\": {min:.5}}}");
         } else {
-            println!("{tool} against fp32: cosine mean {mean:.5}, min {min:.5}");
+            out!("{tool} against fp32: cosine mean {mean:.5}, min {min:.5}");
         }
     }
     // Warm up.
@@ -107,9 +115,9 @@ fn main() {
         }
         let rate = texts.len() as f64 / start.elapsed().as_secs_f64();
         if json {
-            println!("{{\"tool\": \"{tool}\", \"batch\": {b}, \"sentences_per_s\": {rate:.1}}}");
+            out!("{{\"tool\": \"{tool}\", \"batch\": {b}, \"sentences_per_s\": {rate:.1}}}");
         } else {
-            println!("{tool} batch {b:>3}: {rate:7.1} sentences/s");
+            out!("{tool} batch {b:>3}: {rate:7.1} sentences/s");
         }
     }
     let mut lat: Vec<f64> = texts
@@ -124,10 +132,10 @@ fn main() {
     lat.sort_by(f64::total_cmp);
     let (p50, p95) = (percentile(&lat, 0.5), percentile(&lat, 0.95));
     if json {
-        println!(
+        out!(
             "{{\"tool\": \"{tool}\", \"latency_p50_ms\": {p50:.2}, \"latency_p95_ms\": {p95:.2}}}"
         );
     } else {
-        println!("{tool} single sentence: p50 {p50:.2} ms, p95 {p95:.2} ms");
+        out!("{tool} single sentence: p50 {p50:.2} ms, p95 {p95:.2} ms");
     }
 }
