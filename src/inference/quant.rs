@@ -25,7 +25,7 @@
 //! Setting `HUGFLAKE_SIMD=portable` forces the portable loops (to test them on any CPU).
 
 use pulp::x86::V3;
-use pulp::{f32x8, i8x16, i8x32, i16x16, u16x8, u32x8};
+use pulp::{f32x8, i8x16, i8x32, i16x16, i32x8, u16x8, u32x8};
 use rayon::prelude::*;
 
 pub use crate::domain::precision::{Calibration, Gate, Precision};
@@ -131,10 +131,10 @@ const SERIAL_WORK: usize = 1 << 18;
 pub struct Int8Weights {
     k: usize,
     n: usize,
-    activations: Activations,
     /// For 12-bit rows (`vpmaddwd`): groups of 2.
     pairs: Vec<i8x16>,
-    /// For 8-bit rows (`vpmaddubsw`): groups of 4; empty when every row is 12-bit.
+    /// For 8-bit rows (`vpmaddubsw`): groups of 4; empty when every row is 12-bit (which is what
+    /// [`activations`](Self::activations) reads).
     quads: Vec<i8x16>,
     /// Per panel of 16 outputs.
     scales: Vec<[f32; NR]>,
@@ -382,7 +382,6 @@ impl Int8Weights {
         Int8Weights {
             k,
             n,
-            activations,
             pairs: lay_out(&weight, k, n, 2),
             quads: match narrow {
                 true => lay_out(&weight8, k, n, 4),
@@ -402,20 +401,20 @@ impl Int8Weights {
     }
 
     pub fn activations(&self) -> Activations {
-        self.activations
+        match self.quads.is_empty() {
+            true => Activations::Wide,
+            false => Activations::Adaptive,
+        }
     }
 
     /// Chooses how rows are quantized, and says whether the layer now runs that way. `Wide`
     /// drops the 8-bit kernel's weights (half the layer's memory), which are built only when
     /// packing: after it, or for a layer packed with 12-bit rows, `Adaptive` is refused.
     pub fn set_activations(&mut self, a: Activations) -> bool {
-        match a {
-            Activations::Wide => self.quads = Vec::new(),
-            Activations::Adaptive if self.quads.is_empty() => return false,
-            Activations::Adaptive => {}
+        if a == Activations::Wide {
+            self.quads = Vec::new();
         }
-        self.activations = a;
-        true
+        self.activations() == a
     }
 
     pub fn outputs(&self) -> usize {
@@ -430,7 +429,7 @@ impl Int8Weights {
     pub fn product(&self, x: &[f32], m: usize) -> Vec<f32> {
         let k = self.k;
         let (pairs, quads) = (k.div_ceil(2), k.div_ceil(4));
-        let adaptive = self.activations == Activations::Adaptive;
+        let adaptive = self.activations() == Activations::Adaptive;
         // Each row quantized once, ready to broadcast as i32s: as 12-bit pairs in `a12` or as
         // 8-bit quads in `a8` (the other stays unused for that row); its scale; which it took.
         let mut a12 = vec![0i32; m * pairs];
@@ -598,28 +597,30 @@ macro_rules! by_rows {
     };
 }
 
-/// One register tile of the int8 product: `acc[r][c] = Σ_j a[r][j] · b[j][c]` over packed pairs.
+/// One register tile: `acc[r][c] = Σ_j a[r][j] · b[j][c]` over groups of `G` packed registers.
+/// `weights` readies a group's registers once for all rows; `product` multiplies one row's
+/// broadcast group with them into the i32 sums of outputs 0–7 and 8–15.
 #[inline(always)]
-fn int8_tile_avx2(simd: V3, a: &[&[i32]], b: &[i8x16], acc: &mut [[i32; NR]]) {
+fn tile_avx2<const G: usize, W: Copy>(
+    simd: V3,
+    a: &[&[i32]],
+    b: &[i8x16],
+    acc: &mut [[i32; NR]],
+    weights: impl Fn(&[i8x16]) -> W,
+    product: impl Fn(i32x8, W) -> (i32x8, i32x8),
+) {
     macro_rules! tile {
         ($mr:literal) => {{
             let zero = simd.splat_i32x8(0);
             let mut lo = [zero; $mr];
             let mut hi = [zero; $mr];
-            let rows: [&[i32]; $mr] = std::array::from_fn(|r| &a[r][..b.len() / 2]);
-            for (j, bp) in b.chunks_exact(2).enumerate() {
-                let b0: i16x16 = simd.convert_i8x16_to_i16x16(bp[0]);
-                let b1: i16x16 = simd.convert_i8x16_to_i16x16(bp[1]);
+            let rows: [&[i32]; $mr] = std::array::from_fn(|r| &a[r][..b.len() / G]);
+            for (j, group) in b.chunks_exact(G).enumerate() {
+                let w = weights(group);
                 for r in 0..$mr {
-                    let av: i16x16 = pulp::cast(simd.splat_i32x8(rows[r][j]));
-                    lo[r] = simd.wrapping_add_i32x8(
-                        lo[r],
-                        simd.multiply_wrapping_add_adjacent_i16x16(av, b0),
-                    );
-                    hi[r] = simd.wrapping_add_i32x8(
-                        hi[r],
-                        simd.multiply_wrapping_add_adjacent_i16x16(av, b1),
-                    );
+                    let (l, h) = product(simd.splat_i32x8(rows[r][j]), w);
+                    lo[r] = simd.wrapping_add_i32x8(lo[r], l);
+                    hi[r] = simd.wrapping_add_i32x8(hi[r], h);
                 }
             }
             for r in 0..$mr {
@@ -631,6 +632,30 @@ fn int8_tile_avx2(simd: V3, a: &[&[i32]], b: &[i8x16], acc: &mut [[i32; NR]]) {
         }};
     }
     by_rows!(acc.len(), tile)
+}
+
+/// The 12-bit product over packed pairs: sign-extended weights, `vpmaddwd` (16-bit pairs into
+/// i32 lanes).
+#[inline(always)]
+fn int8_tile_avx2(simd: V3, a: &[&[i32]], b: &[i8x16], acc: &mut [[i32; NR]]) {
+    tile_avx2::<2, _>(
+        simd,
+        a,
+        b,
+        acc,
+        |bp| {
+            let b0: i16x16 = simd.convert_i8x16_to_i16x16(bp[0]);
+            let b1: i16x16 = simd.convert_i8x16_to_i16x16(bp[1]);
+            (b0, b1)
+        },
+        |av, (b0, b1)| {
+            let av: i16x16 = pulp::cast(av);
+            (
+                simd.multiply_wrapping_add_adjacent_i16x16(av, b0),
+                simd.multiply_wrapping_add_adjacent_i16x16(av, b1),
+            )
+        },
+    )
 }
 
 /// The same integers as [`int8_tile_avx2`], one lane at a time.
@@ -649,44 +674,32 @@ fn int8_tile_portable(a: &[&[i32]], b: &[i8x16], acc: &mut [[i32; NR]]) {
     }
 }
 
-/// One register tile of the u8 × int8 product over packed quads: `vpmaddubsw` multiplies each
-/// row's four u8 values with an output's four weights into two saturated i16 sums, `vpmaddwd` by
-/// ones adds those into the output's i32 lane.
+/// The u8 × int8 product over packed quads: `vpmaddubsw` multiplies each row's four u8 values
+/// with an output's four weights into two i16 sums, `vpmaddwd` by ones adds those into the
+/// output's i32 lane.
 #[inline(always)]
 fn u8_tile_avx2(simd: V3, a: &[&[i32]], b: &[i8x16], acc: &mut [[i32; NR]]) {
-    macro_rules! tile {
-        ($mr:literal) => {{
-            let zero = simd.splat_i32x8(0);
-            let ones = simd.splat_i16x16(1);
-            let mut lo = [zero; $mr];
-            let mut hi = [zero; $mr];
-            let rows: [&[i32]; $mr] = std::array::from_fn(|r| &a[r][..b.len() / 4]);
-            for (j, bq) in b.chunks_exact(4).enumerate() {
-                let b0: i8x32 = pulp::cast([bq[0], bq[1]]);
-                let b1: i8x32 = pulp::cast([bq[2], bq[3]]);
-                for r in 0..$mr {
-                    let av: i8x32 = pulp::cast(simd.splat_i32x8(rows[r][j]));
-                    let p0 = simd.multiply_saturating_add_adjacent_i8x32(av, b0);
-                    let p1 = simd.multiply_saturating_add_adjacent_i8x32(av, b1);
-                    lo[r] = simd.wrapping_add_i32x8(
-                        lo[r],
-                        simd.multiply_wrapping_add_adjacent_i16x16(p0, ones),
-                    );
-                    hi[r] = simd.wrapping_add_i32x8(
-                        hi[r],
-                        simd.multiply_wrapping_add_adjacent_i16x16(p1, ones),
-                    );
-                }
-            }
-            for r in 0..$mr {
-                let l: [i32; 8] = pulp::cast(lo[r]);
-                let h: [i32; 8] = pulp::cast(hi[r]);
-                acc[r][..8].copy_from_slice(&l);
-                acc[r][8..].copy_from_slice(&h);
-            }
-        }};
-    }
-    by_rows!(acc.len(), tile)
+    let ones = simd.splat_i16x16(1);
+    tile_avx2::<4, _>(
+        simd,
+        a,
+        b,
+        acc,
+        |bq| {
+            let b0: i8x32 = pulp::cast([bq[0], bq[1]]);
+            let b1: i8x32 = pulp::cast([bq[2], bq[3]]);
+            (b0, b1)
+        },
+        |av, (b0, b1)| {
+            let av: i8x32 = pulp::cast(av);
+            let p0 = simd.multiply_saturating_add_adjacent_i8x32(av, b0);
+            let p1 = simd.multiply_saturating_add_adjacent_i8x32(av, b1);
+            (
+                simd.multiply_wrapping_add_adjacent_i16x16(p0, ones),
+                simd.multiply_wrapping_add_adjacent_i16x16(p1, ones),
+            )
+        },
+    )
 }
 
 /// The same integers as [`u8_tile_avx2`], saturation included, one lane at a time.
