@@ -47,4 +47,4 @@ cargo build --release --locked --bins --examples
 # live_snowflake needs a Snowflake account (opt-in: HUGFLAKE_LIVE_SNOWFLAKE); everything else runs.
 cargo test --release --locked -- --include-ignored --skip live_snowflake
 echo "== TUI smoke test (tmux)"
-scripts/tui-smoke.sh target/release/hugflake target/release/examples/hub-sim
+scripts/tui-smoke.sh   # finds the binaries through CARGO_TARGET_DIR, else target/
